@@ -1,0 +1,81 @@
+"""CLI entry: relais run | demo | check-config | db upgrade (also `python -m hub`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from hub.config import Config, load_config
+from hub.errors import RelaisError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relais", description="Relais: the care team's Matrix hub")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "run the hub"), ("check-config", "validate a configuration file")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-c", "--config", required=True)
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate the database to the current schema")
+    up.add_argument("-c", "--config", required=True)
+    demo = sub.add_parser("demo", help="private Synapse + demo accounts + a demo file")
+    demo.add_argument("--data", default="var/demo", help="folder for everything the demo keeps")
+    demo.add_argument("--port", type=int, default=8008, help="homeserver port on 127.0.0.1")
+    demo.add_argument("--exit-when-ready", action="store_true",
+                      help="stop once the demo is set up (smoke tests)")
+    return parser
+
+
+async def _upgrade(config: Config) -> str:
+    from hub.storage import migrate
+    from hub.storage.database import make_engine
+
+    engine = make_engine(config.database.url)
+    try:
+        before, after = await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    return f"database schema: {before or 'empty'} → {after}"
+
+
+async def _run(config: Config) -> None:
+    from hub.app import Relais
+
+    await Relais(config).run_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # nio logs event contents at debug level: keep it quiet whatever -v says.
+    logging.getLogger("nio").setLevel(logging.WARNING)
+    try:
+        if args.command == "demo":
+            from hub.demo import run_demo
+
+            return asyncio.run(run_demo(args.data, args.port, args.exit_when_ready))
+        config = load_config(args.config)
+        if args.command == "check-config":
+            print(f"{args.config}: OK")
+        elif args.command == "db":
+            print(asyncio.run(_upgrade(config)))
+        elif args.command == "run":
+            asyncio.run(_run(config))
+    except RelaisError as exc:
+        print(f"relais: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

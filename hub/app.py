@@ -1,0 +1,114 @@
+"""The composition root: builds storage, services, Matrix client, listeners; starts and stops them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from hub.bots.client import BotClient
+from hub.bots.intake import Intake
+from hub.bots.outbox import OutboxWorker
+from hub.clock import Clock, SystemClock
+from hub.commands.context import Settings
+from hub.commands.dispatcher import Dispatcher
+from hub.commands.registry import build_registry
+from hub.config import Config
+from hub.domain.caseload import Limits
+from hub.http import build_http_app
+from hub.i18n.catalog import Catalog
+from hub.metrics import Metrics
+from hub.services.desks import ensure_desks
+from hub.storage import migrate
+from hub.storage.database import Database
+from hub.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+
+def settings_from(config: Config) -> Settings:
+    care = config.care
+    return Settings(
+        language=care.language, bot_user=config.matrix.user_id,
+        allowed_servers=config.matrix.allowed_servers,
+        limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month),
+        case_managers=care.case_managers, pilots=care.pilots, reevaluation_days=care.reevaluation_days,
+    )
+
+
+class Relais:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.db = Database(config.database.url)
+        self.client = BotClient(config.matrix)
+        self.catalog = Catalog(config.care.language)
+        self.settings = settings_from(config)
+        self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock)
+        self.dispatcher = Dispatcher(self.db, build_registry(), self.settings, self.clock,
+                                     directory=self.client, on_enqueued=self.outbox.wake)
+        desk_people = {u: "case_manager" for u in config.care.case_managers}
+        desk_people |= {u: "pilot" for u in config.care.pilots}
+        self.desk_people = desk_people
+        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people)
+        self.tasks = TaskGroup()
+        self._http: web.AppRunner | None = None
+        self.http_port: int | None = None
+
+    async def start(self, wait_ready: float = 60.0) -> None:
+        await migrate.require_head(self.db.engine)
+        await self.client.login()
+        await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
+        token = await self.intake.stored_token()
+        self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
+        self.tasks.spawn(self.outbox.run(), "outbox")
+        if self.config.http.enabled:
+            await self._start_http()
+        await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
+        log.info("Relais ready as %s", self.config.matrix.user_id)
+
+    async def _start_http(self) -> None:
+        app = build_http_app(self.metrics, self.readiness)
+        self._http = web.AppRunner(app, access_log=None)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
+
+    async def readiness(self) -> dict[str, bool]:
+        database = await self.db.ping()
+        if database:
+            async with self.db.unit() as uow:
+                self.metrics.outbox_pending.set(await uow.outbox.count("pending"))
+                self.metrics.outbox_failed.set(await uow.outbox.count("failed"))
+        self.metrics.homeserver_up.set(1 if self.client.connected else 0)
+        return {"database": database, "homeserver": self.client.connected}
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Graceful: stop taking events, let the outbox finish what it can, keep the device."""
+        self.client.stop()
+        try:
+            await asyncio.wait_for(self.outbox.idle.wait(), drain_timeout)
+        except TimeoutError:
+            log.warning("stopping with outbox entries still pending (they are kept)")
+        self.outbox.stop()
+        await self.tasks.cancel_all()
+        if self._http is not None:
+            await self._http.cleanup()
+        await self.client.close()
+        await self.db.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.stop()

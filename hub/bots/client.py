@@ -1,0 +1,261 @@
+"""The Matrix client: login with a fixed device, sync with backoff, nio errors → exceptions.
+
+This is the one place that turns nio's error responses into MatrixError, so callers only
+deal with exceptions, split into transient (retry later) and permanent ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientConnectionError
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    ErrorResponse,
+    JoinedMembersError,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomPreset,
+    RoomSendResponse,
+    RoomVisibility,
+    SyncResponse,
+    WhoamiResponse,
+)
+
+from hub.config import MatrixConfig
+from hub.errors import MatrixError
+
+log = logging.getLogger(__name__)
+
+# Lazy-loaded members, a small timeline, no presence: a restart resumes from the stored token
+# instead of re-reading every room.
+SYNC_FILTER: dict[str, Any] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {
+        "state": {"lazy_load_members": True},
+        "timeline": {"limit": 50, "lazy_load_members": True},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+}
+
+TRANSIENT_CODES = {"M_LIMIT_EXCEEDED", "M_UNKNOWN", None}
+
+
+class TransientError(MatrixError):
+    """Try again later: homeserver away, rate limited, room not yet synced."""
+
+
+def _check(response: Any, what: str) -> Any:
+    if isinstance(response, ErrorResponse):
+        code = response.status_code
+        cls = TransientError if code in TRANSIENT_CODES else MatrixError
+        raise cls(what, code, response.retry_after_ms)
+    return response
+
+
+class BotClient:
+    def __init__(self, config: MatrixConfig) -> None:
+        self.config = config
+        self.store = Path(config.store_path)
+        self.nio: AsyncClient | None = None
+        self._stopping = asyncio.Event()
+        self.synced_once = asyncio.Event()
+        self.connected = False
+        self._room_version: str | None = None
+
+    @property
+    def user_id(self) -> str:
+        return self.config.user_id
+
+    @property
+    def api(self) -> AsyncClient:
+        assert self.nio is not None, "login() first"
+        return self.nio
+
+    def _session_file(self) -> Path:
+        return self.store / "session.json"
+
+    def _new_client(self, device_id: str | None) -> AsyncClient:
+        nio_config = AsyncClientConfig(
+            encryption_enabled=True,
+            store_sync_tokens=False,  # our own token is stored after the events are handled
+            max_timeouts=2,
+            max_timeout_retry_wait_time=5,
+            request_timeout=40,
+        )
+        return AsyncClient(self.config.homeserver, self.user_id, device_id=device_id or "",
+                           store_path=str(self.store), config=nio_config)
+
+    async def login(self) -> None:
+        """Restore the kept device, or log in once and keep it (never a new device per start)."""
+        self.store.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.store, 0o700)
+        session = self._session_file()
+        if session.exists():
+            saved = json.loads(session.read_text(encoding="utf-8"))
+            if saved.get("user_id") != self.user_id:
+                raise MatrixError(f"store {self.store} belongs to {saved.get('user_id')}", "M_FORBIDDEN")
+            self.nio = self._new_client(saved["device_id"])
+            self.nio.restore_login(self.user_id, saved["device_id"], saved["access_token"])
+            log.info("restored device %s", saved["device_id"])
+        elif self.config.access_token:
+            self.nio = self._new_client(None)
+            self.nio.access_token = self.config.access_token
+            who = _check(await self.nio.whoami(), "whoami")
+            assert isinstance(who, WhoamiResponse)
+            self.nio.restore_login(self.user_id, who.device_id or "", self.config.access_token)
+            self._save(who.device_id or "", self.config.access_token)
+        else:
+            self.nio = self._new_client(None)
+            resp = await self.nio.login(password=self.config.password, device_name=self.config.device_name)
+            _check(resp, "login")
+            assert isinstance(resp, LoginResponse)
+            self._save(resp.device_id, resp.access_token)
+            log.info("logged in with new device %s", resp.device_id)
+        if self.api.should_upload_keys:
+            _check(await self.api.keys_upload(), "keys_upload")
+
+    def _save(self, device_id: str, token: str) -> None:
+        path = self._session_file()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"user_id": self.user_id, "device_id": device_id, "access_token": token}, handle)
+        os.replace(tmp, path)
+
+    async def sync_forever(self, since: str | None,
+                           handle: Callable[[SyncResponse], Awaitable[None]]) -> None:
+        """Sync until stop(); reconnect with backoff when the homeserver goes away."""
+        backoff = 1.0
+        token = since
+        while not self._stopping.is_set():
+            try:
+                first = not self.synced_once.is_set()
+                resp = await self.api.sync(timeout=0 if first else 30_000, sync_filter=SYNC_FILTER,
+                                           since=token, full_state=first and token is not None)
+                if isinstance(resp, ErrorResponse):
+                    if resp.retry_after_ms:
+                        await asyncio.sleep(resp.retry_after_ms / 1000)
+                        continue
+                    raise TransientError("sync", resp.status_code)
+                assert isinstance(resp, SyncResponse)
+                await self._crypto_housekeeping()
+                await handle(resp)
+                token = resp.next_batch
+                self.connected = True
+                self.synced_once.set()
+                backoff = 1.0
+            except (ClientConnectionError, TimeoutError, TransientError) as exc:
+                self.connected = False
+                log.warning("sync failed (%s); retrying in %.0f s", type(exc).__name__, backoff)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 30.0)
+
+    async def _crypto_housekeeping(self) -> None:
+        api = self.api
+        if api.should_upload_keys:
+            await api.keys_upload()
+        if api.should_query_keys:
+            await api.keys_query()
+        if api.should_claim_keys:
+            await api.keys_claim(api.get_users_for_key_claiming())
+        await api.send_to_device_messages()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        # Never log out: the device and its keys must survive the restart.
+        if self.nio is not None:
+            await self.nio.close()
+
+    # --- the operations the outbox performs -------------------------------------------------
+
+    async def create_room(self, spec: dict[str, Any]) -> str:
+        resp = await self.api.room_create(
+            visibility=RoomVisibility(spec["visibility"]),
+            name=spec["name"],
+            preset=RoomPreset(spec["preset"]),
+            is_direct=spec["is_direct"],
+            invite=spec.get("invite", ()),
+            initial_state=spec["initial_state"],
+            power_level_override=spec["power_level_override"],
+            federate=spec["federate"],
+            room_version=spec.get("room_version"),
+        )
+        _check(resp, "create_room")
+        assert isinstance(resp, RoomCreateResponse)
+        return str(resp.room_id)
+
+    async def default_room_version(self) -> str:
+        """The homeserver's default room version (it decides how creators hold power)."""
+        if self._room_version is None:
+            method, path = "GET", "/_matrix/client/v3/capabilities"
+            resp = await self.api.send(method, path, headers={"Authorization": f"Bearer {self.api.access_token}"})
+            data = await resp.json()
+            if resp.status != 200:
+                raise TransientError("capabilities", data.get("errcode"))
+            self._room_version = str(data["capabilities"]["m.room_versions"]["default"])
+        return self._room_version
+
+    async def find_room(self, state_type: str, marker: dict[str, str]) -> str | None:
+        """After an interrupted createRoom, find the room it may have made by its marker."""
+        for room_id in list(self.api.rooms):
+            resp = await self.api.room_get_state_event(room_id, state_type, "")
+            if not isinstance(resp, ErrorResponse) and getattr(resp, "content", None) == marker:
+                return str(room_id)
+        return None
+
+    async def invite(self, room_id: str, user_id: str) -> None:
+        resp = await self.api.room_invite(room_id, user_id)
+        if isinstance(resp, ErrorResponse) and "already in the room" in (resp.message or ""):
+            return
+        _check(resp, "invite")
+
+    async def kick(self, room_id: str, user_id: str, reason: str) -> None:
+        resp = await self.api.room_kick(room_id, user_id, reason)
+        if isinstance(resp, ErrorResponse) and resp.status_code == "M_FORBIDDEN" \
+                and "not in the room" in (resp.message or "").lower():
+            return
+        _check(resp, "kick")
+
+    async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
+        """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
+        room = self.api.rooms.get(room_id)
+        if room is None or not room.encrypted:
+            # Never send in clear: wait until sync has shown us the room and its encryption.
+            raise TransientError(f"room {room_id} not synced yet", None)
+        if not room.members_synced:
+            members = await self.api.joined_members(room_id)
+            if isinstance(members, JoinedMembersError):
+                _check(members, "joined_members")
+            if self.api.should_query_keys:
+                await self.api.keys_query()
+        resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
+                                        ignore_unverified_devices=True)
+        _check(resp, "send")
+        assert isinstance(resp, RoomSendResponse)
+        return str(resp.event_id)
+
+    async def join(self, room_id: str) -> None:
+        _check(await self.api.join(room_id), "join")
+
+    async def user_exists(self, user_id: str) -> bool:
+        resp = await self.api.get_profile(user_id)
+        if isinstance(resp, ErrorResponse):
+            if resp.status_code == "M_NOT_FOUND":
+                return False
+            _check(resp, "profile")
+        return True

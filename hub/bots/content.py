@@ -1,0 +1,96 @@
+"""Pure builders of Matrix event content: room creation, notices. Tested without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MEGOLM = "m.megolm.v1.aes-sha2"
+ROOM_STATE_TYPE = "fr.relais.room"  # holds only the pseudonymous case reference or "desk"
+
+
+def creators_privileged(room_version: str) -> bool:
+    """From room version 12 the creator has unlimited power and must not be listed in users."""
+    return room_version.isdigit() and int(room_version) >= 12
+
+
+def _locked_power_levels(bot: str, room_version: str) -> dict[str, Any]:
+    """Bot at 100; invite, kick, ban and every state change reserved to it (SPEC §3)."""
+    return {
+        "users": {} if creators_privileged(room_version) else {bot: 100},
+        "users_default": 0,
+        "events_default": 0,
+        "state_default": 100,
+        "invite": 100,
+        "kick": 100,
+        "ban": 100,
+        "redact": 50,
+        "events": {
+            "m.room.name": 100, "m.room.topic": 100, "m.room.avatar": 100,
+            "m.room.power_levels": 100, "m.room.encryption": 100, "m.room.history_visibility": 100,
+            "m.room.join_rules": 100, "m.room.guest_access": 100, "m.room.canonical_alias": 100,
+            "m.room.tombstone": 100, "m.room.server_acl": 100, "m.reaction": 0,
+        },
+        "notifications": {"room": 100},
+    }
+
+
+def _private_state(marker: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}},
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "invite"}},
+        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "invited"}},
+        {"type": ROOM_STATE_TYPE, "state_key": "", "content": marker},
+    ]
+
+
+def case_room(case_ref: str, name: str, bot: str, room_version: str) -> dict[str, Any]:
+    """Keyword arguments for createRoom: nothing personal, only the pseudonymous reference."""
+    return {
+        "name": name,
+        "visibility": "private",
+        "preset": "private_chat",
+        "is_direct": False,
+        "federate": True,
+        "initial_state": _private_state({"case": case_ref}),
+        "power_level_override": _locked_power_levels(bot, room_version),
+        "room_version": room_version,
+    }
+
+
+def desk_room(owner: str, name: str, bot: str, room_version: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "visibility": "private",
+        "preset": "private_chat",  # trusted_private_chat makes invitees co-creators in v12
+        "is_direct": True,
+        "invite": [owner],
+        "federate": True,
+        "initial_state": _private_state({"desk": owner}),
+        "power_level_override": _locked_power_levels(bot, room_version),
+        "room_version": room_version,
+    }
+
+
+def notice(kind: str, case_ref: str, body: str, formatted: str,
+           mentions: tuple[str, ...] = ()) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "msgtype": "m.notice",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": formatted,
+        "fr.relais.kind": kind,
+        "fr.relais.case": case_ref,
+        "m.mentions": {"user_ids": sorted(set(mentions))} if mentions else {},
+    }
+    return content
+
+
+def replacement(original_event_id: str, new_content: dict[str, Any]) -> dict[str, Any]:
+    """An m.replace edit: clients show the new content in place of the original notice."""
+    fallback = dict(new_content)
+    fallback["body"] = "* " + new_content["body"]
+    fallback["formatted_body"] = "* " + new_content["formatted_body"]
+    fallback["m.new_content"] = new_content
+    fallback["m.relates_to"] = {"rel_type": "m.replace", "event_id": original_event_id}
+    return fallback

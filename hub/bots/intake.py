@@ -1,0 +1,92 @@
+"""Event intake: what sync brings in → desk invites, commands, membership changes.
+
+The sync token is stored only after the events it covers were handled, and held back while a
+command could not yet be decrypted (its key may arrive a moment later), so a restart replays
+rather than loses; replays are harmless because every command event is claimed once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from nio import InviteMemberEvent, MegolmEvent, RoomMessageText, SyncResponse
+
+from hub.bots.client import BotClient
+from hub.commands.dispatcher import Dispatcher
+from hub.services.desks import adopt_desk
+from hub.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+SYNC_TOKEN_KEY = "sync_token"
+UNDECRYPTABLE_PATIENCE_S = 120.0
+
+MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
+
+
+class Intake:
+    def __init__(self, db: Database, client: BotClient, dispatcher: Dispatcher,
+                 desk_people: dict[str, str]) -> None:
+        self.db = db
+        self.client = client
+        self.dispatcher = dispatcher
+        self.desk_people = desk_people
+        self._undecrypted: dict[str, tuple[str, MegolmEvent, float]] = {}
+        self.commands_handled = 0
+
+    async def stored_token(self) -> str | None:
+        async with self.db.unit() as uow:
+            return await uow.kv.get(SYNC_TOKEN_KEY)
+
+    async def on_sync(self, resp: SyncResponse) -> None:
+        for room_id, info in resp.rooms.invite.items():
+            await self._on_invite(room_id, info.invite_state)
+        for room_id, info in resp.rooms.join.items():
+            for event in info.timeline.events:
+                await self._on_event(room_id, event)
+        await self._retry_undecrypted()
+        if not self._undecrypted:
+            async with self.db.unit() as uow:
+                await uow.kv.set(SYNC_TOKEN_KEY, resp.next_batch)
+
+    async def _on_event(self, room_id: str, event: object) -> None:
+        if isinstance(event, RoomMessageText):
+            if await self.dispatcher.handle(event.event_id, event.sender, room_id, event.body):
+                self.commands_handled += 1
+        elif isinstance(event, MegolmEvent) and event.sender != self.client.user_id:
+            self._undecrypted[event.event_id] = (room_id, event, time.monotonic())
+            try:
+                await self.client.api.request_room_key(event)
+            except Exception:
+                log.debug("room key request failed for an event in %s", room_id)
+
+    async def _retry_undecrypted(self) -> None:
+        for event_id, (room_id, event, since) in list(self._undecrypted.items()):
+            try:
+                decrypted = self.client.api.decrypt_event(event)
+            except Exception:
+                decrypted = None
+            if decrypted is not None:
+                event.room_id = room_id
+                del self._undecrypted[event_id]
+                await self._on_event(room_id, decrypted)
+            elif time.monotonic() - since > UNDECRYPTABLE_PATIENCE_S:
+                log.warning("giving up on an undecryptable event in %s", room_id)
+                del self._undecrypted[event_id]
+
+    async def _on_invite(self, room_id: str, state: list[object]) -> None:
+        for event in state:
+            if not isinstance(event, InviteMemberEvent) or event.state_key != self.client.user_id:
+                continue
+            if event.membership != "invite":
+                continue
+            role = self.desk_people.get(event.sender)
+            if role is None or not event.content.get("is_direct"):
+                log.info("ignoring an invite to %s", room_id)
+                return
+            await self.client.join(room_id)
+            await adopt_desk(self.db, event.sender, role, room_id)
+            log.info("joined a desk opened by a configured %s", role)
+            return

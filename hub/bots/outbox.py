@@ -1,0 +1,175 @@
+"""The outbox worker: the only place that changes anything on Matrix.
+
+Entries are taken in order. Each attempt is counted (committed) before the request, so after
+a crash an interrupted room creation looks for the room it may have made instead of making a
+second one, and a notice is resent with the same transaction id, which Synapse deduplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import ClientConnectionError
+
+from hub.bots import content
+from hub.bots.client import BotClient, TransientError
+from hub.bots.render import render
+from hub.clock import Clock
+from hub.errors import MatrixError
+from hub.i18n.catalog import Catalog
+from hub.storage.database import Database
+from hub.storage.repositories import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+
+class RoomNotReady(TransientError):
+    pass
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, client: BotClient, catalog: Catalog, clock: Clock) -> None:
+        self.db = db
+        self.client = client
+        self.catalog = catalog
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                progressed = await self.drain()
+                backoff = 0.5
+            except (TransientError, ClientConnectionError, TimeoutError, OSError) as exc:
+                log.warning("outbox paused (%s); retrying in %.1f s", exc, backoff)
+                progressed = False
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+                await self._sleep(5)
+                continue
+            if not progressed:
+                self.idle.set()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                except TimeoutError:
+                    pass
+                self.idle.clear()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def drain(self) -> bool:
+        """Perform every due entry in order; stop at the first transient failure."""
+        async with self.db.unit() as uow:
+            entries = await uow.outbox.pending(self.clock.now())
+        for entry in entries:
+            if self._stopping.is_set():
+                break
+            async with self.db.unit() as uow:
+                await uow.outbox.mark_attempt(entry.id)
+            try:
+                event_id = await self._perform(entry)
+            except (TransientError, ClientConnectionError, TimeoutError):
+                raise
+            except MatrixError as exc:
+                log.error("outbox entry %s (%s) failed for good: %s", entry.id, entry.action, exc)
+                async with self.db.unit() as uow:
+                    await uow.outbox.failed(entry.id, str(exc))
+                continue
+            async with self.db.unit() as uow:
+                await uow.outbox.done(entry.id, event_id)
+            self.sent += 1
+        return bool(entries)
+
+    async def _room_of(self, entry: OutboxEntry) -> str:
+        room_id = entry.payload.get("room_id")
+        if room_id:
+            return str(room_id)
+        if entry.payload.get("desk"):
+            async with self.db.unit() as uow:
+                desk_room = await uow.desks.room_of(entry.payload["desk"])
+            if desk_room is None:
+                raise RoomNotReady("desk not created yet")
+            return desk_room
+        async with self.db.unit() as uow:
+            person = await uow.persons.get(entry.case_ref or "")
+        if person is None or person.room_id is None:
+            raise RoomNotReady(f"no room yet for {entry.case_ref}")
+        return person.room_id
+
+    async def _perform(self, entry: OutboxEntry) -> str | None:
+        payload = entry.payload
+        if entry.action == "create_room":
+            return await self._create_case_room(entry)
+        if entry.action == "create_desk":
+            return await self._create_desk(entry)
+        room_id = await self._room_of(entry)
+        if entry.action == "invite":
+            await self.client.invite(room_id, payload["user_id"])
+            return None
+        if entry.action == "kick":
+            await self.client.kick(room_id, payload["user_id"], self.catalog.text(payload["reason_key"]))
+            return None
+        if entry.action == "notify":
+            return await self._notify(entry, room_id)
+        raise MatrixError(f"unknown outbox action {entry.action}", "M_UNKNOWN_ACTION")
+
+    async def _create_case_room(self, entry: OutboxEntry) -> str:
+        ref = entry.payload["case_ref"]
+        marker = {"case": ref}
+        room_id = await self.client.find_room(content.ROOM_STATE_TYPE, marker) if entry.attempts else None
+        if room_id is None:
+            spec = content.case_room(ref, self.catalog.text("room.name", case=ref), self.client.user_id,
+                                     await self.client.default_room_version())
+            room_id = await self.client.create_room(spec)
+        async with self.db.unit() as uow:
+            await uow.persons.set_room(ref, room_id)
+        log.info("room ready for %s", ref)
+        return room_id
+
+    async def _create_desk(self, entry: OutboxEntry) -> str:
+        owner = entry.payload["user_id"]
+        async with self.db.unit() as uow:
+            existing = await uow.desks.room_of(owner)
+        if existing:
+            return existing
+        room_id = await self.client.find_room(content.ROOM_STATE_TYPE, {"desk": owner}) if entry.attempts else None
+        if room_id is None:
+            spec = content.desk_room(owner, self.catalog.text("desk.name"), self.client.user_id,
+                                     await self.client.default_room_version())
+            room_id = await self.client.create_room(spec)
+        async with self.db.unit() as uow:
+            await uow.desks.set_room(owner, room_id)
+        return room_id
+
+    async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
+        payload: dict[str, Any] = entry.payload
+        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
+                      payload.get("params") or {}, tuple(payload.get("mentions") or ()))
+        if payload.get("replaces"):
+            async with self.db.unit() as uow:
+                original = await uow.outbox.event_id_of(payload["replaces"])
+            if original:
+                body = content.replacement(original, body)
+        txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
+        return await self.client.send(room_id, body, txn)

@@ -1,0 +1,46 @@
+"""What a handler knows about the command it runs: who, where, when, with which settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from hub.domain.caseload import Limits
+from hub.domain.effects import Notify
+from hub.domain.persons import Person
+from hub.storage.database import UnitOfWork
+
+
+class UserDirectory(Protocol):
+    async def user_exists(self, user_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    language: str
+    bot_user: str
+    allowed_servers: tuple[str, ...]
+    limits: Limits
+    case_managers: tuple[str, ...]
+    pilots: tuple[str, ...]
+    reevaluation_days: int = 182
+
+
+@dataclass
+class Ctx:
+    uow: UnitOfWork
+    sender: str
+    room_id: str
+    now: datetime
+    settings: Settings
+    directory: UserDirectory
+    person: Person | None = None  # set in a person's room
+    desk_role: str | None = None  # set in a desk: "case_manager" | "pilot"
+
+    @property
+    def case_ref(self) -> str:
+        return self.person.case_ref if self.person else ""
+
+    def reply(self, message: str, **params: Any) -> Notify:
+        return Notify("command.reply", self.case_ref, message, params, room_id=self.room_id)

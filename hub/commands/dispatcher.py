@@ -1,0 +1,153 @@
+"""Dispatcher: parse → where and who → handler → reply, one unit of work per command.
+
+The event id is claimed in the same transaction as the command's effects, so a command seen
+again after a restart is never answered twice. A crash in a handler is logged with a
+reference the user is given, and never stops the other commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from hub.clock import Clock
+from hub.commands.context import Ctx, Settings, UserDirectory
+from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
+from hub.commands.registry import Registry
+from hub.domain import team
+from hub.domain.effects import Effect, Notify
+from hub.domain.errors import DomainError
+from hub.domain.team import Role
+from hub.services.outbox import enqueue
+from hub.storage.database import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Audit detail keeps identifiers (users, roles, dates, references), never free text or names.
+_AUDITED_KINDS = {"user", "case_ref", "date", "int", "choice"}
+
+
+def audit_detail(inv: Invocation) -> dict[str, Any]:
+    detail: dict[str, Any] = {}
+    for spec_arg in (*inv.spec.args, *inv.spec.opts):
+        value = inv.args.get(spec_arg.name, inv.opts.get(spec_arg.name))
+        if value in (None, [], False):
+            continue
+        detail[spec_arg.name] = str(value) if spec_arg.kind in _AUDITED_KINDS else "<text>"
+    return detail
+
+
+class Dispatcher:
+    def __init__(self, db: Database, registry: Registry, settings: Settings, clock: Clock,
+                 directory: UserDirectory, on_enqueued: Any = None) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.directory = directory
+        self.on_enqueued = on_enqueued or (lambda: None)
+
+    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
+        """Handle one message; True when it was a command for us that got an answer now."""
+        if sender == self.settings.bot_user or not is_command(body.strip()):
+            return False
+        now = self.clock.now()
+        error: DomainError | None = None
+        spec: CommandSpec | None = None
+        case_ref = ""
+        try:
+            async with self.db.unit() as uow:
+                if not await uow.events.claim(event_id, now):
+                    return False
+                ctx = await self._context(uow, sender, room_id)
+                if ctx is None:
+                    return False  # not a room of ours: the claim alone is kept
+                case_ref = ctx.case_ref
+                effects = await self._run(ctx, body.strip())
+                await enqueue(uow, f"cmd:{event_id}", effects, now)
+            self.on_enqueued()
+            return True
+        except UsageError as exc:
+            error, spec = exc, exc.spec
+        except DomainError as exc:
+            error = exc
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception("command failed in room %s (reference %s)", room_id, ref)
+            error = DomainError("error.internal", ref=ref)
+        return await self._reply_error(event_id, room_id, case_ref, error, spec)
+
+    async def _reply_error(self, event_id: str, room_id: str, case_ref: str, error: DomainError,
+                           spec: CommandSpec | None) -> bool:
+        now = self.clock.now()
+        params = dict(error.params)
+        if spec is not None:
+            params["usage"] = spec.usage(french=self.settings.language == "fr")
+        notice = Notify("command.error", case_ref, error.key, params, room_id=room_id)
+        async with self.db.unit() as uow:
+            if not await uow.events.claim(event_id, now):
+                return False
+            await enqueue(uow, f"cmd:{event_id}", [notice], now)
+        self.on_enqueued()
+        return True
+
+    async def _context(self, uow: UnitOfWork, sender: str, room_id: str) -> Ctx | None:
+        ctx = Ctx(uow=uow, sender=sender, room_id=room_id, now=self.clock.now(),
+                  settings=self.settings, directory=self.directory)
+        desk = await uow.desks.owner(room_id)
+        if desk is not None:
+            if desk[0] != sender:
+                return None  # only the owner talks to the bot in a desk
+            ctx.desk_role = desk[1]
+            return ctx
+        person = await uow.persons.by_room(room_id)
+        if person is None:
+            return None
+        ctx.person = person
+        return ctx
+
+    async def _run(self, ctx: Ctx, body: str) -> list[Effect]:
+        scope = Scope.DESK if ctx.desk_role else Scope.ROOM
+        inv = parse(body, self.registry.specs)
+        spec = inv.spec
+        if spec.scope is not None and spec.scope is not scope:
+            raise UsageError("error.desk_only" if spec.scope is Scope.DESK else "error.room_only", spec)
+        await self._authorise(ctx, spec)
+        handler = self.registry.handler(spec)
+        if handler is None:
+            return [self._help(ctx, scope)]
+        effects = await handler(ctx, inv)
+        if spec.mutating:
+            await ctx.uow.audit.record(ctx.now, ctx.sender, spec.name, ctx.case_ref or None, audit_detail(inv))
+        return effects
+
+    async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
+        if spec.who is Who.MEMBER:
+            return
+        if spec.who is Who.PILOT:
+            if ctx.desk_role != "pilot":
+                raise DomainError("error.pilot_only")
+            return
+        if ctx.desk_role is not None:
+            if ctx.desk_role != "case_manager":
+                raise DomainError("error.not_allowed")
+            return
+        person = ctx.person
+        assert person is not None
+        if not person.is_open:
+            raise DomainError("error.case_closed", case=person.case_ref)
+        managers = {person.referent} | {
+            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
+            if m.role is Role.CASE_MANAGER
+        }
+        if ctx.sender not in managers:
+            raise DomainError("error.not_allowed")
+
+    def _help(self, ctx: Ctx, scope: Scope) -> Notify:
+        french = self.settings.language == "fr"
+        lines = [
+            {"key": "help.line", "params": {"usage": spec.usage(french), "help": {"key": spec.help_key}}}
+            for spec in self.registry.available(scope, ctx.desk_role)
+        ]
+        return ctx.reply("help.header", lines=lines)

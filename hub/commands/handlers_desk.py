@@ -1,0 +1,42 @@
+"""Desk commands: !help, !new, !caseload."""
+
+from __future__ import annotations
+
+from hub.commands.context import Ctx
+from hub.commands.parser import Invocation
+from hub.domain.effects import Effect
+from hub.domain.persons import INS, Identifier, parse_identifier, parse_nir
+from hub.services import cases
+
+
+def identifiers_from(inv: Invocation) -> list[Identifier]:
+    idents = [parse_identifier(text) for text in inv.opts.get("id", [])]
+    if inv.opts.get("ins"):
+        idents.insert(0, Identifier(INS, parse_nir(inv.opts["ins"])))
+    return idents
+
+
+async def new(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    person, warnings, effects = await cases.open_case(
+        ctx.uow, referent=ctx.sender, name=inv.args["name"], born=inv.opts["born"],
+        identifiers=identifiers_from(inv), limits=ctx.settings.limits, now=ctx.now,
+    )
+    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now)
+    limits = ctx.settings.limits
+    figures = {"target": limits.target, "active": load.active, "intake": limits.intake_per_month,
+               "count": load.intake_this_month}
+    reply = ctx.reply("reply.new", case=person.case_ref, name=person.display_name,
+                      warnings=[{"key": w, "params": figures} for w in warnings])
+    return [*effects, reply]
+
+
+async def caseload(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now)
+    limits = ctx.settings.limits
+    refs = await ctx.uow.persons.active_refs(ctx.sender)
+    return [ctx.reply(
+        "reply.caseload", active=load.active, target=limits.target, maximum=limits.maximum,
+        intake=load.intake_this_month, intake_max=limits.intake_per_month,
+        overdue=load.overdue_reevaluations, without_gp=load.without_gp,
+        without_provider=load.items_without_provider, files=refs,
+    )]

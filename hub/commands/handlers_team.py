@@ -1,0 +1,72 @@
+"""Person-room commands about the care team and identifiers: !team, !team add/remove, !id."""
+
+from __future__ import annotations
+
+from hub.commands.context import Ctx
+from hub.commands.handlers_desk import identifiers_from
+from hub.commands.parser import Invocation
+from hub.domain import persons, team
+from hub.domain.effects import Effect
+from hub.domain.errors import DomainError
+from hub.domain.team import Role
+from hub.services import cases
+
+
+def _person(ctx: Ctx) -> persons.Person:
+    assert ctx.person is not None, "room commands run with a person"
+    return ctx.person
+
+
+async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    members = team.active(await ctx.uow.team.members(ctx.case_ref))
+    if not members:
+        return [ctx.reply("reply.team_empty", case=ctx.case_ref)]
+    lines = [
+        {"key": "reply.team_line", "params": {
+            "user": m.user_id, "role": m.role.value, "org": m.organisation, "since": m.since.date().isoformat()}}
+        for m in members
+    ]
+    return [ctx.reply("reply.team", case=ctx.case_ref, members=lines)]
+
+
+async def add(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    user = inv.args["user"]
+    members = await ctx.uow.team.members(ctx.case_ref)
+    member, effects = team.add_member(
+        members, ctx.case_ref, user, Role(inv.args["role"]), inv.opts["org"], by=ctx.sender, now=ctx.now,
+        allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user,
+    )
+    # Checked after the pure rules so a refused server is never even looked up.
+    if not await ctx.directory.user_exists(user):
+        raise DomainError("error.unknown_user", user=user)
+    await ctx.uow.team.add(ctx.case_ref, member)
+    return effects
+
+
+async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    members = await ctx.uow.team.members(ctx.case_ref)
+    if inv.args["user"] == _person(ctx).referent:
+        raise DomainError("error.remove_referent", user=inv.args["user"])
+    ended, effects = team.remove_member(
+        members, ctx.case_ref, inv.args["user"], by=ctx.sender, now=ctx.now, reason=inv.opts["reason"],
+    )
+    await ctx.uow.team.end(ctx.case_ref, ended)
+    return effects
+
+
+async def ids(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    labels = [i.label() for i in _person(ctx).identifiers]
+    return [ctx.reply("reply.id_list", case=ctx.case_ref, ids=labels or ["—"])]
+
+
+async def id_add(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    positional = inv.args.get("identifier")
+    new = identifiers_from(inv)
+    if positional:
+        new.append(persons.parse_identifier(positional))
+    if not new:
+        raise DomainError("error.missing_argument", arg="authority:id")
+    persons.check_new_identifiers(_person(ctx).identifiers, tuple(new))
+    await cases.check_identifiers_free(ctx.uow, new)
+    await ctx.uow.persons.add_identifiers(ctx.case_ref, new)
+    return [ctx.reply("reply.id_added", case=ctx.case_ref, id=", ".join(i.label() for i in new))]

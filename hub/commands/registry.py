@@ -1,0 +1,81 @@
+"""The command table: each command declares its words, arguments, who may use it and its help.
+
+Built explicitly in app.py (no registration as a side effect of imports); `!help` and every
+usage line are generated from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hub.commands import handlers_desk, handlers_team
+from hub.commands.context import Ctx
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
+from hub.domain.effects import Effect
+from hub.domain.team import Role
+
+Handler = Callable[[Ctx, Invocation], Awaitable[list[Effect]]]
+
+ROLE_ARG = Arg("role", "choice", choices=tuple(r.value for r in Role))
+
+
+@dataclass(frozen=True)
+class Command:
+    spec: CommandSpec
+    handler: Handler | None  # None: answered by the dispatcher itself (!help)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._commands: list[Command] = []
+
+    def register(self, spec: CommandSpec, handler: Handler | None) -> None:
+        self._commands.append(Command(spec, handler))
+
+    @property
+    def specs(self) -> list[CommandSpec]:
+        return [c.spec for c in self._commands]
+
+    def handler(self, spec: CommandSpec) -> Handler | None:
+        return next(c.handler for c in self._commands if c.spec is spec)
+
+    def available(self, scope: Scope, desk_role: str | None) -> list[CommandSpec]:
+        out = []
+        for spec in self.specs:
+            if spec.scope not in (None, scope):
+                continue
+            if scope is Scope.DESK and spec.who is Who.PILOT and desk_role != "pilot":
+                continue
+            if scope is Scope.DESK and spec.who is Who.CASE_MANAGER and desk_role == "pilot":
+                continue
+            out.append(spec)
+        return out
+
+
+def build_registry() -> Registry:
+    reg = Registry()
+    reg.register(CommandSpec("help", "aide", None, Who.MEMBER, "help.help"), None)
+    reg.register(CommandSpec(
+        "new", "nouveau", Scope.DESK, Who.CASE_MANAGER, "help.new",
+        args=(Arg("name"),),
+        opts=(Opt("ins"), Opt("id", repeat=True), Opt("born", "date", alias="naissance")),
+    ), handlers_desk.new)
+    reg.register(CommandSpec("caseload", "file-active", Scope.DESK, Who.CASE_MANAGER, "help.caseload"),
+                 handlers_desk.caseload)
+    reg.register(CommandSpec("team", "equipe", Scope.ROOM, Who.MEMBER, "help.team"), handlers_team.show)
+    reg.register(CommandSpec(
+        "team add", "equipe ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.team_add",
+        args=(Arg("user", "user"), ROLE_ARG), opts=(Opt("org", alias="organisation"),),
+    ), handlers_team.add)
+    reg.register(CommandSpec(
+        "team remove", "equipe retirer", Scope.ROOM, Who.CASE_MANAGER, "help.team_remove",
+        args=(Arg("user", "user"),),
+        opts=(Opt("reason", alias="raison"),),
+    ), handlers_team.remove)
+    reg.register(CommandSpec("id", "id", Scope.ROOM, Who.MEMBER, "help.id"), handlers_team.ids)
+    reg.register(CommandSpec(
+        "id add", "id ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.id_add",
+        args=(Arg("identifier", optional=True),), opts=(Opt("ins"),),
+    ), handlers_team.id_add)
+    return reg

@@ -1,0 +1,191 @@
+"""Configuration: TOML validated at start, overridable by RELAIS_* environment variables.
+
+Every section is a frozen pydantic model that rejects unknown keys, so a typo stops the start
+with one line naming the key path instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hub.errors import ConfigError
+
+_PLACEHOLDERS = {"", "…", "...", "changeme", "change-me", "secret", "password", "xxx"}
+
+
+def _refuse_placeholder(value: str | None) -> str | None:
+    if value is not None and value.strip().lower() in _PLACEHOLDERS:
+        raise ValueError("is a placeholder: set a real secret (or use the *_file key)")
+    return value
+
+
+def _read_secret_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path!r}: {exc.strerror}") from exc
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MatrixConfig(_Section):
+    homeserver: str = "http://127.0.0.1:8008"
+    user_id: str = Field(pattern=r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-:\[\]]+$")
+    password: str | None = None
+    password_file: str | None = None
+    access_token: str | None = None
+    access_token_file: str | None = None
+    device_name: str = "Relais"
+    store_path: str = "var/store"
+    allowed_servers: tuple[str, ...] = ()
+
+    _check_password = field_validator("password", "access_token")(_refuse_placeholder)
+
+    @model_validator(mode="after")
+    def _secrets(self) -> MatrixConfig:
+        password = self.password or _read_secret_file(self.password_file)
+        token = self.access_token or _read_secret_file(self.access_token_file)
+        if not password and not token:
+            raise ValueError("set password (or password_file, or access_token)")
+        object.__setattr__(self, "password", password)
+        object.__setattr__(self, "access_token", token)
+        if not self.allowed_servers:
+            object.__setattr__(self, "allowed_servers", (self.server_name,))
+        return self
+
+    @field_validator("homeserver")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def server_name(self) -> str:
+        return self.user_id.split(":", 1)[1]
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite+aiosqlite:///var/relais.db"
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
+        return value
+
+
+class CareConfig(_Section):
+    language: Literal["fr", "en"] = "fr"
+    case_managers: tuple[str, ...] = ()
+    pilots: tuple[str, ...] = ()
+    reevaluation_days: int = Field(default=182, ge=7, le=730)
+    caseload_target: int = Field(default=40, ge=1)
+    caseload_max: int = Field(default=60, ge=1)
+    intake_per_month: int = Field(default=5, ge=1)
+    handover_reminder_days: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _target_below_max(self) -> CareConfig:
+        if self.caseload_target > self.caseload_max:
+            raise ValueError("caseload_target must not exceed caseload_max")
+        return self
+
+
+class MllpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=2575, ge=0, le=65535)
+    max_frame_bytes: int = Field(default=1_048_576, ge=1024)
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    allowed_peers: tuple[str, ...] = ()
+
+
+class AlertsConfig(_Section):
+    ins_test_oids: bool = False
+    mllp: MllpConfig = MllpConfig()
+
+
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    fhir_token: str | None = None
+    fhir_token_file: str | None = None
+
+    _check_token = field_validator("fhir_token")(_refuse_placeholder)
+
+    @model_validator(mode="after")
+    def _token(self) -> HttpConfig:
+        object.__setattr__(self, "fhir_token", self.fhir_token or _read_secret_file(self.fhir_token_file))
+        return self
+
+
+class EncryptionConfig(_Section):
+    trust: Literal["cross_signed", "all"] = "all"
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="RELAIS_", env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    matrix: MatrixConfig
+    database: DatabaseConfig = DatabaseConfig()
+    care: CareConfig = CareConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    http: HttpConfig = HttpConfig()
+    encryption: EncryptionConfig = EncryptionConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, so a secret never has to sit in the TOML.
+        return (env_settings, init_settings)
+
+
+def _describe(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(root)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "is required"
+    return ConfigError(key, message)
+
+
+def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config:
+    """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError("(file)", f"{path} not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
+    data.update(overrides)
+    try:
+        return Config(**data)
+    except ValidationError as exc:
+        raise _describe(exc) from None

@@ -1,0 +1,57 @@
+"""What a hospital told us about a followed person: the pure result of HL7 v2 or FHIR parsing.
+
+An Alert keeps only what matching and the notice need: no names, no birth dates, no
+clinical text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from hub.domain.identity import PatientId, matches
+
+__all__ = ["Alert", "AlertEvent", "AlertSource", "PatientId", "matches"]
+
+AlertSource = Literal["hl7", "fhir"]
+
+
+class AlertEvent(StrEnum):
+    admission = "admission"
+    transfer = "transfer"
+    discharge = "discharge"
+    cancel_admission = "cancel_admission"
+    cancel_transfer = "cancel_transfer"
+    cancel_discharge = "cancel_discharge"
+    leave = "leave"
+    leave_return = "leave_return"
+    update = "update"
+    merge = "merge"
+
+
+@dataclass(frozen=True)
+class Alert:
+    source: AlertSource
+    sender: str  # "MSH-3^MSH-4" namespace ids, or MessageHeader.source endpoint/name
+    control_id: str  # MSH-10, or Bundle.id / MessageHeader.id
+    event: AlertEvent
+    trigger: str  # "A01", "notification-admit", …
+    event_time: datetime  # always timezone-aware
+    identifiers: tuple[PatientId, ...]
+    facility: str = ""
+    unit: str = ""
+    patient_class: str = ""  # PV1-2 (I, O, E, P…) or Encounter.class code
+    discharge_disposition: str = ""  # PV1-36 or hospitalization.dischargeDisposition code
+    discharge_destination: str = ""  # PV1-37 or hospitalization.destination display
+    movement_id: str = ""  # ZBE-1 (IHE PAM France)
+    movement_action: str = ""  # ZBE-4: INSERT, UPDATE or CANCEL
+    gp_rpps: str = ""  # RPPS id of the ROL with role ODRP (médecin traitant)
+    merged_identifiers: tuple[PatientId, ...] = ()  # MRG-1 of an A40
+    prior_unit: str = ""  # PV1-6.1, transfers only
+    prior_facility: str = ""  # PV1-6.4, transfers only
+
+    def __post_init__(self) -> None:
+        if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
+            raise ValueError("Alert.event_time must be timezone-aware")

@@ -1,0 +1,53 @@
+"""Effects: what the domain asks the outside world to do.
+
+Domain functions never touch Matrix or the database; they return these values and a service
+persists them in the outbox in the same transaction as the state change, so nothing is lost
+or done twice when a process dies in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Post an m.notice built from a catalog message into a case room (or a desk)."""
+
+    kind: str  # fr.relais.kind, e.g. "team.update"
+    case_ref: str  # fr.relais.case; "" for desk messages not about one person
+    message: str  # catalog key
+    params: dict[str, Any] = field(default_factory=dict)
+    mentions: tuple[str, ...] = ()
+    room_id: str | None = None  # explicit target room; else the desk below, else the case room
+    desk: str | None = None  # post in this user's desk (its room may not exist yet)
+    replaces: str | None = None  # outbox key of an earlier notice to edit (m.replace)
+
+
+@dataclass(frozen=True)
+class CreateRoom:
+    case_ref: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    case_ref: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Kick:
+    case_ref: str
+    user_id: str
+    reason_key: str = "kick.reason"
+
+
+@dataclass(frozen=True)
+class CreateDesk:
+    """Open the direct encrypted room of a case manager or pilot with the bot."""
+
+    user_id: str
+
+
+Effect = Notify | CreateRoom | CreateDesk | Invite | Kick

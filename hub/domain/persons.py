@@ -1,0 +1,89 @@
+"""Persons followed (files): case reference, identifiers, lifecycle."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from hub.domain.errors import DomainError
+from hub.domain.settings import Setting
+
+CASE_REF = re.compile(r"^R-\d{4}-\d{4,}$")
+INS = "INS"  # authority label for an INS-NIR given with --ins
+_AUTHORITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_NIR = re.compile(r"^[12378]\d{2}(0[1-9]|1[0-2]|[2-9]\d)(\d{2}|2A|2B)\d{6}\d{2}$")
+
+
+@dataclass(frozen=True)
+class Identifier:
+    authority: str  # "INS", a namespace such as "CHU-X", or an OID
+    value: str
+
+    def label(self) -> str:
+        return f"{self.authority}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Person:
+    case_ref: str
+    display_name: str
+    referent: str  # the case manager's Matrix id
+    opened_at: datetime
+    birth_date: date | None = None
+    identifiers: tuple[Identifier, ...] = ()
+    room_id: str | None = None
+    closed_at: datetime | None = None
+    close_reason: str | None = None
+    setting: Setting = Setting.HOME
+    case_managers: tuple[str, ...] = field(default=())
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+def case_ref(year: int, sequence: int) -> str:
+    return f"R-{year:04d}-{sequence:04d}"
+
+
+def parse_nir(text: str) -> str:
+    """Validate an INS-NIR (15 characters, Corsica 2A/2B, key = 97 - number mod 97)."""
+    nir = text.replace(" ", "").upper()
+    if not _NIR.match(nir):
+        raise DomainError("error.nir_format", value=text)
+    number = int(nir[:13].replace("2A", "19").replace("2B", "18"))
+    if 97 - number % 97 != int(nir[13:]):
+        raise DomainError("error.nir_key", value=text)
+    return nir
+
+
+def parse_identifier(text: str) -> Identifier:
+    """`<authority>:<id>` where authority is a namespace (CHU-X) or an OID."""
+    authority, sep, value = text.partition(":")
+    if not sep or not value or not _AUTHORITY.match(authority) or len(value) > 64:
+        raise DomainError("error.identifier_format", value=text)
+    if authority.upper() == INS:
+        return Identifier(INS, parse_nir(value))
+    return Identifier(authority, value)
+
+
+def check_new_identifiers(existing: tuple[Identifier, ...], new: tuple[Identifier, ...]) -> None:
+    seen = set(existing)
+    for ident in new:
+        if ident in seen:
+            raise DomainError("error.identifier_duplicate", value=ident.label())
+        seen.add(ident)
+
+
+def check_display_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name or len(name) > 120:
+        raise DomainError("error.display_name")
+    return name
+
+
+def check_birth_date(born: date | None, today: date) -> date | None:
+    if born is not None and (born > today or born.year < 1900):
+        raise DomainError("error.birth_date", value=born.isoformat())
+    return born

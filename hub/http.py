@@ -1,0 +1,32 @@
+"""The HTTP surface: /healthz, /readyz, /metrics (and later the FHIR endpoint)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hub.metrics import Metrics
+
+ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def build_http_app(metrics: Metrics, ready: ReadyCheck) -> web.Application:
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        checks = await ready()
+        ok = all(checks.values())
+        return web.json_response({"ready": ok, **checks}, status=200 if ok else 503)
+
+    async def metrics_view(_request: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    return app

@@ -1,0 +1,190 @@
+"""Da Vinci Unsolicited Notifications (FHIR R4 message Bundle) → Alert, pure.
+
+The samples and the IG are R4: the default fhir.resources models (R5) reject them, R4B reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.messageheader import MessageHeader
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from hub.domain.alerts import Alert, AlertEvent, PatientId
+
+__all__ = ["EVENTS", "FhirError", "operation_outcome", "parse_bundle"]
+
+EVENTS: dict[str, AlertEvent] = {
+    "notification-admit": AlertEvent.admission,
+    "notification-discharge": AlertEvent.discharge,
+    "notification-transfer": AlertEvent.transfer,
+}
+_V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+_PARIS = "Europe/Paris"  # a FHIR date without time or offset is read as French local time
+_PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
+class FhirError(Exception):
+    """A notification we refuse: HTTP status, OperationOutcome issue code, diagnostics.
+
+    Diagnostics never quote the submitted content (it may hold personal data).
+    """
+
+    def __init__(self, status: int, code: str, diagnostics: str) -> None:
+        super().__init__(f"{status} {code}: {diagnostics}")
+        self.status = status
+        self.code = code
+        self.diagnostics = diagnostics
+
+
+def operation_outcome(err: FhirError) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": err.code, "diagnostics": err.diagnostics}],
+    }
+
+
+def _load(body: bytes | Mapping[str, Any]) -> Bundle:
+    if isinstance(body, bytes | bytearray):
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise FhirError(400, "structure", "body is not valid JSON") from exc
+    else:
+        data = dict(body)
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise FhirError(400, "structure", "body is not a FHIR Bundle")
+    try:
+        return Bundle.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(
+            ".".join(str(part) for part in err["loc"]) + ": " + err["type"]
+            for err in exc.errors(include_input=False, include_url=False)[:3]
+        )
+        raise FhirError(400, "structure", f"invalid Bundle ({where})") from exc
+
+
+def _resolve(bundle: Bundle, reference: str | None) -> Any:
+    """The entry a reference points to: by fullUrl, Type/id, or the tail of an absolute URL."""
+    if not reference:
+        return None
+    for entry in bundle.entry or []:
+        res = entry.resource
+        if res is None:
+            continue
+        local = f"{res.get_resource_type()}/{res.id}"
+        if reference in (entry.fullUrl, local) or reference.endswith("/" + local):
+            return res
+    return None
+
+
+def _first_of(bundle: Bundle, kind: type[Any]) -> Any:
+    return next((e.resource for e in bundle.entry or [] if isinstance(e.resource, kind)), None)
+
+
+def _aware(value: object) -> datetime | None:
+    paris = ZoneInfo(_PARIS)
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        # pydantic's own TzInfo is swapped for a stdlib timezone
+        return value.replace(tzinfo=paris if offset is None else timezone(offset))
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=paris)
+    if isinstance(value, str) and (m := _PARTIAL.fullmatch(value)):
+        return datetime(int(m.group(1)), int(m.group(2) or 1), 1, tzinfo=paris)
+    return None
+
+
+def _identifiers(patient: Patient) -> tuple[PatientId, ...]:
+    ids = []
+    for ident in patient.identifier or []:
+        value = (ident.value or "").strip()
+        if not value:
+            continue
+        system = (ident.system or "").strip()
+        type_code = ""
+        for coding in (ident.type.coding or []) if ident.type else []:
+            if coding.system == _V2_0203 and coding.code:
+                type_code = coding.code
+                break
+        if system.lower().startswith("urn:oid:"):
+            ids.append(PatientId(value, "", system[len("urn:oid:") :], type_code))
+        else:
+            ids.append(PatientId(value, system, "", type_code))
+    return tuple(dict.fromkeys(ids))
+
+
+def parse_bundle(body: bytes | Mapping[str, Any]) -> Alert:
+    bundle = _load(body)
+    if bundle.type != "message":
+        raise FhirError(422, "processing", "Bundle.type must be 'message'")
+    entries = bundle.entry or []
+    header = entries[0].resource if entries else None
+    if not isinstance(header, MessageHeader):
+        raise FhirError(422, "processing", "first entry must be a MessageHeader")
+    trigger = (header.eventCoding.code or "") if header.eventCoding else ""
+    event = EVENTS.get(trigger)
+    if event is None:
+        raise FhirError(422, "not-supported", "unsupported MessageHeader.event")
+
+    encounters = [_resolve(bundle, ref.reference) for ref in header.focus or []]
+    encounter = next((e for e in encounters if isinstance(e, Encounter)), None)
+    encounter = encounter or _first_of(bundle, Encounter)
+    subject = encounter.subject if encounter is not None else None
+    patient = _resolve(bundle, subject.reference) if subject is not None else None
+    if not isinstance(patient, Patient):
+        patient = _first_of(bundle, Patient)
+    identifiers = _identifiers(patient) if patient is not None else ()
+    if not identifiers:
+        raise FhirError(422, "required", "no Patient.identifier in the notification")
+
+    period = encounter.period if encounter else None
+    moment: object = None
+    if period is not None:
+        moment = {AlertEvent.admission: period.start, AlertEvent.discharge: period.end}.get(event)
+    event_time = _aware(moment) or _aware(bundle.timestamp)
+    if event_time is None:
+        raise FhirError(422, "required", "no event time (Encounter.period, Bundle.timestamp)")
+
+    facility = ""
+    if encounter is not None and encounter.serviceProvider is not None:
+        facility = encounter.serviceProvider.display or ""
+    if not facility and header.sender is not None:
+        facility = header.sender.display or ""
+    unit = ""
+    if encounter is not None and encounter.location:
+        shown = encounter.location[-1].location.display or ""
+        unit = shown if shown != facility else ""
+    hospitalization = encounter.hospitalization if encounter else None
+    disposition = destination = ""
+    if hospitalization is not None:
+        if hospitalization.dischargeDisposition is not None:
+            codings = hospitalization.dischargeDisposition.coding or []
+            disposition = next((c.code for c in codings if c.code), "") or ""
+        if hospitalization.destination is not None:
+            destination = hospitalization.destination.display or ""
+    source = header.source
+    klass = encounter.class_fhir if encounter is not None else None
+    patient_class = (klass.code or "") if klass is not None else ""
+    return Alert(
+        source="fhir",
+        sender=str(source.endpoint or source.name or "") if source else "",
+        control_id=bundle.id or header.id or "",
+        event=event,
+        trigger=trigger,
+        event_time=event_time,
+        identifiers=identifiers,
+        facility=facility,
+        unit=unit,
+        patient_class=patient_class,
+        discharge_disposition=disposition,
+        discharge_destination=destination,
+    )

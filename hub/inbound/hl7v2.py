@@ -1,0 +1,421 @@
+"""HL7 v2 ADT → Alert, pure (bytes in, dataclass out).
+
+The message is tokenised here rather than with python-hl7's accessors: those unescape
+through a helper that logs whole field values (personal data) on odd escapes, raises on
+some of them, and python-hl7 drops every segment after MSH when segments end with LF.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from hub.domain.alerts import Alert, AlertEvent, PatientId
+
+__all__ = [
+    "EVENTS",
+    "Hl7Error",
+    "IsAck",
+    "MshHeader",
+    "decode",
+    "normalise",
+    "parse",
+    "read_header",
+]
+
+AckCode = Literal["AE", "AR"]
+
+EVENTS: dict[str, AlertEvent] = {
+    "A01": AlertEvent.admission,
+    "A04": AlertEvent.admission,
+    "A05": AlertEvent.admission,
+    "A06": AlertEvent.admission,
+    "A02": AlertEvent.transfer,
+    "A03": AlertEvent.discharge,
+    "A11": AlertEvent.cancel_admission,
+    "A12": AlertEvent.cancel_transfer,
+    "A13": AlertEvent.cancel_discharge,
+    "A21": AlertEvent.leave,
+    "A22": AlertEvent.leave_return,
+    "A08": AlertEvent.update,
+    "A40": AlertEvent.merge,
+}
+_TRANSFERS = frozenset({AlertEvent.transfer, AlertEvent.cancel_transfer})
+
+# MSH-18 (HL7 table 0211) → Python codec; anything else falls back to UTF-8 then Latin-1.
+_CHARSETS = {
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "8859/1": "latin-1",
+    "8859/15": "iso8859-15",
+    "ASCII": "ascii",
+}
+_PARIS = "Europe/Paris"  # HL7 times without an offset are local French time
+_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\d*([+-]\d{4})?")
+_VERSION = re.compile(r"2\.(\d+)(?:\.\d+)*")
+
+
+@dataclass(frozen=True)
+class MshHeader:
+    """What an ACK needs from MSH, fields kept raw (escaped, in the inbound separators)."""
+
+    separators: str  # MSH-1 + MSH-2, e.g. "|^~\\&"
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    message_type: str  # MSH-9.1
+    trigger: str  # MSH-9.2
+    control_id: str  # MSH-10
+    processing_id: str  # MSH-11
+    version: str  # MSH-12, e.g. "2.5^FRA^2.11"
+    charset: str  # MSH-18, raw ("" when absent)
+    encoding: str  # the Python codec the message was decoded with
+
+
+class Hl7Error(Exception):
+    """A message we answer with AE (content error) or AR (not supported).
+
+    `error_code` is from HL7 table 0357; `header` is None when MSH itself was unreadable.
+    `reason` never quotes message content.
+    """
+
+    def __init__(
+        self,
+        code: AckCode,
+        reason: str,
+        control_id: str = "",
+        *,
+        error_code: str = "207",
+        header: MshHeader | None = None,
+    ) -> None:
+        super().__init__(f"{code} {error_code}: {reason}")
+        self.code: AckCode = code
+        self.reason = reason
+        self.control_id = control_id
+        self.error_code = error_code
+        self.header = header
+
+
+class IsAck(Exception):
+    """The frame is itself an acknowledgement: it must never be acknowledged."""
+
+    def __init__(self, header: MshHeader) -> None:
+        super().__init__(f"ACK {header.control_id}")
+        self.header = header
+
+
+# ---------------------------------------------------------------- bytes → text
+
+
+def _declared_charset(raw: bytes) -> str:
+    """MSH-18 read from the bytes, before any decoding (its value is ASCII)."""
+    line = re.split(rb"[\r\n]", raw.lstrip(b"\xef\xbb\xbf\r\n"), maxsplit=1)[0]
+    if not line.startswith(b"MSH") or len(line) < 5:
+        return ""
+    sep, component = line[3:4], line[4:5]
+    fields = line.split(sep)
+    if len(fields) <= 17:
+        return ""
+    value = fields[17].split(component, 1)[0] if component != sep else fields[17]
+    return value.decode("ascii", "replace").strip()
+
+
+def _codec_for(raw: bytes) -> str:
+    codec = _CHARSETS.get(_declared_charset(raw).upper())
+    for candidate in (codec, "utf-8"):
+        if candidate is None:
+            continue
+        try:
+            raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        return candidate
+    return "latin-1"  # decodes any byte string
+
+
+def decode(raw: bytes) -> str:
+    """Decode per MSH-18; undeclared or wrong charsets fall back to UTF-8, then Latin-1."""
+    return raw.decode(_codec_for(raw))
+
+
+def normalise(text: str) -> str:
+    """CR, LF or CRLF segment ends → CR; blank lines and a leading BOM dropped."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r")
+    return "\r".join(seg for seg in text.split("\r") if seg.strip())
+
+
+# ---------------------------------------------------------------- tokenising
+
+
+@dataclass(frozen=True)
+class _Delims:
+    field: str
+    component: str
+    repetition: str
+    escape: str
+    subcomponent: str
+
+
+@dataclass(frozen=True)
+class _Segment:
+    name: str
+    fields: tuple[str, ...]  # fields[n] is field n (MSH: fields[1] is MSH-1)
+    d: _Delims = field(repr=False)
+
+    def raw(self, n: int) -> str:
+        return self.fields[n] if 0 < n < len(self.fields) else ""
+
+    def reps(self, n: int) -> list[str]:
+        return [rep for rep in self.raw(n).split(self.d.repetition) if rep]
+
+    def get(self, n: int, c: int = 1, s: int = 1, *, rep: int = 1) -> str:
+        reps = self.raw(n).split(self.d.repetition)
+        return _part(reps[rep - 1], self.d, c, s) if rep <= len(reps) else ""
+
+
+def _part(rep: str, d: _Delims, c: int = 1, s: int = 1) -> str:
+    comps = rep.split(d.component)
+    if c > len(comps):
+        return ""
+    subs = comps[c - 1].split(d.subcomponent)
+    return _unescape(subs[s - 1], d).strip() if s <= len(subs) else ""
+
+
+_ESCAPES = {"F": "field", "S": "component", "T": "subcomponent", "R": "repetition", "E": "escape"}
+
+
+def _unescape(value: str, d: _Delims) -> str:
+    """HL7 escapes (2.10): separators restored, \\Xhh\\ decoded, formatting dropped."""
+    if not d.escape or d.escape not in value:
+        return value
+    out: list[str] = []
+    parts = value.split(d.escape)
+    out.append(parts[0])
+    i = 1
+    while i < len(parts):
+        if i + 1 >= len(parts):  # unterminated: keep it literally
+            out.append(d.escape + parts[i])
+            break
+        seq, text = parts[i], parts[i + 1]
+        if seq in _ESCAPES:
+            out.append(getattr(d, _ESCAPES[seq]))
+        elif seq.startswith("X") and re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", seq[1:]):
+            out.append(bytes.fromhex(seq[1:]).decode("utf-8", "replace"))
+        elif seq.startswith((".br", ".sp", ".in", ".ti", ".sk", ".ce")):
+            out.append(" ")
+        # \H\ \N\ \Cxxyy\ \Mxxyyzz\ \Zxx\ and unknown sequences are dropped
+        out.append(text)
+        i += 2
+    return "".join(out)
+
+
+def _delims(text: str) -> _Delims:
+    if not text.startswith("MSH") or len(text) < 5:
+        raise Hl7Error("AE", "no MSH segment", error_code="100")
+    fs = text[3]
+    enc = text[4:].split(fs, 1)[0].split("\r", 1)[0]
+    if len(enc) < 1 or len(enc) > 5:
+        raise Hl7Error("AE", "invalid MSH-2 encoding characters", error_code="102")
+    chars = (enc + "\0\0\0\0")[:4]
+    component, repetition, escape, subcomponent = (
+        chars[0],
+        chars[1] if chars[1] != "\0" else "~",
+        chars[2] if chars[2] != "\0" else "",
+        chars[3] if chars[3] != "\0" else "&",
+    )
+    used = [fs, component, repetition, subcomponent] + ([escape] if escape else [])
+    if len(set(used)) != len(used) or any(ch.isalnum() or ch.isspace() for ch in used):
+        raise Hl7Error("AE", "invalid MSH-1/MSH-2 separators", error_code="102")
+    return _Delims(fs, component, repetition, escape, subcomponent)
+
+
+def _segments(text: str, d: _Delims) -> list[_Segment]:
+    segments = []
+    for line in text.split("\r"):
+        parts = line.split(d.field)
+        name = parts[0].strip()
+        if name == "MSH":  # MSH-1 is the field separator itself
+            parts = [name, d.field, *parts[1:]]
+        segments.append(_Segment(name, tuple(parts), d))
+    return segments
+
+
+# ---------------------------------------------------------------- MSH
+
+
+def read_header(raw: bytes) -> MshHeader:
+    """MSH only, for the ACK; raises Hl7Error(AE) when there is no usable MSH."""
+    return _header(normalise(decode(raw)), _codec_for(raw))[0]
+
+
+def _header(text: str, codec: str) -> tuple[MshHeader, _Delims, list[_Segment]]:
+    d = _delims(text)
+    segments = _segments(text, d)
+    msh = segments[0]
+    header = MshHeader(
+        separators=d.field + msh.raw(2),
+        sending_application=msh.raw(3),
+        sending_facility=msh.raw(4),
+        receiving_application=msh.raw(5),
+        receiving_facility=msh.raw(6),
+        message_type=msh.get(9, 1),
+        trigger=msh.get(9, 2),
+        control_id=msh.raw(10).strip(),
+        processing_id=msh.raw(11),
+        version=msh.raw(12),
+        charset=msh.raw(18),
+        encoding=codec,
+    )
+    return header, d, segments
+
+
+# ---------------------------------------------------------------- values
+
+
+def _parse_ts(value: str) -> datetime | None:
+    """HL7 TS/DTM: YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]; no offset → Europe/Paris."""
+    m = _TS.fullmatch(value.strip())
+    if m is None:
+        return None
+    year, month, day, hour, minute, sec, frac, offset = m.groups()
+    tz: timezone | ZoneInfo
+    if offset:
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours > 14 or minutes > 59:
+            return None
+        sign = -1 if offset[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    else:
+        tz = ZoneInfo(_PARIS)
+    try:
+        return datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(sec or 0),
+            int((frac or "0").ljust(6, "0")),
+            tzinfo=tz,
+        )
+    except ValueError:
+        return None
+
+
+def _patient_ids(seg: _Segment, n: int) -> tuple[PatientId, ...]:
+    ids = []
+    for rep in seg.reps(n):
+        value = _part(rep, seg.d, 1)
+        if value:
+            ids.append(
+                PatientId(
+                    value=value,
+                    authority=_part(rep, seg.d, 4, 1),
+                    authority_oid=_part(rep, seg.d, 4, 2),
+                    type_code=_part(rep, seg.d, 5),
+                )
+            )
+    return tuple(dict.fromkeys(ids))
+
+
+def _gp_rpps(segments: list[_Segment]) -> str:
+    """ROL-4 id of the médecin traitant (ROL-3 = ODRP), preferring an RPPS-typed repetition."""
+    for rol in segments:
+        if rol.name != "ROL" or rol.get(3) != "ODRP" or rol.get(2) == "DE":
+            continue
+        reps = rol.reps(4)
+        for rep in reps:
+            oid = _part(rep, rol.d, 9, 2)
+            if _part(rep, rol.d, 13) == "RPPS" or oid == "1.2.250.1.71.4.2.1":
+                return _part(rep, rol.d, 1)
+        for rep in reps:
+            if _part(rep, rol.d, 1):
+                return _part(rep, rol.d, 1)
+    return ""
+
+
+def _first(segments: list[_Segment], name: str) -> _Segment | None:
+    return next((seg for seg in segments if seg.name == name), None)
+
+
+# ---------------------------------------------------------------- parse
+
+
+def parse(raw: bytes) -> Alert:
+    """One ADT message → Alert; Hl7Error (AE/AR) or IsAck otherwise."""
+    codec = _codec_for(raw)
+    text = normalise(raw.decode(codec))
+    header, d, segments = _header(text, codec)
+    ctl = header.control_id
+
+    def fail(code: AckCode, reason: str, error_code: str) -> Hl7Error:
+        return Hl7Error(code, reason, ctl, error_code=error_code, header=header)
+
+    if header.message_type == "ACK" or (
+        not header.message_type and _first(segments, "MSA") is not None
+    ):
+        raise IsAck(header)
+    if header.message_type != "ADT":
+        raise fail("AR", "unsupported message type", "200")
+    version = _VERSION.fullmatch(segments[0].get(12))
+    if version is None or not 3 <= int(version.group(1)) <= 8:
+        raise fail("AR", "unsupported version", "203")
+    evn = _first(segments, "EVN")
+    trigger = header.trigger or (evn.get(1) if evn else "")  # MSH-9.2 wins over EVN-1
+    event = EVENTS.get(trigger)
+    if event is None:
+        raise fail("AR", "unsupported trigger event", "201")
+
+    pid = _first(segments, "PID")
+    if pid is None:
+        raise fail("AE", "no PID segment", "100")
+    identifiers = _patient_ids(pid, 3)
+    if not identifiers:
+        raise fail("AE", "no patient identifier in PID-3", "101")
+    merged: tuple[PatientId, ...] = ()
+    if event is AlertEvent.merge:
+        merged = tuple(
+            ident for mrg in segments if mrg.name == "MRG" for ident in _patient_ids(mrg, 1)
+        )
+        if not merged:
+            raise fail("AE", "no prior identifier in MRG-1", "101")
+
+    msh = segments[0]
+    candidates = ([evn.get(6), evn.get(2)] if evn else []) + [msh.get(7)]
+    event_time = next((t for t in map(_parse_ts, candidates) if t is not None), None)
+    if event_time is None:
+        raise fail("AE", "no valid event time (EVN-6, EVN-2, MSH-7)", "102")
+
+    pv1 = _first(segments, "PV1")
+    zbe = _first(segments, "ZBE")
+    empty = _Segment("", (), d)
+    pv1 = pv1 or empty
+    zbe = zbe or empty
+    facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2) or msh.get(4, 1) or msh.get(4, 2)
+    # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.
+    unit = pv1.get(3, 1) or zbe.get(7, 1)
+    transfer = event in _TRANSFERS
+    return Alert(
+        source="hl7",
+        sender=f"{msh.get(3, 1)}^{msh.get(4, 1)}",
+        control_id=_unescape(ctl, d),
+        event=event,
+        trigger=trigger,
+        event_time=event_time,
+        identifiers=identifiers,
+        facility=facility,
+        unit=unit,
+        patient_class=pv1.get(2),
+        discharge_disposition=pv1.get(36),
+        discharge_destination=pv1.get(37),
+        movement_id=zbe.get(1),
+        movement_action=zbe.get(4).upper(),
+        gp_rpps=_gp_rpps(segments),
+        merged_identifiers=merged,
+        prior_unit=pv1.get(6, 1) if transfer else "",
+        prior_facility=(pv1.get(6, 4, 1) or pv1.get(6, 4, 2)) if transfer else "",
+    )

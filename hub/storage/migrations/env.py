@@ -1,0 +1,16 @@
+"""Alembic environment: run by hub.storage.migrate with a live connection, never by URL."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from hub.storage.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,  # SQLite needs batch mode to alter tables
+)
+with context.begin_transaction():
+    context.run_migrations()

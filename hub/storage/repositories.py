@@ -1,0 +1,310 @@
+"""Repositories: take and return domain objects; the rows stay inside hub/storage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.domain.persons import Identifier, Person
+from hub.domain.settings import Setting
+from hub.domain.team import Member, Role
+from hub.storage.models import (
+    AuditRow,
+    DeskRow,
+    IdentifierRow,
+    KeyValueRow,
+    MemberRow,
+    OutboxRow,
+    PersonRow,
+    ProcessedEventRow,
+)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class PersonRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def _row(self, case_ref: str) -> PersonRow | None:
+        result = await self.s.execute(select(PersonRow).where(PersonRow.case_ref == case_ref))
+        return result.scalar_one_or_none()
+
+    async def _to_domain(self, row: PersonRow) -> Person:
+        idents = await self.s.execute(
+            select(IdentifierRow).where(IdentifierRow.person_id == row.id).order_by(IdentifierRow.id)
+        )
+        return Person(
+            case_ref=row.case_ref,
+            display_name=row.display_name,
+            referent=row.referent,
+            opened_at=_aware(row.opened_at) or row.opened_at,
+            birth_date=row.birth_date,
+            identifiers=tuple(Identifier(i.authority, i.value) for i in idents.scalars()),
+            room_id=row.room_id,
+            closed_at=_aware(row.closed_at),
+            close_reason=row.close_reason,
+            setting=Setting(row.setting),
+        )
+
+    async def get(self, case_ref: str) -> Person | None:
+        row = await self._row(case_ref)
+        return None if row is None else await self._to_domain(row)
+
+    async def by_room(self, room_id: str) -> Person | None:
+        result = await self.s.execute(select(PersonRow).where(PersonRow.room_id == room_id))
+        row = result.scalar_one_or_none()
+        return None if row is None else await self._to_domain(row)
+
+    async def add(self, person: Person) -> None:
+        row = PersonRow(
+            case_ref=person.case_ref, display_name=person.display_name,
+            birth_date=person.birth_date, referent=person.referent, opened_at=person.opened_at,
+            setting=person.setting.value,
+        )
+        self.s.add(row)
+        await self.s.flush()
+        await self.add_identifiers(person.case_ref, person.identifiers)
+
+    async def add_identifiers(self, case_ref: str, identifiers: Sequence[Identifier]) -> None:
+        row = await self._row(case_ref)
+        assert row is not None
+        for ident in identifiers:
+            self.s.add(IdentifierRow(person_id=row.id, authority=ident.authority, value=ident.value))
+        await self.s.flush()
+
+    async def owner_of(self, identifier: Identifier) -> str | None:
+        result = await self.s.execute(
+            select(PersonRow.case_ref).join(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
+            .where(IdentifierRow.authority == identifier.authority, IdentifierRow.value == identifier.value)
+        )
+        return result.scalar_one_or_none()
+
+    async def set_room(self, case_ref: str, room_id: str) -> None:
+        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(room_id=room_id))
+
+    async def count_active(self, referent: str) -> int:
+        result = await self.s.execute(
+            select(func.count()).select_from(PersonRow)
+            .where(PersonRow.referent == referent, PersonRow.closed_at.is_(None))
+        )
+        return int(result.scalar_one())
+
+    async def count_opened_since(self, referent: str, since: datetime) -> int:
+        result = await self.s.execute(
+            select(func.count()).select_from(PersonRow)
+            .where(PersonRow.referent == referent, PersonRow.opened_at >= since)
+        )
+        return int(result.scalar_one())
+
+    async def active_refs(self, referent: str) -> list[str]:
+        result = await self.s.execute(
+            select(PersonRow.case_ref)
+            .where(PersonRow.referent == referent, PersonRow.closed_at.is_(None))
+            .order_by(PersonRow.case_ref)
+        )
+        return list(result.scalars())
+
+    async def next_sequence(self, year: int) -> int:
+        """Per-year counter for R-YYYY-NNNN, locked so two openings never share a number."""
+        key = f"case_seq:{year}"
+        result = await self.s.execute(select(KeyValueRow).where(KeyValueRow.key == key).with_for_update())
+        row = result.scalar_one_or_none()
+        if row is None:
+            self.s.add(KeyValueRow(key=key, value="1"))
+            await self.s.flush()
+            return 1
+        row.value = str(int(row.value) + 1)
+        await self.s.flush()
+        return int(row.value)
+
+
+class TeamRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def _person_id(self, case_ref: str) -> int:
+        result = await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref))
+        return int(result.scalar_one())
+
+    async def members(self, case_ref: str) -> list[Member]:
+        result = await self.s.execute(
+            select(MemberRow).join(PersonRow, PersonRow.id == MemberRow.person_id)
+            .where(PersonRow.case_ref == case_ref).order_by(MemberRow.id)
+        )
+        return [
+            Member(user_id=r.user_id, role=Role(r.role), since=_aware(r.since) or r.since,
+                   organisation=r.organisation, until=_aware(r.until), end_reason=r.end_reason)
+            for r in result.scalars()
+        ]
+
+    async def add(self, case_ref: str, member: Member) -> None:
+        self.s.add(MemberRow(
+            person_id=await self._person_id(case_ref), user_id=member.user_id, role=member.role.value,
+            organisation=member.organisation, since=member.since,
+        ))
+        await self.s.flush()
+
+    async def end(self, case_ref: str, member: Member) -> None:
+        await self.s.execute(
+            update(MemberRow)
+            .where(MemberRow.person_id == await self._person_id(case_ref),
+                   MemberRow.user_id == member.user_id, MemberRow.until.is_(None))
+            .values(until=member.until, end_reason=member.end_reason)
+        )
+
+    async def count_without_gp(self, refs: Sequence[str]) -> int:
+        if not refs:
+            return 0
+        result = await self.s.execute(
+            select(PersonRow.case_ref).join(MemberRow, MemberRow.person_id == PersonRow.id)
+            .where(PersonRow.case_ref.in_(refs), MemberRow.role == Role.GP.value, MemberRow.until.is_(None))
+        )
+        with_gp = set(result.scalars())
+        return len(set(refs) - with_gp)
+
+
+class DeskRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def ensure(self, user_id: str, role: str) -> bool:
+        """Record a desk to open; True when it is new."""
+        if await self.s.get(DeskRow, user_id) is not None:
+            return False
+        self.s.add(DeskRow(user_id=user_id, role=role))
+        await self.s.flush()
+        return True
+
+    async def set_room(self, user_id: str, room_id: str) -> None:
+        await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(room_id=room_id))
+
+    async def owner(self, room_id: str) -> tuple[str, str] | None:
+        result = await self.s.execute(select(DeskRow).where(DeskRow.room_id == room_id))
+        row = result.scalar_one_or_none()
+        return None if row is None else (row.user_id, row.role)
+
+    async def room_of(self, user_id: str) -> str | None:
+        row = await self.s.get(DeskRow, user_id)
+        return None if row is None else row.room_id
+
+
+class OutboxEntry:
+    __slots__ = ("action", "attempts", "case_ref", "id", "key", "payload")
+
+    def __init__(self, row: OutboxRow) -> None:
+        self.id = row.id
+        self.key = row.key
+        self.action = row.action
+        self.case_ref = row.case_ref
+        self.payload: dict[str, Any] = dict(row.payload)
+        self.attempts = row.attempts
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def add(self, key: str, action: str, case_ref: str | None, payload: dict[str, Any],
+                  now: datetime) -> bool:
+        """Enqueue once per key: a replayed command or resent message adds nothing."""
+        exists = await self.s.execute(select(OutboxRow.id).where(OutboxRow.key == key))
+        if exists.scalar_one_or_none() is not None:
+            return False
+        self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload,
+                             created_at=now, state="pending", attempts=0))
+        await self.s.flush()
+        return True
+
+    async def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
+        result = await self.s.execute(
+            select(OutboxRow)
+            .where(OutboxRow.state == "pending")
+            .where((OutboxRow.not_before.is_(None)) | (OutboxRow.not_before <= now))
+            .order_by(OutboxRow.id).limit(limit)
+        )
+        return [OutboxEntry(r) for r in result.scalars()]
+
+    async def mark_attempt(self, entry_id: int) -> None:
+        await self.s.execute(
+            update(OutboxRow).where(OutboxRow.id == entry_id).values(attempts=OutboxRow.attempts + 1)
+        )
+
+    async def done(self, entry_id: int, event_id: str | None) -> None:
+        await self.s.execute(
+            update(OutboxRow).where(OutboxRow.id == entry_id).values(state="done", event_id=event_id)
+        )
+
+    async def failed(self, entry_id: int, error: str) -> None:
+        await self.s.execute(
+            update(OutboxRow).where(OutboxRow.id == entry_id).values(state="failed", error=error[:500])
+        )
+
+    async def retry_later(self, entry_id: int, when: datetime, error: str) -> None:
+        await self.s.execute(
+            update(OutboxRow).where(OutboxRow.id == entry_id).values(not_before=when, error=error[:500])
+        )
+
+    async def event_id_of(self, key: str) -> str | None:
+        result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == key))
+        return result.scalar_one_or_none()
+
+    async def count(self, state: str) -> int:
+        result = await self.s.execute(select(func.count()).select_from(OutboxRow).where(OutboxRow.state == state))
+        return int(result.scalar_one())
+
+
+class AuditRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def record(self, at: datetime, actor: str, action: str, case_ref: str | None,
+                     detail: dict[str, Any]) -> None:
+        self.s.add(AuditRow(at=at, actor=actor, action=action, case_ref=case_ref, detail=detail))
+        await self.s.flush()
+
+    async def entries(self, case_ref: str | None = None) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+        query = select(AuditRow).order_by(AuditRow.id)
+        if case_ref is not None:
+            query = query.where(AuditRow.case_ref == case_ref)
+        result = await self.s.execute(query)
+        return [(_aware(r.at) or r.at, r.actor, r.action, dict(r.detail)) for r in result.scalars()]
+
+
+class EventRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def claim(self, event_id: str, now: datetime) -> bool:
+        """True the first time an event is seen; the claim commits with what it caused."""
+        if await self.s.get(ProcessedEventRow, event_id) is not None:
+            return False
+        self.s.add(ProcessedEventRow(event_id=event_id, at=now))
+        await self.s.flush()
+        return True
+
+
+class KeyValueRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, key: str) -> str | None:
+        row = await self.s.get(KeyValueRow, key)
+        return None if row is None else row.value
+
+    async def set(self, key: str, value: str) -> None:
+        row = await self.s.get(KeyValueRow, key)
+        if row is None:
+            self.s.add(KeyValueRow(key=key, value=value))
+        else:
+            row.value = value
+        await self.s.flush()

@@ -1,0 +1,66 @@
+"""Shared fixtures: one real Synapse for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.devserver import DevSynapse
+
+
+@pytest.fixture(scope="session")
+async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevSynapse]:
+    """A private Synapse on 127.0.0.1, started once and stopped at session end."""
+    server = DevSynapse(tmp_path_factory.mktemp("synapse"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+# --- databases: every storage and integration test runs on the backend CI selects ---------
+
+import os  # noqa: E402
+import secrets as _secrets  # noqa: E402
+
+from hub.storage import migrate  # noqa: E402
+from hub.storage.database import Database  # noqa: E402
+
+#: Set by .ci/run for the PostgreSQL pass, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test
+POSTGRES_ENV = "RELAIS_TEST_POSTGRES"
+
+
+def backend() -> str:
+    return "postgresql" if os.environ.get(POSTGRES_ENV) else "sqlite"
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'relais.db'}"
+        return
+    import asyncpg
+
+    name = f"relais_t_{_secrets.token_hex(6)}"
+    dsn = base.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield base.rsplit("/", 1)[0] + "/" + name
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    """A migrated database on the selected backend."""
+    db = Database(db_url)
+    await migrate.upgrade(db.engine)
+    yield db
+    await db.close()

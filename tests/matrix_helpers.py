@@ -1,0 +1,171 @@
+"""Helpers for tests talking to the real Synapse with matrix-nio (E2EE enabled)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import nio
+
+from hub.devserver import DevSynapse
+
+#: Timeline events seen by each client, per room, across calls.
+_SEEN: WeakKeyDictionary[nio.AsyncClient, dict[str, list[Any]]] = WeakKeyDictionary()
+#: Event ids already returned by wait_for_event, per client.
+_CONSUMED: WeakKeyDictionary[nio.AsyncClient, set[str]] = WeakKeyDictionary()
+
+
+def _record(client: nio.AsyncClient, response: Any) -> None:
+    if not isinstance(response, nio.SyncResponse):
+        return
+    seen = _SEEN.setdefault(client, {})
+    for room_id, info in response.rooms.join.items():
+        # nio decrypts megolm events in place during receive_response().
+        seen.setdefault(room_id, []).extend(info.timeline.events)
+
+
+async def sync(client: nio.AsyncClient, timeout_ms: int = 1000) -> nio.SyncResponse:
+    """One /sync, remembering its timeline events and handling key housekeeping."""
+    response = await client.sync(timeout=timeout_ms, full_state=False)
+    if not isinstance(response, nio.SyncResponse):
+        raise AssertionError(f"sync failed for {client.user_id}: {response}")
+    _record(client, response)
+    # What sync_forever() would do between syncs: keep olm keys flowing.
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
+    await client.send_to_device_messages()
+    return response
+
+
+async def make_client(
+    synapse: DevSynapse,
+    localpart: str,
+    tmp_path: Path,
+    *,
+    max_limit_exceeded: int | None = 0,
+) -> nio.AsyncClient:
+    """Register ``localpart`` and return a logged-in, synced, E2EE-enabled client.
+
+    ``max_limit_exceeded=0`` turns a 429 into an error response (nio's default,
+    None, sleeps and retries forever, hiding rate limiting from the tests).
+    """
+    password = secrets.token_urlsafe(16)
+    user_id = await synapse.register(localpart, password)
+    store = tmp_path / f"nio-{localpart}-{secrets.token_hex(4)}"
+    store.mkdir(parents=True)
+    config = nio.AsyncClientConfig(
+        encryption_enabled=True,
+        store_sync_tokens=True,
+        max_limit_exceeded=max_limit_exceeded,
+    )
+    client = nio.AsyncClient(synapse.url, user_id, store_path=str(store), config=config)
+    try:
+        login = await client.login(password, device_name=f"test-{localpart}")
+        if not isinstance(login, nio.LoginResponse):
+            # Idempotent registration keeps the first password; fail loudly.
+            raise AssertionError(f"login of {user_id} failed: {login}")
+        if client.should_upload_keys:
+            await client.keys_upload()
+        await sync(client, timeout_ms=0)
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def wait_for_event(
+    client: nio.AsyncClient,
+    room_id: str,
+    predicate: Callable[[Any], bool],
+    timeout: float = 30.0,  # noqa: ASYNC109 - a deadline spanning many syncs
+) -> Any:
+    """Sync until a timeline event in ``room_id`` matches ``predicate``; return it.
+
+    Events received by earlier syncs (of this helper or of ``sync``) are checked
+    first. An event already returned once is not returned again.
+    """
+    consumed = _CONSUMED.setdefault(client, set())
+    deadline = time.monotonic() + timeout
+    while True:
+        events = _SEEN.setdefault(client, {}).get(room_id, [])
+        for event in events:
+            event_id = getattr(event, "event_id", None)
+            if event_id in consumed:
+                continue
+            if predicate(event):
+                if event_id is not None:
+                    consumed.add(event_id)
+                return event
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            summary = [
+                f"{type(e).__name__}({getattr(e, 'sender', '?')}: "
+                f"{getattr(e, 'body', None) or getattr(e, 'type', '')})"
+                for e in events
+            ]
+            raise AssertionError(
+                f"no matching event in {room_id} for {client.user_id} after {timeout}s; "
+                f"seen: {summary}"
+            )
+        await sync(client, timeout_ms=int(min(remaining, 1.0) * 1000))
+
+
+async def accept_invite(
+    client: nio.AsyncClient,
+    room_id: str,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a deadline spanning many syncs
+) -> None:
+    """Sync until ``client`` is invited to ``room_id``, then join it."""
+    deadline = time.monotonic() + timeout
+    while room_id not in client.invited_rooms and room_id not in client.rooms:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{client.user_id} was never invited to {room_id}")
+        await sync(client)
+    if room_id in client.rooms and room_id not in client.invited_rooms:
+        return
+    response = await client.join(room_id)
+    if not isinstance(response, nio.JoinResponse):
+        raise AssertionError(f"{client.user_id} could not join {room_id}: {response}")
+    # Let the join come back down /sync so the room (and its encryption) is known.
+    while room_id not in client.rooms:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{client.user_id} joined {room_id} but never synced it")
+        await sync(client)
+
+
+async def send_text(client: nio.AsyncClient, room_id: str, body: str) -> str:
+    """Send an m.text message (encrypted if the room is), trusting every device.
+
+    Returns the event id.
+    """
+    # Sync first: nio rotates the outbound megolm session when it sees a membership
+    # event in /sync, or when keys_query reports a newly tracked user. A joiner whose
+    # devices nio already tracks (e.g. from another shared room) is caught only by
+    # the former; joined_members() alone does not invalidate the session.
+    await sync(client, timeout_ms=0)
+    room = client.rooms[room_id]
+    if room.encrypted:
+        # Make sure every member (and every device of theirs) is known before nio
+        # decides who gets the megolm session.
+        members = await client.joined_members(room_id)
+        if not isinstance(members, nio.JoinedMembersResponse):
+            raise AssertionError(f"joined_members({room_id}) failed: {members}")
+        if client.should_query_keys:
+            await client.keys_query()
+    response = await client.room_send(
+        room_id,
+        "m.room.message",
+        {"msgtype": "m.text", "body": body},
+        ignore_unverified_devices=True,
+    )
+    if not isinstance(response, nio.RoomSendResponse):
+        raise AssertionError(f"room_send to {room_id} failed: {response}")
+    return str(response.event_id)
