@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hub.commands import handlers_desk, handlers_team
+from hub.commands import handlers_alerts, handlers_desk, handlers_plan, handlers_team
 from hub.commands.context import Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect
@@ -78,4 +78,6 @@ def build_registry() -> Registry:
         "id add", "id ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.id_add",
         args=(Arg("identifier", optional=True),), opts=(Opt("ins"),),
     ), handlers_team.id_add)
+    handlers_plan.register(reg)
+    handlers_alerts.register(reg)
     return reg

@@ -14,8 +14,17 @@ LANGUAGES = ("fr", "en")
 
 @cache
 def _load(language: str) -> dict[str, str]:
-    raw = resources.files("hub.i18n").joinpath(f"{language}.json").read_text(encoding="utf-8")
-    data: dict[str, str] = json.loads(raw)
+    """`<lang>.json` plus one `<lang>.<feature>.json` per feature (plan, alerts…)."""
+    folder = resources.files("hub.i18n")
+    data: dict[str, str] = {}
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".json"))
+    for name in names:
+        if name == f"{language}.json" or name.startswith(f"{language}."):
+            part: dict[str, str] = json.loads(folder.joinpath(name).read_text(encoding="utf-8"))
+            duplicates = set(part) & set(data)
+            if duplicates:
+                raise ValueError(f"catalog keys defined twice in {name}: {sorted(duplicates)}")
+            data.update(part)
     return data
 
 

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from hub.storage.repos_alerts import AlertRepo
+from hub.storage.repos_plan import PlanRepo
 from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
@@ -61,6 +63,8 @@ class UnitOfWork:
         self.audit = AuditRepo(session)
         self.events = EventRepo(session)
         self.kv = KeyValueRepo(session)
+        self.plans = PlanRepo(session)
+        self.alerts = AlertRepo(session)
 
 
 class Database:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from hub.storage import models_alerts, models_plan  # noqa: F401 - registers their tables
 from hub.storage.models import Base
 
 connection = context.config.attributes["connection"]
