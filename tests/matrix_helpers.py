@@ -169,3 +169,13 @@ async def send_text(client: nio.AsyncClient, room_id: str, body: str) -> str:
     if not isinstance(response, nio.RoomSendResponse):
         raise AssertionError(f"room_send to {room_id} failed: {response}")
     return str(response.event_id)
+
+
+async def skip_seen(client: nio.AsyncClient, room_id: str) -> None:
+    """Sync, then mark every event seen so far in the room as consumed (wait for new ones only)."""
+    await sync(client, timeout_ms=0)
+    consumed = _CONSUMED.setdefault(client, set())
+    for event in _SEEN.setdefault(client, {}).get(room_id, []):
+        event_id = getattr(event, "event_id", None)
+        if event_id is not None:
+            consumed.add(event_id)

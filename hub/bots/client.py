@@ -220,9 +220,29 @@ class BotClient:
 
     async def invite(self, room_id: str, user_id: str) -> None:
         resp = await self.api.room_invite(room_id, user_id)
-        if isinstance(resp, ErrorResponse) and "already in the room" in (resp.message or ""):
+        if not (isinstance(resp, ErrorResponse) and "already in the room" in (resp.message or "")):
+            _check(resp, "invite")
+        self._note_invited(room_id, [user_id])
+
+    def _note_invited(self, room_id: str, user_ids: list[str]) -> None:
+        """History is visible from invitation: the invitee's devices must get the next room key,
+        even before our own sync has shown the invite."""
+        room = self.api.rooms.get(room_id)
+        if room is None or not user_ids:
             return
-        _check(resp, "invite")
+        for user_id in user_ids:
+            room.add_member(user_id, None, None, invited=True)
+        if self.api.olm is not None:
+            self.api.olm.update_tracked_users(room)
+            self.api.invalidate_outbound_session(room_id)
+
+    async def _load_invited(self, room_id: str) -> None:
+        path = f"/_matrix/client/v3/rooms/{room_id}/members?membership=invite"
+        resp = await self.api.send("GET", path, headers={"Authorization": f"Bearer {self.api.access_token}"})
+        if resp.status != 200:
+            raise TransientError("members", None)
+        chunk = (await resp.json()).get("chunk", [])
+        self._note_invited(room_id, [e["state_key"] for e in chunk if e.get("state_key")])
 
     async def kick(self, room_id: str, user_id: str, reason: str) -> None:
         resp = await self.api.room_kick(room_id, user_id, reason)
@@ -241,8 +261,9 @@ class BotClient:
             members = await self.api.joined_members(room_id)
             if isinstance(members, JoinedMembersError):
                 _check(members, "joined_members")
-            if self.api.should_query_keys:
-                await self.api.keys_query()
+            await self._load_invited(room_id)
+        if self.api.should_query_keys:
+            await self.api.keys_query()
         resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
                                         ignore_unverified_devices=True)
         _check(resp, "send")
@@ -255,7 +276,8 @@ class BotClient:
     async def user_exists(self, user_id: str) -> bool:
         resp = await self.api.get_profile(user_id)
         if isinstance(resp, ErrorResponse):
-            if resp.status_code == "M_NOT_FOUND":
+            # Synapse answers M_NOT_FOUND, or M_UNKNOWN "No row found (profiles)" on some versions.
+            if resp.status_code == "M_NOT_FOUND" or "no row found" in (resp.message or "").lower():
                 return False
             _check(resp, "profile")
         return True

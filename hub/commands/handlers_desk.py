@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub.commands.context import Ctx
 from hub.commands.parser import Invocation
-from hub.domain.effects import Effect
+from hub.domain.effects import Effect, Notify
 from hub.domain.persons import INS, Identifier, parse_identifier, parse_nir
 from hub.services import cases
 
@@ -25,8 +25,10 @@ async def new(ctx: Ctx, inv: Invocation) -> list[Effect]:
     limits = ctx.settings.limits
     figures = {"target": limits.target, "active": load.active, "intake": limits.intake_per_month,
                "count": load.intake_this_month}
-    reply = ctx.reply("reply.new", case=person.case_ref, name=person.display_name,
-                      warnings=[{"key": w, "params": figures} for w in warnings])
+    # The reply carries the new file's reference so other programs can follow it.
+    reply = Notify("command.reply", person.case_ref, "reply.new",
+                   {"case": person.case_ref, "name": person.display_name,
+                    "warnings": [{"key": w, "params": figures} for w in warnings]}, room_id=ctx.room_id)
     return [*effects, reply]
 
 
