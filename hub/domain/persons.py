@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from hub.domain.errors import DomainError
@@ -36,7 +36,8 @@ class Person:
     closed_at: datetime | None = None
     close_reason: str | None = None
     setting: Setting = Setting.HOME
-    case_managers: tuple[str, ...] = field(default=())
+    setting_since: datetime | None = None
+    hospital_return: date | None = None
 
     @property
     def is_open(self) -> bool:

@@ -41,6 +41,9 @@ class PersonRow(Base):
     closed_at: Mapped[datetime | None] = mapped_column(_TS)
     close_reason: Mapped[str | None] = mapped_column(String(32))
     setting: Mapped[str] = mapped_column(String(32), default="home")
+    setting_since: Mapped[datetime | None] = mapped_column(_TS)
+    # Set by a return home from hospital: makes a re-evaluation due within 7 days.
+    hospital_return_on: Mapped[date | None] = mapped_column(Date)
 
 
 class IdentifierRow(Base):

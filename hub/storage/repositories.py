@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -54,6 +54,8 @@ class PersonRepo:
             closed_at=_aware(row.closed_at),
             close_reason=row.close_reason,
             setting=Setting(row.setting),
+            setting_since=_aware(row.setting_since),
+            hospital_return=row.hospital_return_on,
         )
 
     async def get(self, case_ref: str) -> Person | None:
@@ -91,6 +93,13 @@ class PersonRepo:
 
     async def set_room(self, case_ref: str, room_id: str) -> None:
         await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(room_id=room_id))
+
+    async def set_setting(self, case_ref: str, setting: Setting, since: datetime,
+                          hospital_return: date | None = None) -> None:
+        values: dict[str, Any] = {"setting": setting.value, "setting_since": since}
+        if hospital_return is not None:
+            values["hospital_return_on"] = hospital_return
+        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(**values))
 
     async def count_active(self, referent: str) -> int:
         result = await self.s.execute(

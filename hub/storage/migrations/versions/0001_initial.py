@@ -70,6 +70,8 @@ def upgrade() -> None:
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('close_reason', sa.String(length=32), nullable=True),
     sa.Column('setting', sa.String(length=32), nullable=False),
+    sa.Column('setting_since', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('hospital_return_on', sa.Date(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('case_ref'),
     sa.UniqueConstraint('room_id')
