@@ -56,7 +56,7 @@ class MatrixConfig(_Section):
         password = self.password or _read_secret_file(self.password_file)
         token = self.access_token or _read_secret_file(self.access_token_file)
         if not password and not token:
-            raise ValueError("set password (or password_file, or access_token)")
+            raise ValueError("password: is required (or password_file, or access_token)")
         object.__setattr__(self, "password", password)
         object.__setattr__(self, "access_token", token)
         if not self.allowed_servers:
@@ -99,7 +99,7 @@ class CareConfig(_Section):
     @model_validator(mode="after")
     def _target_below_max(self) -> CareConfig:
         if self.caseload_target > self.caseload_max:
-            raise ValueError("caseload_target must not exceed caseload_max")
+            raise ValueError("caseload_target: must not exceed caseload_max")
         return self
 
 
@@ -134,6 +134,8 @@ class HttpConfig(_Section):
 
 class EncryptionConfig(_Section):
     trust: Literal["cross_signed", "all"] = "all"
+    # Replace the bot's cross-signing keys held by the homeserver; explicit, for one start.
+    reset_cross_signing: bool = False
 
 
 class Config(BaseSettings):
@@ -166,6 +168,10 @@ def _describe(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(root)"
     message = first["msg"].removeprefix("Value error, ")
+    # Model-level checks name their key as "<key>: <problem>".
+    head, sep, rest = message.partition(": ")
+    if sep and head.isidentifier() and first["type"] == "value_error":
+        key, message = f"{key}.{head}", rest
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] == "missing":

@@ -106,13 +106,13 @@ class Hub:
             await sync(client)
         raise AssertionError(f"no desk invite for {name}")
 
-    async def command(self, name: str, room_id: str, text: str, timeout: float = 30.0) -> Any:
+    async def command(self, name: str, room_id: str, text: str, wait_s: float = 30.0) -> Any:
         """Type a command and return the bot's reply (command.reply or command.error)."""
         client = await self.client(name)
         await skip_seen(client, room_id)
         await send_text(client, room_id, text)
         return await wait_for_event(client, room_id,
-                                    is_notice(("command.reply", "command.error"), self.bot), timeout)
+                                    is_notice(("command.reply", "command.error"), self.bot), wait_s)
 
     async def open_case(self, name: str = "cm", desk: str | None = None,
                         text: str = '!new "Jeanne Dupont" --born 1938-05-14') -> tuple[str, str]:
