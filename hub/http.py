@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +12,10 @@ from hub.metrics import Metrics
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def build_http_app(metrics: Metrics, ready: ReadyCheck) -> web.Application:
+def build_http_app(metrics: Metrics, ready: ReadyCheck,
+                   routes: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
+    """The built-in endpoints plus the features' own `routes` (the FHIR endpoint)."""
+
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -29,4 +32,5 @@ def build_http_app(metrics: Metrics, ready: ReadyCheck) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    app.add_routes(list(routes))
     return app

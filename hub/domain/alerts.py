@@ -13,7 +13,7 @@ from typing import Literal
 
 from hub.domain.identity import PatientId, matches
 
-__all__ = ["Alert", "AlertEvent", "AlertSource", "PatientId", "matches"]
+__all__ = ["Alert", "AlertEvent", "AlertRecord", "AlertSource", "PatientId", "matches"]
 
 AlertSource = Literal["hl7", "fhir"]
 
@@ -55,3 +55,19 @@ class Alert:
     def __post_init__(self) -> None:
         if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:
             raise ValueError("Alert.event_time must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert as kept for a followed person: enough to cancel it or to order later ones."""
+
+    id: int
+    case_ref: str
+    event: AlertEvent
+    event_time: datetime
+    sender: str = ""
+    facility: str = ""
+    unit: str = ""
+    movement_id: str = ""
+    notice_key: str | None = None  # outbox key of the notice it posted (None: silent)
+    cancelled: bool = False

@@ -6,7 +6,7 @@ in pieces or several to a read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = ["END_BLOCK", "START_BLOCK", "FrameError", "MllpDecoder", "frame"]
@@ -14,6 +14,7 @@ __all__ = ["END_BLOCK", "START_BLOCK", "FrameError", "MllpDecoder", "frame"]
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
 DEFAULT_MAX_FRAME = 1 << 20
+HEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,12 @@ class FrameError:
 
     too_large: the payload exceeded max_frame; the rest of it is skipped.
     truncated: a start block arrived before the end of the current frame.
+    head: the first bytes of the dropped payload (up to HEAD_BYTES), so that the answer can
+    still quote its MSH-10 when MSH was there.
     """
 
     reason: Literal["too_large", "truncated"]
+    head: bytes = field(default=b"", compare=False, repr=False)
 
 
 class MllpDecoder:
@@ -58,7 +62,7 @@ class MllpDecoder:
             end = self._buf.find(END_BLOCK, from_)
             restart = self._buf.find(START_BLOCK, from_, end if end >= 0 else len(self._buf))
             if restart >= 0 and restart <= self.max_frame:
-                out.append(FrameError("truncated"))
+                out.append(FrameError("truncated", bytes(self._buf[: min(restart, HEAD_BYTES)])))
                 del self._buf[:restart]
                 self._in_frame = False
                 continue
@@ -69,7 +73,7 @@ class MllpDecoder:
                 continue
             # No end (or too far): the last byte may still be the 0x1C of an end block.
             if end >= 0 or len(self._buf) - 1 > self.max_frame:
-                out.append(FrameError("too_large"))
+                out.append(FrameError("too_large", bytes(self._buf[:HEAD_BYTES])))
                 del self._buf[: self.max_frame + 1]
                 self._in_frame = False
                 continue

@@ -1,0 +1,291 @@
+"""Moves between care settings and what each one asks of the team (SPEC §6), pure.
+
+A move comes from a hospital event or from `!move`; either way it posts the same
+`handover.setting` notice with the checklist that transition needs. Hospital events are
+ordered by their own time: one older than the last known movement still informs the team
+but never overwrites a newer setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from hub.domain.alerts import Alert, AlertEvent, AlertRecord
+from hub.domain.effects import Notify
+from hub.domain.errors import DomainError
+from hub.domain.persons import Person
+from hub.domain.settings import Setting
+
+__all__ = [
+    "CANCELS",
+    "HOSPITAL_RETURN_DAYS",
+    "Move",
+    "Outcome",
+    "SettingChange",
+    "cancellation",
+    "checklist",
+    "discharge_setting",
+    "hospital_event",
+    "is_cancellation",
+    "local_day",
+    "manual_move",
+    "setting_after",
+]
+
+PARIS = ZoneInfo("Europe/Paris")
+HOSPITAL_RETURN_DAYS = 7
+HOSPITAL_LIKE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL, Setting.REHAB, Setting.HAD})
+_ACUTE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL})
+
+#: What each cancellation cancels.
+CANCELS: dict[AlertEvent, AlertEvent] = {
+    AlertEvent.cancel_admission: AlertEvent.admission,
+    AlertEvent.cancel_transfer: AlertEvent.transfer,
+    AlertEvent.cancel_discharge: AlertEvent.discharge,
+}
+_OUTPATIENT = frozenset({"O", "R", "AMB", "OBSENC", "VR", "HH"})
+_EMERGENCY = frozenset({"E", "EMER"})
+# Discharge disposition → where the person goes: HL7 table 0112, NUBC UB-92 (the FHIR
+# samples) and FHIR discharge-disposition codes. Death maps to OTHER: never a "return home".
+_DISCHARGE: dict[str, Setting] = {
+    **dict.fromkeys(("1", "01", "6", "06", "7", "07", "8", "08", "home", "alt-home", "aadvice"), Setting.HOME),
+    **dict.fromkeys(("2", "02", "9", "09", "63", "65", "hosp", "psy"), Setting.HOSPITAL),
+    **dict.fromkeys(("3", "03", "4", "04", "61", "64", "snf", "long"), Setting.NURSING_HOME),
+    **dict.fromkeys(("62", "rehab"), Setting.REHAB),
+    **dict.fromkeys(("5", "05", "20", "40", "41", "42", "50", "51", "other-hcf", "exp", "oth"), Setting.OTHER),
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    setting: Setting
+    since: datetime
+    hospital_return: date | None = None  # set by a return home from a hospital-like setting
+    establishment: str | None = None
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One recorded move, with what it replaced so a cancelled hospital event can undo it."""
+
+    case_ref: str
+    setting: Setting
+    since: datetime
+    previous: Setting
+    previous_since: datetime | None
+    previous_return: date | None
+    hospital_return: date | None
+    source: Literal["hospital", "command"]
+    actor: str
+    establishment: str | None = None
+    alert_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an alert asks for: notices (the alert notice first when `notice`) and maybe a move."""
+
+    effects: list[Notify] = field(default_factory=list)
+    move: Move | None = None
+    notice: bool = False
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(PARIS).date()
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+
+
+def _place(facility: str, unit: str) -> Any:
+    shown = " — ".join(part for part in (facility, unit) if part)
+    return shown or {"key": "alert.place_unknown"}
+
+
+def is_cancellation(alert: Alert) -> bool:
+    return alert.event in CANCELS or alert.movement_action == "CANCEL"
+
+
+def discharge_setting(disposition: str) -> Setting:
+    """Unknown or missing dispositions are a return home, by far the most common case."""
+    return _DISCHARGE.get(disposition.strip().lower(), Setting.HOME)
+
+
+def setting_after(alert: Alert) -> Setting | None:
+    """Where a hospital event leaves the person; None when it does not move them."""
+    klass = alert.patient_class.strip().upper()
+    if alert.event in (AlertEvent.admission, AlertEvent.transfer, AlertEvent.leave_return):
+        if klass in _OUTPATIENT:
+            return None  # a consultation or a day visit: the person stays where they live
+        return Setting.EMERGENCY if klass in _EMERGENCY else Setting.HOSPITAL
+    if alert.event is AlertEvent.discharge:
+        return discharge_setting(alert.discharge_disposition)
+    return None
+
+
+def checklist(origin: Setting, target: Setting, since: datetime) -> list[dict[str, Any]]:
+    """The handover items a transition needs, as catalog messages."""
+    items: list[str]
+    if target in _ACUTE:
+        items = ["hospital_contact", "plan_summary"]
+        if origin not in _ACUTE:
+            items.insert(0, "services_suspended")
+    elif target is Setting.HOME:
+        items = ["gp_informed"]
+        if origin in HOSPITAL_LIKE:
+            items += ["discharge_date_shared", "discharge_letter"]
+        items.append("home_services_resumed")
+    elif target is Setting.NURSING_HOME:
+        items = ["receiving_contact", "plan_summary", "home_services_stopped", "gp_informed"]
+    elif target in (Setting.REHAB, Setting.HAD, Setting.TEMPORARY_STAY, Setting.DAY_CARE):
+        items = ["receiving_contact", "plan_summary", "gp_informed"]
+        if origin in _ACUTE:
+            items.append("discharge_letter")
+    else:
+        items = ["gp_informed", "team_informed"]
+    out: list[dict[str, Any]] = [{"key": f"checklist.{item}"} for item in items]
+    if _returns_from_hospital(origin, target):
+        due = local_day(since) + timedelta(days=HOSPITAL_RETURN_DAYS)
+        out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat()}})
+    return out
+
+
+def _returns_from_hospital(origin: Setting, target: Setting) -> bool:
+    return target is Setting.HOME and origin in HOSPITAL_LIKE
+
+
+def _move(origin: Setting, target: Setting, since: datetime, establishment: str | None = None) -> Move:
+    back = local_day(since) if _returns_from_hospital(origin, target) else None
+    return Move(target, since, back, establishment)
+
+
+def _handover(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move,
+              by: dict[str, Any]) -> Notify:
+    params = {
+        "from_setting": {"key": f"setting.{origin.value}"},
+        "setting": move.setting.value,
+        "place": {"key": "handover.place", "params": {"place": move.establishment}} if move.establishment else "",
+        "when": _when(move.since),
+        "by": by,
+        "checklist": checklist(origin, move.setting, move.since),
+    }
+    return Notify("handover.setting", person.case_ref, "handover.setting", params, mentions=mentions)
+
+
+_NOTICES: dict[AlertEvent, tuple[str, str]] = {
+    AlertEvent.admission: ("alert.admission", "alert.admission"),
+    AlertEvent.transfer: ("alert.transfer", "alert.transfer"),
+    AlertEvent.discharge: ("alert.discharge", "alert.discharge"),
+    AlertEvent.leave: ("alert.transfer", "alert.leave"),
+    AlertEvent.leave_return: ("alert.transfer", "alert.leave_return"),
+    AlertEvent.update: ("alert.transfer", "alert.location"),
+}
+
+
+def hospital_event(
+    person: Person,
+    mentions: tuple[str, ...],
+    alert: Alert,
+    *,
+    last_movement: datetime | None,
+    last_location: tuple[str, str] | None,
+) -> Outcome:
+    """An admission, transfer, discharge, leave or update for a followed person.
+
+    `last_movement` is the time of the newest movement known (hospital event or `!move`);
+    `last_location` the (facility, unit) of the person's latest stay event, None when
+    they are not known to be in hospital.
+    """
+    if alert.event not in _NOTICES:
+        return Outcome()
+    location = (alert.facility, alert.unit)
+    if alert.event is AlertEvent.update and (last_location is None or location == last_location):
+        return Outcome()  # A08: silent unless the location changes
+    late = last_movement is not None and alert.event_time < last_movement
+    target = setting_after(alert)
+    kind, message = _NOTICES[alert.event]
+    if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
+        message = "alert.admission_emergency"
+    params: dict[str, Any] = {
+        "when": _when(alert.event_time),
+        "place": _place(*location),
+        "late": {"key": "alert.late"} if late else "",
+    }
+    if alert.event is AlertEvent.transfer:
+        params["from_place"] = _place(alert.prior_facility, alert.prior_unit)
+    if alert.event is AlertEvent.discharge:
+        params["setting"] = (target or Setting.HOME).value
+    effects = [Notify(kind, person.case_ref, message, params, mentions=mentions)]
+    origin = person.setting
+    if alert.event is AlertEvent.discharge and origin not in HOSPITAL_LIKE:
+        origin = Setting.HOSPITAL  # the admission never reached us: still a return from hospital
+    move = None
+    if target is not None and (target is not person.setting or origin is not person.setting) and not late:
+        move = _move(origin, target, alert.event_time)
+        effects.append(_handover(person, mentions, origin, move, {"key": "handover.by_hospital"}))
+    return Outcome(effects, move, notice=True)
+
+
+def cancellation(
+    person: Person,
+    mentions: tuple[str, ...],
+    alert: Alert,
+    original: AlertRecord | None,
+    *,
+    restored: Setting | None,
+) -> Outcome:
+    """The hospital cancelled an event: edit its notice and say so in a short new one.
+
+    `restored` is the setting put back because the cancelled event had made the last move.
+    """
+    what_event = original.event if original is not None else CANCELS.get(alert.event, AlertEvent.admission)
+    what = {"key": f"alert.what.{what_event.value}"}
+    if original is None:
+        params = {"what": what, "when": _when(alert.event_time)}
+        return Outcome([Notify("alert.cancelled", person.case_ref, "alert.cancelled_unknown", params,
+                               mentions=mentions)])
+    when = _when(original.event_time)
+    effects: list[Notify] = []
+    if original.notice_key is not None:
+        kind = _NOTICES.get(original.event, ("alert.cancelled", ""))[0]
+        effects.append(Notify(kind, person.case_ref, "alert.cancelled_original",
+                              {"what": what, "when": when, "place": _place(original.facility, original.unit)},
+                              replaces=original.notice_key))
+    restored_param: Any = {"key": "alert.restored", "params": {"setting": restored.value}} if restored else ""
+    effects.append(Notify("alert.cancelled", person.case_ref, "alert.cancelled",
+                          {"what": what, "when": when, "restored": restored_param}, mentions=mentions))
+    return Outcome(effects)
+
+
+def manual_move(
+    person: Person,
+    mentions: tuple[str, ...],
+    target: Setting,
+    establishment: str | None,
+    on: date | None,
+    *,
+    by: str,
+    now: datetime,
+    last_movement: datetime | None,
+) -> Outcome:
+    """`!move`: the case manager records a change of setting by hand."""
+    today = local_day(now)
+    if on is not None and on > today:
+        raise DomainError("error.move_future", date=on.isoformat())
+    since = now if on is None or on == today else datetime.combine(on, time(12), tzinfo=PARIS)
+    if last_movement is not None and since < last_movement:
+        raise DomainError("error.move_older", date=local_day(since).isoformat(),
+                          last=local_day(last_movement).isoformat())
+    establishment = " ".join(establishment.split()) if establishment else None
+    if establishment is not None and len(establishment) > 120:
+        raise DomainError("error.establishment_long")
+    if target is person.setting and establishment is None:
+        raise DomainError("error.move_same", setting=target.value)
+    move = _move(person.setting, target, since, establishment)
+    notice = _handover(person, mentions, person.setting, move, {"key": "handover.by_user", "params": {"user": by}})
+    return Outcome([notice], move, notice=True)
