@@ -10,6 +10,7 @@ from hub.domain.effects import CreateRoom, Effect, Invite, Notify
 from hub.domain.errors import DomainError
 from hub.domain.persons import Identifier, Person
 from hub.domain.team import Member, Role
+from hub.services import plans
 from hub.storage.database import UnitOfWork
 
 
@@ -23,6 +24,8 @@ async def load_caseload(uow: UnitOfWork, referent: str, now: datetime) -> caselo
         active=len(refs),
         intake_this_month=await uow.persons.count_opened_since(referent, month_start(now)),
         without_gp=await uow.team.count_without_gp(refs),
+        overdue_reevaluations=await plans.count_overdue(uow, referent, now.date()),
+        items_without_provider=await uow.plans.count_without_provider(referent),
     )
 
 
