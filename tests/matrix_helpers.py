@@ -179,3 +179,47 @@ async def skip_seen(client: nio.AsyncClient, room_id: str) -> None:
         event_id = getattr(event, "event_id", None)
         if event_id is not None:
             consumed.add(event_id)
+
+
+async def cross_sign(client: nio.AsyncClient) -> str:
+    """Give a test client's account cross-signing and sign its device, as Element does at first
+    login; returns the master public key. (A first upload needs no password: MSC3967.)
+    An account that already has cross-signing is left as it is."""
+    from hub.bots import crosssigning as xs
+
+    user_id, device_id = client.user_id, client.device_id
+    existing = (await xs.query_keys(client, [user_id])).get("master_keys", {}).get(user_id)
+    if existing is not None:
+        return str(next(iter(existing["keys"].values())))
+    keys = xs.CrossSigningKeys.generate()
+    status, body = await xs.matrix_request(client, "POST", "/_matrix/client/v3/keys/device_signing/upload",
+                                           xs.device_signing_body(user_id, keys))
+    if status != 200:
+        raise AssertionError(f"device_signing/upload for {user_id} failed: {status} {body}")
+    device = (await xs.query_keys(client, [user_id]))["device_keys"][user_id][device_id]
+    status, body = await xs.matrix_request(client, "POST", "/_matrix/client/v3/keys/signatures/upload",
+                                           xs.signatures_body(user_id, device, keys.self_signing))
+    if status != 200 or body.get("failures"):
+        raise AssertionError(f"signatures/upload for {user_id} failed: {status} {body}")
+    return keys.master.public
+
+
+async def make_unsigned_client(synapse: DevSynapse, localpart: str, tmp_path: Path) -> nio.AsyncClient:
+    """Like make_client, but the device is certainly not cross-signed (a legacy client)."""
+    password = secrets.token_urlsafe(16)
+    user_id = await synapse.register(localpart, password)
+    store = tmp_path / f"nio-{localpart}-{secrets.token_hex(4)}"
+    store.mkdir(parents=True)
+    config = nio.AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True, max_limit_exceeded=0)
+    client = nio.AsyncClient(synapse.url, user_id, store_path=str(store), config=config)
+    try:
+        login = await client.login(password, device_name=f"legacy-{localpart}")
+        if not isinstance(login, nio.LoginResponse):
+            raise AssertionError(f"login of {user_id} failed: {login}")
+        if client.should_upload_keys:
+            await client.keys_upload()
+        await sync(client, timeout_ms=0)
+    except BaseException:
+        await client.close()
+        raise
+    return client

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientConnectionError
 from nio import (
@@ -31,6 +31,9 @@ from nio import (
 
 from hub.config import MatrixConfig
 from hub.errors import MatrixError
+
+if TYPE_CHECKING:
+    from hub.bots.trust import DeviceTrust
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ class BotClient:
         self.synced_once = asyncio.Event()
         self.connected = False
         self._room_version: str | None = None
+        self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
 
     @property
     def user_id(self) -> str:
@@ -264,6 +268,8 @@ class BotClient:
             await self._load_invited(room_id)
         if self.api.should_query_keys:
             await self.api.keys_query()
+        if self.trust is not None:
+            await self.trust.apply(self.api, room_id)  # blacklists devices the policy excludes
         resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
                                         ignore_unverified_devices=True)
         _check(resp, "send")

@@ -1,0 +1,131 @@
+"""Which devices get the room keys of the bot's messages.
+
+`cross_signed` (the default) shares only with devices signed by their owner's self-signing
+key, itself signed by the owner's master key — what Element calls "exclude insecure devices"
+(MSC4153). The signatures are checked here from /keys/query, not taken from nio, which has no
+cross-signing. Devices that fail are blacklisted in nio's store before each send (and taken off
+the list again once they pass), so nio's own key sharing leaves them out; nio rotates the
+room's megolm session whenever that list changes. `all` shares with every device, as before.
+
+A team member left with no device to share with cannot read the room any more: the case
+manager is told once per (room, member) through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nio import AsyncClient
+
+from hub.bots.crosssigning import cross_signed_devices, query_keys
+from hub.clock import Clock
+from hub.domain.effects import Notify
+from hub.domain.team import Role, active
+from hub.services.outbox import enqueue
+from hub.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+TrustMode = Literal["cross_signed", "all"]
+UNREACHABLE_KIND = "encryption.unreachable"
+
+
+@dataclass(frozen=True)
+class Decision:
+    blocked: frozenset[tuple[str, str]]  # (user, device) never to receive our room keys
+    unreachable: tuple[str, ...]  # members with no device that may receive them
+
+
+def decide(response: Mapping[str, Any], members: Iterable[str], bot: str,
+           known: Mapping[str, Mapping[str, str]]) -> Decision:
+    """Pure: the /keys/query response for `members`, and the devices nio knows
+    (user → device → Ed25519 key), give the devices to block and the members left out."""
+    blocked: set[tuple[str, str]] = set()
+    unreachable: list[str] = []
+    for user in members:
+        signed = cross_signed_devices(response, user)
+        for device_id, ed25519 in known.get(user, {}).items():
+            # Same device id with another key is another device: it is not the one verified.
+            if signed.get(device_id) != ed25519:
+                blocked.add((user, device_id))
+        if user != bot and not signed:
+            unreachable.append(user)
+    return Decision(frozenset(blocked), tuple(unreachable))
+
+
+Unreachable = Callable[[str, tuple[str, ...]], Awaitable[None]]
+
+
+class DeviceTrust:
+    """Applied by BotClient.send before nio shares the room key."""
+
+    def __init__(self, mode: TrustMode, on_unreachable: Unreachable | None = None) -> None:
+        self.mode = mode
+        self.on_unreachable = on_unreachable
+
+    async def apply(self, api: AsyncClient, room_id: str) -> Decision:
+        olm = api.olm
+        room = api.rooms.get(room_id)
+        if olm is None or room is None:
+            return Decision(frozenset(), ())
+        members = sorted(room.users)
+        known = {user: {d.id: d.ed25519 for d in olm.device_store.active_user_devices(user)} for user in members}
+        if self.mode == "all":
+            decision = Decision(frozenset(), ())
+        else:
+            decision = decide(await query_keys(api, members), members, api.user_id, known)
+        for user in members:
+            for device in olm.device_store.active_user_devices(user):
+                if device.id == api.device_id and user == api.user_id:
+                    continue
+                # nio invalidates the room's outbound session itself when a flag changes. Its
+                # trust files append a key even when present (and then report a change), so
+                # only flag a device once, and unflag until no entry is left.
+                blacklisted = olm.is_device_blacklisted(device)
+                if (user, device.id) in decision.blocked:
+                    if not blacklisted:
+                        api.blacklist_device(device)
+                        log.info("room keys withheld from a device that is not cross-signed")
+                elif blacklisted:
+                    while olm.is_device_blacklisted(device):
+                        api.unblacklist_device(device)
+                    log.info("room keys shared again with a device now cross-signed (or trust = all)")
+        if decision.unreachable and self.on_unreachable is not None:
+            await self.on_unreachable(room_id, decision.unreachable)
+        return decision
+
+
+class UnreachableNotices:
+    """Tell the case manager, in the room, that a member cannot read it (once per room and member)."""
+
+    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.on_enqueued = on_enqueued
+
+    async def __call__(self, room_id: str, users: tuple[str, ...]) -> None:
+        added = 0
+        async with self.db.unit() as uow:
+            person = await uow.persons.by_room(room_id)
+            if person is not None:
+                case_ref = person.case_ref
+                team = await uow.team.members(case_ref)
+                managers = [person.referent, *(m.user_id for m in active(team) if m.role is Role.CASE_MANAGER)]
+            else:
+                desk = await uow.desks.owner(room_id)
+                if desk is None:
+                    return  # not a room of ours
+                case_ref, managers = "", [desk[0]]
+            mentions = tuple(dict.fromkeys(managers))
+            for user in users:
+                notice = Notify(UNREACHABLE_KIND, case_ref, UNREACHABLE_KIND, {"user": user},
+                                mentions=mentions, room_id=room_id)
+                added += await enqueue(uow, f"unreachable:{room_id}:{user}", [notice], self.clock.now())
+        if added:
+            log.warning("%d member(s) of %s have no cross-signed device; case manager told",
+                        added, case_ref or "a desk")
+            if self.on_enqueued is not None:
+                self.on_enqueued()
