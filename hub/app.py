@@ -8,8 +8,10 @@ import logging
 from aiohttp import web
 
 from hub.bots.client import BotClient
+from hub.bots.crosssigning import ensure_cross_signing
 from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker
+from hub.bots.trust import DeviceTrust, UnreachableNotices
 from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
 from hub.commands.dispatcher import Dispatcher
@@ -18,8 +20,15 @@ from hub.config import Config
 from hub.domain.caseload import Limits
 from hub.http import build_http_app
 from hub.i18n.catalog import Catalog
+from hub.inbound.fhir_http import fhir_routes
+from hub.inbound.fhir_notify import parse_bundle
+from hub.inbound.hl7v2 import parse as parse_hl7
+from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
+from hub.scheduler import Scheduler
+from hub.services.alerts import AlertService
 from hub.services.desks import ensure_desks
+from hub.services.reevaluations import PromptSweeper
 from hub.storage import migrate
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
@@ -47,6 +56,8 @@ class Relais:
         self.catalog = Catalog(config.care.language)
         self.settings = settings_from(config)
         self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock)
+        self.client.trust = DeviceTrust(config.encryption.trust,
+                                        UnreachableNotices(self.db, self.clock, self.outbox.wake))
         self.dispatcher = Dispatcher(self.db, build_registry(), self.settings, self.clock,
                                      directory=self.client, on_enqueued=self.outbox.wake)
         desk_people = {u: "case_manager" for u in config.care.case_managers}
@@ -56,21 +67,37 @@ class Relais:
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
+        self.alerts = AlertService(self.db, self.clock, {"hl7": parse_hl7, "fhir": parse_bundle},
+                                   ins_test_oids=config.alerts.ins_test_oids, metrics=self.metrics,
+                                   on_enqueued=self.outbox.wake)
+        self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days,
+                                     on_enqueued=self.outbox.wake)
+        self.scheduler = Scheduler(self.db, self.clock, self.sweeper)
+        self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
+        self.mllp_port: int | None = None
 
     async def start(self, wait_ready: float = 60.0) -> None:
         await migrate.require_head(self.db.engine)
         await self.client.login()
+        # Before the first sync: clients in "only signed devices" mode need the signed device.
+        await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
+                                   reset=self.config.encryption.reset_cross_signing)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
         token = await self.intake.stored_token()
         self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
+        await self.scheduler.start()
+        await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
+        if self.config.alerts.mllp.enabled:
+            self.mllp_port = await self.mllp.start()
         if self.config.http.enabled:
             await self._start_http()
         await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _start_http(self) -> None:
-        app = build_http_app(self.metrics, self.readiness)
+        app = build_http_app(self.metrics, self.readiness,
+                             fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics))
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)
@@ -91,6 +118,8 @@ class Relais:
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Graceful: stop taking events, let the outbox finish what it can, keep the device."""
         self.client.stop()
+        await self.scheduler.stop()
+        await self.mllp.stop()
         try:
             await asyncio.wait_for(self.outbox.idle.wait(), drain_timeout)
         except TimeoutError:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from hub.app import Relais
@@ -19,6 +19,7 @@ from hub.domain import team
 from hub.domain.caseload import Limits
 from hub.domain.persons import INS, Identifier
 from hub.domain.team import Role
+from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.services import cases
 from hub.services.outbox import enqueue
 from hub.storage import migrate
@@ -33,6 +34,8 @@ ACCOUNTS = (  # localpart, what they play
     ("pilote", "territory pilot"),
 )
 DEMO_NIR = "255081416802538"  # a syntactically valid, fictitious INS-NIR
+DEMO_LOCAL_ID = ("CHU-DEMO", "900001")
+_DEMO_STAY = "demo_stay"  # kv: the stay's reference time, then "done" once the hospital was answered
 
 
 def _write_config(folder: Path, synapse: DevSynapse, http_port: int, mllp_port: int) -> Path:
@@ -92,6 +95,95 @@ async def _seed(relais: Relais) -> str:
     return person.case_ref
 
 
+def demo_stay_messages(base: datetime) -> list[bytes]:
+    """An IHE PAM France (HL7 2.5) admission three days before `base`, then a discharge home.
+
+    Built from `base` only, so a replay after a crash sends the same bytes (deduplicated).
+    """
+    authority, local_id = DEMO_LOCAL_ID
+    facility = f"{authority}&1.2.250.1.999.1&ISO"
+    pid = (f"PID|1||{local_id}^^^{facility}^PI~{DEMO_NIR}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS"
+           "||DEMO^JEANNE^^^^^L||19380514|F")
+    unit = "Médecine gériatrique"
+    out = []
+    for trigger, moment, movement in (("A01", base - timedelta(days=3), "DEMO-MVT-1"),
+                                      ("A03", base - timedelta(hours=1), "DEMO-MVT-2")):
+        ts = moment.strftime("%Y%m%d%H%M%S%z")
+        segments = [
+            f"MSH|^~\\&|GAM|{authority}|RELAIS|DAC|{ts}||ADT^{trigger}^ADT_{trigger}|DEMO-{trigger}|P|2.5^FRA^2.11"
+            "|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            f"EVN||{ts}||||{ts}",
+            pid,
+            f"PV1|1|I|{unit}^^^{facility}",
+            f"ZBE|{movement}^{authority}|{ts}||INSERT|N||{unit}^^^^^{facility}^UF",
+        ]
+        out.append(("\r".join(segments) + "\r").encode("utf-8"))
+    return out
+
+
+async def send_mllp(host: str, port: int, messages: list[bytes]) -> list[bytes]:
+    """Send messages over one MLLP connection, one at a time; return the acknowledgements."""
+    reader, writer = await asyncio.open_connection(host, port)
+    acks: list[bytes | FrameError] = []
+    try:
+        decoder = MllpDecoder()
+        for message in messages:
+            writer.write(frame(message))
+            await writer.drain()
+            got: list[bytes | FrameError] = []
+            while not got:
+                data = await asyncio.wait_for(reader.read(65536), 30)
+                if not data:
+                    raise ConnectionError("MLLP peer closed the connection")
+                got = decoder.feed(data)
+            acks += got
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return [ack for ack in acks if isinstance(ack, bytes)]
+
+
+async def play_hospital_stay(relais: Relais) -> bool:
+    """The demo person's hospital stay, through the real MLLP port, once per demo folder."""
+    async with relais.db.unit() as uow:
+        state = await uow.kv.get(_DEMO_STAY)
+        if state == "done":
+            return False
+        if state is None:
+            state = relais.clock.now().replace(microsecond=0).isoformat()
+            await uow.kv.set(_DEMO_STAY, state)
+    assert relais.mllp_port is not None, "the MLLP listener is off"
+    host = relais.config.alerts.mllp.host
+    acks = await send_mllp("127.0.0.1" if host in ("0.0.0.0", "::") else host, relais.mllp_port,
+                           demo_stay_messages(datetime.fromisoformat(state)))
+    if not acks or any(b"MSA|AA|" not in ack for ack in acks):
+        raise RuntimeError("the demo hospital stay was not acknowledged")
+    async with relais.db.unit() as uow:
+        await uow.kv.set(_DEMO_STAY, "done")
+    return True
+
+
+async def _stay_once_someone_joins(relais: Relais, case_ref: str) -> None:
+    """Play the stay once a person has joined the demo room.
+
+    Room keys go only to devices that exist when a message is sent: alerts played before anyone
+    logged in could never be decrypted by them, so the stay waits for the first member.
+    """
+    async with relais.db.unit() as uow:
+        person = await uow.persons.get(case_ref)
+    room_id = person.room_id if person else None
+    while room_id:
+        resp = await relais.client.api.joined_members(room_id)
+        members = getattr(resp, "members", [])
+        if any(m.user_id != relais.client.user_id for m in members):
+            break
+        await asyncio.sleep(2)
+    await asyncio.sleep(2)  # let the newcomer's client publish its keys before the first alert
+    if await play_hospital_stay(relais):
+        log.info("demo: the hospital stay was played")
+
+
 def _prepare(data: str) -> Path:
     folder = Path(data).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,6 +214,7 @@ async def run_demo(data: str, port: int, exit_when_ready: bool) -> int:
             await asyncio.wait_for(relais.outbox.idle.wait(), 60)
             _print_instructions(synapse, case_ref, relais)
             if not exit_when_ready:
+                relais.tasks.spawn(_stay_once_someone_joins(relais, case_ref), name="demo-stay")
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,5 +239,7 @@ def _print_instructions(synapse: DevSynapse, case_ref: str, relais: Relais) -> N
     ]
     lines += [f"    @{lp}:{synapse.server_name} / {DEMO_PASSWORD}  — {role}" for lp, role in ACCOUNTS]
     lines += ["  The case manager has a desk room with the bot: type !aide there.",
+              "  When the first person joins the demo room, a hospital sends an admission then a",
+              "  discharge for the demo person (HL7 over MLLP): the alerts appear in the room.",
               "  Ctrl-C stops everything; data stays in the demo folder for the next run.", ""]
     print("\n".join(lines), flush=True)
