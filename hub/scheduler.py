@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,13 +37,15 @@ class Job:
 
 class Scheduler:
     def __init__(self, db: Database, clock: Clock, sweeper: PromptSweeper,
-                 interval_s: float = SWEEP_INTERVAL_S) -> None:
+                 interval_s: float = SWEEP_INTERVAL_S, extra_jobs: Sequence[Job] = ()) -> None:
+        """`extra_jobs`: the other features' sweeps (handover reminders, consent…)."""
         self.db = db
         self.clock = clock
         self.sweeper = sweeper
         self.jobs = (
             Job("reevaluations", sweeper.sweep_reevaluations, interval_s),
             Job("plan-reviews", sweeper.sweep_reviews, interval_s),
+            *extra_jobs,
         )
         self._aps: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()

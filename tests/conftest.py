@@ -10,6 +10,17 @@ import pytest
 from hub.devserver import DevSynapse
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test using the homeserver or a database is marked so the PostgreSQL pass selects it
+    (.ci/run: -m "db or matrix"), even if its author forgot the marker."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "synapse" in names and item.get_closest_marker("matrix") is None:
+            item.add_marker(pytest.mark.matrix)
+        if "db_url" in names and item.get_closest_marker("db") is None:
+            item.add_marker(pytest.mark.db)
+
+
 @pytest.fixture(scope="session")
 async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevSynapse]:
     """A private Synapse on 127.0.0.1, started once and stopped at session end."""

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from hub.storage import models_alerts, models_plan  # noqa: F401 - registers their tables
+from hub.storage import (  # noqa: F401 - registers their tables
+    models_alerts,
+    models_consent,
+    models_handover,
+    models_plan,
+)
 from hub.storage.models import Base
 
 connection = context.config.attributes["connection"]
