@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 
 from hub.inbound.mllp import MllpDecoder, frame
+from tests.samples_path import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 GHH = ("ADT-A01-01.hl7", "ADT-A02-01.hl7", "ADT-A03-01.hl7", "ADT-A04-01.hl7", "ADT-A08-01.hl7",
        "ADT-A11-01.hl7", "ADT-A13-01.hl7")
 

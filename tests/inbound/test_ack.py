@@ -7,8 +7,8 @@ import pytest
 
 from hub.inbound.ack import build_ack, escape
 from hub.inbound.hl7v2 import IsAck, MshHeader, parse, read_header
+from tests.samples_path import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 NOW = datetime(2024, 3, 6, 11, 12, 0, tzinfo=UTC)
 
 

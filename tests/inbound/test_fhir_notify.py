@@ -11,8 +11,8 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from hub.domain.alerts import AlertEvent, PatientId
 from hub.inbound.fhir_notify import FhirError, operation_outcome, parse_bundle
+from tests.samples_path import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 PDT = timezone(timedelta(hours=-7))
 
 

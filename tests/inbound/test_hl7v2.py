@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hub.domain.alerts import Alert, AlertEvent, PatientId
 from hub.domain.identity import matches
 from hub.inbound.hl7v2 import Hl7Error, IsAck, decode, parse, read_header
+from tests.samples_path import SAMPLES
 
 PARIS = ZoneInfo("Europe/Paris")
 INS_PAM = PatientId("279035121518989", "ASIP-SANTE-INS-NIR", "1.2.250.1.213.1.4.10", "INS")
@@ -20,8 +21,6 @@ GHH_IDS = (
     PatientId("123456789", "USSSA", "", "SS"),
 )
 GHH_TIME = datetime(2021, 8, 17, 15, 19, 43, 400000, tzinfo=timezone(timedelta(hours=2)))
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = REPO_ROOT.parent / "shared" / "samples"
 
 
 @pytest.fixture(scope="module")
