@@ -133,7 +133,7 @@ class HttpConfig(_Section):
 
 
 class EncryptionConfig(_Section):
-    trust: Literal["cross_signed", "all"] = "all"
+    trust: Literal["cross_signed", "all"] = "cross_signed"
     # Replace the bot's cross-signing keys held by the homeserver; explicit, for one start.
     reset_cross_signing: bool = False
 

@@ -51,9 +51,12 @@ async def make_client(
     tmp_path: Path,
     *,
     max_limit_exceeded: int | None = 0,
+    cross_signed: bool = True,
 ) -> nio.AsyncClient:
     """Register ``localpart`` and return a logged-in, synced, E2EE-enabled client.
 
+    Its device is cross-signed, as Element does at first login (the bot's default trust policy
+    shares room keys only with such devices); ``cross_signed=False`` makes a legacy client.
     ``max_limit_exceeded=0`` turns a 429 into an error response (nio's default,
     None, sleeps and retries forever, hiding rate limiting from the tests).
     """
@@ -68,12 +71,14 @@ async def make_client(
     )
     client = nio.AsyncClient(synapse.url, user_id, store_path=str(store), config=config)
     try:
-        login = await client.login(password, device_name=f"test-{localpart}")
+        login = await client.login(password, device_name=f"{'test' if cross_signed else 'legacy'}-{localpart}")
         if not isinstance(login, nio.LoginResponse):
             # Idempotent registration keeps the first password; fail loudly.
             raise AssertionError(f"login of {user_id} failed: {login}")
         if client.should_upload_keys:
             await client.keys_upload()
+        if cross_signed:
+            await cross_sign(client)
         await sync(client, timeout_ms=0)
     except BaseException:
         await client.close()
@@ -206,20 +211,4 @@ async def cross_sign(client: nio.AsyncClient) -> str:
 
 async def make_unsigned_client(synapse: DevSynapse, localpart: str, tmp_path: Path) -> nio.AsyncClient:
     """Like make_client, but the device is certainly not cross-signed (a legacy client)."""
-    password = secrets.token_urlsafe(16)
-    user_id = await synapse.register(localpart, password)
-    store = tmp_path / f"nio-{localpart}-{secrets.token_hex(4)}"
-    store.mkdir(parents=True)
-    config = nio.AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True, max_limit_exceeded=0)
-    client = nio.AsyncClient(synapse.url, user_id, store_path=str(store), config=config)
-    try:
-        login = await client.login(password, device_name=f"legacy-{localpart}")
-        if not isinstance(login, nio.LoginResponse):
-            raise AssertionError(f"login of {user_id} failed: {login}")
-        if client.should_upload_keys:
-            await client.keys_upload()
-        await sync(client, timeout_ms=0)
-    except BaseException:
-        await client.close()
-        raise
-    return client
+    return await make_client(synapse, localpart, tmp_path, cross_signed=False)

@@ -13,7 +13,7 @@ import pytest
 
 from hub.devserver import free_port
 from tests.hub_harness import is_notice, kind_of
-from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
+from tests.matrix_helpers import accept_invite, cross_sign, send_text, sync, wait_for_event
 
 pytestmark = [pytest.mark.matrix]
 
@@ -57,6 +57,8 @@ async def test_demo_runs_end_to_end_and_a_person_can_use_it(tmp_path: Path) -> N
                              config=nio.AsyncClientConfig(encryption_enabled=True))
         try:
             assert isinstance(await gp.login("relais-demo", device_name="smoke"), nio.LoginResponse)
+            await gp.keys_upload()
+            await cross_sign(gp)  # as Element does at first login: the bot shares keys only then
             await sync(gp, 0)
             room_id = next(iter(gp.invited_rooms))
             await accept_invite(gp, room_id)
