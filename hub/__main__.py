@@ -1,4 +1,4 @@
-"""CLI entry: relais run | demo | check-config | db upgrade (also `python -m hub`)."""
+"""CLI entry: relais run | demo | check-config | db upgrade | export | report (also `python -m hub`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from hub.config import Config, load_config
 from hub.errors import RelaisError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="migrate the database to the current schema")
     up.add_argument("-c", "--config", required=True)
+    export = sub.add_parser("export", help="a file's record as JSON (the person's right of access)")
+    export.add_argument("case_ref", help="R-YYYY-NNNN")
+    export.add_argument("-c", "--config", required=True)
+    export.add_argument("--out", help="write to this file (default: standard output)")
+    report = sub.add_parser("report", help="the territory's figures as CSV, counts only")
+    report.add_argument("-c", "--config", required=True)
+    report.add_argument("--from", dest="start", type=_iso_date, help="first day (YYYY-MM-DD)")
+    report.add_argument("--to", dest="end", type=_iso_date, help="last day (YYYY-MM-DD)")
     demo = sub.add_parser("demo", help="private Synapse + demo accounts + a demo file")
     demo.add_argument("--data", default="var/demo", help="folder for everything the demo keeps")
     demo.add_argument("--port", type=int, default=8008, help="homeserver port on 127.0.0.1")
@@ -57,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # nio logs event contents at debug level: keep it quiet whatever -v says.
     logging.getLogger("nio").setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters (names, clinical text) at debug level.
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     try:
         if args.command == "demo":
             from hub.demo import run_demo
@@ -69,6 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(_upgrade(config)))
         elif args.command == "run":
             asyncio.run(_run(config))
+        elif args.command in ("export", "report"):
+            from hub import records
+
+            if args.command == "export":
+                text = asyncio.run(records.export_json(config, args.case_ref))
+                if args.out:
+                    records.write_private(args.out, text)
+                    print(f"{args.case_ref} exported to {args.out}", file=sys.stderr)
+                else:
+                    print(text)
+            else:
+                sys.stdout.write(asyncio.run(records.report_csv(config, args.start, args.end)))
     except RelaisError as exc:
         print(f"relais: {exc}", file=sys.stderr)
         return EXIT_ERROR

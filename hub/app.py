@@ -25,9 +25,13 @@ from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
-from hub.scheduler import Scheduler
+from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
 from hub.services.alerts import AlertService
+from hub.services.concertations import ConcertationSweeper
+from hub.services.consent import ConsentReminders
+from hub.services.continuity import MembershipWatcher
 from hub.services.desks import ensure_desks
+from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
 from hub.storage import migrate
 from hub.storage.database import Database
@@ -72,7 +76,18 @@ class Relais:
                                    on_enqueued=self.outbox.wake)
         self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days,
                                      on_enqueued=self.outbox.wake)
-        self.scheduler = Scheduler(self.db, self.clock, self.sweeper)
+        self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake)
+        self.intake.membership_handlers.append(self.continuity.on_membership)
+        self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
+                                                    on_enqueued=self.outbox.wake)
+        self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake)
+        self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
+        self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
+            Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
+            # Every 5 minutes: the reminder an hour before must not come at the start.
+            Job("concertations", self.concertations.sweep, 300.0),
+            Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
+        ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientConnectionError
+from aiohttp import ClientConnectionError, ClientError, ClientResponse
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -26,8 +26,10 @@ from nio import (
     RoomSendResponse,
     RoomVisibility,
     SyncResponse,
+    UploadResponse,
     WhoamiResponse,
 )
+from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig
 from hub.errors import MatrixError
@@ -65,6 +67,36 @@ def _check(response: Any, what: str) -> Any:
     return response
 
 
+_MAX_429 = 20
+
+
+class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
+    """nio with 429s waited out at the transport, before nio parses the answer.
+
+    nio retries a 429 itself only when it can parse the error: for keys/claim and to-device
+    (room key sharing) it cannot, so a rate-limited room key share was silently dropped and the
+    notice it protected stayed undecryptable for the team. Waiting `retry_after_ms` here covers
+    every request, the raw ones (cross-signing, capabilities) included."""
+
+    async def send(self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None,
+                   trace_context: Any | None = None, timeout: float | None = None) -> ClientResponse:  # noqa: ASYNC109
+        for _ in range(_MAX_429):
+            resp: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
+            if resp.status != 429 or not isinstance(data, str | bytes | None):
+                return resp  # (a streamed body cannot be sent twice: nio handles that 429 itself)
+            try:
+                wait_ms = (await resp.json(content_type=None)).get("retry_after_ms")
+            except (ValueError, AttributeError, ClientError):
+                wait_ms = None
+            finally:
+                resp.release()
+            wait = float(wait_ms) if isinstance(wait_ms, int | float) else 1000.0
+            log.warning("rate limited by the homeserver; retrying in %.0f ms", wait)
+            await asyncio.sleep(min(wait, 30_000.0) / 1000)
+        last: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
+        return last
+
+
 class BotClient:
     def __init__(self, config: MatrixConfig) -> None:
         self.config = config
@@ -96,7 +128,7 @@ class BotClient:
             max_timeout_retry_wait_time=5,
             request_timeout=40,
         )
-        return AsyncClient(self.config.homeserver, self.user_id, device_id=device_id or "",
+        return _RateLimitedClient(self.config.homeserver, self.user_id, device_id=device_id or "",
                            store_path=str(self.store), config=nio_config)
 
     async def login(self) -> None:
@@ -161,6 +193,16 @@ class BotClient:
             except (ClientConnectionError, TimeoutError, TransientError) as exc:
                 self.connected = False
                 log.warning("sync failed (%s); retrying in %.0f s", type(exc).__name__, backoff)
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 30.0)
+            except Exception:
+                # Handling failed (e.g. the database went away): the token did not advance, so the
+                # same events come again after the pause, and commands already claimed stay answered once.
+                # Letting the exception out would end the sync task and the hub would stop listening.
+                log.exception("handling a sync failed; retrying in %.0f s", backoff)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 except TimeoutError:
@@ -254,6 +296,12 @@ class BotClient:
                 and "not in the room" in (resp.message or "").lower():
             return
         _check(resp, "kick")
+        # Whoever leaves must not get the next room key, even before our sync shows the kick.
+        room = self.api.rooms.get(room_id)
+        if room is not None:
+            room.remove_member(user_id)
+            if self.api.olm is not None:
+                self.api.invalidate_outbound_session(room_id)
 
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
@@ -270,11 +318,38 @@ class BotClient:
             await self.api.keys_query()
         if self.trust is not None:
             await self.trust.apply(self.api, room_id)  # blacklists devices the policy excludes
-        resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
-                                        ignore_unverified_devices=True)
+        try:
+            resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
+                                            ignore_unverified_devices=True)
+        except Exception as exc:
+            # nio marks the room "sharing a group session" before keys/claim and clears the mark
+            # only after it: a failed claim (429 — which nio cannot even parse —, connection lost)
+            # leaves it set, and every later send to the room would wait for it for ever.
+            stale = self.api.sharing_session.pop(room_id, None)
+            if stale is None:
+                raise
+            stale.set()
+            raise TransientError(f"send: sharing the room key failed ({type(exc).__name__})", None) from exc
         _check(resp, "send")
         assert isinstance(resp, RoomSendResponse)
         return str(resp.event_id)
+
+    async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
+        resp = _check(await self.api.room_get_state_event(room_id, event_type, state_key), "get_state")
+        return dict(resp.content)
+
+    async def put_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> None:
+        _check(await self.api.room_put_state(room_id, event_type, content, state_key), "put_state")
+
+    async def upload_encrypted(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        """Encrypt an attachment and upload the ciphertext; returns (mxc URI, decryption keys).
+        No file name goes to the server: it is readable there."""
+        ciphertext, keys = encrypt_attachment(data)
+        resp, _ = await self.api.upload(lambda _limited, _timeouts: ciphertext,
+                                        content_type="application/octet-stream", filesize=len(ciphertext))
+        _check(resp, "upload")
+        assert isinstance(resp, UploadResponse)
+        return str(resp.content_uri), keys
 
     async def join(self, room_id: str) -> None:
         _check(await self.api.join(room_id), "join")

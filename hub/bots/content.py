@@ -86,6 +86,19 @@ def notice(kind: str, case_ref: str, body: str, formatted: str,
     return content
 
 
+def power_moved(current: dict[str, Any], from_user: str, to_user: str) -> dict[str, Any] | None:
+    """The room's power levels with `from_user`'s level handed to `to_user`; None when nothing changes.
+
+    The receiver keeps a higher level they may already hold; the giver is left at the default.
+    """
+    users = dict(current.get("users") or {})
+    if from_user not in users:
+        return None
+    level = users.pop(from_user)
+    users[to_user] = max(level, users.get(to_user, current.get("users_default", 0)))
+    return {**current, "users": users}
+
+
 def replacement(original_event_id: str, new_content: dict[str, Any]) -> dict[str, Any]:
     """An m.replace edit: clients show the new content in place of the original notice."""
     fallback = dict(new_content)

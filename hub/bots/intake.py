@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from nio import InviteMemberEvent, MegolmEvent, RoomMessageText, SyncResponse
+from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
 
 from hub.bots.client import BotClient
 from hub.commands.dispatcher import Dispatcher
@@ -26,6 +26,18 @@ UNDECRYPTABLE_PATIENCE_S = 120.0
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
 
 
+def membership_change(sender: str, user: str, membership: str, prev: str | None) -> str:
+    """What happened to `user`: left | declined (on their own), kicked | banned (by someone else,
+    the bot's own removals included), or the new membership (join, invite)."""
+    if membership == "leave" and sender == user:
+        return "declined" if prev == "invite" else "left"
+    if membership == "leave":
+        return "kicked"
+    if membership == "ban":
+        return "banned"
+    return membership
+
+
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Dispatcher,
                  desk_people: dict[str, str]) -> None:
@@ -35,6 +47,8 @@ class Intake:
         self.desk_people = desk_people
         self._undecrypted: dict[str, tuple[str, MegolmEvent, float]] = {}
         self.commands_handled = 0
+        # Called with (room_id, event_id, user_id, change): see membership_change().
+        self.membership_handlers: list[MembershipHandler] = []
 
     async def stored_token(self) -> str | None:
         async with self.db.unit() as uow:
@@ -55,6 +69,13 @@ class Intake:
         if isinstance(event, RoomMessageText):
             if await self.dispatcher.handle(event.event_id, event.sender, room_id, event.body):
                 self.commands_handled += 1
+        elif isinstance(event, RoomMemberEvent) and event.state_key != self.client.user_id:
+            change = membership_change(event.sender, event.state_key, event.membership, event.prev_membership)
+            for handler in self.membership_handlers:
+                try:
+                    await handler(room_id, event.event_id, event.state_key, change)
+                except Exception:  # one failing feature never stops the sync loop
+                    log.exception("membership handler failed in %s", room_id)
         elif isinstance(event, MegolmEvent) and event.sender != self.client.user_id:
             self._undecrypted[event.event_id] = (room_id, event, time.monotonic())
             try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import ClientConnectionError
 
-from hub.bots import content
+from hub.bots import attachments, content
 from hub.bots.client import BotClient, TransientError
 from hub.bots.render import render
 from hub.clock import Clock
@@ -132,6 +132,12 @@ class OutboxWorker:
             return None
         if entry.action == "notify":
             return await self._notify(entry, room_id)
+        if entry.action == "send_file":
+            txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
+            return await attachments.send_file(self.db, self.client, entry, room_id, txn)
+        if entry.action == "move_power":
+            await self._move_power(room_id, payload["from_user"], payload["to_user"])
+            return None
         raise MatrixError(f"unknown outbox action {entry.action}", "M_UNKNOWN_ACTION")
 
     async def _create_case_room(self, entry: OutboxEntry) -> str:
@@ -161,6 +167,13 @@ class OutboxWorker:
         async with self.db.unit() as uow:
             await uow.desks.set_room(owner, room_id)
         return room_id
+
+    async def _move_power(self, room_id: str, from_user: str, to_user: str) -> None:
+        # Read just before writing: a retry after a crash finds the move done and changes nothing.
+        levels = await self.client.get_state(room_id, "m.room.power_levels")
+        moved = content.power_moved(levels, from_user, to_user)
+        if moved is not None:
+            await self.client.put_state(room_id, "m.room.power_levels", moved)
 
     async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
         payload: dict[str, Any] = entry.payload

@@ -1,4 +1,7 @@
-"""Person-room commands about the care team and identifiers: !team, !team add/remove, !id."""
+"""Person-room commands about the care team and identifiers: !team, !team add, !id.
+
+`!team remove` is a handover: see handlers_handover.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from hub.domain import persons, team
 from hub.domain.effects import Effect
 from hub.domain.errors import DomainError
 from hub.domain.team import Role
-from hub.services import cases
+from hub.services import cases, consent
 
 
 def _person(ctx: Ctx) -> persons.Person:
@@ -36,21 +39,12 @@ async def add(ctx: Ctx, inv: Invocation) -> list[Effect]:
         members, ctx.case_ref, user, Role(inv.args["role"]), inv.opts["org"], by=ctx.sender, now=ctx.now,
         allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user,
     )
+    # Outside the care team (carer, other), only with the person's extended consent (L1110-4).
+    await consent.check_can_join(ctx.uow, ctx.case_ref, user, member.role)
     # Checked after the pure rules so a refused server is never even looked up.
     if not await ctx.directory.user_exists(user):
         raise DomainError("error.unknown_user", user=user)
     await ctx.uow.team.add(ctx.case_ref, member)
-    return effects
-
-
-async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    members = await ctx.uow.team.members(ctx.case_ref)
-    if inv.args["user"] == _person(ctx).referent:
-        raise DomainError("error.remove_referent", user=inv.args["user"])
-    ended, effects = team.remove_member(
-        members, ctx.case_ref, inv.args["user"], by=ctx.sender, now=ctx.now, reason=inv.opts["reason"],
-    )
-    await ctx.uow.team.end(ctx.case_ref, ended)
     return effects
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -87,6 +88,7 @@ class Opt(Arg):
     alias: str | None = None  # French option name
     repeat: bool = False
     flag: bool = False
+    many: bool = False  # takes every following word up to the next option: --with @a @b
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class CommandSpec:
             words.append(f"[{shown}]" if arg.optional else shown)
         for opt in self.opts:
             name = opt.alias if french and opt.alias else opt.name
-            words.append(f"[--{name}]" if opt.flag else f"[--{name} <{opt.name}>]")
+            more = "…" if opt.many else ""
+            words.append(f"[--{name}]" if opt.flag else f"[--{name} <{opt.name}>{more}]")
         return " ".join(words)
 
 
@@ -140,10 +143,15 @@ def _words(body: str) -> list[str]:
         raise UsageError("error.quotes") from None
 
 
+def fold(word: str) -> str:
+    """Lower case without accents: `!décision`, `!équipe` and `!consentement donné` are typed too."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
+
+
 def _match(words: list[str], specs: Sequence[CommandSpec]) -> tuple[CommandSpec, int, bool] | None:
     """Longest command name (English or French) that prefixes the words."""
     best: tuple[CommandSpec, int, bool] | None = None
-    lowered = [w.lower() for w in words]
+    lowered = [fold(w) for w in words]
     for spec in specs:
         for names, french in ((spec.name.split(), False), (spec.alias.split(), True)):
             n = len(names)
@@ -175,12 +183,21 @@ def _bind(spec: CommandSpec, rest: list[str]) -> Invocation:
     while i < len(rest):
         word = rest[i]
         if word.startswith("--") and len(word) > 2:
-            opt = by_name.get(word[2:].lower())
+            opt = by_name.get(fold(word[2:]))
             if opt is None:
                 raise UsageError("error.unknown_option", spec, option=word)
             if opt.flag:
                 opts[opt.name] = True
                 i += 1
+                continue
+            if opt.many:
+                j = i + 1
+                while j < len(rest) and not rest[j].startswith("--"):
+                    opts.setdefault(opt.name, []).append(opt.convert(rest[j]))
+                    j += 1
+                if j == i + 1:
+                    raise UsageError("error.option_needs_value", spec, option=word)
+                i = j
                 continue
             if i + 1 >= len(rest):
                 raise UsageError("error.option_needs_value", spec, option=word)
@@ -206,7 +223,7 @@ def _bind(spec: CommandSpec, rest: list[str]) -> Invocation:
     if len(positionals) > len(spec.args):
         raise UsageError("error.too_many_arguments", spec, extra=positionals[len(spec.args)])
     for opt in spec.opts:
-        if opt.repeat:
+        if opt.repeat or opt.many:
             opts.setdefault(opt.name, [])
         else:
             opts.setdefault(opt.name, False if opt.flag else None)

@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from hub.commands import handlers_alerts, handlers_desk, handlers_plan, handlers_team
+from hub.commands import (
+    handlers_alerts,
+    handlers_concertation,
+    handlers_consent,
+    handlers_desk,
+    handlers_handover,
+    handlers_plan,
+    handlers_team,
+)
 from hub.commands.context import Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect
@@ -71,8 +79,9 @@ def build_registry() -> Registry:
     reg.register(CommandSpec(
         "team remove", "equipe retirer", Scope.ROOM, Who.CASE_MANAGER, "help.team_remove",
         args=(Arg("user", "user"),),
-        opts=(Opt("reason", alias="raison"),),
-    ), handlers_team.remove)
+        opts=(Opt("successor", "user", alias="successeur"), Opt("reason", alias="raison"),
+              Opt("org", alias="organisation")),
+    ), handlers_handover.remove)
     reg.register(CommandSpec("id", "id", Scope.ROOM, Who.MEMBER, "help.id"), handlers_team.ids)
     reg.register(CommandSpec(
         "id add", "id ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.id_add",
@@ -80,4 +89,7 @@ def build_registry() -> Registry:
     ), handlers_team.id_add)
     handlers_plan.register(reg)
     handlers_alerts.register(reg)
+    handlers_handover.register(reg)
+    handlers_consent.register(reg)
+    handlers_concertation.register(reg)
     return reg

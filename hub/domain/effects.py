@@ -50,4 +50,25 @@ class CreateDesk:
     user_id: str
 
 
-Effect = Notify | CreateRoom | CreateDesk | Invite | Kick
+@dataclass(frozen=True)
+class MovePower:
+    """Hand a case room's power level from one user to another (a file changing case manager)."""
+
+    case_ref: str
+    from_user: str
+    to_user: str
+
+
+@dataclass(frozen=True)
+class SendFile:
+    """Post a small text file (an iCalendar invitation) in a case room as an encrypted m.file
+    attachment; it carries fr.relais.kind and fr.relais.case like a notice."""
+
+    kind: str
+    case_ref: str
+    filename: str
+    mimetype: str
+    data: str  # the file's text, sent as UTF-8
+
+
+Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | MovePower | SendFile

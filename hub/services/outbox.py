@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from hub.domain.effects import CreateDesk, CreateRoom, Effect, Invite, Kick, Notify
+from hub.domain.effects import CreateDesk, CreateRoom, Effect, Invite, Kick, MovePower, Notify, SendFile
 from hub.storage.database import UnitOfWork
 
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
+    MovePower: "move_power", SendFile: "send_file",
 }
 
 

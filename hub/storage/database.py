@@ -17,7 +17,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from hub.storage.repos_alerts import AlertRepo
+from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
+from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
+from hub.storage.repos_report import ReportRepo
 from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
@@ -65,6 +68,10 @@ class UnitOfWork:
         self.kv = KeyValueRepo(session)
         self.plans = PlanRepo(session)
         self.alerts = AlertRepo(session)
+        self.handovers = HandoverRepo(session)
+        self.reports = ReportRepo(session)
+        self.consent = ConsentRepo(session)
+        self.concertations = ConcertationRepo(session)
 
 
 class Database:

@@ -1,0 +1,131 @@
+"""The pilot's report: named sections of counts, computed by `hub.domain.report` from plain rows.
+
+Another feature adds a section by appending to `SECTIONS`. `to_csv` gives the operator's CLI
+output: one `section,key,value` line per figure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hub.domain import report
+from hub.domain.caseload import Limits
+from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
+from hub.services import concertations, consent, plans
+from hub.storage.database import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    uow: UnitOfWork
+    period: Period
+    today: date
+    case_managers: tuple[str, ...]
+    limits: Limits
+    cache: dict[str, Any] = field(default_factory=dict)  # rows several sections read
+
+
+SectionFn = Callable[[ReportInput], Awaitable[Section]]
+
+
+def _day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+async def _files(inp: ReportInput) -> list[FileRow]:
+    if "files" in inp.cache:
+        return list(inp.cache["files"])
+    records = await inp.uow.reports.files()
+    open_ids = [r.person_id for r in records if r.closed_at is None]
+    dues = {d.person_id: plans.due_date(d) for d in await inp.uow.plans.due_batch(open_ids)} if open_ids else {}
+    rows = [FileRow(r.referent, _day(r.opened_at), _day(r.closed_at) if r.closed_at else None, r.close_reason,
+                    dues.get(r.person_id)) for r in records]
+    inp.cache["files"] = rows
+    return rows
+
+
+async def _caseload(inp: ReportInput) -> Section:
+    return report.caseloads(await _files(inp), inp.case_managers, inp.period.end)
+
+
+async def _limits(inp: ReportInput) -> Section:
+    return report.limits(await _caseload(inp), inp.limits.target, inp.limits.maximum)
+
+
+async def _intake(inp: ReportInput) -> Section:
+    return report.intake(await _files(inp), inp.period)
+
+
+async def _reevaluations(inp: ReportInput) -> Section:
+    return report.reevaluations(await _files(inp), inp.today)
+
+
+async def _unmet(inp: ReportInput) -> Section:
+    return report.unmet_needs(ItemRow(pid, status, closed) for pid, status, closed in
+                              await inp.uow.reports.current_items())
+
+
+async def _transitions(inp: ReportInput) -> Section:
+    return report.transitions([MoveRow(s, prev, _day(at)) for s, prev, at in await inp.uow.reports.moves()],
+                              inp.period)
+
+
+async def _breaks(inp: ReportInput) -> Section:
+    return report.breaks([BreakRow(c, s, _day(at)) for c, s, at in await inp.uow.reports.breaks()], inp.period)
+
+
+async def _handovers(inp: ReportInput) -> Section:
+    return report.handovers([HandoverRow(k, _day(at), acked) for k, at, acked in await inp.uow.reports.handovers()],
+                            inp.period)
+
+
+async def _closures(inp: ReportInput) -> Section:
+    return report.closures(await _files(inp), inp.period)
+
+
+async def _consent(inp: ReportInput) -> Section:
+    return await consent.report_counts(inp.uow)
+
+
+async def _concertations(inp: ReportInput) -> Section:
+    return await concertations.report_counts(inp.uow, inp.period)
+
+
+SECTIONS: tuple[tuple[str, SectionFn], ...] = (
+    ("caseload", _caseload),
+    ("limits", _limits),
+    ("intake", _intake),
+    ("reevaluations", _reevaluations),
+    ("unmet_needs", _unmet),
+    ("transitions", _transitions),
+    ("breaks", _breaks),
+    ("handovers", _handovers),
+    ("closures", _closures),
+    ("consent", _consent),
+    ("concertations", _concertations),
+)
+
+
+async def build(uow: UnitOfWork, start: date | None, end: date | None, *, today: date,
+                case_managers: tuple[str, ...], limits: Limits,
+                sections: Sequence[tuple[str, SectionFn]] = SECTIONS) -> tuple[Period, dict[str, Section]]:
+    p = report.period(start, end, today)
+    inp = ReportInput(uow, p, today, case_managers, limits)
+    return p, {name: await fn(inp) for name, fn in sections}
+
+
+def to_csv(p: Period, sections: dict[str, Section]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "key", "value"])
+    writer.writerow(["period", "from", p.start.isoformat()])
+    writer.writerow(["period", "to", p.end.isoformat()])
+    for name, section in sections.items():
+        for key, value in section.items():
+            writer.writerow([name, key, value])
+    return out.getvalue()
