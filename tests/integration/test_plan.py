@@ -134,6 +134,8 @@ async def test_prompts_arrive_once_each_in_the_right_room_even_across_a_restart(
     cm, gp = await hub.client("cm"), await hub.client("gp")
     for room in (room_id, other_room):
         await hub.command("cm", room, "!eval done")
+        await send_text(cm, room, "!consent informed")  # else the daily consent reminder joins the counts
+        await wait_for_event(cm, room, is_notice("consent.update", hub.bot))
     await send_text(cm, room_id, f'!plan add "Soins" "Pansements" --provider {hub.user("gp")} --review 2026-03-20')
     await wait_for_event(cm, room_id, is_notice("plan.update", hub.bot))
     async with relais.db.unit() as uow:  # the second file has its evaluation a month later

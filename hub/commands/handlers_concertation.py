@@ -1,0 +1,71 @@
+"""Person-room commands of the clinical concertation: !concertation, its move and cancel, !decision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.commands.context import Ctx
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
+from hub.domain import concertation
+from hub.domain.effects import Effect
+from hub.domain.errors import DomainError
+from hub.domain.persons import Person
+from hub.i18n.catalog import Catalog
+from hub.services import concertations
+
+if TYPE_CHECKING:
+    from hub.commands.registry import Registry
+
+
+def _person(ctx: Ctx) -> Person:
+    assert ctx.person is not None, "room commands run with a person"
+    return ctx.person
+
+
+def _time(inv: Invocation) -> str:
+    """HH:MM, checked here so that a bad one is answered with the usage line."""
+    try:
+        concertation.parse_time(inv.args["time"])
+    except DomainError as exc:
+        raise UsageError(exc.key, inv.spec, **exc.params) from None
+    return str(inv.args["time"])
+
+
+async def plan(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    return await concertations.plan(
+        ctx.uow, _person(ctx), inv.args["date"], _time(inv), minutes=inv.opts["minutes"], place=inv.opts["place"],
+        visio=inv.opts["visio"], with_=inv.opts["with"], by=ctx.sender, now=ctx.now,
+        catalog=Catalog(ctx.settings.language), bot_user=ctx.settings.bot_user)
+
+
+async def move(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    return await concertations.move(ctx.uow, _person(ctx), inv.args["date"], _time(inv), by=ctx.sender,
+                                    now=ctx.now, catalog=Catalog(ctx.settings.language))
+
+
+async def cancel(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    return await concertations.cancel(ctx.uow, _person(ctx), by=ctx.sender, now=ctx.now,
+                                      catalog=Catalog(ctx.settings.language))
+
+
+async def decide(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    d = await concertations.decide(ctx.uow, _person(ctx), inv.args["text"], inv.opts["item"], by=ctx.sender,
+                                   now=ctx.now)
+    item = {"key": "concertation.decision_item", "params": {"item": d.item}} if d.item else ""
+    return [ctx.reply("concertation.decision_recorded", number=d.number, text=d.text, item=item)]
+
+
+def register(reg: Registry) -> None:
+    """Add the concertation commands to the registry."""
+    when = (Arg("date", "date"), Arg("time"))
+    reg.register(CommandSpec(
+        "concertation", "concertation", Scope.ROOM, Who.CASE_MANAGER, "help.concertation", args=when,
+        opts=(Opt("minutes", "int", alias="duree"), Opt("place", alias="lieu"), Opt("visio"),
+              Opt("with", "user", alias="avec", many=True)),
+    ), plan)
+    reg.register(CommandSpec("concertation move", "concertation deplacer", Scope.ROOM, Who.CASE_MANAGER,
+                             "help.concertation_move", args=when), move)
+    reg.register(CommandSpec("concertation cancel", "concertation annuler", Scope.ROOM, Who.CASE_MANAGER,
+                             "help.concertation_cancel"), cancel)
+    reg.register(CommandSpec("decision", "decision", Scope.ROOM, Who.CASE_MANAGER, "help.decision",
+                             args=(Arg("text"),), opts=(Opt("item", "int", alias="action"),)), decide)

@@ -1,0 +1,30 @@
+"""Parser additions used by the concertation and consent commands: accents, multi-value options."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.commands.parser import UsageError, parse
+from hub.commands.registry import build_registry
+
+SPECS = build_registry().specs
+
+
+def test_french_words_with_accents_find_their_command() -> None:
+    assert parse('!décision "Passage infirmier" --action 2', SPECS).spec.name == "decision"
+    inv = parse("!consentement donné 2026-03-01 --portée étendue", SPECS)
+    assert inv.spec.name == "consent given" and inv.opts["scope"] == "extended"
+    assert parse("!Équipe", SPECS).spec.name == "team"
+
+
+def test_with_takes_every_user_up_to_the_next_option() -> None:
+    inv = parse("!concertation 2026-03-10 14:00 --with @a:x @b:x --minutes 45", SPECS)
+    assert inv.opts["with"] == ["@a:x", "@b:x"] and inv.opts["minutes"] == 45
+    assert parse("!concertation 2026-03-10 14:00", SPECS).opts["with"] == []
+    with pytest.raises(UsageError) as err:
+        parse("!concertation 2026-03-10 14:00 --avec", SPECS)
+    assert err.value.key == "error.option_needs_value"
+    with pytest.raises(UsageError) as err:
+        parse("!concertation 2026-03-10 14:00 --avec @a:x nobody", SPECS)
+    assert err.value.key == "error.bad_user"
+    assert "[--avec <with>…]" in err.value.spec.usage(french=True)  # type: ignore[union-attr]
