@@ -70,6 +70,8 @@ def _load(body: bytes | Mapping[str, Any]) -> Bundle:
             for err in exc.errors(include_input=False, include_url=False)[:3]
         )
         raise FhirError(400, "structure", f"invalid Bundle ({where})") from exc
+    except (TypeError, KeyError, ValueError) as exc:  # fhir.resources trips on e.g. "resourceType": null
+        raise FhirError(400, "structure", f"invalid Bundle ({type(exc).__name__})") from exc
 
 
 def _resolve(bundle: Bundle, reference: str | None) -> Any:

@@ -91,6 +91,14 @@ class AlertRepo:
 
     async def claim_message(self, message_id: int) -> StoredMessage | None:
         """A received, unprocessed message, locked for this unit of work (None otherwise)."""
+        # Take the write lock first: SQLite ignores FOR UPDATE, so two connections handling the same
+        # resent message (the hospital resends on a new connection after a cut) both saw it
+        # "received" and posted it twice.
+        taken = await self.s.execute(update(InboundMessageRow)
+                                     .where(InboundMessageRow.id == message_id, InboundMessageRow.state == "received")
+                                     .values(state="received"))
+        if getattr(taken, "rowcount", 1) == 0:
+            return None
         result = await self.s.execute(
             select(InboundMessageRow)
             .where(InboundMessageRow.id == message_id, InboundMessageRow.state == "received")

@@ -1,0 +1,93 @@
+"""Bad input never crashes a surface and always gets a clear error (hypothesis; counts recorded).
+
+The counts are bounded here (the suite's time budget); bench/reliability.py runs many more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from hub.clock import SystemClock
+from hub.inbound.fhir_http import PATH, fhir_routes
+from hub.inbound.fhir_notify import parse_bundle
+from hub.inbound.hl7v2 import parse as parse_hl7
+from hub.services.alerts import AlertService
+from hub.storage.database import Database
+from tests.fuzz.surfaces import fuzz_command_parser, fuzz_fhir, fuzz_hl7, fuzz_mllp
+
+TOKEN = "fuzz-fhir-token-5e1f"
+N = {"commands": 400, "hl7": 400, "mllp": 300, "fhir": 200}
+
+
+def test_command_parser_never_crashes() -> None:
+    assert fuzz_command_parser(N["commands"]) >= N["commands"] // 2
+
+
+def test_hl7_parser_never_crashes() -> None:
+    assert fuzz_hl7(N["hl7"]) >= N["hl7"] // 2
+
+
+def test_mllp_framing_gives_back_exactly_the_frames() -> None:
+    assert fuzz_mllp(N["mllp"]) >= N["mllp"] // 2
+
+
+class FhirEndpoint:
+    """The real FHIR route (bearer token, AlertService, database) on a real loopback socket."""
+
+    def __init__(self, db: Database) -> None:
+        service = AlertService(db, SystemClock(), {"hl7": parse_hl7, "fhir": parse_bundle}, ins_test_oids=False)
+        app = web.Application(client_max_size=256 * 1024)
+        app.add_routes(fhir_routes(service, TOKEN))
+        self.runner = web.AppRunner(app, access_log=None)
+        self.url = ""
+        self.http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}{PATH}"
+        self.http = aiohttp.ClientSession()
+
+    async def post(self, body: bytes, kind: str) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
+        if kind == "none":
+            del headers["Authorization"]
+        elif kind == "wrong":
+            headers["Authorization"] = "Bearer not-the-token"
+        elif kind == "basic":
+            headers["Authorization"] = f"Basic {TOKEN}"
+        elif kind == "bad-type":
+            headers["Content-Type"] = "text/plain"
+        assert self.http is not None
+        async with self.http.post(self.url, data=body, headers=headers) as resp:
+            return resp.status, dict(await resp.json(content_type=None))
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+        await self.runner.cleanup()
+
+
+@pytest.fixture
+async def fhir(database: Database) -> AsyncIterator[FhirEndpoint]:
+    endpoint = FhirEndpoint(database)
+    await endpoint.start()
+    yield endpoint
+    await endpoint.stop()
+
+
+@pytest.mark.db
+async def test_fhir_endpoint_answers_every_body_with_an_operation_outcome(fhir: FhirEndpoint) -> None:
+    loop = asyncio.get_running_loop()
+    tried = await asyncio.to_thread(fuzz_fhir, N["fhir"], fhir.post, loop)
+    assert tried >= N["fhir"] // 2
+    # Still serving: a too-large body is refused cleanly too.
+    status, outcome = await fhir.post(b"{" + b" " * 300_000 + b"}", "good")
+    assert status == 413 and outcome["resourceType"] == "OperationOutcome"
