@@ -1,0 +1,201 @@
+"""Scale: many person rooms on one Relais, against a bare client of the same account.
+
+1. Room creation: `--create` files opened through Relais (room, invite, opening notice, from the
+   outbox) against a plain HTTP client making as many rooms with the same createRoom body, the
+   same invite and one notice each.
+2. The rest of the `--rooms` person rooms are made quickly with the bot's token over plain HTTP
+   (same body, same invite) and recorded as the outbox would, so the account holds `--rooms`.
+3. Relais restart to ready (`python -m hub run`: log in from the kept device, first sync, which
+   asks for the full state of every room) and its resident memory, against a bare matrix-nio
+   client in its own process (bench/bare_client.py) on the bot's account: first start (initial
+   sync) and restart (incremental sync from its kept token), same sync filter.
+4. Sync cost: CPU seconds per incoming encrypted event (the case manager chatting in 20 rooms),
+   Relais and the bare client receiving the same events at the same time.
+5. The re-evaluation sweep over `--sweep-persons` files (bench/sweep.py, its own database).
+
+    .venv/bin/python bench/scale.py [--rooms 1000] [--create 50] [--events 200] [--db sqlite|postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+import nio
+from common import (
+    PASSWORD,
+    ROOT,
+    BareProcess,
+    MemberClient,
+    RelaisProcess,
+    case_room_spec,
+    cpu_seconds,
+    create_rooms,
+    database,
+    login_token,
+    machine,
+    make_client,
+    ratio,
+    room_version,
+    rss_mb,
+    seed_files,
+    set_rooms,
+    synapse,
+    table,
+    wait_outbox_empty,
+)
+
+Rows = list[list[str]]
+
+
+async def baseline_create(server_url: str, user: str, count: int, invite: str) -> float:
+    """Seconds for a plain HTTP client to make `count` rooms, invite, and post one notice in each."""
+    token = await login_token(server_url, user)
+    specs = [case_room_spec(f"B-{i}", user, await room_version(server_url, token)) for i in range(count)]
+    started = time.perf_counter()
+    rooms = await create_rooms(server_url, token, specs, [invite])
+    async with aiohttp.ClientSession() as http:
+        for i, room in enumerate(rooms):
+            async with http.put(f"{server_url}/_matrix/client/v3/rooms/{room}/send/m.room.message/open-{i}",
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"msgtype": "m.notice", "body": "Dossier ouvert"}) as resp:
+                resp.raise_for_status()
+    return time.perf_counter() - started
+
+
+async def provision(server_url: str, url: str, bot_token: str, bot: str, cm: str, first: int, count: int) -> float:
+    """Files `first`… with their rooms made by plain HTTP with the bot's token (not timed as Relais')."""
+    refs = await seed_files(url, count, cm, first=first, outbox=False)
+    version = await room_version(server_url, bot_token)
+    started = time.perf_counter()
+    rooms = await create_rooms(server_url, bot_token, [case_room_spec(r, bot, version) for r in refs], [cm],
+                               concurrency=4)
+    await set_rooms(url, dict(zip(refs, rooms, strict=True)))
+    return time.perf_counter() - started
+
+
+async def chat(cm: MemberClient, rooms: list[str], events: int) -> None:
+    for room in rooms:
+        await cm.client.join(room)
+    await cm.wait_joined(rooms)
+    for room in rooms:
+        await cm.client.joined_members(room)
+    if cm.client.should_query_keys:
+        await cm.client.keys_query()
+    for i in range(events):
+        resp = await cm.client.room_send(rooms[i % len(rooms)], "m.room.message",
+                                         {"msgtype": "m.text", "body": f"Passage infirmier {i} : RAS."},
+                                         ignore_unverified_devices=True)
+        if not isinstance(resp, nio.RoomSendResponse):
+            raise RuntimeError(f"send failed: {resp}")
+
+
+async def run(args: argparse.Namespace, folder: Path) -> Rows:
+    rows: Rows = [["figure", "relais", "bare client / raw homeserver", "ratio"]]
+    async with synapse(folder) as server, database(args.db, folder) as url:
+        cm = MemberClient(await make_client(server, "cm", folder), auto_join=False)
+        cm.start()
+        relais = RelaisProcess(server, folder, url, [cm.client.user_id])
+        await relais.configure()
+        bare: BareProcess | None = None
+        try:
+            # 1. creation through Relais, then by a plain client
+            await seed_files(url, args.create, cm.client.user_id)
+            await relais.start()
+            made = await wait_outbox_empty(url, 3600)
+            base = await baseline_create(server.url, await server.register("plain", PASSWORD), args.create,
+                                         cm.client.user_id)
+            per_room = f"{made:.1f} s ({made / args.create * 1000:.0f} ms/room)"
+            rows.append([f"create {args.create} rooms (+invite, notice)", per_room,
+                         f"{base:.1f} s ({base / args.create * 1000:.0f} ms/room)", ratio(made, base)])
+            print(f"  created {args.create} rooms: relais {made:.1f} s, plain {base:.1f} s", flush=True)
+            await relais.stop()
+
+            # 2. the rest of the rooms
+            bot_token = json.loads((folder / "store" / "session.json").read_text())["access_token"]
+            spent = await provision(server.url, url, bot_token, relais.bot, cm.client.user_id, args.create,
+                                    args.rooms - args.create)
+            print(f"  provisioned {args.rooms - args.create} more rooms in {spent:.0f} s", flush=True)
+
+            # 3. restart and memory
+            ready = await relais.start()
+            await asyncio.sleep(5)  # let the first outbox pass and key housekeeping settle
+            rss, peak = rss_mb(relais.pid)
+            bare = BareProcess(server.url, relais.bot, folder / "bare-store")
+            first_sync = await bare.start()
+            bare_rss, bare_peak = rss_mb(bare.pid)
+            await bare.stop()
+            bare_ready = await bare.start()
+            rows += [
+                [f"restart to ready, {args.rooms} rooms", f"{ready:.1f} s", f"{bare_ready:.1f} s restart "
+                 f"({first_sync:.1f} s first start)", ratio(ready, bare_ready)],
+                [f"RSS after ready (peak), {args.rooms} rooms", f"{rss:.0f} MB ({peak:.0f})",
+                 f"{bare_rss:.0f} MB ({bare_peak:.0f}) after initial sync", ratio(rss, bare_rss)],
+            ]
+            print(f"  restart {ready:.1f} s, rss {rss:.0f} MB; bare {bare_ready:.1f} s, {bare_rss:.0f} MB", flush=True)
+
+            # 4. sync cost per incoming event, both processes receiving the same events
+            chat_rooms = (await _rooms_of(url))[: min(20, args.rooms)]
+            cpu = (cpu_seconds(relais.pid), cpu_seconds(bare.pid))
+            began = time.perf_counter()
+            await chat(cm, chat_rooms, args.events)
+            await asyncio.sleep(5)
+            used = (cpu_seconds(relais.pid) - cpu[0], cpu_seconds(bare.pid) - cpu[1])
+            window = time.perf_counter() - began
+            rows.append([f"CPU per incoming event ({args.events} events)",
+                         f"{used[0] / args.events * 1000:.1f} ms", f"{used[1] / args.events * 1000:.1f} ms",
+                         ratio(used[0], used[1])])
+            print(f"  cpu over {window:.0f} s: relais {used[0]:.2f} s, bare {used[1]:.2f} s", flush=True)
+        finally:
+            if bare is not None:
+                await bare.stop()
+            await relais.stop()
+            await cm.stop()
+    return rows
+
+
+async def _rooms_of(url: str) -> list[str]:
+    from common import room_ids
+
+    refs = await room_ids(url)
+    return [refs[r] for r in sorted(refs)]
+
+
+async def sweep(persons: int) -> list[str]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "sweep.py"),
+                                                "--persons", str(persons), stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    return out.decode().splitlines()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rooms", type=int, default=1000)
+    parser.add_argument("--create", type=int, default=50, help="rooms created through Relais and timed")
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--sweep-persons", type=int, default=100_000, help="0 to skip the sweep")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="relais-bench-") as tmp:
+        rows = await run(args, Path(tmp))
+    if args.sweep_persons:
+        lines = await sweep(args.sweep_persons)
+        for line in lines:
+            if (m := re.search(r"(first|same-day|next-day) sweep over \d+ persons: ([\d.]+) s", line)):
+                rows.append([f"{m.group(1)} sweep, {args.sweep_persons} persons (SQLite)", f"{m.group(2)} s",
+                             "no homeserver involved", "target < 2 s"])
+    print(f"\nscale: {args.rooms} rooms, database {args.db}\n{machine()}\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
