@@ -73,7 +73,9 @@ class Arg:
 
     def convert(self, raw: str) -> Any:
         if self.kind == "choice":
-            value = self.aliases.get(raw.lower(), raw.lower())
+            # Accents and case are ignored on both sides: "étendue", "etendue" and "ÉTENDUE" match.
+            words = {fold(word): choice for word, choice in self.aliases.items()}
+            value = words.get(fold(raw), raw.lower())
             if value not in self.choices:
                 raise UsageError("error.bad_choice", arg=self.name, value=raw, choices=", ".join(self.choices))
             return value

@@ -25,7 +25,17 @@ from hub.domain.team import Role
 
 Handler = Callable[[Ctx, Invocation], Awaitable[list[Effect]]]
 
-ROLE_ARG = Arg("role", "choice", choices=tuple(r.value for r in Role))
+# French words a case manager types for each role (accents and case are ignored).
+ROLE_WORDS = {
+    "medecin": "gp", "mg": "gp", "medecin_traitant": "gp",
+    "infirmier": "nurse", "infirmiere": "nurse", "ide": "nurse", "idel": "nurse",
+    "ssiad": "home_nursing", "saad": "home_help", "sad": "home_help", "aide_a_domicile": "home_help",
+    "assistant_social": "social_worker", "assistante_sociale": "social_worker", "as": "social_worker",
+    "kine": "physio", "kinesitherapeute": "physio", "pharmacien": "pharmacist", "pharmacienne": "pharmacist",
+    "tuteur": "guardian", "curateur": "guardian", "mandataire": "guardian",
+    "aidant": "carer", "aidante": "carer", "gestionnaire": "case_manager", "autre": "other",
+}
+ROLE_ARG = Arg("role", "choice", choices=tuple(r.value for r in Role), aliases=ROLE_WORDS)
 
 
 @dataclass(frozen=True)

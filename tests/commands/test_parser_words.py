@@ -28,3 +28,16 @@ def test_with_takes_every_user_up_to_the_next_option() -> None:
         parse("!concertation 2026-03-10 14:00 --avec @a:x nobody", SPECS)
     assert err.value.key == "error.bad_user"
     assert "[--avec <with>…]" in err.value.spec.usage(french=True)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("word", "role"), [("medecin", "gp"), ("Médecin", "gp"), ("infirmière", "nurse"),
+                                            ("SSIAD", "home_nursing"), ("kiné", "physio"), ("aidant", "carer"),
+                                            ("gp", "gp")])
+def test_team_add_takes_french_role_words(word: str, role: str) -> None:
+    assert parse(f"!equipe ajouter @u:x {word}", SPECS).args["role"] == role
+
+
+def test_an_unknown_role_word_is_refused_with_the_choices() -> None:
+    with pytest.raises(UsageError) as err:
+        parse("!equipe ajouter @u:x plombier", SPECS)
+    assert err.value.key == "error.bad_choice" and "nurse" in err.value.params["choices"]
