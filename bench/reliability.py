@@ -33,6 +33,7 @@ from tests.faults.scenarios import (  # noqa: E402
     rate_limited,
 )
 from tests.fuzz.surfaces import fuzz_command_parser, fuzz_hl7, fuzz_mllp  # noqa: E402
+from tests.security.test_access_matrix import cell_count  # noqa: E402
 
 
 async def _db_url(tmp: Path) -> str:
@@ -118,6 +119,18 @@ def render(figures: list[Figures], fuzz: dict[str, tuple[int, int]], backend: st
         "The FHIR endpoint is fuzzed by `tests/fuzz/test_fuzz.py` over a real socket (200 bodies per run: "
         "random bytes, random JSON, the Da Vinci sample with one field replaced or removed, wrong tokens and "
         "content types): always 200/400/401/413/415/422 with an OperationOutcome, never a 500.",
+        "",
+        "## Access control",
+        "",
+        f"Access-matrix cells checked: **{cell_count()}** (`tests/security/test_access_matrix.py`, in the "
+        "test-suite on SQLite and PostgreSQL). Each cell is an actor (referent case manager, co-case manager, "
+        "GP, another case manager, pilot, an account outside the team) typing a command on the real Synapse: "
+        "the expected allow/refuse is a literal table from SPEC §2–§4, a refusal must change no record, an "
+        "accepted command must be audited once. People outside the team are never invited: their join and "
+        "their messages are refused by the homeserver. Also checked there: invites to servers not in "
+        "`allowed_servers` refused, a removed member neither receives nor can decrypt the bot's next notice, "
+        "MLLP peers outside `allowed_peers` closed without an ACK and FHIR without the token answered 401, "
+        "nothing kept in either case.",
         "",
         "## Found and fixed while measuring",
         "",
