@@ -14,14 +14,13 @@ import pytest
 
 from hub.devserver import DevSynapse
 from hub.inbound.mllp import frame
-from tests.conftest import backend
 from tests.faults.harness import FHIR_TOKEN, PATIENT_NAME, Hospital, World
 from tests.faults.scenarios import check
 from tests.hub_harness import BOT_PASSWORD
 from tests.inbound.mllp_client import MllpClient, msa
 
-pytestmark = [pytest.mark.matrix, pytest.mark.skipif(
-    backend() == "postgresql", reason="socket faults do not depend on the database: run in the SQLite pass")]
+# Socket faults do not depend on the database: the PostgreSQL pass deselects them.
+pytestmark = [pytest.mark.matrix, pytest.mark.backend_independent]
 
 
 def rss_kib(pid: int) -> int:
