@@ -265,8 +265,29 @@ async def room_ids(url: str) -> dict[str, str]:
 
 # --- Relais in its own process ---------------------------------------------------------------
 
+class _Child:
+    """A benchmarked program in its own process (its RSS and CPU are its own): stop = SIGTERM."""
+
+    proc: asyncio.subprocess.Process | None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
 @dataclass
-class RelaisProcess:
+class RelaisProcess(_Child):
     """`python -m hub run -c relais.toml` against the bench Synapse."""
 
     server: DevSynapse
@@ -330,20 +351,6 @@ port = {self.http_port}
                 raise TimeoutError(f"relais not ready after {timeout:.0f} s; see {self.log_path}")
             await asyncio.sleep(0.02)
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
 
 
 # --- E2EE clients ----------------------------------------------------------------------------
@@ -503,7 +510,7 @@ async def create_rooms(homeserver: str, token: str, specs: Sequence[dict[str, An
 
 
 @dataclass
-class BareProcess:
+class BareProcess(_Child):
     """bench/bare_client.py in its own process: the bare-nio baseline of a Relais process."""
 
     homeserver: str
@@ -527,17 +534,3 @@ class BareProcess:
             raise RuntimeError(f"bare client did not start: {line!r}")
         return time.perf_counter() - started
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
