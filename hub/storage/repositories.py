@@ -249,9 +249,15 @@ class OutboxRepo:
         )
 
     async def done(self, entry_id: int, event_id: str | None) -> None:
-        await self.s.execute(
-            update(OutboxRow).where(OutboxRow.id == entry_id).values(state="done", event_id=event_id)
-        )
+        """Mark an entry sent and drop what it no longer needs: the message's parameters and a
+        file's text may hold a name or clinical content, which now lives only in the room,
+        encrypted. The key, kind, case and event id stay for deduplication and later edits."""
+        row = await self.s.get(OutboxRow, entry_id)
+        spent = None if row is None else {k: _SPENT.get(k, v) for k, v in row.payload.items()}
+        values: dict[str, Any] = {"state": "done", "event_id": event_id}
+        if spent is not None:
+            values["payload"] = spent
+        await self.s.execute(update(OutboxRow).where(OutboxRow.id == entry_id).values(**values))
 
     async def failed(self, entry_id: int, error: str) -> None:
         await self.s.execute(
@@ -270,6 +276,10 @@ class OutboxRepo:
     async def count(self, state: str) -> int:
         result = await self.s.execute(select(func.count()).select_from(OutboxRow).where(OutboxRow.state == state))
         return int(result.scalar_one())
+
+
+#: Payload fields emptied once an entry is sent (see OutboxRepo.done).
+_SPENT: dict[str, Any] = {"params": {}, "data": ""}
 
 
 class AuditRepo:

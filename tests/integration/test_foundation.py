@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import json
 
+import pytest
+from sqlalchemy import select
+
+from hub.storage.models import OutboxRow
 from tests.hub_harness import Hub, content_of, is_notice, kind_of
 from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
 
@@ -62,6 +67,15 @@ async def test_new_file_gets_one_private_encrypted_room_and_the_team_reads_the_b
     assert hub.relais is not None
     bot_rooms = [r for r in hub.relais.client.api.rooms.values() if r.name == f"Suivi {case_ref}"]
     assert len(bot_rooms) == 1
+
+    # Once sent, a notice's text lives only in the room, encrypted: the outbox keeps no name.
+    await asyncio.wait_for(hub.relais.outbox.idle.wait(), 60)
+    async with hub.relais.db.unit() as uow:
+        rows = (await uow.session.execute(select(OutboxRow.state, OutboxRow.payload))).all()
+    sent = [payload for state, payload in rows if state == "done"]
+    assert len(sent) >= 4 and all(state == "done" for state, _ in rows)
+    assert any(p.get("kind") == "team.update" for p in sent)  # what the row is for stays
+    assert "Dupont" not in json.dumps(sent, ensure_ascii=False)
 
 
 async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: Hub) -> None:
