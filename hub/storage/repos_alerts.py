@@ -114,8 +114,10 @@ class AlertRepo:
         return list(result.scalars())
 
     async def mark_processed(self, message_id: int) -> None:
+        """Once matched and turned into notices, the raw message (names, clinical detail) is no
+        longer needed: its key and digest stay to recognise a resend."""
         await self.s.execute(update(InboundMessageRow).where(InboundMessageRow.id == message_id)
-                             .values(state="processed"))
+                             .values(state="processed", raw=None))
 
     async def forget_message(self, message_id: int) -> None:
         """For nobody followed: the row goes, raw content, key and all."""

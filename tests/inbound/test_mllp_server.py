@@ -263,6 +263,20 @@ async def test_a_pam_cancellation_targets_its_movement_by_zbe_1(stack: Stack) ->
     assert (await stack.setting(ref))[0] is Setting.HOME
 
 
+async def test_a_processed_message_keeps_its_key_but_not_its_content(stack: Stack) -> None:
+    await stack.person("test1:PATID1234")
+    client = await MllpClient.connect(stack.port)
+    try:
+        assert msa(await client.send(sample("ADT-A01-01.hl7"))) == ("AA", "MSG00001")
+        # A resend is still recognised (AA, nothing new) without the content being kept.
+        assert msa(await client.send(sample("ADT-A01-01.hl7"))) == ("AA", "MSG00001")
+    finally:
+        await client.close()
+    async with stack.db.unit() as uow:
+        rows = (await uow.session.execute(select(InboundMessageRow.state, InboundMessageRow.raw))).all()
+    assert rows == [("processed", None)]
+
+
 async def test_unknown_person_keeps_nothing_but_a_count(stack: Stack) -> None:
     client = await MllpClient.connect(stack.port)
     try:
