@@ -1,8 +1,10 @@
 """The outbox worker: the only place that changes anything on Matrix.
 
-Entries are taken in order. Each attempt is counted (committed) before the request, so after
-a crash an interrupted room creation looks for the room it may have made instead of making a
-second one, and a notice is resent with the same transaction id, which Synapse deduplicates.
+Entries are taken in order. An attempt to create a room is counted (committed) before the
+request, so after a crash an interrupted creation looks for the room it may have made instead
+of making a second one. Everything else is idempotent when repeated — a notice is resent with
+the same transaction id, which Synapse deduplicates; inviting or removing twice changes
+nothing — so it costs one commit, when it is done.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from hub.storage.repositories import OutboxEntry
 
 log = logging.getLogger(__name__)
 
+#: Actions that must know, after a crash, that they were already tried (see the docstring).
+_COUNTED = frozenset({"create_room", "create_desk"})
+
 
 class RoomNotReady(TransientError):
     pass
@@ -39,6 +44,8 @@ class OutboxWorker:
         self._stopping = asyncio.Event()
         self.idle = asyncio.Event()
         self.sent = 0
+        # case_ref → room id: a person's room, once made, never changes
+        self._rooms: dict[str, str] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -85,8 +92,9 @@ class OutboxWorker:
         for entry in entries:
             if self._stopping.is_set():
                 break
-            async with self.db.unit() as uow:
-                await uow.outbox.mark_attempt(entry.id)
+            if entry.action in _COUNTED:
+                async with self.db.unit() as uow:
+                    await uow.outbox.mark_attempt(entry.id)
             try:
                 event_id = await self._perform(entry)
             except (TransientError, ClientConnectionError, TimeoutError):
@@ -110,11 +118,16 @@ class OutboxWorker:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
             if desk_room is None:
                 raise RoomNotReady("desk not created yet")
-            return desk_room
+            return desk_room  # not cached: a person may adopt another room as their desk
+        ref = entry.case_ref or ""
+        known = self._rooms.get(ref)
+        if known is not None:
+            return known
         async with self.db.unit() as uow:
-            person = await uow.persons.get(entry.case_ref or "")
+            person = await uow.persons.get(ref)
         if person is None or person.room_id is None:
             raise RoomNotReady(f"no room yet for {entry.case_ref}")
+        self._rooms[ref] = person.room_id
         return person.room_id
 
     async def _perform(self, entry: OutboxEntry) -> str | None:
