@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RELAIS_FUZZ_EXPLORE", "1")  # new inputs on every run, unlike the suite
 
 from hub.devserver import DevSynapse, free_port  # noqa: E402
 from tests.faults.harness import World  # noqa: E402

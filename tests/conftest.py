@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 from hub.devserver import DevSynapse
+
+# Property tests replay the same inputs on every run: a failure in CI can be reproduced, and CI
+# never fails by the luck of the draw (tests/fuzz and bench/reliability.py explore further).
+hypothesis.settings.register_profile("relais", derandomize=True, database=None)
+hypothesis.settings.load_profile("relais")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

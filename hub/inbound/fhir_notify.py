@@ -70,7 +70,9 @@ def _load(body: bytes | Mapping[str, Any]) -> Bundle:
             for err in exc.errors(include_input=False, include_url=False)[:3]
         )
         raise FhirError(400, "structure", f"invalid Bundle ({where})") from exc
-    except (TypeError, KeyError, ValueError) as exc:  # fhir.resources trips on e.g. "resourceType": null
+    # fhir.resources trips on some wrong types instead of reporting them: "resourceType": null
+    # (TypeError), a boolean where a URL is expected (AttributeError)…
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise FhirError(400, "structure", f"invalid Bundle ({type(exc).__name__})") from exc
 
 

@@ -157,3 +157,13 @@ def test_operation_outcome_is_a_valid_r4_resource() -> None:
         ],
     }
     OperationOutcome.model_validate(outcome)
+
+
+def test_a_boolean_where_a_url_is_expected_is_a_400_not_a_crash() -> None:
+    """Found by the fuzzer: fhir.resources raises AttributeError on a boolean MessageHeader
+    source endpoint (a url)."""
+    bundle = json.loads((SAMPLES / "fhir" / "admit-notification-message-bundle-01.json").read_text(encoding="utf-8"))
+    bundle["entry"][0]["resource"]["source"]["endpoint"] = False
+    with pytest.raises(FhirError) as err:
+        parse_bundle(json.dumps(bundle).encode())
+    assert err.value.status == 400
