@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from hub.demo import run_demo
 
-            return asyncio.run(run_demo(args.data, args.port, args.exit_when_ready))
+            return asyncio.run(run_demo(args.data, args.port, args.exit_when_ready,
+                                        announce=lambda text: print(text, flush=True)))
         config = load_config(args.config)
         if args.command == "check-config":
             print(f"{args.config}: OK")

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -190,7 +191,8 @@ def _prepare(data: str) -> Path:
     return folder
 
 
-async def run_demo(data: str, port: int, exit_when_ready: bool) -> int:
+async def run_demo(data: str, port: int, exit_when_ready: bool, announce: Callable[[str], None]) -> int:
+    """`announce` shows the login instructions to the person at the terminal (the CLI prints)."""
     folder = _prepare(data)
     synapse = DevSynapse(folder / "synapse", port=port if port_is_free(port) else None)
     await synapse.start()
@@ -212,7 +214,7 @@ async def run_demo(data: str, port: int, exit_when_ready: bool) -> int:
         try:
             case_ref = await _seed(relais)
             await asyncio.wait_for(relais.outbox.idle.wait(), 60)
-            _print_instructions(synapse, case_ref, relais)
+            announce(instructions(synapse, case_ref, relais))
             if not exit_when_ready:
                 relais.tasks.spawn(_stay_once_someone_joins(relais, case_ref), name="demo-stay")
                 stop = asyncio.Event()
@@ -228,7 +230,7 @@ async def run_demo(data: str, port: int, exit_when_ready: bool) -> int:
     return 0
 
 
-def _print_instructions(synapse: DevSynapse, case_ref: str, relais: Relais) -> None:
+def instructions(synapse: DevSynapse, case_ref: str, relais: Relais) -> str:
     lines = [
         "",
         "Relais demo is running.",
@@ -242,4 +244,4 @@ def _print_instructions(synapse: DevSynapse, case_ref: str, relais: Relais) -> N
               "  When the first person joins the demo room, a hospital sends an admission then a",
               "  discharge for the demo person (HL7 over MLLP): the alerts appear in the room.",
               "  Ctrl-C stops everything; data stays in the demo folder for the next run.", ""]
-    print("\n".join(lines), flush=True)
+    return "\n".join(lines)
