@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import nio  # noqa: E402
+from bare_client import housekeeping  # noqa: E402 - the baseline's, so both clients do the same
 from sqlalchemy import func, select  # noqa: E402
 
 from hub.bots import content  # noqa: E402
@@ -40,6 +41,7 @@ from hub.services.outbox import enqueue  # noqa: E402
 from hub.storage import migrate  # noqa: E402
 from hub.storage.database import Database  # noqa: E402
 from hub.storage.models import OutboxRow, PersonRow  # noqa: E402
+from tests.matrix_helpers import cross_sign  # noqa: E402 - as Element does at first login
 
 # nio logs every undecryptable event of a fresh device at warning level: noise here.
 logging.getLogger("nio").setLevel(logging.ERROR)
@@ -372,34 +374,6 @@ async def make_client(server: DevSynapse, localpart: str, folder: Path, *,
     if cross_signed:
         await cross_sign(client)
     return client
-
-
-async def cross_sign(client: nio.AsyncClient) -> None:
-    """Give the account cross-signing keys and sign the device, as Element does at first login:
-    Relais shares room keys only with cross-signed devices by default ([encryption] trust)."""
-    from hub.bots import crosssigning as xs
-
-    keys = xs.CrossSigningKeys.generate()
-    status, body = await xs.matrix_request(client, "POST", "/_matrix/client/v3/keys/device_signing/upload",
-                                           xs.device_signing_body(client.user_id, keys))
-    if status != 200:
-        raise RuntimeError(f"device_signing/upload failed: {status} {body}")
-    device = (await xs.query_keys(client, [client.user_id]))["device_keys"][client.user_id][client.device_id]
-    status, body = await xs.matrix_request(client, "POST", "/_matrix/client/v3/keys/signatures/upload",
-                                           xs.signatures_body(client.user_id, device, keys.self_signing))
-    if status != 200 or body.get("failures"):
-        raise RuntimeError(f"signatures/upload failed: {status} {body}")
-
-
-async def housekeeping(client: nio.AsyncClient) -> None:
-    """What nio's sync_forever does between syncs: keep olm keys and to-device messages flowing."""
-    if client.should_upload_keys:
-        await client.keys_upload()
-    if client.should_query_keys:
-        await client.keys_query()
-    if client.should_claim_keys:
-        await client.keys_claim(client.get_users_for_key_claiming())
-    await client.send_to_device_messages()
 
 
 Listener = Callable[[str, Any, float], None]
