@@ -86,7 +86,8 @@ def test_merge_sample(samples: Path) -> None:
     assert alert.identifiers == (PatientId("12345", "BCBS", "", "MR"),)
     assert alert.merged_identifiers == (PatientId("56789", "BCBS", "", "MR"),)
     assert alert.event_time == datetime(2019, 4, 23, 12, 46, 37, tzinfo=UTC)  # +0215
-    assert alert.facility == "Ntierprise Clinic"  # no PV1: MSH-4
+    # No PV1: no location (absent is never a change); MSH-4 names the sender, for display.
+    assert alert.facility == "" and alert.sender_facility == "Ntierprise Clinic"
 
 
 def test_pam_france_admission(samples: Path) -> None:
@@ -197,8 +198,8 @@ def _error(raw: bytes | str) -> Hl7Error:
     ("mutate", "code", "error_code"),
     [
         (lambda t: t.replace("ADT^A01^ADT_A01", "ORU^R01^ORU_R01"), "AR", "200"),
-        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A99"), "AR", "201"),
-        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A31^ADT_A05"), "AR", "201"),
+        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^1-2"), "AE", "103"),  # not a trigger event code
+        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A1^ADT_A01"), "AE", "103"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "|2.2|"), "AR", "203"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "|2.9|"), "AR", "203"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "||"), "AR", "203"),
