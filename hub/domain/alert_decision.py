@@ -76,13 +76,15 @@ def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool) -> Decis
     waiting = _waiting_cancellation(history.alerts, alert)
     if waiting is not None:
         return Decision(cancelled_by=waiting.id)
-    standing = [a for a in history.alerts if not a.cancelled and a.event in _STAY]
-    stay = max(standing, key=lambda a: (a.event_time, a.id), default=None)
-    in_hospital = stay is not None and stay.event is not AlertEvent.discharge
-    last_location = (stay.facility, stay.unit) if stay is not None and in_hospital else None
+    standing = sorted((a for a in history.alerts if not a.cancelled and a.event in _STAY),
+                      key=lambda a: (a.event_time, a.id))
+    last_location = _location(standing)
     if alert.trigger == Z99:
         # A movement update changes where the person is only for the movement they are in.
-        if stay is None or not alert.movement_id or stay.movement_id != alert.movement_id or not in_hospital:
+        movements = [a for a in standing if a.movement_id]
+        current = movements[-1] if movements else None
+        if (current is None or current.event is AlertEvent.discharge or last_location is None
+                or current.movement_id != alert.movement_id):
             return Decision()
     moments = [history.person.setting_since, *(a.event_time for a in standing)]
     known = [m for m in moments if m is not None]
@@ -91,6 +93,26 @@ def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool) -> Decis
         last_movement=max(known) if known else None, last_location=last_location,
     )
     return Decision(effects=list(outcome.effects), notice=outcome.notice, move=outcome.move)
+
+
+def _location(stay_events: list[AlertRecord]) -> tuple[str, str] | None:
+    """(facility, unit) where the person is in hospital, None when not known to be there.
+
+    Each event says what it gives; a part it leaves out stays as it was (a unit is kept only
+    within the same facility), and a discharge ends the stay.
+    """
+    location: tuple[str, str] | None = None
+    for event in stay_events:
+        if event.event is AlertEvent.discharge:
+            location = None
+        elif event.event is AlertEvent.admission:
+            location = (event.facility, event.unit)
+        elif location is None:  # an update after a discharge does not put anyone back in hospital
+            location = (event.facility, event.unit) if event.event is not AlertEvent.update else None
+        else:
+            facility = event.facility or location[0]
+            location = (facility, event.unit or (location[1] if facility == location[0] else ""))
+    return location
 
 
 def _cancellation(history: AlertHistory, alert: Alert) -> Decision:
