@@ -44,6 +44,7 @@ _URN_OID = "urn:oid:"
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9]\d*))+")
 _DOTTED = re.compile(r"[\d.]*\.[\d.]*")  # meant as an OID (a namespace may be all digits: a FINESS)
 _URL = re.compile(r"(?i)(https?)://([^/\s?#]+)([^\s]*)")
+_SCHEMES = frozenset({"urn", "oid", "http", "https"})  # the start of a URN or URL cut short, not a namespace
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 
 
@@ -69,7 +70,7 @@ def authority_key(authority: str) -> str | None:
     if url is not None:
         scheme, host, path = url.groups()
         return f"url:{scheme.lower()}://{host.lower()}{path.rstrip('/')}"
-    if _NAMESPACE.fullmatch(text):
+    if _NAMESPACE.fullmatch(text) and text.casefold() not in _SCHEMES:
         return f"ns:{text.casefold()}"
     return None
 
