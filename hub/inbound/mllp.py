@@ -11,7 +11,8 @@ are not always that tidy, so the stream is read as pieces between delimiters:
 - a piece that holds a message but is cut by a new `0x0B` is reported `truncated`; one longer
   than `max_frame` is reported `too_large` and the rest of it skipped (memory stays bounded);
 - `flush()` is called when the sender went quiet with a piece still open: a block that lost
-  its end byte is delivered as it stands.
+  its end byte is delivered as it stands when it ends with a whole segment, else reported
+  `truncated`.
 
 The result never depends on how the stream was cut into reads.
 """
@@ -96,10 +97,19 @@ class MllpDecoder:
             self._in_frame = delimiter == _VT
 
     def flush(self) -> list[bytes | FrameError]:
-        """The sender went quiet: deliver what an open block holds; drop noise."""
+        """The sender went quiet: deliver what an open block holds; drop noise.
+
+        Only a block that ends with a whole segment (CR or LF) is delivered; one that stops
+        mid-segment was cut in transit and is reported `truncated`, never read as complete.
+        """
         out: list[bytes | FrameError] = []
-        if not self._skipping:
-            self._deliver(bytes(self._buf), out)
+        held = bytes(self._buf).rstrip(b" \t")
+        if not self._skipping and (self._in_frame or message_start(held) >= 0) and held.strip():
+            if held.endswith((b"\r", b"\n")):
+                self._deliver(held, out)
+            else:
+                start = 0 if self._in_frame else message_start(held)
+                out.append(FrameError("truncated", held[start : start + HEAD_BYTES]))
         self._buf.clear()
         self._scanned, self._marker = 0, -1
         self._skipping = self._in_frame = False

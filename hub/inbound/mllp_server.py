@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import secrets
 import ssl
 from typing import Protocol
@@ -28,7 +29,7 @@ from hub.errors import ConfigError
 from hub.inbound.ack import AckCode, build_ack, build_batch
 from hub.inbound.hl7batch import split_block
 from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, NotActed, digest, parse, read_header
-from hub.inbound.mllp import FrameError, MllpDecoder, frame, message_start
+from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
 
@@ -36,6 +37,7 @@ __all__ = ["FrameHandler", "Hl7Listener", "MllpServer"]
 
 log = logging.getLogger(__name__)
 _READ = 65536
+_MSH = re.compile(rb"MSH[^A-Za-z0-9\s]")
 _STOP_GRACE_S = 5.0
 _FRAME_ERRORS: dict[str, tuple[AckCode, str, str]] = {  # ACK code, HL7 table 0357 code, text
     # AE, not AR: resending the same block cannot succeed (AR asks the sender to retry as is).
@@ -86,9 +88,9 @@ class Hl7Listener:
         """The answer to one block; None when there is nothing to answer (it held only ACKs)."""
         if isinstance(payload, FrameError):
             code, error_code, text = _FRAME_ERRORS[payload.reason]
-            start = message_start(payload.head)
+            msh = _MSH.search(payload.head)  # a batch's first message names the sender too
             try:
-                header: MshHeader | None = read_header(payload.head[max(start, 0):])
+                header: MshHeader | None = read_header(payload.head[msh.start():]) if msh else None
             except Hl7Error:
                 header = None
             if header is not None and header.message_type == "ACK":

@@ -114,3 +114,11 @@ def test_any_byte_stream_gives_the_same_result_however_split(
 ) -> None:
     whole = MllpDecoder(max_frame).feed(stream)
     assert _feed_in_pieces(MllpDecoder(max_frame), stream, cuts) == whole
+
+
+def test_flush_never_reads_a_block_cut_mid_segment_as_complete() -> None:
+    dec = MllpDecoder()
+    assert dec.feed(b"\x0b" + MSG[:-5]) == []
+    flushed = dec.flush()
+    assert flushed == [FrameError("truncated")]
+    assert isinstance(flushed[0], FrameError) and flushed[0].head == MSG[:-5]

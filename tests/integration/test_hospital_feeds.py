@@ -45,7 +45,8 @@ async def test_blocks_batches_noise_and_oid_identifiers_reach_the_room_once_and_
         await client.write(b"\x0b" + null_a08 + b"\x1c")
         assert answers(await client.ack(timeout=10)) == [("AA", "L-3")]
         # The same person by the OID of another facility, inside an HL7 batch without FHS.
-        batch = b"BHS|^~\\&|SIH|CHU-Z|RELAIS|DAC|20261206080000||||B-9\r" + message("a01-oid-authority.hl7") + b"BTS|1\r"
+        bhs = b"BHS|^~\\&|SIH|CHU-Z|RELAIS|DAC|20261206080000||||B-9\r"
+        batch = bhs + message("a01-oid-authority.hl7") + b"BTS|1\r"
         block = await client.send(batch)
         assert block.startswith(b"BHS|") and answers(block) == [("AA", "O-1")]
         # The unacted A28 is acknowledged; the whole block resent posts nothing twice.
