@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 __all__ = ["Block", "split_block"]
 
-# A segment name at the start of a line, followed by a field separator (or the line's end).
-_BOUNDARY = re.compile(rb"(?:^|(?<=[\r\n]))[^\S\r\n]*(MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9]|$)")
+# A segment name at the start of a line, followed by a field separator (or the end). At the
+# very start of the block a few non-alphanumeric bytes may come first (a BOM, a NUL, spaces).
+_BOUNDARY = re.compile(
+    rb"(?:\A[^A-Za-z0-9\r\n]{0,8}?|(?<=[\r\n])[^\S\r\n]*)(MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9]|\Z)")
+_TEXT = re.compile(rb"[A-Za-z0-9]")
 _LINE_END = re.compile(rb"[\r\n]")
 
 
@@ -45,8 +48,8 @@ def _first_line(chunk: bytes) -> tuple[bytes, bytes]:
 def split_block(payload: bytes) -> Block:
     """Cut a block at every MSH, FHS, BHS, BTS and FTS segment.
 
-    Bytes before the first of them, or after a batch segment's own line, that are not blank
-    are `stray`: they will be answered as a message without MSH.
+    Bytes before the first of them, or after a batch segment's own line, that hold any letter
+    or digit are `stray`: they will be answered as a message without MSH.
     """
     cuts = [m.start(1) for m in _BOUNDARY.finditer(payload)]
     messages: list[bytes] = []
@@ -55,7 +58,7 @@ def split_block(payload: bytes) -> Block:
     fhs = bhs = b""
 
     def keep_stray(chunk: bytes) -> None:
-        if chunk.strip():
+        if _TEXT.search(chunk):  # without a letter or a digit it is noise, not a message
             order.append(("s", len(stray)))
             stray.append(chunk)
 

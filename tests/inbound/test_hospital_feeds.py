@@ -168,12 +168,13 @@ async def test_framing_noise_every_message_answered_once_in_order(database: Data
             msg("N4") + b"\x1c\x0d",                                   # the start byte lost
             b"\x0b" + msg("N5").replace(b"\r", b"\n") + b"\x1c\x1c\x0d\x0d",  # LF, repeated end bytes
             b"\x0b\x1c\x0d", b"\x0b   \r\n\x1c\x0d",                  # empty blocks: not messages
+            b"\x0b\xef\xbb\xbf\r\n" + msg("N6") + b"\x1c\x0d",             # a BOM and a blank line first
         ])
         await client.write(stream)
-        got = [answers(await client.ack(timeout=10))[0] for _ in range(5)]
-        assert got == [("AA", f"N{i}") for i in range(1, 6)]
+        got = [answers(await client.ack(timeout=10))[0] for _ in range(6)]
+        assert got == [("AA", f"N{i}") for i in range(1, 7)]
         # Nothing more was answered: the next answer is the next message's.
-        assert answers(await client.send(msg("N6"))) == [("AA", "N6")]
+        assert answers(await client.send(msg("N7"))) == [("AA", "N7")]
     finally:
         await client.close()
         await s.server.stop()
