@@ -74,7 +74,7 @@ def parse_identifier(text: str) -> Identifier:
         authority = "urn:oid:" + authority[len("urn:oid:") :]
     if sep and authority.upper() == INS:
         return Identifier(INS, parse_nir(value))
-    if not sep or not _VALUE.fullmatch(value) or authority_key(authority) is None:
+    if not sep or not _VALUE.fullmatch(value) or len(authority) > 255 or authority_key(authority) is None:
         raise DomainError("error.identifier_format", value=text)
     return Identifier(authority, value)
 
