@@ -3,6 +3,8 @@
 `receive` commits the raw message (deduplicated by sender, control id and content hash)
 before the sender gets its acknowledgement. `process` then matches it, in its own unit of
 work: a crash in between leaves it `received`, and `recover` finishes it at the next start.
+For each person it designates, the use case loads the person's history once, lets the domain
+decide (`domain.alert_decision.decide`) and persists the decision once.
 Notices go to the durable outbox with keys derived from the alert, so nothing is posted
 twice and a homeserver outage only delays them.
 """
