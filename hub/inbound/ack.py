@@ -145,23 +145,27 @@ def _batch_header(name: str, line: bytes, *, control_id: str, now: datetime, app
     return seps[0].join(out)
 
 
-def build_batch(fhs: bytes, bhs: bytes, acks: list[bytes], *, control_id: str, now: datetime,
+def build_batch(fhs: bytes, batches: list[tuple[bytes, list[bytes]]], *, control_id: str, now: datetime,
                 application: str = "RELAIS") -> bytes:
-    """The answer to an HL7 batch (v2.5 §2.10.3): a batch holding one ACK per message.
+    """The answer to an HL7 batch (v2.5 §2.10.3): for each inbound batch, a batch holding one
+    ACK per message, in order.
 
-    `[FHS] BHS {ACK} BTS [FTS]`, with FHS only when the inbound batch had one. BHS-12 / FHS-12
-    quote the inbound BHS-11 / FHS-11; BTS-1 counts the ACKs, FTS-1 the batches (1).
-    The ACKs keep their own encoding; the batch segments are ASCII.
+    `[FHS] {BHS {ACK} BTS} [FTS]`, FHS only when the inbound file had one. BHS-12 / FHS-12 quote
+    the inbound BHS-11 / FHS-11 (a batch without BHS takes the FHS's); BTS-1 counts the ACKs,
+    FTS-1 the batches. `batches` is (inbound BHS line or b"", ACKs). The ACKs keep their own
+    encoding; the batch segments are ASCII.
     """
-    head = []
+    out = []
     if fhs:
-        head.append(_batch_header("FHS", fhs, control_id=control_id, now=now, application=application))
-    seps = _header_fields(bhs or fhs)[0]
-    head.append(_batch_header("BHS", bhs or fhs, control_id=control_id, now=now, application=application))
-    tail = [seps[0].join(["BTS", str(len(acks))])]
+        out.append(_lines([_batch_header("FHS", fhs, control_id=control_id, now=now, application=application)]))
+    for n, (bhs, acks) in enumerate(batches, start=1):
+        source = bhs or fhs
+        fs = _header_fields(source)[0][0]
+        head = _batch_header("BHS", source, control_id=f"{control_id}-{n}", now=now, application=application)
+        out += [_lines([head]), *acks, _lines([fs.join(["BTS", str(len(acks))])])]
     if fhs:
-        tail.append(seps[0].join(["FTS", "1"]))
-    return _lines(head) + b"".join(acks) + _lines(tail)
+        out.append(_lines([_header_fields(fhs)[0][0].join(["FTS", str(len(batches))])]))
+    return b"".join(out)
 
 
 def _lines(segments: list[str]) -> bytes:

@@ -21,23 +21,30 @@ _LINE_END = re.compile(rb"[\r\n]")
 
 
 @dataclass(frozen=True)
-class Block:
-    """messages: each message's bytes, MSH first, in the order sent.
-    stray: for each run of segments that belongs to no message (no MSH before it), its bytes,
-    placed in `order` so that the answers keep the sender's order.
-    fhs / bhs: the batch header lines when the block is a batch ("" otherwise).
-    order: ("m", i) for messages[i], ("s", i) for stray[i].
-    """
+class Batch:
+    """header: the BHS line ("" for messages outside any BHS). items, in the order sent:
+    ("m", a message's bytes, MSH first) or ("s", segments that belong to no message: they are
+    answered as a message without MSH)."""
 
-    messages: tuple[bytes, ...]
-    stray: tuple[bytes, ...]
-    order: tuple[tuple[str, int], ...]
-    fhs: bytes = b""
-    bhs: bytes = b""
+    header: bytes
+    items: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    """fhs: the FHS line of a batch file ("" otherwise); batches: one per BHS … BTS, plus one
+    without header for messages outside them (the only one for a plain block)."""
+
+    fhs: bytes
+    batches: tuple[Batch, ...]
 
     @property
     def is_batch(self) -> bool:
-        return bool(self.fhs or self.bhs)
+        return bool(self.fhs) or any(batch.header for batch in self.batches)
+
+    @property
+    def messages(self) -> tuple[bytes, ...]:
+        return tuple(data for batch in self.batches for kind, data in batch.items if kind == "m")
 
 
 def _first_line(chunk: bytes) -> tuple[bytes, bytes]:
@@ -49,31 +56,38 @@ def split_block(payload: bytes) -> Block:
     """Cut a block at every MSH, FHS, BHS, BTS and FTS segment.
 
     Bytes before the first of them, or after a batch segment's own line, that hold any letter
-    or digit are `stray`: they will be answered as a message without MSH.
+    or digit are stray items: they will be answered as a message without MSH.
     """
     cuts = [m.start(1) for m in _BOUNDARY.finditer(payload)]
-    messages: list[bytes] = []
-    stray: list[bytes] = []
-    order: list[tuple[str, int]] = []
-    fhs = bhs = b""
+    batches: list[Batch] = []
+    fhs = header = b""
+    items: list[tuple[str, bytes]] = []
+
+    def close() -> None:
+        nonlocal header, items
+        if header or items:
+            batches.append(Batch(header, tuple(items)))
+        header, items = b"", []
 
     def keep_stray(chunk: bytes) -> None:
         if _TEXT.search(chunk):  # without a letter or a digit it is noise, not a message
-            order.append(("s", len(stray)))
-            stray.append(chunk)
+            items.append(("s", chunk))
 
     keep_stray(payload[: cuts[0]] if cuts else payload)
     for i, cut in enumerate(cuts):
         chunk = payload[cut : cuts[i + 1] if i + 1 < len(cuts) else len(payload)]
         name = chunk[:3]
         if name == b"MSH":
-            order.append(("m", len(messages)))
-            messages.append(chunk)
+            items.append(("m", chunk))
             continue
         line, rest = _first_line(chunk)
         if name == b"FHS" and not fhs:
             fhs = line
-        elif name == b"BHS" and not bhs:
-            bhs = line
+        elif name == b"BHS":
+            close()
+            header = line
+        elif name in (b"BTS", b"FTS"):
+            close()
         keep_stray(rest)
-    return Block(tuple(messages), tuple(stray), tuple(order), fhs, bhs)
+    close()
+    return Block(fhs, tuple(batches))

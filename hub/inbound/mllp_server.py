@@ -103,18 +103,20 @@ class Hl7Listener:
             except Hl7Error:
                 first = None
             self._problem("idle_timeout", first, "block without its end byte: answered after the sender went quiet")
-        answers: list[bytes] = []
-        for kind, index in block.order:
-            if kind == "s":
-                answers.append(self._refuse(None, "AE", "no MSH segment", "100", "no_msh"))
-                continue
-            answer = await self.on_message(block.messages[index])
-            if answer is not None:
-                answers.append(answer)
+        batches: list[tuple[bytes, list[bytes]]] = []
+        for batch in block.batches:
+            answers: list[bytes] = []
+            for kind, data in batch.items:
+                if kind == "s":
+                    answers.append(self._refuse(None, "AE", "no MSH segment", "100", "no_msh"))
+                    continue
+                answer = await self.on_message(data)
+                if answer is not None:
+                    answers.append(answer)
+            batches.append((batch.header, answers))
         if block.is_batch:
-            return build_batch(block.fhs, block.bhs, answers, control_id=secrets.token_hex(8).upper(),
-                               now=self.clock.now())
-        return b"".join(answers) or None
+            return build_batch(block.fhs, batches, control_id=secrets.token_hex(8).upper(), now=self.clock.now())
+        return b"".join(ack for _header, acks in batches for ack in acks) or None
 
     async def on_message(self, raw: bytes) -> bytes | None:
         """The ACK of one message; None for a message that is itself an ACK."""

@@ -103,6 +103,17 @@ async def test_batches_with_and_without_fhs_get_a_batch_of_acks(stack: Stack, cl
     assert outcome(stack, "not_acted") == 1 and problems(stack, "no_pid") == 1
 
 
+async def test_a_batch_file_of_two_batches_is_answered_batch_by_batch(stack: Stack, client: MllpClient) -> None:
+    ref = await stack.person("CHU-X:910033")
+    block = await client.send(message("batch-file-two-batches.hl7"))
+    assert [seg[11] for seg in segments(block, "FHS")] == ["F-80"]
+    assert [seg[11] for seg in segments(block, "BHS")] == ["B-80", "B-81"]
+    assert answers(block) == [("AA", "B80-1"), ("AR", "B81-1"), ("AA", "B81-2")]
+    assert segments(block, "BTS") == [["BTS", "1"], ["BTS", "2"]] and segments(block, "FTS") == [["FTS", "2"]]
+    assert [n["message"] for n in await stack.notices(ref)] == [
+        "alert.admission", "handover.setting", "alert.transfer"]
+
+
 async def test_absent_or_null_information_is_never_a_change_nor_shown(stack: Stack, client: MllpClient) -> None:
     ref = await stack.person("CHU-X:910031")
     for name in ("a01-geria.hl7", "a08-no-location.hl7", "a08-null-location.hl7"):
