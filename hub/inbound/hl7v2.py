@@ -391,11 +391,11 @@ def parse(raw: bytes) -> Alert:
     def fail(code: AckCode, reason: str, error_code: str, key: str) -> Hl7Error:
         return Hl7Error(code, reason, ctl, error_code=error_code, header=header, key=key)
 
-    if header.message_type == "ACK" or (
+    if header.message_type.upper() == "ACK" or (
         not header.message_type and _first(segments, "MSA") is not None
     ):
         raise IsAck(header)
-    if header.message_type != "ADT":
+    if header.message_type.upper() != "ADT":
         raise fail("AR", "unsupported message type", "200", "unsupported_type")
     version = _VERSION.fullmatch(segments[0].get(12))
     if version is None or not 3 <= int(version.group(1)) <= 8:

@@ -93,7 +93,7 @@ class Hl7Listener:
                 header: MshHeader | None = read_header(payload.head[msh.start():]) if msh else None
             except Hl7Error:
                 header = None
-            if header is not None and header.message_type == "ACK":
+            if header is not None and header.message_type.upper() == "ACK":
                 return None
             return self._refuse(header, code, text, error_code, payload.reason)
         block = split_block(payload)
