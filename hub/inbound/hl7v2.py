@@ -269,18 +269,21 @@ def _segments(text: str, d: _Delims) -> list[_Segment]:
 
 
 def digest(raw: bytes) -> str:
-    """SHA-256 of a message as a resend would repeat it: segment ends normalised and MSH-7
-    (date/time of message, which engines regenerate when they resend) left out."""
+    """SHA-256 of a message as a resend would repeat it: segment ends normalised, empty trailing
+    fields dropped and MSH-7 (date/time of message, which engines regenerate when they resend)
+    left out."""
     text = normalise(decode(raw))
     try:
         d = _delims(text)
     except Hl7Error:
         return hashlib.sha256(text.encode()).hexdigest()
-    first, sep, rest = text.partition("\r")
-    fields = first.split(d.field)
+    lines = text.split("\r")
+    fields = lines[0].split(d.field)
     if len(fields) > 6:
         fields[6] = ""  # MSH-7 (fields[0] is "MSH", MSH-1 is the separator itself)
-    return hashlib.sha256((d.field.join(fields) + sep + rest).encode()).hexdigest()
+    lines[0] = d.field.join(fields)
+    empty = d.field + d.component + d.repetition + d.subcomponent + " "
+    return hashlib.sha256("\r".join(line.rstrip(empty) for line in lines).encode()).hexdigest()
 
 
 def read_header(raw: bytes) -> MshHeader:

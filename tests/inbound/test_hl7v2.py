@@ -357,4 +357,5 @@ def test_a_resend_has_the_same_digest_whatever_its_msh_7_and_line_ends() -> None
     raw = _msg("a01-geria.hl7")
     resent = raw.replace(b"|20261127214228||ADT", b"|20261128063000||ADT").replace(b"\r", b"\r\n")
     assert digest(resent) == digest(raw)
+    assert digest(raw.replace(b"GERIA^12^1^CHU-X", b"GERIA^12^1^CHU-X^^|||")) == digest(raw)  # empty trailing fields
     assert digest(raw.replace(b"GERIA", b"CARDIO")) != digest(raw)
