@@ -274,3 +274,21 @@ async def test_an_oid_authority_in_any_spelling_matches_pid_3_4_universal_id(
     ref = await stack.person(f"{authority}:F8001")
     assert answers(await client.send(message("a01-oid-authority.hl7"))) == [("AA", "O-1")]
     assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "handover.setting"]
+
+
+async def test_a_store_failure_is_ar_and_its_log_lines_carry_no_patient_data(
+        db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    unmigrated = Database(db_url)  # no tables: every write fails
+    s = await make_stack(unmigrated)
+    client = await MllpClient.connect(s.port)
+    try:
+        ack = await client.send(message("a01-geria.hl7"))
+        assert answers(ack) == [("AR", "L-1")] and err_code(ack) == "207"
+    finally:
+        await client.close()
+        await s.server.stop()
+        await unmigrated.close()
+    line = next(r.getMessage() for r in caplog.records if "store_failed" in r.getMessage())
+    assert "SIH/CHU-X" in line and "L-1" in line
+    assert not any(word in caplog.text for word in PATIENT_DATA)
