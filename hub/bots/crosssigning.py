@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nio import AsyncClient
 
-from hub.errors import MatrixError
+from hub.errors import MatrixError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,6 @@ async def matrix_request(api: AsyncClient, method: str, path: str,
 
 
 def _fail(what: str, status: int, payload: Mapping[str, Any]) -> MatrixError:
-    from hub.bots.client import TransientError  # the client module imports this one
-
     code = payload.get("errcode")
     if status == 429 or status >= 500:
         return TransientError(what, code or str(status), payload.get("retry_after_ms"))
