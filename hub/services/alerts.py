@@ -125,10 +125,13 @@ class AlertService:
     async def _apply(self, uow: UnitOfWork, message_id: int, person: Person, alert: Alert, now: datetime) -> bool:
         """Load the person's history once, decide in the domain, persist the decision once."""
         ref = person.case_ref
-        await uow.alerts.lock_person(ref)
+        await uow.persons.lock(ref)
         history = await _history(uow, ref, person)
         decision = alert_decision.decide(history, alert, ins_test_oids=self.ins_test_oids)
         alert_id = await uow.alerts.record(message_id, ref, alert, decision, now, notice_key=_notice_key)
+        if decision.revert is not None:
+            undone = decision.revert
+            await uow.persons.restore_setting(ref, undone.previous, undone.previous_since, undone.previous_return)
         if decision.move is not None:
             await record_move(uow, history.person, decision.move, "hospital", alert.sender, now, alert_id=alert_id)
         for old, new in decision.rekeys:
@@ -179,7 +182,7 @@ async def record_move(uow: UnitOfWork, person: Person, move: Move, source: str, 
 async def move_by_hand(uow: UnitOfWork, person: Person, setting: Setting, establishment: str | None,
                        on: date | None, *, by: str, now: datetime) -> list[Effect]:
     """`!move`: same history, same handover notice as a move reported by a hospital."""
-    await uow.alerts.lock_person(person.case_ref)
+    await uow.persons.lock(person.case_ref)
     last_hospital = await uow.alerts.last_event_time(person.case_ref)
     outcome = transitions.manual_move(
         person, team.mentions_for(await uow.team.members(person.case_ref), person.referent), setting,
