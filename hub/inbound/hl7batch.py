@@ -16,7 +16,9 @@ __all__ = ["Block", "split_block"]
 # very start of the block a few non-alphanumeric bytes may come first (a BOM, a NUL, spaces).
 _BOUNDARY = re.compile(
     rb"(?:\A[^A-Za-z0-9\r\n]{0,8}?|(?<=[\r\n])[^\S\r\n]*)(MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9]|\Z)")
-_TEXT = re.compile(rb"[A-Za-z0-9]")
+# Segments without MSH look like `PID|…`: they are a message missing its header (answered AE).
+# Anything else between messages (text, stray bytes) is noise and gets no answer.
+_SEGMENT = re.compile(rb"[^A-Za-z0-9]{0,8}[A-Z][A-Z0-9]{2}[^A-Za-z0-9\s]")
 _LINE_END = re.compile(rb"[\r\n]")
 
 
@@ -55,8 +57,8 @@ def _first_line(chunk: bytes) -> tuple[bytes, bytes]:
 def split_block(payload: bytes) -> Block:
     """Cut a block at every MSH, FHS, BHS, BTS and FTS segment.
 
-    Bytes before the first of them, or after a batch segment's own line, that hold any letter
-    or digit are stray items: they will be answered as a message without MSH.
+    Segments before the first of them, or after a batch segment's own line, are stray items:
+    they will be answered as a message without MSH. Text that is no segment is dropped.
     """
     cuts = [m.start(1) for m in _BOUNDARY.finditer(payload)]
     batches: list[Batch] = []
@@ -70,7 +72,7 @@ def split_block(payload: bytes) -> Block:
         header, items = b"", []
 
     def keep_stray(chunk: bytes) -> None:
-        if _TEXT.search(chunk):  # without a letter or a digit it is noise, not a message
+        if _SEGMENT.match(chunk):
             items.append(("s", chunk))
 
     keep_stray(payload[: cuts[0]] if cuts else payload)

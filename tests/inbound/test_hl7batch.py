@@ -39,3 +39,6 @@ def test_segments_outside_any_message_are_stray_in_their_place() -> None:
                              Batch(BHS, (("s", b"PV1|1|I\r"), ("m", B))))
     # A segment merely starting with the letters MSH is no message header.
     assert split_block(b"MSHX|1\r").messages == ()
+    # Text that is no segment is noise: no answer is owed to it.
+    assert split_block(b"HELLO\r\n" + A + b"keep-alive\r").batches == (Batch(b"", (("m", A + b"keep-alive\r"),)),)
+    assert split_block(b"hello world").batches == ()

@@ -179,6 +179,7 @@ async def test_framing_noise_every_message_answered_once_in_order(database: Data
             msg("N4") + b"\x1c\x0d",                                   # the start byte lost
             b"\x0b" + msg("N5").replace(b"\r", b"\n") + b"\x1c\x1c\x0d\x0d",  # LF, repeated end bytes
             b"\x0b\x1c\x0d", b"\x0b   \r\n\x1c\x0d",                  # empty blocks: not messages
+            frame(b"HELLO THERE\r"),                                  # a block of text: not a message
             b"\x0b\xef\xbb\xbf\r\n" + msg("N6") + b"\x1c\x0d",             # a BOM and a blank line first
         ])
         await client.write(stream)
