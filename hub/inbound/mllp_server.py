@@ -130,6 +130,14 @@ class Hl7Listener:
             return self._ack(exc.header, "AA")
         except Hl7Error as exc:
             return self._refuse(exc.header, exc.code, exc.reason, exc.error_code, exc.key)
+        except Exception as exc:  # a parser bug must not cost the other messages of the block their answer
+            try:
+                unread: MshHeader | None = read_header(raw)
+            except Exception:
+                unread = None
+            # The exception's text may quote the message: only its type is logged.
+            return self._refuse(unread, "AE", f"message could not be read ({type(exc).__name__})", "207",
+                                "unreadable")
         header = read_header(raw)
         try:
             received = await self.service.receive(alert, raw, digest=digest(raw))
