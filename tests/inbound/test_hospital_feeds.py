@@ -18,10 +18,12 @@ import pytest
 from hub.config import MllpConfig
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
+from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.mllp import frame
 from hub.storage.database import Database
 from tests.inbound.alert_stack import Stack, make_stack
 from tests.inbound.mllp_client import MllpClient, err_code
+from tests.samples_path import SAMPLES
 
 pytestmark = [pytest.mark.db]
 
@@ -314,3 +316,20 @@ async def test_a_parser_fault_on_one_message_costs_the_others_nothing(
     assert [n["message"] for n in await stack.notices(ref)] == ["alert.discharge", "handover.setting"]
     assert problems(stack, "unreadable") == 1 and "ValueError" in caplog.text
     assert not any(word in caplog.text for word in PATIENT_DATA)
+
+
+@pytest.mark.parametrize(("typed", "system"), [
+    ("urn:oid:1.2.250.1.999.4.4:F8001", "urn:oid:1.2.250.1.999.4.4"),
+    ("1.2.250.1.999.4.4:F8001", "urn:oid:1.2.250.1.999.4.4"),
+    ("https://chu-x.example.fr/fhir/sid/ipp:F8001", "https://chu-x.example.fr/fhir/sid/ipp"),
+])
+async def test_a_fhir_identifier_system_matches_the_authority_as_typed(stack: Stack, typed: str, system: str) -> None:
+    ref = await stack.person(typed)
+    bundle = json.loads((SAMPLES / "fhir" / "admit-notification-message-bundle-01.json").read_text(encoding="utf-8"))
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"]["identifier"] = [{"system": system, "value": "F8001"}]
+    raw = json.dumps(bundle).encode()
+    received = await stack.service.receive(parse_bundle(raw), raw)
+    assert await stack.service.process(received.message_id) == "posted"
+    assert (await stack.notices(ref))[0]["message"].startswith("alert.admission")
