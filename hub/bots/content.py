@@ -86,6 +86,14 @@ def notice(kind: str, case_ref: str, body: str, formatted: str,
     return content
 
 
+def in_thread(content: dict[str, Any], root: str, reply_to: str | None) -> dict[str, Any]:
+    """`content` posted in the thread of `root` (Matrix spec "Threading"); clients without
+    threads show it as a reply to `reply_to` (`is_falling_back`)."""
+    relation: dict[str, Any] = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                "m.in_reply_to": {"event_id": reply_to or root}}
+    return {**content, "m.relates_to": relation}
+
+
 def power_moved(current: dict[str, Any], from_user: str, to_user: str) -> dict[str, Any] | None:
     """The room's power levels with `from_user`'s level handed to `to_user`; None when nothing changes.
 

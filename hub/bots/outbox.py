@@ -197,5 +197,7 @@ class OutboxWorker:
                 original = await uow.outbox.event_id_of(payload["replaces"])
             if original:
                 body = content.replacement(original, body)
+        elif payload.get("thread_root"):
+            body = content.in_thread(body, payload["thread_root"], payload.get("in_reply_to"))
         txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
         return await self.client.send(room_id, body, txn)

@@ -311,6 +311,10 @@ class EventRepo:
         await self.s.flush()
         return True
 
+    async def seen(self, event_id: str) -> bool:
+        """True when `event_id` was claimed (and committed) before."""
+        return await self.s.get(ProcessedEventRow, event_id) is not None
+
 
 class KeyValueRepo:
     def __init__(self, session: AsyncSession) -> None:
