@@ -117,3 +117,26 @@ async def test_element_and_phone_shapes_are_understood_and_answered_where_typed(
     assert kind_of(plan) == "command.reply" and "Toilette" in plan.body
     async with relais.db.unit() as uow:
         assert len(await uow.plans.items(case_ref)) == 1
+
+
+async def test_a_command_the_bot_cannot_decrypt_is_reported_to_its_sender(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    await hub.setup()
+    await hub.start()
+    desk = await hub.desk()
+    cm = await hub.client("cm")
+    await skip_seen(cm, desk)
+    # The sender's client withholds the room key from the bot's device (as a client set to send
+    # only to verified devices does): the bot receives the event and can never decrypt it.
+    if cm.should_query_keys:
+        await cm.keys_query()
+    for device in cm.device_store.active_user_devices(hub.bot):
+        cm.blacklist_device(device)
+    cm.invalidate_outbound_session(desk)
+    monkeypatch.setattr("hub.bots.intake.UNDECRYPTABLE_PATIENCE_S", 0.0)  # give up at once
+    await send_content(cm, desk, {"msgtype": "m.text", "body": "!file-active"})
+    told = await wait_for_event(cm, desk, lambda e: getattr(e, "sender", None) == hub.bot
+                                and kind_of(e) == "command.error")
+    assert hub.user("cm") in told.body and "renvoyez" in told.body
+    assert "file-active" not in told.body  # nothing of the content: it was never read
+    assert content_of(told)["m.mentions"] == {"user_ids": [hub.user("cm")]}
