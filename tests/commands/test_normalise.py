@@ -66,7 +66,8 @@ def test_display_names_with_or_without_at(body: str, shown: str) -> None:
 
 def test_a_pill_not_in_the_body_is_read_from_the_html() -> None:
     inv = run({"body": "!equipe ajouter Someone medecin", "format": HTML,
-               "formatted_body": '<p>!equipe ajouter <a href="https://matrix.to/#/@gp:example.org">Dr P</a> medecin</p>'})
+               "formatted_body": '<p>!equipe ajouter <a href="https://matrix.to/#/@gp:example.org">Dr P</a>'
+                                 " medecin</p>"})
     assert inv.args["user"] == "@gp:example.org"
 
 
@@ -243,7 +244,7 @@ def typographic_variant(draw: st.DrawFn, text: str) -> str:
     open_quote: str | None = None
     for index, char in enumerate(text):
         if char == " ":
-            out.append(draw(st.sampled_from(SPACES[:-3] + [" "])))
+            out.append(draw(st.sampled_from([*SPACES[:-3], " "])))
             if draw(st.booleans()):
                 out.append(draw(st.sampled_from(INVISIBLE)))
         elif char in "\"'" and (open_quote in (None, char)) and (open_quote or index == 0 or text[index - 1] == " "):

@@ -1,0 +1,38 @@
+"""The longest text the domain accepts is stored on every backend (PostgreSQL bounds columns; SQLite
+does not), so a long text is refused with a clear message, never with an internal error (issue 17 §8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from hub.domain import limits, plan
+from hub.domain.persons import Person
+from hub.domain.team import Member, Role
+from hub.storage.database import Database
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def longest(field: str) -> str:
+    return "é" * limits.limit(field)  # two bytes each in UTF-8: columns count characters
+
+
+async def test_the_longest_accepted_texts_are_stored(database: Database) -> None:
+    person = Person("R-2026-0001", longest("name"), "@cm:x", NOW, None, ())
+    item, _ = plan.add_item([], person.case_ref, longest("need"), longest("action"), provider_org=longest("provider"),
+                            frequency=longest("frequency"), by="@cm:x", now=NOW)
+    member = Member("@gp:x", Role.GP, NOW, longest("org"))
+    async with database.unit() as uow:
+        await uow.persons.add(person)
+        await uow.team.add(person.case_ref, member)
+        await uow.plans.save(person.case_ref, item)
+    ended = Member("@gp:x", Role.GP, NOW, longest("org"), until=NOW, end_reason=longest("reason"))
+    async with database.unit() as uow:
+        await uow.team.end(person.case_ref, ended)
+    async with database.unit() as uow:
+        assert (await uow.persons.get(person.case_ref)) == person
+        assert await uow.team.members(person.case_ref) == [ended]
+        assert await uow.plans.items(person.case_ref) == [item]
