@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from hub.bots import content
+from hub.bots.render import render
 from hub.domain import limits
+from hub.errors import MatrixError
 from tests.hub_harness import Hub, content_of, kind_of
 from tests.matrix_helpers import accept_invite, send_content, skip_seen, wait_for_event
 
@@ -117,6 +120,25 @@ async def test_element_and_phone_shapes_are_understood_and_answered_where_typed(
     assert kind_of(plan) == "command.reply" and "Toilette" in plan.body
     async with relais.db.unit() as uow:
         assert len(await uow.plans.items(case_ref)) == 1
+    _, one = await _say(hub, room_id, {"msgtype": "m.text", "body": "!plan 1"})
+    assert kind_of(one) == "command.reply" and "Aide à domicile" in one.body
+
+    # The measure holds on the real homeserver: a plan too long for one event, shortened, is
+    # accepted; the same notice whole is refused with M_TOO_LARGE.
+    heavy = "l'é😀" * 200
+    items = [{"key": "plan.item", "params": {"number": n, "need": heavy[:300], "action": heavy[:500],
+                                             "status": "proposed", "provider": heavy[:255], "frequency": heavy[:120]}}
+             for n in range(1, 31)]
+    params = {"case": case_ref, "count": 30, "items": items, "closed": "", "date": None, "pointer": "!plan <n>"}
+    shortened = render(relais.catalog, "command.reply", case_ref, "plan.show", params, (), room_id=room_id)
+    assert "!plan <n>" in shortened["body"]
+    await relais.client.send(room_id, shortened, "relais-test-size-shortened")
+    whole = content.notice("command.reply", case_ref, relais.catalog.text("plan.show", **params),
+                           relais.catalog.html("plan.show", **params))
+    assert not content.fits(whole, room_id)
+    with pytest.raises(MatrixError) as refused_whole:
+        await relais.client.send(room_id, whole, "relais-test-size-whole")
+    assert refused_whole.value.errcode == "M_TOO_LARGE"
 
 
 async def test_a_command_the_bot_cannot_decrypt_is_reported_to_its_sender(
