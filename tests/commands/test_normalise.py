@@ -269,3 +269,24 @@ def typographic_variant(draw: st.DrawFn, text: str) -> str:
 def test_any_typographic_variant_of_a_valid_command_gives_the_same_invocation(pair: tuple[str, str]) -> None:
     plain, variant = pair
     assert run(variant) == run(plain), variant
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=10)
+KEYS = st.sampled_from(["body", "format", "formatted_body", "m.relates_to", "m.new_content", "m.mentions",
+                        "rel_type", "event_id", "m.in_reply_to", "is_falling_back"])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.dictionaries(KEYS, JSON | st.just(HTML) | st.text(alphabet="<>/a=\"'!@:#[]()mx-reply ", max_size=60)),
+       st.dictionaries(KEYS, JSON, max_size=4))
+def test_any_content_is_read_without_raising_and_parsed_to_an_answer(content: dict[str, Any],
+                                                                     nested: dict[str, Any]) -> None:
+    content.setdefault("m.relates_to", nested)
+    message = read_message(content)
+    if message.text.startswith("!"):
+        try:
+            parse(message.text, SPECS)
+        except UsageError as exc:
+            assert exc.key.startswith("error.")
