@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from html import escape as html_escape
 from typing import Any
 
 import pytest
@@ -290,3 +292,55 @@ def test_any_content_is_read_without_raising_and_parsed_to_an_answer(content: di
             parse(message.text, SPECS)
         except UsageError as exc:
             assert exc.key.startswith("error.")
+
+
+USER = re.compile(r"@[a-z0-9.]+:example\.org")
+
+
+@st.composite
+def client_content(draw: st.DrawFn, text: str) -> dict[str, Any]:
+    """`text` as Element Web (pill), Element X (markdown link) or a plain client sends it; as a reply
+    with its fallback, a thread message or an edit."""
+    body, html, mentions = text, html_escape(text, quote=False), []
+    for user in USER.findall(text):
+        form = draw(st.sampled_from(["typed", "pill", "link"]))
+        name = draw(st.sampled_from(["Dr Paul Martin", "Anne", user]))
+        href = draw(st.sampled_from([f"https://matrix.to/#/{user}", f"https://matrix.to/#/{user}?via=example.org",
+                                     "https://matrix.to/#/" + user.replace("@", "%40").replace(":", "%3A")]))
+        if form == "pill":
+            body = body.replace(user, name, 1)
+            html = html.replace(user, f'<a href="{href}">{html_escape(name)}</a>', 1)
+            mentions.append(user)
+        elif form == "link":
+            body = body.replace(user, f"[{name}]({href})", 1)
+            html = html.replace(user, f'<a href="{href}">{html_escape(name)}</a>', 1)
+    content: dict[str, Any] = {"msgtype": "m.text", "body": body}
+    if mentions or draw(st.booleans()):
+        content |= {"format": HTML, "formatted_body": html, "m.mentions": {"user_ids": mentions}}
+    shape = draw(st.sampled_from(["plain", "reply", "thread", "edit"]))
+    if shape == "reply":
+        content["body"] = "> <@relais:example.org> Identifiants du dossier\n> R-2026-0001\n\n" + content["body"]
+        if "formatted_body" in content:
+            content["formatted_body"] = "<mx-reply><blockquote>Identifiants</blockquote></mx-reply>" + html
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": "$q"}}
+    elif shape == "thread":
+        content["m.relates_to"] = {"rel_type": "m.thread", "event_id": "$root", "is_falling_back": True,
+                                   "m.in_reply_to": {"event_id": "$root"}}
+    elif shape == "edit":
+        content = {"msgtype": "m.text", "body": "* " + body, "m.new_content": content,
+                   "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"}}
+    return content
+
+
+PILL_COMMANDS = [
+    "!equipe ajouter @gp:example.org medecin --organisation 'Cabinet du Parc'",
+    '!equipe retirer @ide:example.org --successeur @kine:example.org --raison "départ en retraite"',
+    '!plan ajouter "Soins" "Pansements" --intervenant @ide:example.org',
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(PILL_COMMANDS).flatmap(lambda text: st.tuples(st.just(text), client_content(text))))
+def test_any_client_shape_of_a_valid_command_gives_the_same_invocation(pair: tuple[str, dict[str, Any]]) -> None:
+    plain, content = pair
+    assert run(content) == run(plain), content
