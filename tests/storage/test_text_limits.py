@@ -36,3 +36,12 @@ async def test_the_longest_accepted_texts_are_stored(database: Database) -> None
         assert (await uow.persons.get(person.case_ref)) == person
         assert await uow.team.members(person.case_ref) == [ended]
         assert await uow.plans.items(person.case_ref) == [item]
+
+
+async def test_a_hospital_sender_longer_than_its_column_is_stored_once(database: Database) -> None:
+    sender, control_id = "S" * 300, "C" * 300
+    async with database.unit() as uow:
+        first = await uow.alerts.store_message("hl7", sender, control_id, "h" * 64, b"MSH|", NOW)
+    async with database.unit() as uow:
+        again = await uow.alerts.store_message("hl7", sender, control_id, "h" * 64, b"MSH|", NOW)
+    assert first.created and not again.created and again.id == first.id
