@@ -16,7 +16,7 @@ from hub.bots import content
 from hub.i18n.catalog import Catalog
 
 #: Where the full text of a shortened notice can be read, by kind (a catalog key or a command).
-POINTERS = {"plan.update": "!plan <n>", "plan.review": "!plan <n>"}
+POINTERS = {"plan.update": "!plan {number}", "plan.review": "!plan {number}"}
 DEFAULT_POINTER = "!aide"
 #: Longest text kept in a shortened notice, tried in turn.
 _CUTS = (400, 160, 60, 20)
@@ -32,7 +32,7 @@ def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dic
     built = wrap(_content(catalog, kind, case_ref, message, params, mentions))
     if content.fits(built, room_id):
         return built
-    pointer = str(params.get("pointer") or POINTERS.get(kind) or DEFAULT_POINTER)
+    pointer = _pointer(kind, params)
     note = {"key": "notice.shortened", "params": {"pointer": pointer}}
     for cut in _CUTS:
         shortened = wrap(_content(catalog, kind, case_ref, message, _shorten(params, cut), mentions, note))
@@ -46,6 +46,15 @@ def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dic
                                    html_lib.escape(text + "…" + tail).replace("\n", "<br>"), mentions))
         if content.fits(last, room_id) or not text:
             return last
+
+
+def _pointer(kind: str, params: dict[str, Any]) -> str:
+    """Where the full text is: the notice's own `pointer`, or its kind's command for its item."""
+    if params.get("pointer"):
+        return str(params["pointer"])
+    item = params.get("item")
+    number = item.get("number") if isinstance(item, dict) else params.get("number")
+    return POINTERS.get(kind, DEFAULT_POINTER).format(number=number if number is not None else "<n>")
 
 
 def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],

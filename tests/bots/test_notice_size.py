@@ -59,3 +59,13 @@ def test_a_short_notice_is_left_whole() -> None:
     catalog = Catalog("fr")
     notice = render(catalog, "command.reply", "R-1", "plan.empty", {"case": "R-1"}, ())
     assert "abrégé" not in notice["body"]
+
+
+def test_a_plan_update_points_to_its_item() -> None:
+    catalog = Catalog("fr")
+    item = {"number": 4, "need": "😀" * 300, "action": "😀" * 500, "status": "proposed", "provider": "😀" * 255,
+            "frequency": "😀" * 120}
+    changes = [{"field": "provider", "from": "😀" * 255, "to": "é" * 255}] * 40
+    notice = render(catalog, "plan.update", "R-1", "plan.changed", {"by": "@cm:x", "item": item, "changes": changes},
+                    (), room_id=ROOM, wrap=lambda c: content.replacement("$original", c))
+    assert content.fits(notice, ROOM) and "!plan 4" in notice["m.new_content"]["body"]
