@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
 
 from hub.bots.client import BotClient
-from hub.commands.dispatcher import Dispatcher
 from hub.services.desks import adopt_desk
 from hub.storage.database import Database
 
@@ -25,6 +24,18 @@ SYNC_TOKEN_KEY = "sync_token"
 UNDECRYPTABLE_PATIENCE_S = 120.0
 
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
+
+
+class Commands(Protocol):
+    """What intake hands each text message to (the command dispatcher, built in app.py)."""
+
+    async def handle(self, event_id: str, sender: str, room_id: str, content: Mapping[str, Any] | str) -> bool:
+        """True when the message (its whole event content) was a command for us that got an answer now."""
+        ...
+
+    async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
+        """Tell the sender, without content, that a message of theirs could not be read."""
+        ...
 
 
 def membership_change(sender: str, user: str, membership: str, prev: str | None) -> str:
@@ -57,7 +68,7 @@ def thread_of(event: MegolmEvent) -> str | None:
 
 
 class Intake:
-    def __init__(self, db: Database, client: BotClient, dispatcher: Dispatcher,
+    def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
                  desk_people: dict[str, str]) -> None:
         self.db = db
         self.client = client
