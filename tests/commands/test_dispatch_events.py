@@ -88,3 +88,12 @@ async def test_an_undecryptable_message_is_reported_once_an_hour_to_its_sender_o
     assert [(n["message"], n["mentions"], n["thread_root"]) for n in notices] == [
         ("error.undecryptable", [CM], "$root"), ("error.undecryptable", [CM], None)]
     assert all(set(n["params"]) == {"sender"} for n in notices)  # nothing of the content
+
+
+async def test_an_edit_of_a_command_with_the_longest_event_id(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    original = "$" + "e" * 254  # event ids may take 255 bytes (Matrix spec, "Event IDs")
+    assert await d.handle(original, CM, DESK, {"msgtype": "m.text", "body": "!file-active"})
+    assert await d.handle("$edit", CM, DESK, edit(original, "!aide"))
+    assert [n["message"] for n in await _notices(database)] == ["reply.caseload", "command.edit_not_run"]
