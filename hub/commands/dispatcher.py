@@ -34,14 +34,6 @@ UNDECRYPTABLE_REPEAT = timedelta(hours=1)
 EDIT_EXCERPT = 300
 
 
-def _outbox_key(event_id: str) -> str:
-    """Prefix of the outbox keys of what a command caused (keys hold 128 characters, an event id
-    up to 255: a long one is replaced by its digest)."""
-    if len(event_id) <= 100:
-        return f"cmd:{event_id}"
-    return "cmd:#" + hashlib.sha256(event_id.encode()).hexdigest()
-
-
 def accepted_marker(event_id: str) -> str:
     """Claimed with the effects of an accepted command: its edits must not run it again. Event ids
     may take the claim column's 255 characters: a longer marker is a digest."""
@@ -103,7 +95,7 @@ class Dispatcher:
                 else:
                     effects = await self._run(ctx, message.text)
                     await uow.events.claim(accepted_marker(command_id), now)
-                await enqueue(uow, _outbox_key(event_id), self._placed(effects, ctx, message, event_id), now)
+                await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now)
             self.on_enqueued()
             return True
         except UsageError as exc:
@@ -133,7 +125,7 @@ class Dispatcher:
                             mentions=(sender,), room_id=room_id)
             if thread_root:
                 notice = replace(notice, thread_root=thread_root, in_reply_to=event_id)
-            await enqueue(uow, _outbox_key(event_id), [notice], now)
+            await enqueue(uow, f"cmd:{event_id}", [notice], now)
         self._told_undecryptable[(room_id, sender)] = now
         self.on_enqueued()
         return True
@@ -163,7 +155,7 @@ class Dispatcher:
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
                 return False
-            await enqueue(uow, _outbox_key(event_id), [notice], now)
+            await enqueue(uow, f"cmd:{event_id}", [notice], now)
         self.on_enqueued()
         return True
 

@@ -45,3 +45,18 @@ async def test_a_hospital_sender_longer_than_its_column_is_stored_once(database:
     async with database.unit() as uow:
         again = await uow.alerts.store_message("hl7", sender, control_id, "h" * 64, b"MSH|", NOW)
     assert first.created and not again.created and again.id == first.id
+
+
+async def test_outbox_keys_built_from_the_longest_ids_are_kept_once(database: Database) -> None:
+    key = "unreachable:!" + "r" * 254 + ":@" + "u" * 254 + ":0"  # room and user ids take 255 each
+    other = key[:-1] + "1"
+    async with database.unit() as uow:
+        assert await uow.outbox.add(key, "notify", None, {}, NOW)
+        assert await uow.outbox.add(other, "notify", None, {}, NOW)
+    async with database.unit() as uow:
+        assert not await uow.outbox.add(key, "notify", None, {}, NOW)
+        entries = await uow.outbox.pending(NOW)
+        await uow.outbox.done(entries[0].id, "$sent")
+    async with database.unit() as uow:
+        assert await uow.outbox.event_id_of(key) == "$sent"
+    assert len({e.key for e in entries}) == 2 and all(len(e.key) <= 128 for e in entries)
