@@ -100,6 +100,9 @@ class CareConfig(_Section):
     def _target_below_max(self) -> CareConfig:
         if self.caseload_target > self.caseload_max:
             raise ValueError("caseload_target: must not exceed caseload_max")
+        both = sorted(set(self.case_managers) & set(self.pilots))
+        if both:  # a pilot sees counts only (SPEC §2): one person cannot be both
+            raise ValueError(f"pilots: {both[0]} is also in case_managers")
         return self
 
 

@@ -22,6 +22,7 @@ from nio import (
     JoinedMembersError,
     LoginResponse,
     RoomCreateResponse,
+    RoomGetStateResponse,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -353,6 +354,20 @@ class BotClient:
 
     async def join(self, room_id: str) -> None:
         _check(await self.api.join(room_id), "join")
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """Every state event of a room the bot is in, as the homeserver serves them."""
+        resp = await self.api.room_get_state(room_id)
+        _check(resp, "room_state")
+        assert isinstance(resp, RoomGetStateResponse)
+        return [dict(e) for e in resp.events]
+
+    async def leave(self, room_id: str) -> None:
+        """Leave (and forget) a room; leaving a room already left is not an error."""
+        resp = await self.api.room_leave(room_id)
+        if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
+            _check(resp, "leave")
+        await self.api.room_forget(room_id)
 
     async def user_exists(self, user_id: str) -> bool:
         resp = await self.api.get_profile(user_id)

@@ -116,6 +116,9 @@ class OutboxWorker:
         if entry.payload.get("desk"):
             async with self.db.unit() as uow:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
+                open_desk = desk_room is not None or await uow.desks.exists(entry.payload["desk"])
+            if not open_desk:  # closed: its owner is no longer configured (never waits forever)
+                raise MatrixError("the desk was closed", "M_DESK_CLOSED")
             if desk_room is None:
                 raise RoomNotReady("desk not created yet")
             return desk_room  # not cached: a person may adopt another room as their desk
@@ -148,6 +151,9 @@ class OutboxWorker:
         if entry.action == "send_file":
             txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
             return await attachments.send_file(self.db, self.client, entry, room_id, txn)
+        if entry.action == "leave":
+            await self.client.leave(room_id)
+            return None
         if entry.action == "move_power":
             await self._move_power(room_id, payload["from_user"], payload["to_user"])
             return None
@@ -170,8 +176,11 @@ class OutboxWorker:
         owner = entry.payload["user_id"]
         async with self.db.unit() as uow:
             existing = await uow.desks.room_of(owner)
+            still_open = existing is not None or await uow.desks.exists(owner)
         if existing:
             return existing
+        if not still_open:
+            raise MatrixError("the desk was closed before it was created", "M_DESK_CLOSED")
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, {"desk": owner}) if entry.attempts else None
         if room_id is None:
             spec = content.desk_room(owner, self.catalog.text("desk.name"), self.client.user_id,

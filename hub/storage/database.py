@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,26 +33,54 @@ from hub.storage.repositories import (
 )
 
 
+def private_sqlite_file(database: str) -> None:
+    """Create the SQLite file 0600 in a folder created 0700, whatever the umask; tighten an
+    existing file. It holds names, INS and care plans (SPEC §3: no personal data readable by
+    others). SQLite gives its -wal and -shm files the database file's permissions."""
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # mkdir's mode is masked by the umask
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str) -> AsyncEngine:
+    """The engine for `url`. SQL parameters (names, birth dates, clinical text) never reach an
+    exception message or a log line (`hide_parameters`). On SQLite every transaction begins with
+    BEGIN IMMEDIATE: it takes the single write lock before its first read, so two units touching
+    one person run one after the other, as PostgreSQL's SELECT … FOR UPDATE makes them there."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"hide_parameters": True}
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_sqlite_file(parsed.database)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # The driver's own implicit BEGIN (deferred, and only before a write) is turned off:
+            # _begin below says when and how a transaction begins (SQLAlchemy's aiosqlite recipe).
+            dbapi_conn.isolation_level = None
             # WAL lets readers (metrics, /readyz) run while the outbox writes.
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

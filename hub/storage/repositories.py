@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.persons import Identifier, Person
@@ -197,6 +197,17 @@ class DeskRepo:
     async def set_room(self, user_id: str, room_id: str) -> None:
         await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(room_id=room_id))
 
+    async def all(self) -> list[tuple[str, str, str | None]]:
+        """Every desk as (user_id, role, room_id or None while not created)."""
+        result = await self.s.execute(select(DeskRow).order_by(DeskRow.user_id))
+        return [(r.user_id, r.role, r.room_id) for r in result.scalars()]
+
+    async def set_role(self, user_id: str, role: str) -> None:
+        await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(role=role))
+
+    async def remove(self, user_id: str) -> None:
+        await self.s.execute(delete(DeskRow).where(DeskRow.user_id == user_id))
+
     async def owner(self, room_id: str) -> tuple[str, str] | None:
         result = await self.s.execute(select(DeskRow).where(DeskRow.room_id == room_id))
         row = result.scalar_one_or_none()
@@ -205,6 +216,9 @@ class DeskRepo:
     async def room_of(self, user_id: str) -> str | None:
         row = await self.s.get(DeskRow, user_id)
         return None if row is None else row.room_id
+
+    async def exists(self, user_id: str) -> bool:
+        return await self.s.get(DeskRow, user_id) is not None
 
 
 class OutboxEntry:
