@@ -84,6 +84,20 @@ async def fhir(database: Database) -> AsyncIterator[FhirEndpoint]:
 
 
 @pytest.mark.db
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,  # issue 17: the JSON decoder's recursion gave up → 500
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"resourceType": "Bundle", "type": "message", "entry": ' + b"[" * 500 + b"]" * 500 + b"}",
+    b'{"a": ' * 20_000 + b"1" + b"}" * 20_000,
+])
+async def test_deeply_nested_json_is_a_400_with_an_operation_outcome(fhir: FhirEndpoint, body: bytes) -> None:
+    status, outcome = await fhir.post(body, "good")
+    assert status == 400, (status, outcome)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "structure" and "nested" in outcome["issue"][0]["diagnostics"]
+
+
+@pytest.mark.db
 async def test_fhir_endpoint_answers_every_body_with_an_operation_outcome(fhir: FhirEndpoint) -> None:
     loop = asyncio.get_running_loop()
     tried = await asyncio.to_thread(fuzz_fhir, N["fhir"], fhir.post, loop)
