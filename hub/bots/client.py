@@ -32,7 +32,7 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from hub.config import MatrixConfig
+from hub.config import MatrixConfig, reveal
 from hub.errors import MatrixError
 
 if TYPE_CHECKING:
@@ -144,16 +144,17 @@ class BotClient:
             self.nio = self._new_client(saved["device_id"])
             self.nio.restore_login(self.user_id, saved["device_id"], saved["access_token"])
             log.info("restored device %s", saved["device_id"])
-        elif self.config.access_token:
+        elif (access_token := reveal(self.config.access_token)):
             self.nio = self._new_client(None)
-            self.nio.access_token = self.config.access_token
+            self.nio.access_token = access_token
             who = _check(await self.nio.whoami(), "whoami")
             assert isinstance(who, WhoamiResponse)
-            self.nio.restore_login(self.user_id, who.device_id or "", self.config.access_token)
-            self._save(who.device_id or "", self.config.access_token)
+            self.nio.restore_login(self.user_id, who.device_id or "", access_token)
+            self._save(who.device_id or "", access_token)
         else:
             self.nio = self._new_client(None)
-            resp = await self.nio.login(password=self.config.password, device_name=self.config.device_name)
+            resp = await self.nio.login(password=reveal(self.config.password) or "",
+                                        device_name=self.config.device_name)
             _check(resp, "login")
             assert isinstance(resp, LoginResponse)
             self._save(resp.device_id, resp.access_token)

@@ -20,7 +20,7 @@ from hub.services.alerts import AlertService
 from hub.storage.database import Database
 from tests.fuzz.surfaces import fuzz_command_parser, fuzz_fhir, fuzz_hl7, fuzz_mllp
 
-TOKEN = "fuzz-fhir-token-5e1f"
+TOKEN = "fuzz-fhir-token-5e1f-8b3a0c7e2d9f4a61"
 N = {"commands": 400, "hl7": 400, "mllp": 300, "fhir": 200}
 
 

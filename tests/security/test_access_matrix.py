@@ -29,7 +29,7 @@ from tests.samples_path import SAMPLES
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 
-TOKEN = "fhir-token-access-matrix-3b9e"
+TOKEN = "fhir-token-access-matrix-3b9e-5a0f7d2c61e8"
 #: The person of the main file carries the identifiers of the hospital samples used below.
 MAIN = '!nouveau "Jeanne Dupont" --born 1938-05-14 --id test1:PATID1234 --id 2.16.840.1.113883.4.3.25:S99952689'
 
