@@ -130,7 +130,7 @@ class Relais:
     async def readiness(self) -> dict[str, bool]:
         database = await self.db.ping()
         if database:
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 self.metrics.outbox_pending.set(await uow.outbox.count("pending"))
                 self.metrics.outbox_failed.set(await uow.outbox.count("failed"))
         self.metrics.homeserver_up.set(1 if self.client.connected else 0)

@@ -52,7 +52,7 @@ class Intake:
         self.membership_handlers: list[MembershipHandler] = []
 
     async def stored_token(self) -> str | None:
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             return await uow.kv.get(SYNC_TOKEN_KEY)
 
     async def on_sync(self, resp: SyncResponse) -> None:

@@ -87,7 +87,7 @@ class OutboxWorker:
 
     async def drain(self) -> bool:
         """Perform every due entry in order; stop at the first transient failure."""
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             entries = await uow.outbox.pending(self.clock.now())
         for entry in entries:
             if self._stopping.is_set():
@@ -114,7 +114,7 @@ class OutboxWorker:
         if room_id:
             return str(room_id)
         if entry.payload.get("desk"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
                 open_desk = desk_room is not None or await uow.desks.exists(entry.payload["desk"])
             if not open_desk:  # closed: its owner is no longer configured (never waits forever)
@@ -126,7 +126,7 @@ class OutboxWorker:
         known = self._rooms.get(ref)
         if known is not None:
             return known
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             person = await uow.persons.get(ref)
         if person is None or person.room_id is None:
             raise RoomNotReady(f"no room yet for {entry.case_ref}")
@@ -174,7 +174,7 @@ class OutboxWorker:
 
     async def _create_desk(self, entry: OutboxEntry) -> str:
         owner = entry.payload["user_id"]
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             existing = await uow.desks.room_of(owner)
             still_open = existing is not None or await uow.desks.exists(owner)
         if existing:
@@ -202,7 +202,7 @@ class OutboxWorker:
         body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
                       payload.get("params") or {}, tuple(payload.get("mentions") or ()))
         if payload.get("replaces"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 original = await uow.outbox.event_id_of(payload["replaces"])
             if original:
                 body = content.replacement(original, body)

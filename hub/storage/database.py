@@ -32,6 +32,9 @@ from hub.storage.repositories import (
     TeamRepo,
 )
 
+#: Execution option naming how a SQLite transaction begins (DEFERRED or IMMEDIATE).
+BEGIN_OPTION = "relais_sqlite_begin"
+
 
 def private_sqlite_file(database: str) -> None:
     """Create the SQLite file 0600 in a folder created 0700, whatever the umask; tighten an
@@ -53,7 +56,8 @@ def make_engine(url: str) -> AsyncEngine:
     """The engine for `url`. SQL parameters (names, birth dates, clinical text) never reach an
     exception message or a log line (`hide_parameters`). On SQLite every transaction begins with
     BEGIN IMMEDIATE: it takes the single write lock before its first read, so two units touching
-    one person run one after the other, as PostgreSQL's SELECT … FOR UPDATE makes them there."""
+    one person run one after the other, as PostgreSQL's SELECT … FOR UPDATE makes them there
+    (read-only work, connections opened outside a unit and migrations begin DEFERRED)."""
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"hide_parameters": True}
     sqlite = parsed.get_backend_name() == "sqlite"
@@ -80,7 +84,8 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -107,11 +112,22 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(self.engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
+                                            expire_on_commit=False)
+        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[UnitOfWork]:
+        """One unit of work: committed whole or rolled back. On SQLite it holds the write lock
+        from its first statement (BEGIN IMMEDIATE)."""
         async with self._sessions() as session, session.begin():
+            yield UnitOfWork(session)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        """A unit that only reads (polling, lookups): on SQLite it takes no write lock, so the
+        frequent reads never queue behind writers nor hold writers back."""
+        async with self._reads() as session, session.begin():
             yield UnitOfWork(session)
 
     async def ping(self) -> bool:
