@@ -18,7 +18,6 @@ from hub.commands.registry import Registry
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
-from hub.domain.team import Role
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -132,10 +131,7 @@ class Dispatcher:
         assert person is not None
         if not person.is_open:
             raise DomainError("error.case_closed", case=person.case_ref)
-        managers = {person.referent} | {
-            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
-            if m.role is Role.CASE_MANAGER
-        }
+        managers = team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent)
         # Rights follow [care] case_managers at every command: someone taken off the list keeps
         # their team row (history) but no longer changes the file.
         if ctx.sender not in managers or ctx.sender not in self.settings.case_managers:

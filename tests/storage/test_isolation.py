@@ -32,7 +32,7 @@ async def test_two_concurrent_units_on_one_person_run_one_after_the_other(databa
 
     async def increment(name: str, read: asyncio.Event, then: asyncio.Event | None) -> None:
         async with database.unit() as uow:
-            await uow.plans.lock(REF)  # the services' per-person lock
+            await uow.persons.lock(REF)  # the services' per-person lock
             value = int(await uow.kv.get(f"counter:{REF}") or "0")
             order.append(f"{name} read {value}")
             read.set()
