@@ -87,7 +87,30 @@ def make_engine(url: str) -> AsyncEngine:
             mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
+    else:
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _no_row_values(context: Any) -> None:
+            # PostgreSQL's DETAIL quotes the row ("Key (authority, value)=(INS, 2550…) already
+            # exists", "Failing row contains (…)"), and asyncpg prints it with the exception:
+            # dropped before the error reaches any log line.
+            forget_row_values(context.original_exception)
+
     return engine
+
+
+def forget_row_values(exc: BaseException | None) -> None:
+    """Clear the `detail` PostgreSQL attaches to an error and its causes (asyncpg's
+    PostgresError shows it in str()); the message and SQLSTATE stay."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "detail", None):
+            try:
+                exc.detail = None  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        exc = exc.__cause__ or exc.__context__
 
 
 class UnitOfWork:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from hub.domain.persons import Person
+from hub.domain.persons import INS, Identifier, Person
 from hub.records import RecordError, write_private
 from hub.storage import migrate
 from hub.storage.database import Database, make_engine
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 NAME = "Jeanne Zéphyrine Secretname"
+NIR = "255081416802538"
 
 
 def mode(path: Path) -> int:
@@ -36,22 +37,26 @@ def umask_022() -> Iterator[None]:
 
 
 @pytest.mark.db
+@pytest.mark.parametrize("clash", ["case reference", "INS"])
 async def test_a_database_error_leaves_no_personal_data_in_the_log(
-        database: Database, caplog: pytest.LogCaptureFixture) -> None:
-    person = Person("R-2026-0001", NAME, "@cm:x", NOW, date(1938, 5, 14))
+        database: Database, caplog: pytest.LogCaptureFixture, clash: str) -> None:
+    first = Person("R-2026-0001", NAME, "@cm:x", NOW, date(1938, 5, 14), (Identifier(INS, NIR),))
+    # The same file again, or another file with the same INS: a unique violation either way.
+    second = first if clash == "case reference" else Person("R-2026-0002", "Paul Secretname", "@cm:x", NOW,
+                                                            date(1938, 5, 14), (Identifier(INS, NIR),))
     async with database.unit() as uow:
-        await uow.persons.add(person)
+        await uow.persons.add(first)
     log = logging.getLogger("hub.commands.dispatcher")
     with caplog.at_level(logging.INFO):  # `relais run`'s level (aiosqlite's debug lines are off there)
         try:
-            async with database.unit() as uow:  # the same file again: a unique violation
-                await uow.persons.add(person)
+            async with database.unit() as uow:
+                await uow.persons.add(second)
         except Exception:
             log.exception("command failed in room %s (reference %s)", "!room:x", "abcd")  # as the dispatcher
         else:
-            raise AssertionError("the duplicate file was accepted")
+            raise AssertionError("the duplicate was accepted")
     assert "IntegrityError" in caplog.text or "UniqueViolation" in caplog.text, caplog.text
-    for secret in ("Secretname", "Zéphyrine", "1938-05-14", "1938, 5, 14"):
+    for secret in ("Secretname", "Zéphyrine", "1938-05-14", "1938, 5, 14", NIR):
         assert secret not in caplog.text, caplog.text
 
 
