@@ -32,6 +32,7 @@ from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, NotActed, digest, pars
 from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
+from hub.tls import server_context
 
 __all__ = ["FrameHandler", "Hl7Listener", "MllpServer"]
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 _READ = 65536
 _MSH = re.compile(rb"MSH[^A-Za-z0-9\s]")
 _STOP_GRACE_S = 5.0
+_HANDSHAKE_S = 30.0
 _FRAME_ERRORS: dict[str, tuple[AckCode, str, str]] = {  # ACK code, HL7 table 0357 code, text
     # AE, not AR: resending the same block cannot succeed (AR asks the sender to retry as is).
     "too_large": ("AE", "207", "frame too large"),
@@ -163,23 +165,26 @@ def _networks(peers: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.
 
 
 class MllpServer:
-    """`ssl_context`: when given, the listener speaks TLS (docs/security.md)."""
-
-    def __init__(self, config: MllpConfig, on_frame: FrameHandler, *,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, config: MllpConfig, on_frame: FrameHandler) -> None:
         self.config = config
         self.on_frame = on_frame
-        self.ssl_context = ssl_context
         self._allowed = _networks(config.allowed_peers)
+        # Built now: a certificate that does not load stops the start before anything else runs.
+        self._tls: ssl.SSLContext | None = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            self._tls = server_context("alerts.mllp", config.tls_cert, config.tls_key, config.tls_client_ca)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.port: int | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port,
-                                                  ssl=self.ssl_context)
+        config, context = self.config, self._tls
+        self._server = await asyncio.start_server(
+            self._serve, config.host, config.port, ssl=context,
+            ssl_handshake_timeout=min(config.idle_timeout_s, _HANDSHAKE_S) if context else None)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("MLLP listening on %s:%s", self.config.host, self.port)
+        log.info("MLLP listening on %s:%s (%s)", config.host, self.port,
+                 "plain TCP" if context is None else "mutual TLS" if config.tls_client_ca else "TLS")
         return self.port
 
     async def stop(self) -> None:
