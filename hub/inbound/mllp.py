@@ -10,9 +10,9 @@ are not always that tidy, so the stream is read as pieces between delimiters:
   `MSH`, `FHS` or `BHS`) ended by `0x1C`: a block that lost its start byte is still delivered;
 - a piece that holds a message but is cut by a new `0x0B` is reported `truncated`; one longer
   than `max_frame` is reported `too_large` and the rest of it skipped (memory stays bounded);
-- `flush()` is called when the sender went quiet with a piece still open: a block that lost
-  its end byte is delivered as it stands when it ends with a whole segment, else reported
-  `truncated`.
+- `flush()` is called when the sender went quiet with a block still open that ends with a
+  whole segment (`pending`): a block that lost its end byte is delivered as it stands. One that
+  stops mid-segment is still arriving and is waited for.
 
 The result never depends on how the stream was cut into reads.
 """
@@ -67,10 +67,17 @@ class MllpDecoder:
 
     @property
     def pending(self) -> int:
-        """Bytes held that may still be (part of) a message; 0 when only noise is held."""
+        """Bytes of an open block that `flush()` would deliver: a message ending with a whole
+        segment. 0 when only noise is held, or while the block stops mid-segment (its sender
+        is still sending, however slowly: it is not waiting for an answer)."""
         if self._skipping or not self._buf or self._buf.isspace():
             return 0
-        return len(self._buf) if self._in_frame or self._marker >= 0 else 0
+        if not (self._in_frame or self._marker >= 0):
+            return 0
+        last = len(self._buf) - 1
+        while last >= 0 and self._buf[last] in (0x20, 0x09):
+            last -= 1
+        return len(self._buf) if self._buf[last] in (0x0D, 0x0A) else 0
 
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         out: list[bytes | FrameError] = []

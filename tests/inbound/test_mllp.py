@@ -30,8 +30,9 @@ def test_frame_split_across_reads_including_the_end_block() -> None:
     dec = MllpDecoder()
     data = frame(MSG)
     assert dec.feed(data[:10]) == []
-    assert dec.pending > 0
+    assert dec.pending == 0  # mid-segment: still arriving, nothing an idle answer could deliver
     assert dec.feed(data[10:-2]) == []
+    assert dec.pending == len(MSG)  # a whole message held, its end byte not yet here
     assert dec.feed(data[-2:-1]) == [MSG]  # 0x1C ends the block: the 0x0D is not waited for
     assert dec.feed(data[-1:]) == [] and dec.pending == 0
 
@@ -118,6 +119,10 @@ def test_any_byte_stream_gives_the_same_result_however_split(
 
 def test_flush_never_reads_a_block_cut_mid_segment_as_complete() -> None:
     dec = MllpDecoder()
+    assert dec.feed(b"\x0b" + MSG[:-5]) == []
+    assert dec.pending == 0  # still arriving: the listener keeps waiting for the rest
+    assert dec.feed(MSG[-5:] + b"  ") == [] and dec.pending == len(MSG) + 2
+    assert dec.flush() == [MSG]
     assert dec.feed(b"\x0b" + MSG[:-5]) == []
     flushed = dec.flush()
     assert flushed == [FrameError("truncated")]
