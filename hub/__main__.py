@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -50,11 +51,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _upgrade(config: Config) -> str:
-    from hub.storage import migrate
+    from hub.storage import migrate, reachability
     from hub.storage.database import make_engine
 
-    engine = make_engine(config.database.url)
+    url = config.database.url
+    engine = make_engine(url)
     try:
+        try:
+            await reachability.connect(engine, url)
+        except Exception as exc:
+            reason = reachability.transient(exc)
+            if reason is None:
+                raise
+            # Run by hand or before `relais run` (ExecStartPre): say it and stop; no wait here.
+            raise RelaisError(f"database {reachability.public_url(url)} unreachable ({reason})") from None
         before, after = await migrate.upgrade(engine)
     finally:
         await engine.dispose()
@@ -75,8 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("nio").setLevel(logging.WARNING)
     # aiosqlite logs every statement with its parameters (names, clinical text) at debug level.
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    from hub.bots.client import quiet_nio_noise
+
+    quiet_nio_noise()
     try:
         if args.command == "demo":
+            if importlib.util.find_spec("synapse") is None:
+                print("relais: `relais demo` runs a private Synapse, which is not installed: install the "
+                      "demo extra, e.g. `.venv/bin/pip install 'relais[demo]'` (or `pip install '.[demo]'` "
+                      "from a clone)", file=sys.stderr)
+                return EXIT_ERROR
             from hub.demo import run_demo
 
             return asyncio.run(run_demo(args.data, args.port, args.exit_when_ready,

@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from hub.bots.client import BotClient
+from hub.bots.client import transient as homeserver_transient
 from hub.bots.crosssigning import ensure_cross_signing
 from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker
@@ -25,6 +26,7 @@ from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
+from hub.retry import wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
 from hub.services.alerts import AlertService
 from hub.services.concertations import ConcertationSweeper
@@ -33,7 +35,7 @@ from hub.services.continuity import MembershipWatcher
 from hub.services.desks import ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
-from hub.storage import migrate
+from hub.storage import migrate, reachability
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
 
@@ -91,9 +93,25 @@ class Relais:
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
 
-    async def start(self, wait_ready: float = 60.0) -> None:
+    async def start(self, wait_ready: float | None = 60.0) -> None:
+        """Wait for the database and the homeserver (one log line per attempt), log in, start
+        everything. What waiting cannot fix raises a RelaisError; a refused or cancelled start
+        closes what it opened and logs out the device it created (none is left behind).
+        `wait_ready`: seconds to wait for the first sync (None: as long as it takes)."""
+        try:
+            await self._start(wait_ready)
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _start(self, wait_ready: float | None) -> None:
+        db_url = self.config.database.url
+        await wait_until(f"database {reachability.public_url(db_url)}",
+                         lambda: reachability.connect(self.db.engine, db_url), reachability.transient)
         await migrate.require_head(self.db.engine)
-        await self.client.login()
+        homeserver = f"homeserver {self.config.matrix.homeserver}"
+        await wait_until(homeserver, self.client.server_versions, homeserver_transient)
+        await wait_until(homeserver, self.client.login, homeserver_transient)
         # Before the first sync: clients in "only signed devices" mode need the signed device.
         await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
                                    reset=self.config.encryption.reset_cross_signing)
@@ -107,6 +125,8 @@ class Relais:
             self.mllp_port = await self.mllp.start()
         if self.config.http.enabled:
             await self._start_http()
+            log.info("HTTP listening on http://%s:%s (/healthz, /readyz, /metrics, /fhir)",
+                     self.config.http.host, self.http_port)
         await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
@@ -130,6 +150,19 @@ class Relais:
         self.metrics.homeserver_up.set(1 if self.client.connected else 0)
         return {"database": database, "homeserver": self.client.connected}
 
+    async def _abort(self) -> None:
+        self.client.stop()
+        self.outbox.stop()
+        await self.scheduler.stop()
+        await self.mllp.stop()
+        await self.tasks.cancel_all()
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+        await self.client.forget_new_device()
+        await self.client.close()
+        await self.db.close()
+
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Graceful: stop taking events, let the outbox finish what it can, keep the device."""
         self.client.stop()
@@ -147,12 +180,26 @@ class Relais:
         await self.db.close()
 
     async def run_forever(self) -> None:
-        await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        """Until SIGINT or SIGTERM, which also end a start still waiting for its dependencies."""
         import signal
 
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        starting = asyncio.create_task(self.start(wait_ready=None), name="start")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            stopping.cancel()
+            log.info("Relais stopped before it was ready")
+            return
+        try:
+            starting.result()  # a refused start: its error, for the CLI's one line
+            await stopping
+        finally:
+            stopping.cancel()
         await self.stop()
+        log.info("Relais stopped")

@@ -1,0 +1,40 @@
+"""Wait for a dependency at start: retry with backoff, one log line per attempt.
+
+A reboot starts PostgreSQL, the homeserver and Relais in any order; Relais waits for what is
+not there yet instead of dying. What waiting cannot fix (a missing database, a wrong password)
+is raised at once by `attempt` as a RelaisError carrying the one line the operator reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Turns an exception into the reason to wait ("connection refused"), or None: not transient.
+Classifier = Callable[[BaseException], str | None]
+
+
+async def wait_until(what: str, attempt: Callable[[], Awaitable[T]], transient: Classifier, *,
+                     first_s: float = 1.0, max_s: float = 30.0) -> T:
+    """Call `attempt` until it returns; between transient failures wait 1, 2, 4… up to `max_s`
+    seconds and log `<what> unreachable (<reason>): attempt n, next in s`. `what` names the
+    dependency with its URL, never a credential. Other exceptions pass through."""
+    delay = first_s
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await attempt()
+        except Exception as exc:
+            reason = transient(exc)
+            if reason is None:
+                raise
+        log.warning("%s unreachable (%s): attempt %d, next in %.0f s", what, reason, tries, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_s)
