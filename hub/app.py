@@ -6,12 +6,14 @@ import asyncio
 import logging
 
 from aiohttp import web
+from nio import SyncResponse
 
 from hub.bots.client import BotClient
 from hub.bots.client import transient as homeserver_transient
-from hub.bots.crosssigning import ensure_cross_signing
+from hub.bots.crosssigning import ensure_cross_signing, query_keys
 from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker
+from hub.bots.readable import ReadableWatcher, readable_users
 from hub.bots.trust import DeviceTrust, UnreachableNotices
 from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
@@ -70,6 +72,8 @@ class Relais:
         desk_people |= {u: "pilot" for u in config.care.pilots}
         self.desk_people = desk_people
         self.intake = Intake(self.db, self.client, self.dispatcher, desk_people)
+        self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
+                                        on_enqueued=self.outbox.wake)
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -115,10 +119,15 @@ class Relais:
         # Before the first sync: clients in "only signed devices" mode need the signed device.
         await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
                                    reset=self.config.encryption.reset_cross_signing)
-        await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
+        people = sorted(self.desk_people)
+        readable = readable_users(await query_keys(self.client.api, people), people,
+                                  self.config.encryption.trust) if people else set()
+        await ensure_desks(self.db, self.desk_people.items(), self.clock.now(), readable)
         token = await self.intake.stored_token()
-        self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
+        self.tasks.spawn(self.client.sync_forever(token, self._on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
+        self.tasks.spawn(self.readable.run(), "readability")
+        self.readable.wake()  # devices may have changed while Relais was stopped
         await self.scheduler.start()
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
         if self.config.alerts.mllp.enabled:
@@ -129,6 +138,10 @@ class Relais:
                      self.config.http.host, self.http_port)
         await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
         log.info("Relais ready as %s", self.config.matrix.user_id)
+
+    async def _on_sync(self, response: SyncResponse) -> None:
+        await self.intake.on_sync(response)
+        self.readable.on_sync(response)
 
     async def _start_http(self) -> None:
         app = build_http_app(self.metrics, self.readiness,
@@ -153,6 +166,7 @@ class Relais:
     async def _abort(self) -> None:
         self.client.stop()
         self.outbox.stop()
+        self.readable.stop()
         await self.scheduler.stop()
         await self.mllp.stop()
         await self.tasks.cancel_all()
@@ -173,6 +187,7 @@ class Relais:
         except TimeoutError:
             log.warning("stopping with outbox entries still pending (they are kept)")
         self.outbox.stop()
+        self.readable.stop()
         await self.tasks.cancel_all()
         if self._http is not None:
             await self._http.cleanup()

@@ -24,7 +24,9 @@ _AUTH = {"28P01", "28000"}
 def public_url(url: str) -> str:
     """The URL without user name, password or query (asyncpg takes a password there too):
     what a log line may show."""
-    return make_url(url)._replace(username=None, password=None).difference_update_query(make_url(url).query).render_as_string(hide_password=False)
+    parsed = make_url(url)
+    bare = parsed._replace(username=None, password=None).difference_update_query(parsed.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def _sqlstate(exc: BaseException) -> str | None:
