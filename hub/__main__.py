@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("run", "run the hub"), ("check-config", "validate a configuration file")):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True)
+        if name == "check-config":
+            p.add_argument("--online", action="store_true",
+                           help="also try the database, the homeserver, the bot's login and the people")
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="migrate the database to the current schema")
@@ -77,6 +80,19 @@ async def _run(config: Config) -> None:
     await Relais(config).run_forever()
 
 
+def _check_config(config: Config, path: str, online: bool) -> int:
+    from hub import checks
+
+    findings = checks.offline_findings(config)
+    if online:
+        findings += asyncio.run(checks.online_findings(config))
+    for finding in findings:
+        print(finding)
+    failed = any(f.level == "error" for f in findings)
+    print(f"{path}: {'errors found' if failed else 'OK'}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -101,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         announce=lambda text: print(text, flush=True)))
         config = load_config(args.config)
         if args.command == "check-config":
-            print(f"{args.config}: OK")
+            return _check_config(config, args.config, args.online)
         elif args.command == "db":
             print(asyncio.run(_upgrade(config)))
         elif args.command == "run":
