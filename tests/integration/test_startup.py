@@ -178,3 +178,24 @@ async def test_a_wrong_password_is_one_line(hub: Hub, tmp_path: Path) -> None:
                       "password, which comes from the environment variable RELAIS_MATRIX__PASSWORD"]
     # Relative to the config file's folder, not to where relais was started.
     assert (tmp_path / "store-wrong").is_dir()
+
+
+@pytest.mark.db
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason="PostgreSQL pass only (RELAIS_TEST_POSTGRES)")
+def test_a_missing_database_is_one_line_saying_how_to_create_it(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy.engine import make_url
+
+    from hub.__main__ import main
+
+    missing = f"relais_missing_{secrets.token_hex(4)}"
+    url = make_url(os.environ[POSTGRES_ENV]).set(database=missing).render_as_string(hide_password=False)
+    config = tmp_path / "relais.toml"
+    config.write_text(f'[matrix]\nuser_id = "@relais:localhost"\npassword = "a-long-real-secret"\n'
+                      f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    for command in (["db", "upgrade"], ["run"]):
+        assert main([*command, "-c", str(config)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"'{missing}' does not exist on 127.0.0.1:5432" in err
+        assert f"createdb --owner postgres --encoding UTF8 --template template0 {missing}" in err
