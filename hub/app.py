@@ -117,11 +117,15 @@ class Relais:
         await wait_until(homeserver, self.client.server_versions, homeserver_transient)
         await wait_until(homeserver, self.client.login, homeserver_transient)
         # Before the first sync: clients in "only signed devices" mode need the signed device.
-        await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
-                                   reset=self.config.encryption.reset_cross_signing)
+        # (Idempotent: repeated when the homeserver goes away in between.)
+        await wait_until(homeserver, lambda: ensure_cross_signing(
+            self.client.api, self.client.store, self.config.matrix.password,
+            reset=self.config.encryption.reset_cross_signing), homeserver_transient)
         people = sorted(self.desk_people)
-        readable = readable_users(await query_keys(self.client.api, people), people,
-                                  self.config.encryption.trust) if people else set()
+        readable: set[str] = set()
+        if people:  # a desk's welcome waits for a device its owner can read it on
+            keys = await wait_until(homeserver, lambda: query_keys(self.client.api, people), homeserver_transient)
+            readable = readable_users(keys, people, self.config.encryption.trust)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now(), readable)
         token = await self.intake.stored_token()
         self.tasks.spawn(self.client.sync_forever(token, self._on_sync), "matrix-sync")
