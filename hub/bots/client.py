@@ -14,7 +14,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientConnectionError, ClientError, ClientResponse, ClientSession, ClientTimeout
+from aiohttp import (
+    ClientConnectionError,
+    ClientConnectorDNSError,
+    ClientError,
+    ClientResponse,
+    ClientSession,
+    ClientSSLError,
+    ClientTimeout,
+)
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -69,6 +77,10 @@ def _check(response: Any, what: str) -> Any:
 
 def transient(exc: BaseException) -> str | None:
     """Why waiting for the homeserver may help, or None (see hub.retry)."""
+    if isinstance(exc, ClientSSLError):
+        return None  # a certificate problem: the operator's to fix (server_versions says so)
+    if isinstance(exc, ClientConnectorDNSError):
+        return "host name not resolved"
     if isinstance(exc, ClientConnectionError):
         return "connection refused" if "connect" in type(exc).__name__.lower() else type(exc).__name__
     if isinstance(exc, TimeoutError):
@@ -171,7 +183,15 @@ class BotClient:
         speaks. Raises TransientError on a 5xx (a proxy before a stopped homeserver), MatrixError
         when the URL answers but is not a Matrix homeserver; connection errors pass through."""
         url = f"{self.config.homeserver}/_matrix/client/versions"
-        async with ClientSession(timeout=ClientTimeout(total=15)) as session, session.get(url) as resp:
+        async with ClientSession(timeout=ClientTimeout(total=15)) as session:
+            try:
+                return await self._versions(session, url)
+            except ClientSSLError as exc:
+                raise MatrixError(f"TLS with {self.config.homeserver} failed ({exc}): check its certificate",
+                                  "M_TLS") from None
+
+    async def _versions(self, session: ClientSession, url: str) -> list[str]:
+        async with session.get(url) as resp:
             if resp.status >= 500:
                 raise TransientError("versions", f"HTTP {resp.status}")
             try:
@@ -210,6 +230,13 @@ class BotClient:
                 raise MatrixError(f"store {self.store} belongs to {saved.get('user_id')}", "M_FORBIDDEN")
             self.nio = self._new_client(saved["device_id"])
             self.nio.restore_login(self.user_id, saved["device_id"], saved["access_token"])
+            who = await self.nio.whoami()
+            if isinstance(who, ErrorResponse) and who.status_code == "M_UNKNOWN_TOKEN":
+                raise LoginRefused(
+                    f"the device {saved['device_id']} kept in {session} was logged out on {self.config.homeserver}"
+                    f" (M_UNKNOWN_TOKEN): remove {session} to log in again with a new device; the bot's "
+                    "cross-signing identity in the store is kept", who.status_code)
+            _check(who, "whoami")
             log.info("restored device %s", saved["device_id"])
         elif self.config.access_token:
             self.nio = self._new_client(None)

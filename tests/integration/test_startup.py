@@ -25,6 +25,7 @@ from hub.app import Relais
 from hub.bots.crosssigning import CrossSigningConflict
 from hub.config import DatabaseConfig
 from hub.devserver import DevSynapse, free_port
+from hub.errors import LoginRefused
 from tests.conftest import POSTGRES_ENV
 from tests.hub_harness import BOT_PASSWORD, Hub, new_tag
 
@@ -199,3 +200,27 @@ def test_a_missing_database_is_one_line_saying_how_to_create_it(tmp_path: Path,
         assert err.count("\n") == 1 and "Traceback" not in err, err
         assert f"'{missing}' does not exist on 127.0.0.1:5432" in err
         assert f"createdb --owner postgres --encoding UTF8 --template template0 {missing}" in err
+
+
+async def test_a_device_logged_out_by_an_admin_is_one_line_saying_what_to_do(hub: Hub) -> None:
+    await hub.setup(case_managers=())
+    assert hub.config is not None
+    token = await _admin_token(hub.synapse)
+    relais = await hub.start()
+    device = relais.client.api.device_id
+    await hub.stop()
+    async with aiohttp.ClientSession() as http:
+        gone = await http.delete(f"{hub.synapse.url}/_synapse/admin/v2/users/{hub.bot}/devices/{device}",
+                                 headers={"Authorization": f"Bearer {token}"})
+        assert gone.status == 200, await gone.text()
+    with pytest.raises(LoginRefused) as refused:
+        await Relais(hub.config).start()
+    session = Path(hub.config.matrix.store_path) / "session.json"
+    assert str(refused.value) == (
+        f"the device {device} kept in {session} was logged out on {hub.synapse.url} (M_UNKNOWN_TOKEN): "
+        f"remove {session} to log in again with a new device; the bot's cross-signing identity in the "
+        "store is kept")
+    # Doing what it says starts the hub again, with the same cross-signing identity.
+    session.unlink()
+    again = await hub.start()
+    assert again.client.api.device_id != device
