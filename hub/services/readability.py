@@ -12,6 +12,7 @@ from datetime import datetime
 
 from hub.domain.catchup import catch_up_lines
 from hub.domain.effects import Notify
+from hub.domain.team import active
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 from hub.storage.repos_readability import DESK_SCOPE
@@ -33,6 +34,10 @@ async def waiting(db: Database) -> list[tuple[str, str]]:
         return await uow.readability.waiting()
 
 
+async def _in_team(uow: UnitOfWork, case_ref: str, user: str, referent: str) -> bool:
+    return user == referent or any(m.user_id == user for m in active(await uow.team.members(case_ref)))
+
+
 async def now_readable(db: Database, scope: str, user: str, now: datetime) -> int:
     """`user` has a device that may read `scope` now: enqueue the catch-up (once); returns the
     number of outbox entries added."""
@@ -48,6 +53,8 @@ async def now_readable(db: Database, scope: str, user: str, now: datetime) -> in
                 return 0  # not a room of ours any more
             notice = Notify(READABLE_KIND, "", "encryption.readable_desk", {"user": user},
                             mentions=(user,), room_id=scope)
+        elif person.closed_at is not None or not await _in_team(uow, person.case_ref, user, person.referent):
+            return 0  # a closed file, or they left the team meanwhile: nothing to catch up on
         else:
             case_ref = person.case_ref
             due = await uow.plans.due_of(case_ref)
