@@ -145,3 +145,17 @@ def test_nio_retry_and_validation_warnings_are_held_back(caplog: pytest.LogCaptu
         logging.getLogger("nio.responses").warning("Error validating response: 'user_id' is a required property")
         logging.getLogger("nio.client.async_client").warning("Got 429 response (ratelimited), sleeping for %dms", 5)
     assert [r.getMessage() for r in caplog.records] == ["Got 429 response (ratelimited), sleeping for 5ms"]
+
+
+def test_a_secret_s_source_is_named_never_its_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.config import secret_source
+
+    monkeypatch.delenv("RELAIS_MATRIX__PASSWORD", raising=False)
+    (tmp_path / "pw").write_text("file-secret\n", encoding="utf-8")
+    in_file = load_config(write(tmp_path, GOOD))
+    assert secret_source(in_file.matrix, "password") == "[matrix] password in the configuration file"
+    from_file = load_config(write(tmp_path, '[matrix]\nuser_id = "@r:x.org"\npassword_file = "pw"\n'))
+    assert secret_source(from_file.matrix, "password") == f"the file {tmp_path / 'pw'} ([matrix] password_file)"
+    monkeypatch.setenv("RELAIS_MATRIX__PASSWORD", "from-the-environment")
+    assert secret_source(load_config(write(tmp_path, GOOD)).matrix, "password") == \
+        "the environment variable RELAIS_MATRIX__PASSWORD"
