@@ -28,7 +28,7 @@ from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
-from hub.retry import wait_until
+from hub.retry import Stopped, wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
 from hub.services.alerts import AlertService
 from hub.services.concertations import ConcertationSweeper
@@ -75,6 +75,7 @@ class Relais:
         self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
                                         on_enqueued=self.outbox.wake)
         self.tasks = TaskGroup()
+        self._stop_asked = asyncio.Event()  # set by a signal while start() still waits
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
         self.alerts = AlertService(self.db, self.clock, {"hl7": parse_hl7, "fhir": parse_bundle},
@@ -110,21 +111,23 @@ class Relais:
 
     async def _start(self, wait_ready: float | None) -> None:
         db_url = self.config.database.url
+        stop = self._stop_asked
         await wait_until(f"database {reachability.public_url(db_url)}",
-                         lambda: reachability.connect(self.db.engine, db_url), reachability.transient)
+                         lambda: reachability.connect(self.db.engine, db_url), reachability.transient, stop=stop)
         await migrate.require_head(self.db.engine)
         homeserver = f"homeserver {self.config.matrix.homeserver}"
-        await wait_until(homeserver, self.client.server_versions, homeserver_transient)
-        await wait_until(homeserver, self.client.login, homeserver_transient)
+        await wait_until(homeserver, self.client.server_versions, homeserver_transient, stop=stop)
+        await wait_until(homeserver, self.client.login, homeserver_transient, stop=stop)
         # Before the first sync: clients in "only signed devices" mode need the signed device.
         # (Idempotent: repeated when the homeserver goes away in between.)
         await wait_until(homeserver, lambda: ensure_cross_signing(
             self.client.api, self.client.store, self.config.matrix.password,
-            reset=self.config.encryption.reset_cross_signing), homeserver_transient)
+            reset=self.config.encryption.reset_cross_signing), homeserver_transient, stop=stop)
         people = sorted(self.desk_people)
         readable: set[str] = set()
         if people:  # a desk's welcome waits for a device its owner can read it on
-            keys = await wait_until(homeserver, lambda: query_keys(self.client.api, people), homeserver_transient)
+            keys = await wait_until(homeserver, lambda: query_keys(self.client.api, people), homeserver_transient,
+                                    stop=stop)
             readable = readable_users(keys, people, self.config.encryption.trust)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now(), readable)
         token = await self.intake.stored_token()
@@ -140,7 +143,17 @@ class Relais:
             await self._start_http()
             log.info("HTTP listening on http://%s:%s (/healthz, /readyz, /metrics, /fhir)",
                      self.config.http.host, self.http_port)
-        await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
+        synced = asyncio.ensure_future(self.client.synced_once.wait())
+        asked = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({synced, asked}, timeout=wait_ready, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+            asked.cancel()
+        if stop.is_set():
+            raise Stopped
+        if not self.client.synced_once.is_set():
+            raise TimeoutError(f"no first sync within {wait_ready} s")
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _on_sync(self, response: SyncResponse) -> None:
@@ -210,9 +223,14 @@ class Relais:
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
+            # Asked to stop while starting: the waits end at once; a request under way gets a
+            # few seconds to finish before it is cancelled.
+            self._stop_asked.set()
+            await asyncio.wait({starting}, timeout=5.0)
             starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
-            stopping.cancel()
+            (outcome,) = await asyncio.gather(starting, return_exceptions=True)
+            if outcome is None:  # it got ready meanwhile
+                await self.stop()
             log.info("Relais stopped before it was ready")
             return
         try:

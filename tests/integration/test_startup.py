@@ -224,3 +224,32 @@ async def test_a_device_logged_out_by_an_admin_is_one_line_saying_what_to_do(hub
     session.unlink()
     again = await hub.start()
     assert again.client.api.device_id != device
+
+
+def test_sigterm_while_waiting_for_the_homeserver_stops_at_once(tmp_path: Path) -> None:
+    import signal
+
+    port = free_port()  # nothing listens there
+    config = tmp_path / "relais.toml"
+    config.write_text(f'[matrix]\nhomeserver = "http://127.0.0.1:{port}"\nuser_id = "@relais:localhost"\n'
+                      'password = "a-long-real-secret"\nstore_path = "store"\n'
+                      '[database]\nurl = "sqlite+aiosqlite:///relais.db"\n', encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    hub_cmd = [sys.executable, "-m", "hub"]
+    subprocess.run([*hub_cmd, "db", "upgrade", "-c", str(config)], env=env, check=True, capture_output=True)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*hub_cmd, "run", "-c", str(config)], env=env, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while "unreachable (connection refused): attempt 2" not in log.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text(encoding="utf-8")
+            time.sleep(0.1)
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - asked < 3  # the backoff wait ends at once
+    finally:
+        proc.kill()
+    text = log.read_text(encoding="utf-8")
+    assert "Relais stopped before it was ready" in text and "Traceback" not in text, text
