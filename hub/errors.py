@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.domain.errors import DomainError
 
 __all__ = ["ConfigError", "DatabaseRefused", "DomainError", "LoginRefused", "MatrixError", "RelaisError",
-           "SchemaError"]
+           "SchemaError", "TransientError"]
 
 
 class RelaisError(Exception):
@@ -30,6 +30,10 @@ class MatrixError(RelaisError):
         super().__init__(f"{what}: {errcode or 'error'}")
         self.errcode = errcode
         self.retry_after_ms = retry_after_ms
+
+
+class TransientError(MatrixError):
+    """Try again later: homeserver away, rate limited, room not yet synced."""
 
 
 class DatabaseRefused(RelaisError):

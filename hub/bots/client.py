@@ -40,7 +40,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig, secret_source
-from hub.errors import LoginRefused, MatrixError
+from hub.errors import LoginRefused, MatrixError, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -61,10 +61,6 @@ SYNC_FILTER: dict[str, Any] = {
 }
 
 TRANSIENT_CODES = {"M_LIMIT_EXCEEDED", "M_UNKNOWN", None}
-
-
-class TransientError(MatrixError):
-    """Try again later: homeserver away, rate limited, room not yet synced."""
 
 
 def _check(response: Any, what: str) -> Any:

@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import ClientConnectionError
 from nio import SyncResponse
 
-from hub.bots.client import BotClient, TransientError
+from hub.bots.client import BotClient
 from hub.bots.crosssigning import cross_signed_devices, query_keys
 from hub.bots.trust import TrustMode
 from hub.clock import Clock
+from hub.errors import TransientError
 from hub.services.readability import now_readable, waiting
 from hub.storage.database import Database
 
