@@ -34,6 +34,15 @@ def test_lines_name_the_open_handover_their_items_and_the_next_evaluation() -> N
     ]
 
 
+def test_the_next_concertation_is_given_in_local_time() -> None:
+    from hub.domain.concertation import Concertation
+
+    planned = Concertation("R-2026-0001", "uid-1", CM, (GP,), datetime(2026, 3, 10, 13, 30, tzinfo=UTC), 60,
+                           None, None, NOW)
+    assert catch_up_lines(GP, [], [], None, planned) == [
+        {"key": "catchup.concertation", "params": {"date": "2026-03-10", "start": "14:30"}}]  # Paris, winter
+
+
 def test_nothing_waiting_is_no_line() -> None:
     assert catch_up_lines(GP, [], [_item(1, NURSE)], None, None) == []
 
