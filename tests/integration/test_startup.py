@@ -26,6 +26,8 @@ from hub.bots.crosssigning import CrossSigningConflict
 from hub.config import DatabaseConfig
 from hub.devserver import DevSynapse, free_port
 from hub.errors import LoginRefused
+from hub.storage import migrate
+from hub.storage.database import make_engine
 from tests.conftest import POSTGRES_ENV
 from tests.hub_harness import BOT_PASSWORD, Hub, new_tag
 
@@ -234,15 +236,17 @@ def test_sigterm_while_waiting_for_the_homeserver_stops_at_once(tmp_path: Path) 
     config.write_text(f'[matrix]\nhomeserver = "http://127.0.0.1:{port}"\nuser_id = "@relais:localhost"\n'
                       'password = "a-long-real-secret"\nstore_path = "store"\n'
                       '[database]\nurl = "sqlite+aiosqlite:///relais.db"\n', encoding="utf-8")
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'relais.db'}")
+    asyncio.run(migrate.upgrade(engine))
+    asyncio.run(engine.dispose())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    hub_cmd = [sys.executable, "-m", "hub"]
-    subprocess.run([*hub_cmd, "db", "upgrade", "-c", str(config)], env=env, check=True, capture_output=True)
     log = tmp_path / "run.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*hub_cmd, "run", "-c", str(config)], env=env, stdout=out, stderr=out)
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "-c", str(config)], env=env,
+                                stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
-        while "unreachable (connection refused): attempt 2" not in log.read_text(encoding="utf-8"):
+        while "unreachable (connection refused): attempt 1" not in log.read_text(encoding="utf-8"):
             assert time.monotonic() < deadline and proc.poll() is None, log.read_text(encoding="utf-8")
             time.sleep(0.1)
         asked = time.monotonic()
