@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
 from nio import SyncResponse
@@ -21,6 +24,7 @@ from hub.commands.dispatcher import Dispatcher
 from hub.commands.registry import build_registry
 from hub.config import Config
 from hub.domain.caseload import Limits
+from hub.errors import RelaisError
 from hub.http import build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
@@ -42,6 +46,7 @@ from hub.storage.database import Database
 from hub.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def settings_from(config: Config) -> Settings:
@@ -52,6 +57,15 @@ def settings_from(config: Config) -> Settings:
         limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month),
         case_managers=care.case_managers, pilots=care.pilots, reevaluation_days=care.reevaluation_days,
     )
+
+
+async def _listening(section: str, host: str, port: int, starting: Awaitable[T]) -> T:
+    """A listener that cannot bind is one line naming its key, not a traceback."""
+    try:
+        return await starting
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RelaisError(f"{section} cannot listen on {host}:{port}: {reason}") from None
 
 
 class Relais:
@@ -138,9 +152,10 @@ class Relais:
         await self.scheduler.start()
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
         if self.config.alerts.mllp.enabled:
-            self.mllp_port = await self.mllp.start()
+            mllp = self.config.alerts.mllp
+            self.mllp_port = await _listening("[alerts.mllp]", mllp.host, mllp.port, self.mllp.start())
         if self.config.http.enabled:
-            await self._start_http()
+            await _listening("[http]", self.config.http.host, self.config.http.port, self._start_http())
             log.info("HTTP listening on http://%s:%s (/healthz, /readyz, /metrics, /fhir)",
                      self.config.http.host, self.http_port)
         synced = asyncio.ensure_future(self.client.synced_once.wait())

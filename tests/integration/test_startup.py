@@ -25,7 +25,7 @@ from hub.app import Relais
 from hub.bots.crosssigning import CrossSigningConflict
 from hub.config import DatabaseConfig
 from hub.devserver import DevSynapse, free_port
-from hub.errors import LoginRefused
+from hub.errors import LoginRefused, RelaisError
 from hub.storage import migrate
 from hub.storage.database import make_engine
 from tests.conftest import POSTGRES_ENV
@@ -257,3 +257,19 @@ def test_sigterm_while_waiting_for_the_homeserver_stops_at_once(tmp_path: Path) 
         proc.kill()
     text = log.read_text(encoding="utf-8")
     assert "Relais stopped before it was ready" in text and "Traceback" not in text, text
+
+
+async def test_a_listener_port_in_use_is_one_line_and_leaves_no_device(hub: Hub) -> None:
+    busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = busy.sockets[0].getsockname()[1]
+    try:
+        await hub.setup(case_managers=(), alerts={"mllp": {"port": port}})
+        assert hub.config is not None
+        token = await _admin_token(hub.synapse)
+        before = await _devices(hub.synapse, token, hub.bot)
+        with pytest.raises(RelaisError) as refused:
+            await Relais(hub.config).start()
+        assert str(refused.value) == f"[alerts.mllp] cannot listen on 127.0.0.1:{port}: Address already in use"
+        assert await _devices(hub.synapse, token, hub.bot) == before
+    finally:
+        busy.close()
