@@ -19,7 +19,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout
 from sqlalchemy.engine import make_url
 
 from hub.bots.client import transient as homeserver_transient
-from hub.config import Config, secret_source
+from hub.config import Config, reveal, secret_source
 from hub.errors import RelaisError
 from hub.storage import migrate, reachability
 from hub.storage.database import make_engine
@@ -128,11 +128,11 @@ async def _account(http: ClientSession, config: Config) -> list[Finding]:
         token: str | None = json.loads(session.read_text(encoding="utf-8")).get("access_token")
         source = f"the stored device ({session})"
     elif matrix.access_token:
-        token, source = matrix.access_token, secret_source(matrix, "access_token")
+        token, source = reveal(matrix.access_token), secret_source(matrix, "access_token")
     else:
         status, data = await _call(http, "POST", f"{base}/login", body={
             "type": "m.login.password", "identifier": {"type": "m.id.user", "user": matrix.user_id},
-            "password": matrix.password, "initial_device_display_name": "relais check-config"})
+            "password": reveal(matrix.password), "initial_device_display_name": "relais check-config"})
         if status != 200:
             return [Finding("error", f"login refused ({data.get('errcode', status)}) for {matrix.user_id} on "
                             f"{matrix.homeserver}: check the password, which comes from "

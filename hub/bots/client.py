@@ -30,6 +30,7 @@ from nio import (
     JoinedMembersError,
     LoginResponse,
     RoomCreateResponse,
+    RoomGetStateResponse,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -39,7 +40,7 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from hub.config import MatrixConfig, secret_source
+from hub.config import MatrixConfig, reveal, secret_source
 from hub.errors import LoginRefused, MatrixError, TransientError
 
 if TYPE_CHECKING:
@@ -234,19 +235,20 @@ class BotClient:
                     "cross-signing identity in the store is kept", who.status_code)
             _check(who, "whoami")
             log.info("restored device %s", saved["device_id"])
-        elif self.config.access_token:
+        elif (access_token := reveal(self.config.access_token)):
             self.nio = self._new_client(None)
-            self.nio.access_token = self.config.access_token
+            self.nio.access_token = access_token
             who = await self.nio.whoami()
             if isinstance(who, ErrorResponse) and who.status_code in _REFUSED_LOGIN:
                 raise self._refused("access_token", who.status_code)
             _check(who, "whoami")
             assert isinstance(who, WhoamiResponse)
-            self.nio.restore_login(self.user_id, who.device_id or "", self.config.access_token)
-            self._save(who.device_id or "", self.config.access_token)
+            self.nio.restore_login(self.user_id, who.device_id or "", access_token)
+            self._save(who.device_id or "", access_token)
         else:
             self.nio = self._new_client(None)
-            resp = await self.nio.login(password=self.config.password, device_name=self.config.device_name)
+            resp = await self.nio.login(password=reveal(self.config.password) or "",
+                                        device_name=self.config.device_name)
             if isinstance(resp, ErrorResponse) and resp.status_code in _REFUSED_LOGIN:
                 raise self._refused("password", resp.status_code)
             _check(resp, "login")
@@ -472,6 +474,20 @@ class BotClient:
 
     async def join(self, room_id: str) -> None:
         _check(await self.api.join(room_id), "join")
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """Every state event of a room the bot is in, as the homeserver serves them."""
+        resp = await self.api.room_get_state(room_id)
+        _check(resp, "room_state")
+        assert isinstance(resp, RoomGetStateResponse)
+        return [dict(e) for e in resp.events]
+
+    async def leave(self, room_id: str) -> None:
+        """Leave (and forget) a room; leaving a room already left is not an error."""
+        resp = await self.api.room_leave(room_id)
+        if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
+            _check(resp, "leave")
+        await self.api.room_forget(room_id)
 
     async def user_exists(self, user_id: str) -> bool:
         resp = await self.api.get_profile(user_id)

@@ -26,7 +26,7 @@ async def note_unreadable(uow: UnitOfWork, room_id: str, users: Iterable[str], n
 
 
 async def defer_welcome(uow: UnitOfWork, owner: str, now: datetime) -> None:
-    await uow.readability.note(DESK_SCOPE, owner, now)
+    await uow.readability.wait_again(DESK_SCOPE, owner, now)
 
 
 async def waiting(db: Database) -> list[tuple[str, str]]:
@@ -45,8 +45,11 @@ async def now_readable(db: Database, scope: str, user: str, now: datetime) -> in
         if not await uow.readability.resolve(scope, user, now):
             return 0
         if scope == DESK_SCOPE:
+            if not await uow.desks.exists(user):
+                return 0  # closed meanwhile: its owner is no longer configured
             welcome = Notify("command.reply", "", "desk.welcome", {}, desk=user)
-            return await enqueue(uow, f"desk:{user}:welcome", [welcome], now)
+            # Keyed by time: a desk closed and opened again later gets its own welcome.
+            return await enqueue(uow, f"desk:{user}:welcome:{now.isoformat()}", [welcome], now)
         person = await uow.persons.by_room(scope)
         if person is None:
             if await uow.desks.owner(scope) is None:

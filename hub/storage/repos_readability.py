@@ -25,6 +25,15 @@ class ReadabilityRepo:
         await self.s.flush()
         return True
 
+    async def wait_again(self, scope: str, user_id: str, now: datetime) -> None:
+        """Record, or record again, that `user_id` cannot read `scope` yet (a desk opened anew)."""
+        row = await self.s.get(UnreadableRow, (scope, user_id))
+        if row is None:
+            self.s.add(UnreadableRow(scope=scope, user_id=user_id, since=now, readable_at=None))
+        else:
+            row.since, row.readable_at = now, None
+        await self.s.flush()
+
     async def waiting(self) -> list[tuple[str, str]]:
         """(scope, user) pairs still unreadable, oldest first."""
         rows = await self.s.execute(select(UnreadableRow.scope, UnreadableRow.user_id)
