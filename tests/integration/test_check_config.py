@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from hub.checks import offline_findings, online_findings
 from hub.config import CareConfig, HttpConfig
 from hub.storage.reachability import public_url
@@ -49,7 +51,8 @@ async def test_online_check_names_a_wrong_password_and_an_unreachable_homeserver
     await hub.setup(case_managers=())
     assert hub.config is not None
     shutil.rmtree(hub.config.matrix.store_path, ignore_errors=True)
-    wrong = hub.config.model_copy(update={"matrix": hub.config.matrix.model_copy(update={"password": "nope-nope"})})
+    matrix = hub.config.matrix.model_copy(update={"password": SecretStr("nope-nope")})
+    wrong = hub.config.model_copy(update={"matrix": matrix})
     lines = [str(f) for f in await online_findings(wrong)]
     assert lines[2] == (f"error: login refused (M_FORBIDDEN) for {hub.bot} on {hub.synapse.url}: check the "
                         "password, which comes from [matrix] password in the configuration file")
