@@ -19,7 +19,7 @@ async def test_urn_and_url_authorities_kept_under_their_scheme_are_repaired(db_u
     db = Database(db_url)
     try:
         async with db.engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(migrate._alembic_config(sync), "0005"))
+            await conn.run_sync(lambda sync: command.upgrade(migrate._alembic_config(sync), "0012"))
             await conn.execute(sa.text(
                 "INSERT INTO persons (id, case_ref, display_name, referent, opened_at, setting) "
                 "VALUES (1, 'R-2026-0001', 'Jeanne', '@cm:x', CURRENT_TIMESTAMP, 'home')"))

@@ -5,7 +5,7 @@ as authority `urn` / `https`, which no message ever matches: those rows are cut 
 last colon (left as they are when the corrected identifier already belongs to someone).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
