@@ -41,6 +41,15 @@ def accepted_marker(event_id: str) -> str:
     return marker if len(marker) <= 255 else "accepted:#" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
+def origin_marker(room_id: str, sender: str, event_id: str) -> str:
+    """Claimed with every command event (accepted or refused): an edit (`m.replace`) is one of
+    this command only when it comes from the same sender in the same room. Matrix does not check
+    an edit's sender: anyone can send an `m.replace` pointing at anyone's event (Matrix spec,
+    "Event replacements": clients must ignore one whose sender differs), and event ids are global."""
+    digest = hashlib.sha256(f"{room_id}\n{sender}\n{event_id}".encode()).hexdigest()
+    return f"origin:{digest}"
+
+
 def audit_detail(inv: Invocation) -> dict[str, Any]:
     """{"fields": [names of the arguments given]}: the audit keeps who, when, which command, which
     file and which fields (SPEC §4), never a value (a birth date, a name, a reason, a NIR)."""
@@ -83,10 +92,16 @@ class Dispatcher:
                     return False  # not a room of ours: the claim alone is kept
                 case_ref = ctx.case_ref
                 command_id = message.replaces or event_id
-                if message.replaces and await uow.events.seen(accepted_marker(command_id)):
-                    effects: list[Effect] = [ctx.reply("command.edit_not_run",
+                if message.replaces and not await uow.events.seen(origin_marker(room_id, sender, command_id)):
+                    # Someone else's command, one from another room, or no command at all: an
+                    # edit of it never runs and never marks it (its author may still correct it).
+                    effects: list[Effect] = [ctx.reply("command.edit_not_theirs",
                                                        command=_excerpt(message.text))]
+                elif message.replaces and await uow.events.seen(accepted_marker(command_id)):
+                    effects = [ctx.reply("command.edit_not_run", command=_excerpt(message.text))]
                 else:
+                    if not message.replaces:
+                        await uow.events.claim(origin_marker(room_id, sender, event_id), now)
                     effects = await self._run(ctx, message.text)
                     await uow.events.claim(accepted_marker(command_id), now)
                 await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now)
@@ -100,7 +115,7 @@ class Dispatcher:
             ref = secrets.token_hex(4)
             log.exception("command failed in room %s (reference %s)", room_id, ref)
             error = DomainError("error.internal", ref=ref)
-        return await self._reply_error(event_id, room_id, case_ref, error, spec, message)
+        return await self._reply_error(event_id, sender, room_id, case_ref, error, spec, message)
 
     async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
         """Tell `sender` (no content: none could be read) that their message could not be read and
@@ -140,7 +155,7 @@ class Dispatcher:
             for e in effects
         ]
 
-    async def _reply_error(self, event_id: str, room_id: str, case_ref: str, error: DomainError,
+    async def _reply_error(self, event_id: str, sender: str, room_id: str, case_ref: str, error: DomainError,
                            spec: CommandSpec | None, message: Message) -> bool:
         now = self.clock.now()
         params = dict(error.params)
@@ -152,6 +167,8 @@ class Dispatcher:
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
                 return False
+            if not message.replaces:  # a refused command: its author's edit may correct it
+                await uow.events.claim(origin_marker(room_id, sender, event_id), now)
             await enqueue(uow, f"cmd:{event_id}", [notice], now)
         self.on_enqueued()
         return True
