@@ -144,3 +144,17 @@ async def test_an_edit_of_a_message_that_was_not_a_command_does_not_run(
     assert [n["message"] for n in await _notices(database)] == ["command.edit_not_theirs"]
     async with database.unit() as uow:
         assert await uow.persons.next_sequence(2026) == 1
+
+
+async def test_an_edit_of_a_thread_command_is_answered_in_that_thread(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    """The edit carries only its m.replace relation: the thread is the original's (review r16)."""
+    d, _ = dispatcher
+    thread = {"rel_type": "m.thread", "event_id": "$root", "is_falling_back": True,
+              "m.in_reply_to": {"event_id": "$root"}}
+    assert await d.handle("$t", CM, DESK, {"msgtype": "m.text", "body": "!nouveau", "m.relates_to": thread})
+    assert await d.handle("$e1", CM, DESK, edit("$t", "!nouveau « Paulette Exemple »"))
+    assert await d.handle("$e2", CM, DESK, edit("$t", "!nouveau « Paulette Autre »"))
+    placed = [(n["message"], n["thread_root"], n["in_reply_to"]) for n in await _notices(database)]
+    assert placed == [("error.missing_argument", "$root", "$t"), ("team.opened", None, None),
+                      ("reply.new", "$root", "$e1"), ("command.edit_not_run", "$root", "$e2")]
