@@ -166,17 +166,3 @@ async def test_element_and_phone_shapes_are_understood_and_answered_where_typed(
     assert hub.user("cm") in told.body and "renvoyez" in told.body
     assert "file-active" not in told.body  # nothing of the content: it was never read
     assert content_of(told)["m.mentions"] == {"user_ids": [hub.user("cm")]}
-
-    # A desk someone else is invited to is no longer private: the bot says so, leaves, and opens
-    # a new desk for its owner (review r16 of issue 17 §3).
-    await skip_seen(cm, desk)
-    await cm.room_invite(desk, gp)
-    left = await wait_for_event(cm, desk, lambda e: getattr(e, "sender", None) == hub.bot
-                                and kind_of(e) == "command.reply")
-    assert "plus privé" in left.body
-    await wait_for_event(cm, desk, lambda e: getattr(e, "state_key", None) == hub.bot
-                         and getattr(e, "membership", None) == "leave")
-    new_desk = await hub.desk("cm")
-    assert new_desk != desk
-    async with relais.db.unit() as uow:
-        assert await uow.desks.room_of(hub.user("cm")) == new_desk
