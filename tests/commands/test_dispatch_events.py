@@ -158,3 +158,13 @@ async def test_an_edit_of_a_thread_command_is_answered_in_that_thread(
     placed = [(n["message"], n["thread_root"], n["in_reply_to"]) for n in await _notices(database)]
     assert placed == [("error.missing_argument", "$root", "$t"), ("team.opened", None, None),
                       ("reply.new", "$root", "$e1"), ("command.edit_not_run", "$root", "$e2")]
+
+
+@pytest.mark.parametrize("text", ["!nouveau ?", "!nouveau .", "!nouveau « … »", "!nouveau 123"])
+async def test_a_name_without_a_letter_opens_no_file(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock], text: str) -> None:
+    d, _ = dispatcher
+    assert await d.handle("$n", CM, DESK, {"msgtype": "m.text", "body": text})
+    assert [n["message"] for n in await _notices(database)] == ["error.display_name"]
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 1
