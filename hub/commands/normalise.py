@@ -36,7 +36,14 @@ _OPTION = re.compile(f"^([{re.escape(DASHES)}]{{1,2}})(\\w.*)$", re.DOTALL)
 _QUOTE_MAP = {ord(c): '"' for c in DOUBLE_QUOTES} | {ord(c): "'" for c in SINGLE_QUOTES}
 _USER_IN_LINK = re.compile(r"#/(?:user/)?(@[^/?#\s]+:[^/?#\s]+)|^matrix:u/([^@!#$/?\s][^/?#\s]*:[^/?#\s]+)")
 _USER_ID = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]]+(:\d+)?$")
-_MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(\s*<?([^()\s<>]+)>?\s*\)")
+#: The end of a markdown link, `](target)`; its text, up to the `[` that opens it, is found by
+#: walking back at most LINK_TEXT_MAX characters (Synapse keeps display names to 256): a regex
+#: looking forward from every `[` costs a scan of the message each, a minute for 60 kB of `[\]`.
+_LINK_TARGET = re.compile(r"\]\(\s*<?([^()\s<>]+)>?\s*\)")
+LINK_TEXT_MAX = 512
+#: A permalink pasted as a word (Element's "Share profile" / "Copy link"), maybe `<…>` and followed
+#: by sentence punctuation.
+_BARE_LINK = re.compile(r"(?<!\S)<?((?:https?://|matrix:)[^\s<>]+?)>?([.,;:!?…]*)(?!\S)")
 _FALLBACK_LINE = re.compile(r"^>.*$")
 #: Past this many pills, they are read from the HTML alone (placing each in `body` costs a scan
 #: of the message: a 60 kB message of pills must not hold the sync loop for seconds).
@@ -116,7 +123,7 @@ def command_text(content: Mapping[str, Any]) -> str:
         if html_reader.pills:
             placed = _pills_in_body(body, html_reader.pills) if len(html_reader.pills) <= MAX_PILLS else None
             body = placed or html_reader.text()
-    body = _MD_LINK.sub(_markdown_pill, body)
+    body = _BARE_LINK.sub(_bare_pill, _markdown_pills(body))
     return unwrap_code(normalise(body))
 
 
@@ -245,9 +252,49 @@ def _closing_single(text: str, i: int) -> int | None:
         i = close + 1
 
 
-def _markdown_pill(found: re.Match[str]) -> str:
-    user = user_in_link(found.group(2))
-    return user if user is not None else found.group(0)
+def _bare_pill(found: re.Match[str]) -> str:
+    user = user_in_link(found.group(1))
+    return user + found.group(2) if user is not None else found.group(0)
+
+
+def _markdown_pills(body: str) -> str:
+    """Each markdown link to a user (`[Name](https://matrix.to/#/@u:server)`, Element X) as the
+    user id; other links stay text. At most MAX_PILLS links are read."""
+    out: list[str] = []
+    cursor = done = 0
+    for found in _LINK_TARGET.finditer(body):
+        if done >= MAX_PILLS:
+            break
+        user = user_in_link(found.group(1))
+        floor = max(cursor, found.start() - LINK_TEXT_MAX)
+        start = None if user is None else _link_text_start(body, found.start(), floor)
+        if user is None or start is None:
+            continue
+        out += [body[cursor:start], user]
+        cursor, done = found.end(), done + 1
+    out.append(body[cursor:])
+    return "".join(out)
+
+
+def _link_text_start(body: str, close: int, floor: int) -> int | None:
+    """Where the `[` opening the link text that `body[close]` (a `]`) ends is: nested brackets
+    (`Dr [P]`) and escaped ones (`\\[`) are text. None before `floor` or across a new line."""
+    depth, i = 0, close - 1
+    while i >= floor:
+        char = body[i]
+        if char == "\n":
+            return None
+        if char in "[]" and i > floor and body[i - 1] == "\\":
+            i -= 2
+            continue
+        if char == "]":
+            depth += 1
+        elif char == "[":
+            if depth == 0:
+                return i
+            depth -= 1
+        i -= 1
+    return None
 
 
 def _pills_in_body(body: str, pills: list[tuple[str, str, str]]) -> str | None:

@@ -174,3 +174,33 @@ def test_notices_and_emotes_are_never_commands(msgtype: str) -> None:
 ])
 def test_a_quoted_command_is_not_run(content: dict[str, Any]) -> None:
     assert not read_message(content).text.startswith("!")
+
+
+# --- permalinks as people paste them ----------------------------------------------------------
+
+LINK = "https://matrix.to/#/@gp:example.org"
+
+
+@pytest.mark.parametrize("typed", [
+    f"[Dr [P] M]({LINK})", f"[Dr \\[P\\] M]({LINK})", f"[Dr (P) M]({LINK})",  # brackets in a display name
+    LINK, f"<{LINK}>", f"{LINK},", f"{LINK}?via=example.org", "matrix:u/gp:example.org?action=chat",
+    "https://matrix.to/#/%40gp%3Aexample.org",
+])
+def test_a_user_given_as_a_link_or_a_pasted_permalink(typed: str) -> None:
+    assert run(f"!equipe ajouter {typed} medecin").args == {"user": GP, "role": "gp"}
+
+
+@pytest.mark.parametrize("text", ["!rupture voir https://matrix.to/#/!r:x/$e?via=x ok",
+                                  "!rupture voir [ce message](https://matrix.to/#/!r:x/$e)",
+                                  "!rupture voir https://example.org/page."])
+def test_other_links_stay_text(text: str) -> None:
+    assert read_message({"msgtype": "m.text", "body": text}).text == text
+
+
+@pytest.mark.parametrize("body", ["!rupture " + "[\\]" * 20000 + f"]({LINK})", "!rupture [" + "[a]" * 20000,
+                                  "!rupture " + "[a](" * 15000, "!rupture " + f"{LINK} " * 2000,
+                                  "!rupture " + f"[a]({LINK}) " * 1800])
+def test_a_60_kB_message_of_brackets_or_links_is_read_quickly(body: str) -> None:
+    started = time.monotonic()
+    read_message({"msgtype": "m.text", "body": body})
+    assert time.monotonic() - started < 2.0
