@@ -77,7 +77,9 @@ def _int(text: str) -> int:
 
 
 def _text(text: str) -> str:
-    if not text.strip():
+    """Free text with something in it: `!rupture ?` or `!plan ajouter . .` asks for help (the
+    usage line answers it); it records no break made of a question mark."""
+    if not any(char.isalnum() or unicodedata.category(char) == "So" for char in text):
         raise ValueError
     return text
 

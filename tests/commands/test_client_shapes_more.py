@@ -204,3 +204,18 @@ def test_a_60_kB_message_of_brackets_or_links_is_read_quickly(body: str) -> None
     started = time.monotonic()
     read_message({"msgtype": "m.text", "body": body})
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("!rupture ?", "error.missing_argument"), ("!rupture …", "error.missing_argument"),  # a final mark is dropped
+    ("!plan ajouter ? ?", "error.bad_text"), ("!nouveau « ? »", "error.bad_text"),
+    ("!rupture ?!", "error.missing_argument"), ('!plan ajouter "?" "Passage"', "error.bad_text"),
+])
+def test_punctuation_alone_is_no_free_text(text: str, key: str) -> None:
+    with pytest.raises(UsageError) as err:
+        run(text)
+    assert err.value.key == key and err.value.spec is not None  # the usage line answers
+
+
+def test_an_emoji_alone_is_free_text() -> None:
+    assert run("!rupture 😡").args["text"] == "😡"

@@ -160,11 +160,14 @@ async def test_an_edit_of_a_thread_command_is_answered_in_that_thread(
                       ("reply.new", "$root", "$e1"), ("command.edit_not_run", "$root", "$e2")]
 
 
-@pytest.mark.parametrize("text", ["!nouveau ?", "!nouveau .", "!nouveau « … »", "!nouveau 123"])
+@pytest.mark.parametrize(("text", "key"), [
+    ("!nouveau ?", "error.missing_argument"), ("!nouveau .", "error.missing_argument"),
+    ("!nouveau « … »", "error.bad_text"), ("!nouveau 123", "error.display_name"),
+    ("!nouveau « 1938 » --naissance 1938-07-14", "error.display_name")])
 async def test_a_name_without_a_letter_opens_no_file(
-        database: Database, dispatcher: tuple[Dispatcher, FakeClock], text: str) -> None:
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock], text: str, key: str) -> None:
     d, _ = dispatcher
     assert await d.handle("$n", CM, DESK, {"msgtype": "m.text", "body": text})
-    assert [n["message"] for n in await _notices(database)] == ["error.display_name"]
+    assert [n["message"] for n in await _notices(database)] == [key]
     async with database.unit() as uow:
         assert await uow.persons.next_sequence(2026) == 1
