@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.commands.normalise import Message, read_message
 from hub.commands.parser import Invocation, UsageError, parse
@@ -219,3 +221,29 @@ def test_punctuation_alone_is_no_free_text(text: str, key: str) -> None:
 
 def test_an_emoji_alone_is_free_text() -> None:
     assert run("!rupture 😡").args["text"] == "😡"
+
+
+# --- properties -------------------------------------------------------------------------------
+
+DASH = st.sampled_from(["-", "\u2010", "\u2011", "\u2013", "\u2014", "\u2212"])
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.dates(min_value=date(1900, 1, 1), max_value=date(2099, 12, 31)), DASH,
+       st.sampled_from(["iso", "fr/", "fr.", "fr-"]), st.booleans(), st.sampled_from(["", ".", ","]))
+def test_any_way_of_writing_a_date_gives_that_date(day: date, dash: str, form: str, padded: bool, mark: str) -> None:
+    d, m = (f"{day.day:02d}", f"{day.month:02d}") if padded else (str(day.day), str(day.month))
+    if form == "iso":
+        typed = f"{day.year}{dash}{m}{dash}{d}"
+    else:
+        sep = dash if form == "fr-" else form[-1]
+        typed = f"{d}{sep}{m}{sep}{day.year}"
+    assert run(f"!nouveau « Paulette Exemple » —naissance {typed}{mark}").opts["born"] == day
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from([GP, "@GP:example.org", f"<{GP}>", f"{GP},", LINK, f"<{LINK}>", f"[Dr [P]]({LINK})",
+                        f"[{GP}]({LINK}?via=example.org)", "matrix:u/gp:example.org", "https://matrix.to/#/%40gp%3Aexample.org"]),
+       st.sampled_from(["medecin", "médecin", "MEDECIN", "Médecin.", "medecin !"]))
+def test_any_way_of_naming_a_user_gives_that_user(user: str, role: str) -> None:
+    assert run(f"!équipe ajouter {user} {role}").args == {"user": GP, "role": "gp"}
