@@ -16,7 +16,14 @@ The one place where client and keyboard habits are undone before a command is pa
   marks) are never part of a word;
 - typographic quotes (“ ” „ ‟ « » ‹ › ‘ ’ ‚ ‛, with or without no-break spaces inside) are the
   ASCII quotes the person meant; an apostrophe inside a word is text (`l'aide`);
-- a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`).
+- a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`);
+- a pill is the n-th occurrence of its shown text, as in the HTML (a display name may also be a
+  command word); a permalink pasted as a word (`https://matrix.to/#/@u:server`, `matrix:u/…`) is
+  that user; a command wrapped as code (`` `!plan` ``, a fenced block) is the command;
+- `m.notice` (what bots send) and `m.emote` (`/me`) are never commands; a command quoted in a
+  reply fallback never runs.
+Who may edit what is not read here: the dispatcher runs an edit only for its command's own
+sender and room (Matrix lets anyone send an `m.replace`).
 """
 
 from __future__ import annotations
