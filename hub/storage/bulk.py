@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import FromClause, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """INSERT every row (all with the same keys, the table's column names) in the session's
-    transaction; returns how many. Integrity errors come out as SQLAlchemy's IntegrityError."""
+async def insert_rows(session: AsyncSession, table: FromClause, rows: Sequence[Mapping[str, Any]]) -> int:
+    """INSERT every row (all with the same keys, the table's column names) into `table` (a
+    model's `__table__`) in the session's transaction; returns how many. Integrity errors come
+    out as SQLAlchemy's IntegrityError."""
+    assert isinstance(table, Table), "a mapped table"
     if not rows:
         return 0
     names = list(rows[0])
