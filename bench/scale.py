@@ -9,13 +9,14 @@
    from its stored token; a room's state is read when a send first needs it) and its resident
    memory, against a bare matrix-nio client in its own process (bench/bare_client.py) on the
    bot's account: first start (initial sync) and restart (incremental sync from its kept
-   token), same sync filter. Relais is also restarted once at `--create` rooms, so the restart
-   time and the memory per room can be extrapolated (linearly) to 10 000 rooms.
+   token), same sync filter. Relais is also restarted once at `--small` rooms (a third of
+   `--rooms` by default), so the restart time and the memory per room can be extrapolated
+   (linearly, and said so) to 10 000 rooms.
 4. Sync cost: CPU seconds per incoming encrypted event (the case manager chatting in 20 rooms),
    Relais and the bare client receiving the same events at the same time.
 5. The re-evaluation sweep over `--sweep-persons` files (bench/sweep.py, its own database).
 
-    .venv/bin/python bench/scale.py [--rooms 1000] [--create 50] [--events 200] [--db sqlite|postgres]
+    .venv/bin/python bench/scale.py [--rooms 3000] [--small 1000] [--create 50] [--events 200] [--db sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -147,15 +148,20 @@ async def run(args: argparse.Namespace, folder: Path) -> tuple[Rows, list[str]]:
                          f"{base:.1f} s ({base / args.create * 1000:.0f} ms/room)", ratio(made, base)])
             print(f"  created {args.create} rooms: relais {made:.1f} s, plain {base:.1f} s", flush=True)
             await relais.stop()
-            small_ready = await relais.start()  # the small point of the extrapolation
+
+            # 2. the rest of the rooms, in two steps: Relais restarted at `small` rooms too, the
+            # first point of the extrapolation to 10 000 rooms
+            bot_token = json.loads((folder / "store" / "session.json").read_text())["access_token"]
+            small = max(args.small or args.rooms // 3, args.create)
+            spent = await provision(server.url, url, bot_token, relais.bot, cm.client.user_id, args.create,
+                                    small - args.create)
+            small_ready = await relais.start()
             await asyncio.sleep(5)
             small_rss, _ = rss_mb(relais.pid)
             await relais.stop()
-
-            # 2. the rest of the rooms
-            bot_token = json.loads((folder / "store" / "session.json").read_text())["access_token"]
-            spent = await provision(server.url, url, bot_token, relais.bot, cm.client.user_id, args.create,
-                                    args.rooms - args.create)
+            print(f"  at {small} rooms: restart {small_ready:.1f} s, rss {small_rss:.0f} MB", flush=True)
+            spent += await provision(server.url, url, bot_token, relais.bot, cm.client.user_id, small,
+                                     args.rooms - small)
             print(f"  provisioned {args.rooms - args.create} more rooms in {spent:.0f} s", flush=True)
 
             # 3. restart and memory
@@ -174,7 +180,7 @@ async def run(args: argparse.Namespace, folder: Path) -> tuple[Rows, list[str]]:
                  f"{bare_rss:.0f} MB ({bare_peak:.0f}) after initial sync", ratio(rss, bare_rss)],
             ]
             print(f"  restart {ready:.1f} s, rss {rss:.0f} MB; bare {bare_ready:.1f} s, {bare_rss:.0f} MB", flush=True)
-            verdicts += restart_verdicts(args.rooms, args.create, (small_ready, ready), bare_ready,
+            verdicts += restart_verdicts(args.rooms, small, (small_ready, ready), bare_ready,
                                          (small_rss, rss), bare_rss)
 
             # 4. sync cost per incoming event, both processes receiving the same events
@@ -216,6 +222,8 @@ async def main() -> None:
     parser.add_argument("--rooms", type=int, default=1000)
     parser.add_argument("--create", type=int, default=50, help="rooms created through Relais and timed")
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--small", type=int, default=0,
+                        help="rooms at the first restart (default: a third of --rooms), for the extrapolation")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--sweep-persons", type=int, default=100_000, help="0 to skip the sweep")
     args = parser.parse_args()
