@@ -115,10 +115,12 @@ def restart_verdicts(rooms: int, small: int, ready: tuple[float, float], bare_re
     mb_per_room = (rss[1] - rss[0]) / (rooms - small) if rooms > small else 0.0
     rss_target = rss[1] + max(mb_per_room, 0.0) * (TARGET_ROOMS - rooms)
     how = "measured" if rooms >= TARGET_ROOMS else f"extrapolated linearly from {small} and {rooms} rooms"
-    extra_ms = (ready[1] - bare_ready) / rooms * 1000
+    # "≤ 1 ms more per room": the growth of Relais' restart from `small` to `rooms` rooms (the
+    # bare client's restart from its token does not grow with the rooms; counting it as flat
+    # makes the figure stricter). At a few hundred rooms the machine's load swamps it.
     lines = [
         verdict(f"restart to ready at {rooms} rooms / bare client restart", ready[1] / bare_ready, 2.0),
-        verdict(f"restart time more than the bare client per room, at {rooms} rooms", extra_ms, 1.0, " ms"),
+        verdict(f"restart growth per room from {small} to {rooms} rooms", per_room * 1000, 1.0, " ms"),
         verdict(f"restart to ready at {TARGET_ROOMS} rooms", at_target, 15.0, " s", note=how),
         verdict(f"RSS at {TARGET_ROOMS} rooms", rss_target, 300.0, " MB", note=how),
     ]
