@@ -87,9 +87,6 @@ class DeviceTrust:
         # Bumped by forget(): a /keys/query answer older than the news is not kept.
         self._generation: dict[str, int] = {}
         self.queries = 0  # /keys/query requests made (for tests and bench)
-        # (room, member) already reported: the notice is enqueued once anyway (its outbox key),
-        # this only spares a database transaction on every send to such a room.
-        self._reported: set[tuple[str, str]] = set()
 
     def forget(self, users: Iterable[str]) -> None:
         """Drop the kept verdicts of these users (their device list or signatures changed)."""
@@ -137,10 +134,9 @@ class DeviceTrust:
                     while olm.is_device_blacklisted(device):
                         api.unblacklist_device(device)
                     log.info("room keys shared again with a device now cross-signed (or trust = all)")
-        new = tuple(u for u in decision.unreachable if (room_id, u) not in self._reported)
-        if new and self.on_unreachable is not None:
-            await self.on_unreachable(room_id, new)
-            self._reported.update((room_id, u) for u in new)
+        if decision.unreachable and self.on_unreachable is not None:
+            # Every send: the member is noted as waiting (bots/readable.py) each time anew.
+            await self.on_unreachable(room_id, decision.unreachable)
         return decision
 
 
