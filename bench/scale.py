@@ -115,6 +115,8 @@ def restart_verdicts(rooms: int, small: int, ready: tuple[float, float], bare_re
     mb_per_room = (rss[1] - rss[0]) / (rooms - small) if rooms > small else 0.0
     rss_target = rss[1] + max(mb_per_room, 0.0) * (TARGET_ROOMS - rooms)
     how = "measured" if rooms >= TARGET_ROOMS else f"extrapolated linearly from {small} and {rooms} rooms"
+    if rooms < TARGET_ROOMS and rooms - small < 500:
+        how += ", too close together: the load's noise, not growth"
     # "≤ 1 ms more per room": the growth of Relais' restart from `small` to `rooms` rooms (the
     # bare client's restart from its token does not grow with the rooms; counting it as flat
     # makes the figure stricter). At a few hundred rooms the machine's load swamps it.
