@@ -6,7 +6,8 @@ persists the `Decision` in one go. Rules, in SPEC terms:
 - a cancellation (A11/A12/A13, or ZBE-4 = CANCEL) cancels the standing event of the same
   movement (ZBE-1), else the latest of the kind it cancels; the move that event made is undone
   while it is still the latest one;
-- a cancellation that arrives before its event (same ZBE-1) waits for it: when the event
+- a cancellation that arrives before its event (same ZBE-1; without ZBE-1 on either side: same
+  sender, the kind it cancels, happened no later than the cancellation) waits for it: when the event
   arrives it is recorded as cancelled and posts nothing, moves nobody;
 - an A08, or an IHE PAM France Z99 for the current movement, posts a location change only
   when a part of the location given in both (facility, unit) differs: absent is never a change;
@@ -144,10 +145,20 @@ def _original(alerts: tuple[AlertRecord, ...], event: AlertEvent | None, movemen
 
 
 def _waiting_cancellation(alerts: tuple[AlertRecord, ...], alert: Alert) -> AlertRecord | None:
-    """A cancellation of this very movement that arrived first and has cancelled nothing yet."""
-    if not alert.movement_id:
-        return None
+    """A cancellation of this very movement that arrived first and has cancelled nothing yet.
+
+    With a movement id (ZBE-1) the cancellation names it. Without one on either side, an
+    A11/A12/A13 from the same sender that found nothing to cancel waits for the first event of
+    the kind it cancels that happened no later than the cancellation itself: that is the event
+    it cancelled, arriving late (a sender's queue re-ordered after an outage). An event that
+    happens after the cancellation is a new one and stands.
+    """
     used = {a.cancelled_by for a in alerts if a.cancelled_by is not None and a.cancelled_by != a.id}
+    if not alert.movement_id:
+        return next((earlier for earlier in alerts
+                     if not earlier.movement_id and earlier.id not in used and earlier.sender == alert.sender
+                     and CANCELS.get(earlier.event) is alert.event and alert.event_time <= earlier.event_time),
+                    None)
     for earlier in alerts:
         if earlier.movement_id != alert.movement_id or earlier.id in used:
             continue

@@ -8,14 +8,20 @@ Each message is cut out as bytes, before decoding: each one declares its own cha
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Block", "split_block"]
 
 # A segment name at the start of a line, followed by a field separator (or the end). At the
 # very start of the block a few non-alphanumeric bytes may come first (a BOM, a NUL, spaces).
+# A header segment (MSH, FHS, BHS) is also recognised anywhere by its signature, name + field
+# separator + encoding characters + field separator: an engine that glues a BOM, a NUL or
+# junk in front of the next message must not make it part of the previous one (that message
+# would get no answer and be lost). Inside a message the signature cannot occur: a separator
+# in a value is escaped (HL7 v2.5 §2.7).
 _BOUNDARY = re.compile(
-    rb"(?:\A[^A-Za-z0-9\r\n]{0,8}?|(?<=[\r\n])[^\S\r\n]*)(MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9]|\Z)")
+    rb"(?:\A[^A-Za-z0-9\r\n]{0,8}?|(?<=[\r\n])[^\S\r\n]*)(MSH|FHS|BHS|BTS|FTS)(?=[^A-Za-z0-9]|\Z)"
+    rb"|(?<![\r\n])(MSH|FHS|BHS)(?=([^A-Za-z0-9\s])[^A-Za-z0-9\s]{1,5}\3)")
 # Segments without MSH look like `PID|…`: they are a message missing its header (answered AE).
 # Anything else between messages (text, stray bytes) is noise and gets no answer.
 _SEGMENT = re.compile(rb"[^A-Za-z0-9]{0,8}[A-Z][A-Z0-9]{2}[^A-Za-z0-9\s]")
@@ -30,6 +36,12 @@ class Batch:
 
     header: bytes
     items: tuple[tuple[str, bytes], ...]
+    declared: int | None = field(default=None, compare=False)  # BTS-1 as sent (None: no number)
+
+    @property
+    def count(self) -> int:
+        """Messages actually found in the batch (what BTS-1 should say)."""
+        return sum(1 for kind, _data in self.items if kind == "m")
 
 
 @dataclass(frozen=True)
@@ -54,21 +66,28 @@ def _first_line(chunk: bytes) -> tuple[bytes, bytes]:
     return (chunk, b"") if m is None else (chunk[: m.start()], chunk[m.end() :])
 
 
+def _count(line: bytes) -> int | None:
+    """BTS-1 (batch message count, NM) of a BTS line; None when absent or not a number."""
+    fields = line[4:].split(line[3:4]) if len(line) > 4 else []
+    value = fields[0].strip() if fields else b""
+    return int(value) if value.isdigit() else None
+
+
 def split_block(payload: bytes) -> Block:
     """Cut a block at every MSH, FHS, BHS, BTS and FTS segment.
 
     Segments before the first of them, or after a batch segment's own line, are stray items:
     they will be answered as a message without MSH. Text that is no segment is dropped.
     """
-    cuts = [m.start(1) for m in _BOUNDARY.finditer(payload)]
+    cuts = [m.start(1) if m.group(1) else m.start(2) for m in _BOUNDARY.finditer(payload)]
     batches: list[Batch] = []
     fhs = header = b""
     items: list[tuple[str, bytes]] = []
 
-    def close() -> None:
+    def close(declared: int | None = None) -> None:
         nonlocal header, items
         if header or items:
-            batches.append(Batch(header, tuple(items)))
+            batches.append(Batch(header, tuple(items), declared))
         header, items = b"", []
 
     def keep_stray(chunk: bytes) -> None:
@@ -88,7 +107,9 @@ def split_block(payload: bytes) -> Block:
         elif name == b"BHS":
             close()
             header = line
-        elif name in (b"BTS", b"FTS"):
+        elif name == b"BTS":
+            close(_count(line))
+        elif name == b"FTS":
             close()
         keep_stray(rest)
     close()

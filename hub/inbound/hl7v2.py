@@ -225,7 +225,9 @@ def _unescape(value: str, d: _Delims) -> str:
         if seq in _ESCAPES:
             out.append(getattr(d, _ESCAPES[seq]))
         elif seq.startswith("X") and re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", seq[1:]):
-            out.append(bytes.fromhex(seq[1:]).decode("utf-8", "replace"))
+            # A decoded CR, LF or other control character would break a notice line: a space.
+            decoded = bytes.fromhex(seq[1:]).decode("utf-8", "replace")
+            out.append("".join(ch if ch.isprintable() else " " for ch in decoded))
         elif seq.startswith((".br", ".sp", ".in", ".ti", ".sk", ".ce")):
             out.append(" ")
         # \H\ \N\ \Cxxyy\ \Mxxyyzz\ \Zxx\ and unknown sequences are dropped
@@ -270,8 +272,9 @@ def _segments(text: str, d: _Delims) -> list[_Segment]:
 
 def digest(raw: bytes) -> str:
     """SHA-256 of a message as a resend would repeat it: segment ends normalised, empty trailing
-    fields dropped and MSH-7 (date/time of message, which engines regenerate when they resend)
-    left out."""
+    fields, repetitions, components and subcomponents dropped (an engine re-encoding a message
+    adds or drops them) and MSH-7 (date/time of message, which engines regenerate when they
+    resend) left out."""
     text = normalise(decode(raw))
     try:
         d = _delims(text)
@@ -282,8 +285,27 @@ def digest(raw: bytes) -> str:
     if len(fields) > 6:
         fields[6] = ""  # MSH-7 (fields[0] is "MSH", MSH-1 is the separator itself)
     lines[0] = d.field.join(fields)
-    empty = d.field + d.component + d.repetition + d.subcomponent + " "
-    return hashlib.sha256("\r".join(line.rstrip(empty) for line in lines).encode()).hexdigest()
+    return hashlib.sha256("\r".join(_trimmed(line, d, i == 0) for i, line in enumerate(lines)).encode()).hexdigest()
+
+
+def _trimmed(line: str, d: _Delims, is_msh: bool) -> str:
+    """A segment without the empty parts an engine may add or drop when it re-encodes it: trailing
+    empty fields, repetitions, components and subcomponents, and spaces around values."""
+    fields = line.split(d.field)
+    head, rest = (fields[:2], fields[2:]) if is_msh else (fields[:1], fields[1:])  # MSH-2 as it is
+
+    def trim(value: str, seps: str) -> str:
+        if not seps:
+            return value.strip()
+        parts = [trim(part, seps[1:]) for part in value.split(seps[0])]
+        while parts and not parts[-1]:
+            parts.pop()
+        return seps[0].join(parts)
+
+    out = [*head, *(trim(f, d.repetition + d.component + d.subcomponent) for f in rest)]
+    while len(out) > len(head) and not out[-1]:
+        out.pop()
+    return d.field.join(out)
 
 
 def read_header(raw: bytes) -> MshHeader:
@@ -398,6 +420,8 @@ def parse(raw: bytes) -> Alert:
         not header.message_type and _first(segments, "MSA") is not None
     ):
         raise IsAck(header)
+    if not header.message_type:  # MSH-9 is required (v2.5 §2.14.9): an error, not an unsupported type
+        raise fail("AE", "no message type (MSH-9)", "101", "no_message_type")
     if header.message_type.upper() != "ADT":
         raise fail("AR", "unsupported message type", "200", "unsupported_type")
     version = _VERSION.fullmatch(segments[0].get(12))

@@ -116,6 +116,11 @@ class Hl7Listener:
                 if answer is not None:
                     answers.append(answer)
             batches.append((batch.header, answers))
+            if batch.declared is not None and batch.declared != batch.count:
+                # Each message found is answered on its own; BTS-1 of our answer says how many
+                # we got, but a sender's batch that lost messages on its way deserves a look.
+                self._problem("batch_count_mismatch", _first_header(batch.items),
+                              f"BTS-1 declared {batch.declared} message(s), the batch held {batch.count}")
         if block.is_batch:
             return build_batch(block.fhs, batches, control_id=secrets.token_hex(8).upper(), now=self.clock.now())
         return b"".join(ack for _header, acks in batches for ack in acks) or None
@@ -146,12 +151,29 @@ class Hl7Listener:
         except Exception:
             log.exception("could not store a hospital message: answering AR so that the sender retries")
             return self._refuse(header, "AR", "temporary storage failure, please resend", "207", "store_failed")
+        if received.reused_control_id:
+            # Not a resend (the content differs): kept and processed, never dropped, so nothing
+            # is lost; the operator learns that the sender reuses control ids (HL7 v2.5 §2.14.9.10
+            # asks for unique ones), which can hide a real resend from our duplicate check.
+            self._problem("control_id_reused", header, "another content already came under this control id: "
+                          "processed as a new message")
         if received.pending:
             try:
                 await self.service.process(received.message_id)
             except Exception:
                 log.exception("hospital message kept but not processed yet (retried at the next start)")
         return self._ack(header, "AA")
+
+
+def _first_header(items: tuple[tuple[str, bytes], ...]) -> MshHeader | None:
+    """The MSH of a batch's first message, to name the sender in a log line."""
+    for kind, data in items:
+        if kind == "m":
+            try:
+                return read_header(data)
+            except Hl7Error:
+                return None
+    return None
 
 
 def _networks(peers: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

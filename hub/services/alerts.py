@@ -42,6 +42,7 @@ class Received:
     message_id: int
     duplicate: bool
     pending: bool  # still to be processed
+    reused_control_id: bool = False  # a new content under a control id this sender already used
 
 
 class AlertService:
@@ -69,7 +70,8 @@ class AlertService:
             stored = await uow.alerts.store_message(alert.source, alert.sender[:255], alert.control_id[:255],
                                                     digest, raw, self.clock.now())
         self._count(alert.source, "accepted" if stored.created else "duplicate")
-        return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received")
+        return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received",
+                        reused_control_id=stored.reused_control_id)
 
     async def process(self, message_id: int) -> str:
         """Match a received message and enqueue what it asks; returns what happened."""

@@ -41,6 +41,7 @@ class StoredMessage:
     state: str
     created: bool  # False: the same message (same sender, control id, content) was already kept
     raw: bytes | None = None
+    reused_control_id: bool = False  # created, though another content was kept under its control id
 
 
 def _record(row: AlertRow) -> AlertRecord:
@@ -82,12 +83,15 @@ class AlertRepo:
         sender, control_id = sender[:255], control_id[:255]
         row = await self._find(sender, control_id, sha256)
         if row is None:
+            reused = control_id != "" and (await self.s.execute(select(InboundMessageRow.id).where(
+                InboundMessageRow.sender == sender, InboundMessageRow.control_id == control_id).limit(1))
+            ).first() is not None
             try:
                 async with self.s.begin_nested():  # a concurrent resend loses the race here
                     row = InboundMessageRow(source=source, sender=sender, control_id=control_id, sha256=sha256,
                                             received_at=now, raw=raw, state="received")
                     self.s.add(row)
-                return StoredMessage(row.id, source, row.state, created=True)
+                return StoredMessage(row.id, source, row.state, created=True, reused_control_id=reused)
             except IntegrityError:
                 row = await self._find(sender, control_id, sha256)
                 assert row is not None

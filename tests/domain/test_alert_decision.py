@@ -35,6 +35,22 @@ def test_a_cancellation_that_came_first_keeps_its_event_from_standing() -> None:
     assert decide(AlertHistory(PERSON, (), used), late, ins_test_oids=False).cancelled_by is None
 
 
+def test_a_cancellation_without_movement_id_that_came_first_waits_for_the_event_it_cancels() -> None:
+    # A11 then its A01 arriving late, neither carrying ZBE-1 (plain HL7 v2.5 senders).
+    a11 = record(1, AlertEvent.cancel_admission, T0 + timedelta(minutes=30), sender="SIH^CHU-Y")
+    late = alert(AlertEvent.admission, "A01", facility="CHU-Y", patient_class="I")
+    decision = decide(AlertHistory(PERSON, (), (a11,)), late, ins_test_oids=False)
+    assert decision.cancelled_by == 1 and decision.effects == [] and decision.move is None
+    # An admission that happened after the cancellation is a new stay; another sender's
+    # cancellation, one already used, or one of another kind does not stop it.
+    after = replace(late, event_time=T0 + timedelta(hours=2))
+    assert decide(AlertHistory(PERSON, (), (a11,)), after, ins_test_oids=False).move is not None
+    for history in ((replace(a11, sender="SIH^CHU-Z"),),
+                    (a11, record(2, AlertEvent.admission, cancelled=True, cancelled_by=1)),
+                    (replace(a11, event=AlertEvent.cancel_discharge),)):
+        assert decide(AlertHistory(PERSON, (), history), late, ins_test_oids=False).move is not None, history
+
+
 def test_absent_parts_of_a_location_are_never_a_change() -> None:
     stay = (record(1, AlertEvent.admission, facility="CHU-Y", unit="GERIA"),
             record(2, AlertEvent.update, T0 + timedelta(hours=1)))  # an A08 without PV1-3
@@ -73,3 +89,4 @@ def test_a_merge_renames_the_identifiers_of_the_old_record() -> None:
                     merged_identifiers=(PatientId("1", "CHU-Y"),))
     decision = decide(AlertHistory(PERSON, ()), merge, ins_test_oids=False)
     assert decision.rekeys == ((Identifier("CHU-Y", "1"), Identifier("CHU-Y", "2")),) and decision.effects == []
+

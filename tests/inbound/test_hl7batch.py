@@ -42,3 +42,20 @@ def test_segments_outside_any_message_are_stray_in_their_place() -> None:
     # Text that is no segment is noise: no answer is owed to it.
     assert split_block(b"HELLO\r\n" + A + b"keep-alive\r").batches == (Batch(b"", (("m", A + b"keep-alive\r"),)),)
     assert split_block(b"hello world").batches == ()
+
+
+def test_a_message_glued_to_a_bom_nul_or_junk_is_still_cut_out() -> None:
+    # Engines concatenating files keep each file's BOM; others pad with NULs or junk text on the
+    # same line: the next message must not be swallowed into the previous one.
+    for glue in (b"\xef\xbb\xbf", b"\x00\x00", b"garbage here\r\x00\x01junk", b"  "):
+        assert split_block(A + glue + B).messages == (A + glue, B), glue
+    block = split_block(FHS + b"\r\xef\xbb\xbf" + BHS + b"\r" + A + b"BTS|1\rFTS|1\r")
+    assert block.batches == (Batch(BHS, (("m", A),)),)
+    # The signature needs the encoding characters between two field separators.
+    assert split_block(A + b"NOTE MSH| said\r").messages == (A + b"NOTE MSH| said\r",)
+
+
+def test_bts_1_is_read_to_compare_with_what_the_batch_held() -> None:
+    batch = split_block(BHS + b"\r" + A + b"BTS|3\r").batches[0]
+    assert (batch.declared, batch.count) == (3, 1)
+    assert split_block(BHS + b"\r" + A + b"BTS\r").batches[0].declared is None

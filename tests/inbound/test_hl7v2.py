@@ -359,3 +359,21 @@ def test_a_resend_has_the_same_digest_whatever_its_msh_7_and_line_ends() -> None
     assert digest(resent) == digest(raw)
     assert digest(raw.replace(b"GERIA^12^1^CHU-X", b"GERIA^12^1^CHU-X^^|||")) == digest(raw)  # empty trailing fields
     assert digest(raw.replace(b"GERIA", b"CARDIO")) != digest(raw)
+
+
+def test_a_re_encoded_resend_has_the_same_digest_and_news_does_not() -> None:
+    raw = _msg("a01-geria.hl7")
+    # Empty trailing components, subcomponents and repetitions inside fields, and spaces.
+    for variant in (raw.replace(b"GERIA^12^1^CHU-X", b"GERIA^12^1^CHU-X^^&|"),
+                    raw.replace(b"910031^^^CHU-X^PI", b"910031^^^CHU-X^PI^~~"),
+                    raw.replace(b"ADT^A01^ADT_A01", b"ADT^A01^ADT_A01^")):
+        assert digest(variant) == digest(raw), variant
+    # A value, an inner empty component or a repetition order is content.
+    for news in (raw.replace(b"GERIA^12^1^CHU-X", b"GERIA^12^^1^CHU-X"),
+                 raw.replace(b"910031^^^CHU-X^PI", b"~910031^^^CHU-X^PI")):
+        assert digest(news) != digest(raw), news
+
+
+def test_a_hex_escaped_control_character_never_reaches_a_value() -> None:
+    raw = _msg("a01-geria.hl7").replace(b"GERIA^12", b"GERIA\\X0D0A\\B^12")
+    assert parse(raw).unit == "GERIA  B"
