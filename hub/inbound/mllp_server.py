@@ -115,7 +115,7 @@ class Hl7Listener:
                 answer = await self.on_message(data)
                 if answer is not None:
                     answers.append(answer)
-            batches.append((batch.header, answers))
+            batches.append((batch.header or _implied_bhs(block.fhs, batch.items), answers))
             if batch.declared is not None and batch.declared != batch.count:
                 # Each message found is answered on its own; BTS-1 of our answer says how many
                 # we got, but a sender's batch that lost messages on its way deserves a look.
@@ -163,6 +163,20 @@ class Hl7Listener:
             except Exception:
                 log.exception("hospital message kept but not processed yet (retried at the next start)")
         return self._ack(header, "AA")
+
+
+def _implied_bhs(fhs: bytes, items: tuple[tuple[str, bytes], ...]) -> bytes:
+    """The batch header of messages sent outside any BHS in a batch block: the FHS's (build_batch
+    uses it when this is empty), else made from the first message's MSH-1..6, so that the answer
+    still names sender and receiver the right way round."""
+    if fhs:
+        return b""
+    for kind, data in items:
+        if kind == "m":
+            line = data.split(b"\r", 1)[0].split(b"\n", 1)[0]
+            fs = line[3:4]
+            return b"BHS" + fs.join(line[3:].split(fs)[:6]) if fs else b""
+    return b""
 
 
 def _first_header(items: tuple[tuple[str, bytes], ...]) -> MshHeader | None:

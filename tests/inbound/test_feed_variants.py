@@ -107,3 +107,15 @@ async def test_a_batch_whose_bts_count_is_wrong_is_answered_as_received_and_repo
     assert problems(stack, "batch_count_mismatch") == 1
     lines = [r.getMessage() for r in caplog.records if "batch_count_mismatch" in r.getMessage()]
     assert len(lines) == 1 and "declared 3" in lines[0] and "SIH/CHU-X" in lines[0]
+
+
+async def test_a_message_before_a_batch_in_one_block_is_answered_in_a_batch_naming_both_ends(
+        stack: Stack, client: MllpClient) -> None:
+    # Kind 2: a plain message, then a BHS batch, in one block. The whole answer is a batch; the
+    # first message's batch header is made from its MSH, sender and receiver swapped.
+    await stack.person("CHU-X:910035")
+    block = await client.send(message("message-then-batch-one-block.hl7"))
+    assert answers(block) == [("AA", "B89-0"), ("AA", "B89-1")]
+    assert [bhs[2:6] for bhs in segments(block, "BHS")] == [["RELAIS", "DAC", "SIH", "CHU-X"]] * 2
+    assert segments(block, "BHS")[1][11] == "B-89" and segments(block, "BTS") == [["BTS", "1"]] * 2
+    assert await stack.messages() == 2
