@@ -121,6 +121,8 @@ class Hl7Listener:
                 # we got, but a sender's batch that lost messages on its way deserves a look.
                 self._problem("batch_count_mismatch", _first_header(batch.items),
                               f"BTS-1 declared {batch.declared} message(s), the batch held {batch.count}")
+        if block.messages and not any(acks for _header, acks in batches):
+            return None  # it held only ACKs (a batch of them included): an ACK is never acknowledged
         if block.is_batch:
             return build_batch(block.fhs, batches, control_id=secrets.token_hex(8).upper(), now=self.clock.now())
         return b"".join(ack for _header, acks in batches for ack in acks) or None

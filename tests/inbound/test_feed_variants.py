@@ -12,6 +12,7 @@ import pytest
 
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
+from hub.inbound.mllp import frame
 from tests.inbound.alert_stack import Stack
 from tests.inbound.mllp_client import MllpClient, err_code
 from tests.inbound.test_hospital_feeds import PATIENT_DATA, answers, client, message, problems, segments
@@ -119,3 +120,15 @@ async def test_a_message_before_a_batch_in_one_block_is_answered_in_a_batch_nami
     assert [bhs[2:6] for bhs in segments(block, "BHS")] == [["RELAIS", "DAC", "SIH", "CHU-X"]] * 2
     assert segments(block, "BHS")[1][11] == "B-89" and segments(block, "BTS") == [["BTS", "1"]] * 2
     assert await stack.messages() == 2
+
+
+async def test_a_batch_of_acks_gets_no_answer_and_the_next_message_is_answered_in_order(
+        stack: Stack, client: MllpClient) -> None:
+    # Kind 8: an ACK is never acknowledged, not even wrapped in a batch. The connection stays
+    # in step: the next block's answer is the next thing read.
+    await client.write(frame(message("batch-of-acks.hl7")) + frame(message("a01-geria.hl7")))
+    assert answers(await client.ack()) == [("AA", "L-1")]
+    # An empty batch is still a batch sent to us: it gets its (empty) batch answer.
+    empty = b"BHS|^~\\&|SIH|CHU-X|RELAIS|DAC|20261201080000||||B-91\rBTS|0\r"
+    block = await client.send(empty)
+    assert answers(block) == [] and segments(block, "BHS")[0][11] == "B-91" and segments(block, "BTS") == [["BTS", "0"]]
