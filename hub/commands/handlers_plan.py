@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from hub.commands.context import Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
+from hub.domain.aggir import GridError
 from hub.domain.effects import Effect
 from hub.domain.evaluations import Evaluation, Reason
 from hub.domain.persons import Person
 from hub.domain.plan import ItemStatus
-from hub.services import plans
+from hub.services import plans, rights
 
 if TYPE_CHECKING:
     from hub.commands.registry import Registry
@@ -104,7 +105,8 @@ async def close(ctx: Ctx, inv: Invocation) -> list[Effect]:
 def _evaluation_params(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "date": evaluation.date.isoformat(), "tool": evaluation.tool.value,
-        "gir": {"key": "eval.gir", "params": {"gir": evaluation.gir}} if evaluation.gir is not None else "",
+        "gir": ({"key": "eval.gir_grid", "params": {"gir": evaluation.gir, "grid": evaluation.grid}} if evaluation.grid
+                else {"key": "eval.gir", "params": {"gir": evaluation.gir}} if evaluation.gir is not None else ""),
         "reason_code": evaluation.reason.value, "evaluator": evaluation.evaluator,
     }
 
@@ -124,12 +126,17 @@ async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    evaluation, status = await plans.record_evaluation(
-        ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
-        gir=inv.opts["gir"], by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
-    )
-    return [ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
-                      **_evaluation_params(evaluation))]
+    try:
+        evaluation, status, effects = await rights.record_evaluation(
+            ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
+            gir=inv.opts["gir"], grid=inv.opts["grid"], by=ctx.sender, now=ctx.now,
+            interval_days=ctx.settings.reevaluation_days,
+        )
+    except GridError as exc:  # with the usage line: the grid is an argument typed wrong
+        raise UsageError(exc.key, inv.spec, **exc.params) from None
+    reply = ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
+                      **_evaluation_params(evaluation))
+    return [reply, *effects]
 
 
 def register(reg: Registry) -> None:
@@ -161,5 +168,5 @@ def register(reg: Registry) -> None:
         opts=(Opt("tool", alias="outil"),
               Opt("reason", "choice", choices=tuple(r.value for r in Reason), aliases=REASON_ALIASES,
                   alias="motif"),
-              Opt("gir", "int")),
+              Opt("gir", "int"), Opt("grid", alias="grille")),
     ), eval_done)

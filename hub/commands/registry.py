@@ -16,6 +16,7 @@ from hub.commands import (
     handlers_desk,
     handlers_handover,
     handlers_plan,
+    handlers_rights,
     handlers_team,
 )
 from hub.commands.context import Ctx
@@ -102,4 +103,5 @@ def build_registry() -> Registry:
     handlers_handover.register(reg)
     handlers_consent.register(reg)
     handlers_concertation.register(reg)
+    handlers_rights.register(reg)
     return reg

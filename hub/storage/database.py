@@ -21,6 +21,7 @@ from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
 from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
 from hub.storage.repos_report import ReportRepo
+from hub.storage.repos_rights import RightsRepo
 from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
@@ -72,6 +73,7 @@ class UnitOfWork:
         self.reports = ReportRepo(session)
         self.consent = ConsentRepo(session)
         self.concertations = ConcertationRepo(session)
+        self.rights = RightsRepo(session)
 
 
 class Database:
