@@ -208,7 +208,7 @@ def mutating_name(label: str, command: str) -> str:
     return {"!equipe ajouter": "team add", "!equipe retirer": "team remove", "!plan ajouter": "plan add",
             "!eval faite": "eval done", "!lieu": "move", "!consentement informe": "consent informed",
             "!rupture": "break", "!id ajouter": "id add", "!cloturer": "close", "!file-active": "caseload",
-            "!nouveau": "new", "!transferer": "transfer", "!rapport": "report"}[label]
+            "!nouveau": "new", "!transferer": "transfer", "!rapport": "report", "!droits": "rights"}[label]
 
 
 async def _join(hub: Hub, room_id: str, who: str, role: str) -> nio.AsyncClient:
