@@ -39,6 +39,8 @@ async def test_a_grid_gives_the_gir_and_a_rights_review_the_case_manager_closes(
     review = await wait_for_event(cm, room_id, is_notice("rights.review", hub.bot))
     assert content_of(review)["fr.relais.case"] == case_ref
     assert content_of(review)["m.mentions"] == {"user_ids": [hub.user("cm")]}
+    assert content_of(review)["msgtype"] == "m.text"  # an m.notice would be silenced (SPEC §5)
+    assert content_of(recorded)["msgtype"] == "m.notice"
     assert "révision n° 1 : GIR 3" in review.body and "GIR précédent : aucun" in review.body
     assert "demandez au département l'évaluation de l'allocation personnalisée d'autonomie" in review.body
     assert "!droits fait 1" in review.body
