@@ -129,7 +129,8 @@ async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
     try:
         evaluation, status, effects = await rights.record_evaluation(
             ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
-            gir=inv.opts["gir"], grid=inv.opts["grid"], by=ctx.sender, now=ctx.now,
+            gir=inv.opts["gir"], grid=" ".join(inv.opts["grid"]) if inv.opts["grid"] else None, by=ctx.sender,
+            now=ctx.now,
             interval_days=ctx.settings.reevaluation_days,
         )
     except GridError as exc:  # with the usage line: the grid is an argument typed wrong
@@ -168,5 +169,6 @@ def register(reg: Registry) -> None:
         opts=(Opt("tool", alias="outil"),
               Opt("reason", "choice", choices=tuple(r.value for r in Reason), aliases=REASON_ALIASES,
                   alias="motif"),
-              Opt("gir", "int"), Opt("grid", alias="grille")),
+              # `many`: "--grille ABC ABC AAAB" typed without quotes is one grid.
+              Opt("gir", "int"), Opt("grid", alias="grille", many=True)),
     ), eval_done)

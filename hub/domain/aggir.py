@@ -43,6 +43,7 @@ shows, for each difference, a grid whose GIR it would change.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -98,8 +99,14 @@ GROUPS: Final = (
 # Annexe 2-2 CASF, "2 Passage des rangs aux groupes".
 RANK_TO_GIR: Final = {1: 1, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2, 8: 3, 9: 3, 10: 4, 11: 4, 12: 5, 13: 6}
 
-# What people type between letters: "AAB-BCC-AAAB", "a.a.b…". Removed before counting positions.
-_SEPARATORS: Final = frozenset(" \t-_.,;:/|")
+# What people type between letters: "AAB-BCC-AAAB", "a.a.b…". Removed before counting positions,
+# with every Unicode space, dash (‐ – —) and invisible format character (zero-width space…)
+# that keyboards and clients slip in.
+_SEPARATORS: Final = frozenset("_.,;:/|·")
+
+
+def _separator(ch: str) -> bool:
+    return ch in _SEPARATORS or ch.isspace() or unicodedata.category(ch) in ("Pd", "Cf")
 
 
 class GridError(DomainError):
@@ -115,14 +122,14 @@ class Result:
 
 
 def parse_grid(text: str) -> str:
-    """`text` → the ten upper-case letters. Case is ignored, and so are spaces, dashes, dots,
-    commas, slashes and underscores between letters.
+    """`text` → the ten upper-case letters. Case is ignored, full-width letters count as ASCII
+    (NFKC), and spaces, dashes, dots, commas, slashes and underscores between letters are skipped.
 
     Raises GridError: `error.aggir_grid_letter` (position 1–10, variable, letter) for a letter
     other than A/B/C, `error.aggir_grid_short` (the first missing position and its variable)
     or `error.aggir_grid_long` (the first position past the tenth).
     """
-    letters = [ch.upper() for ch in text if ch not in _SEPARATORS]
+    letters = [ch.upper() for ch in unicodedata.normalize("NFKC", text) if not _separator(ch)]
     for position, letter in enumerate(letters[:len(VARIABLES)], start=1):
         if letter not in LETTERS:
             raise GridError("error.aggir_grid_letter", position=position, letter=letter,

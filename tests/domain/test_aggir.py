@@ -90,6 +90,10 @@ def test_every_grid_gets_one_gir_and_more_dependence_never_lowers_it_for_the_men
     ("A.B.C.A.B.C.A.A.A.B", "ABCABCAAAB"),
     ("ABC ABC AAAB", "ABCABCAAAB"),
     ("a,b,c,a,b,c,a,a,a,b", "ABCABCAAAB"),
+    ("ABC\u2013ABC\u2014AAAB", "ABCABCAAAB"),  # typographic dashes a phone keyboard makes
+    ("ABC\u00a0ABC\u202fAAAB", "ABCABCAAAB"),  # no-break spaces
+    ("ABC\u200bABCAAAB", "ABCABCAAAB"),  # a zero-width space pasted along
+    ("\uff21\uff22\uff23ABCAAAB", "ABCABCAAAB"),  # full-width letters (Japanese IME, some pastes)
 ])
 def test_grids_typed_in_lower_case_or_with_separators_are_read(typed: str, letters: str) -> None:
     assert aggir.parse_grid(typed) == letters

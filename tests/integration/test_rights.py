@@ -33,7 +33,7 @@ async def test_a_grid_gives_the_gir_and_a_rights_review_the_case_manager_closes(
     async with relais.db.unit() as uow:
         assert await uow.plans.last_evaluation(case_ref) is None
 
-    recorded = await hub.command("cm", room_id, "!eval faite 2026-03-01 --outil AGGIR --grille abc-abc-aaab")
+    recorded = await hub.command("cm", room_id, "!eval faite 2026-03-01 --outil AGGIR --grille abc abc-aaab")
     assert kind_of(recorded) == "command.reply", recorded.body
     assert "AGGIR — GIR 3 (grille ABCABCAAAB)" in recorded.body
     review = await wait_for_event(cm, room_id, is_notice("rights.review", hub.bot))
