@@ -3,7 +3,7 @@ reply and a rights.review for the case manager; !droits lists it, !droits fait 1
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 async def test_a_grid_gives_the_gir_and_a_rights_review_the_case_manager_closes(hub: Hub) -> None:
     await hub.setup()
-    relais = await hub.start(clock=FakeClock(T0))
+    clock = FakeClock(T0)
+    relais = await hub.start(clock=clock)
     desk = await hub.desk()
     case_ref, room_id = await hub.open_case(desk=desk)
     cm = await hub.client("cm")
@@ -55,3 +56,17 @@ async def test_a_grid_gives_the_gir_and_a_rights_review_the_case_manager_closes(
     again = await hub.command("cm", room_id, "!droits fait 1")
     assert kind_of(again) == "command.error" and "déjà close" in again.body
     assert "Aucune révision de droits ouverte" in (await hub.command("cm", desk, "!droits")).body
+
+    # A GIR given alone (computed elsewhere) that changes opens review 2; left open for 30 days,
+    # the scheduler's job reminds the referent in the room, once for the week.
+    assert "GIR 2" in (await hub.command("cm", room_id, "!eval faite --gir 2")).body
+    second = await wait_for_event(cm, room_id, is_notice("rights.review", hub.bot))
+    assert "révision n° 2 : GIR 2" in second.body and "GIR précédent : 3" in second.body
+    assert "réévaluation de l'APA" in second.body
+    clock.advance(timedelta(days=30))
+    assert await relais.scheduler.run_now() >= 1
+    reminded = await wait_for_event(cm, room_id, lambda e: is_notice("rights.review", hub.bot)(e)
+                                    and "Rappel" in e.body)
+    assert "révision de droits n° 2" in reminded.body and "ouverte depuis 30 jours" in reminded.body
+    assert content_of(reminded)["m.mentions"] == {"user_ids": [hub.user("cm")]}
+    assert await relais.rights_reminders.sweep(clock.now()) == 0  # once per occasion
