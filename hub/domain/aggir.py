@@ -8,11 +8,12 @@ Source (read from the Code de l'action sociale et des familles, not from any pro
   à l'extérieur, communication à distance; each rated A (does it alone, spontaneously,
   totally, habitually and correctly), B (partly) or C (does not). Its filling guide was
   replaced by décret n° 2008-821 du 21 août 2008 (sub-variables and the S/T/C/H adverbs).
-- Annexe 2-2 CASF, "Algorithme de la grille AGGIR" (décret n° 97-427 du 28 avril 1997, kept
-  unchanged by the 2008 decree) — the weights and rank thresholds below. Text read at
-  legifrance (LEGIARTI000006684183 and the following article) through the etalab copy of the
-  codes: github.com/etalab/codes-juridiques-francais,
-  codes-en-vigueur/code-de-l-action-sociale-et-des-familles/annexe/article-annexe-2-2.md.
+- Annexe 2-2 CASF, "Algorithme de la grille AGGIR" (first published as annexe II of décret
+  n° 97-427 du 28 avril 1997; the 2008 decree replaced the guide, not the algorithm) — the
+  weights and rank thresholds below. Text read in the etalab copy of the codes in force
+  (Légifrance data): github.com/etalab/codes-juridiques-francais,
+  codes-en-vigueur/code-de-l-action-sociale-et-des-familles/annexe/article-annexe-2-2.md
+  (and article-annexe-2-1.md for the grid).
 
 The algorithm ("1 Calcul des rangs"): the groups A to H are tried in turn. In each, every
 variable rated C adds its C weight and every variable rated B its B weight (A adds nothing);
