@@ -6,8 +6,9 @@ Source (read from the Code de l'action sociale et des familles, not from any pro
   and its ten *variables discriminantes* in this order: cohérence, orientation, toilette,
   habillage, alimentation, élimination, transferts, déplacements à l'intérieur, déplacements
   à l'extérieur, communication à distance; each rated A (does it alone, spontaneously,
-  totally, habitually and correctly), B (partly) or C (does not). Its filling guide was
-  replaced by décret n° 2008-821 du 21 août 2008 (sub-variables and the S/T/C/H adverbs).
+  totally, habitually and correctly), B (partly) or C (does not). Its filling guide
+  (sub-variables, the S/T/C/H adverbs) is the one set by décret n° 2008-821 du 21 août 2008;
+  the etalab copy does not reproduce it ("Guide non reproduit, consulter le fac-similé").
 - Annexe 2-2 CASF, "Algorithme de la grille AGGIR" (first published as annexe II of décret
   n° 97-427 du 28 avril 1997; the 2008 decree replaced the guide, not the algorithm) — the
   weights and rank thresholds below. Text read in the etalab copy of the codes in force
