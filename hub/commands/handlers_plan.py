@@ -126,12 +126,11 @@ async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    grid = " ".join(inv.opts["grid"]) if inv.opts["grid"] else None
     try:
         evaluation, status, effects = await rights.record_evaluation(
             ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
-            gir=inv.opts["gir"], grid=" ".join(inv.opts["grid"]) if inv.opts["grid"] else None, by=ctx.sender,
-            now=ctx.now,
-            interval_days=ctx.settings.reevaluation_days,
+            gir=inv.opts["gir"], grid=grid, by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
         )
     except GridError as exc:  # with the usage line: the grid is an argument typed wrong
         raise UsageError(exc.key, inv.spec, **exc.params) from None
