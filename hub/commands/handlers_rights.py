@@ -5,16 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Scope, Who
 from hub.domain import rights as rules
 from hub.domain.effects import Effect
 from hub.services import rights
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
 
 
 async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
@@ -33,8 +28,9 @@ async def done(ctx: Ctx, inv: Invocation) -> list[Effect]:
                       new=closed.new_gir, open=still_open)]
 
 
-def register(reg: Registry) -> None:
-    """Add the rights commands to the registry."""
-    reg.register(CommandSpec("rights", "droits", None, Who.CASE_MANAGER, "help.rights"), show)
-    reg.register(CommandSpec("rights done", "droits fait", Scope.ROOM, Who.CASE_MANAGER, "help.rights_done",
-                             args=(Arg("n", "int"),)), done)
+# The rights commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec("rights", "droits", None, Who.CASE_MANAGER, "help.rights"), show),
+    Command(CommandSpec("rights done", "droits fait", Scope.ROOM, Who.CASE_MANAGER, "help.rights_done",
+                        args=(Arg("n", "int"),)), done),
+)

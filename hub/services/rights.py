@@ -30,7 +30,7 @@ async def record_evaluation(
     """Record an evaluation (its GIR computed from the grid when one is given) and, in the same
     unit of work, the rights review its GIR opens with the notice to the referent."""
     ref = person.case_ref
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     previous = await uow.rights.latest_gir(ref)
     evaluation, status = await plans.record_evaluation(
         uow, person, when, tool=tool, reason=reason, gir=gir, grid=grid, by=by, now=now,
@@ -46,7 +46,7 @@ async def record_evaluation(
 
 
 async def close_review(uow: UnitOfWork, person: Person, number: int, *, by: str, now: datetime) -> rights.Review:
-    await uow.plans.lock(person.case_ref)
+    await uow.persons.lock(person.case_ref)
     closed = rights.close(await uow.rights.of_case(person.case_ref), number, by=by, now=now)
     await uow.rights.close(person.case_ref, closed)
     return closed
