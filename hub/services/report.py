@@ -121,7 +121,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
 #: day) or "today" (no history is kept for them). Every other section counts the period.
 AS_OF: dict[str, str] = {
     "caseload": "end", "limits": "end",
-    "reevaluations": "today", "unmet_needs": "today", "consent": "today",
+    "reevaluations": "today", "unmet_needs": "today", "consent": "today", "gir": "today",
 }
 
 

@@ -136,5 +136,5 @@ async def test_the_export_carries_the_grids_and_the_report_the_gir_of_active_fil
     assert [(r["number"], r["old_gir"], r["new_gir"]) for r in data["rights_reviews"]] == [(1, None, 2), (2, 2, 4)]
     assert sections["gir"] == {"gir_1": 0, "gir_2": 0, "gir_3": 1, "gir_4": 1, "gir_5": 0, "gir_6": 0,
                                "gir_unknown": 1}
-    csv = report.to_csv(period, sections)
-    assert "gir,gir_4,1\n" in csv and "gir,gir_unknown,1\n" in csv
+    csv = report.to_csv(period, sections, d)
+    assert f"gir,gir_4,1,at {d.isoformat()}\n" in csv and f"gir,gir_unknown,1,at {d.isoformat()}\n" in csv
