@@ -1,7 +1,7 @@
 """AGGIR grids on evaluations and the APA rights reviews
 
 Revision ID: 0011
-Revises: 0012
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0012"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
