@@ -42,6 +42,7 @@ from hub.services.continuity import MembershipWatcher
 from hub.services.desks import DeskGuard, ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
+from hub.services.rights import RightsReminders
 from hub.storage import migrate, reachability
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
@@ -112,11 +113,13 @@ class Relais:
                                                     on_enqueued=self.outbox.wake)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake)
         self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
+        self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.
             Job("concertations", self.concertations.sweep, 300.0),
             Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
+            Job("rights-reminders", self.rights_reminders.sweep, SWEEP_INTERVAL_S),
         ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None

@@ -23,6 +23,7 @@ from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
 from hub.storage.repos_readability import ReadabilityRepo
 from hub.storage.repos_report import ReportRepo
+from hub.storage.repos_rights import RightsRepo
 from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
@@ -134,6 +135,7 @@ class UnitOfWork:
         self.consent = ConsentRepo(session)
         self.concertations = ConcertationRepo(session)
         self.readability = ReadabilityRepo(session)
+        self.rights = RightsRepo(session)
 
 
 class Database:

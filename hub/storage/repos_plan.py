@@ -138,7 +138,8 @@ class PlanRepo:
     async def add_evaluation(self, case_ref: str, evaluation: Evaluation, now: datetime) -> None:
         self.s.add(EvaluationRow(
             person_id=await self._person_id(case_ref), done_on=evaluation.date, tool=evaluation.tool.value,
-            reason=evaluation.reason.value, gir=evaluation.gir, evaluator=evaluation.evaluator, recorded_at=now,
+            reason=evaluation.reason.value, gir=evaluation.gir, evaluator=evaluation.evaluator, grid=evaluation.grid,
+            recorded_at=now,
         ))
         await self.s.flush()
 
@@ -152,7 +153,7 @@ class PlanRepo:
         row = result.scalar_one_or_none()
         if row is None:
             return None
-        return Evaluation(row.done_on, Tool(row.tool), Reason(row.reason), row.gir, row.evaluator)
+        return Evaluation(row.done_on, Tool(row.tool), Reason(row.reason), row.gir, row.evaluator, row.grid)
 
     async def set_due(self, case_ref: str, next_due: date, last_done_on: date | None, interval_days: int) -> None:
         person_id = await self._person_id(case_ref)
