@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 
 from hub.bots.client import BotClient
 from hub.bots.crosssigning import ensure_cross_signing
 from hub.bots.intake import Intake
-from hub.bots.outbox import OutboxWorker
+from hub.bots.outbox import OutboxWorker, RetryPolicy
 from hub.bots.trust import DeviceTrust, UnreachableNotices
 from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
@@ -26,7 +27,7 @@ from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
-from hub.services.alerts import AlertService
+from hub.services.alerts import RECOVER_INTERVAL_S, AlertService
 from hub.services.concertations import ConcertationSweeper
 from hub.services.consent import ConsentReminders
 from hub.services.continuity import MembershipWatcher
@@ -59,7 +60,9 @@ class Relais:
         self.client = BotClient(config.matrix)
         self.catalog = Catalog(config.care.language)
         self.settings = settings_from(config)
-        self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock)
+        policy = RetryPolicy(concurrency=config.outbox.concurrency, cap_s=config.outbox.retry_cap_s,
+                             max_age_s=config.outbox.max_age_s)
+        self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock, policy, self.metrics)
         self.client.trust = DeviceTrust(config.encryption.trust,
                                         UnreachableNotices(self.db, self.clock, self.outbox.wake))
         self.dispatcher = Dispatcher(self.db, build_registry(), self.settings, self.clock,
@@ -67,7 +70,7 @@ class Relais:
         desk_people = {u: "case_manager" for u in config.care.case_managers}
         desk_people |= {u: "pilot" for u in config.care.pilots}
         self.desk_people = desk_people
-        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people)
+        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people, self.metrics)
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -87,6 +90,8 @@ class Relais:
             # Every 5 minutes: the reminder an hour before must not come at the start.
             Job("concertations", self.concertations.sweep, 300.0),
             Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
+            # A hospital message acknowledged but left unprocessed by a database hiccup.
+            Job("alert-recovery", self.alerts.recover_settled, RECOVER_INTERVAL_S),
         ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
@@ -112,7 +117,8 @@ class Relais:
 
     async def _start_http(self) -> None:
         app = build_http_app(self.metrics, self.readiness,
-                             fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics))
+                             fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics),
+                             refresh=self.refresh_metrics)
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)
@@ -122,13 +128,33 @@ class Relais:
         self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
 
     async def readiness(self) -> dict[str, bool]:
-        database = await self.db.ping()
-        if database:
+        """/readyz: the database answers, the last sync succeeded, intake moved on and the oldest
+        undelivered outbox entry waits less than `[health] stall_after_s`."""
+        oldest = await self.refresh_metrics()
+        database = oldest is not None
+        stall = self.config.health.stall_after_s
+        outbox_ok = oldest is not None and oldest <= stall
+        intake_ok = time.monotonic() - self.intake.advanced_at <= stall
+        return {"database": database, "homeserver": self.client.connected, "outbox": outbox_ok, "intake": intake_ok}
+
+    async def refresh_metrics(self) -> float | None:
+        """Bring the gauges read from the database up to date; returns the oldest undelivered
+        outbox entry's age in seconds (0 when none waits), None when the database does not answer."""
+        self.metrics.homeserver_up.set(1 if self.client.connected else 0)
+        self.metrics.intake_lag.set(round(time.monotonic() - self.intake.advanced_at, 1))
+        if not await self.db.ping():
+            return None
+        try:
             async with self.db.unit() as uow:
                 self.metrics.outbox_pending.set(await uow.outbox.count("pending"))
                 self.metrics.outbox_failed.set(await uow.outbox.count("failed"))
-        self.metrics.homeserver_up.set(1 if self.client.connected else 0)
-        return {"database": database, "homeserver": self.client.connected}
+                self.metrics.intake_dead_held.set(await uow.intake_dead.count())
+                oldest = await uow.outbox.oldest_pending_since()
+        except Exception:
+            return None
+        age = 0.0 if oldest is None else max(0.0, (self.clock.now() - oldest).total_seconds())
+        self.metrics.outbox_oldest.set(round(age, 1))
+        return age
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Graceful: stop taking events, let the outbox finish what it can, keep the device."""

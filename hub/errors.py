@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub.domain.errors import DomainError
 
-__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "SchemaError"]
+__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "RoomGone", "SchemaError"]
 
 
 class RelaisError(Exception):
@@ -25,7 +25,17 @@ class SchemaError(RelaisError):
 class MatrixError(RelaisError):
     """The homeserver answered with an error (nio error responses are converted here)."""
 
-    def __init__(self, what: str, errcode: str | None = None, retry_after_ms: int | None = None):
+    def __init__(self, what: str, errcode: str | None = None, retry_after_ms: int | None = None,
+                 http_status: int | None = None):
         super().__init__(f"{what}: {errcode or 'error'}")
         self.errcode = errcode
         self.retry_after_ms = retry_after_ms
+        self.http_status = http_status  # None when no HTTP answer was read
+
+
+class RoomGone(MatrixError):
+    """The room an action needs does not exist for the bot any more (deleted by an administrator,
+    the bot removed from it) or was never made (its creation failed for good): never retried."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, "M_ROOM_GONE")

@@ -10,11 +10,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+Refresh = Callable[[], Awaitable[object]]
 
 
 def build_http_app(metrics: Metrics, ready: ReadyCheck,
-                   routes: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
-    """The built-in endpoints plus the features' own `routes` (the FHIR endpoint)."""
+                   routes: Iterable[web.AbstractRouteDef] = (), refresh: Refresh | None = None) -> web.Application:
+    """The built-in endpoints plus the features' own `routes` (the FHIR endpoint). `refresh`
+    brings the gauges read from the database up to date before /metrics answers."""
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -25,6 +27,8 @@ def build_http_app(metrics: Metrics, ready: ReadyCheck,
         return web.json_response({"ready": ok, **checks}, status=200 if ok else 503)
 
     async def metrics_view(_request: web.Request) -> web.Response:
+        if refresh is not None:
+            await refresh()
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

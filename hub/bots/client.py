@@ -32,7 +32,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig
-from hub.errors import MatrixError
+from hub.errors import MatrixError, RoomGone
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -52,18 +52,43 @@ SYNC_FILTER: dict[str, Any] = {
     },
 }
 
-TRANSIENT_CODES = {"M_LIMIT_EXCEEDED", "M_UNKNOWN", None}
-
-
 class TransientError(MatrixError):
     """Try again later: homeserver away, rate limited, room not yet synced."""
 
 
+def transient_answer(http_status: int | None, errcode: str | None) -> bool:
+    """Classify a homeserver error answer (Matrix C-S API §"API standards"): 429 and 5xx are worth
+    retrying, every other 4xx is permanent — the request itself is wrong for this server, whatever
+    the errcode (Synapse reports some permanent refusals as M_UNKNOWN). Without an HTTP status (nio
+    could not read the answer), only M_LIMIT_EXCEEDED, M_UNKNOWN and no errcode count as transient."""
+    if errcode == "M_LIMIT_EXCEEDED" or http_status == 429:
+        return True
+    if http_status is None:
+        return errcode in (None, "M_UNKNOWN")
+    return http_status >= 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: a transient error answer, a timeout, a dropped or refused
+    connection. False for a permanent answer, a room that is gone, a bug (e.g. a bad payload)."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, MatrixError):
+        return False
+    return isinstance(exc, ClientConnectionError | TimeoutError | ConnectionError)
+
+
+def _status_of(response: Any) -> int | None:
+    transport = getattr(response, "transport_response", None)
+    status = getattr(transport, "status", None)
+    return status if isinstance(status, int) else None
+
+
 def _check(response: Any, what: str) -> Any:
     if isinstance(response, ErrorResponse):
-        code = response.status_code
-        cls = TransientError if code in TRANSIENT_CODES else MatrixError
-        raise cls(what, code, response.retry_after_ms)
+        code, status = response.status_code, _status_of(response)
+        cls = TransientError if transient_answer(status, code) else MatrixError
+        raise cls(what, code, response.retry_after_ms, status)
     return response
 
 
@@ -306,7 +331,10 @@ class BotClient:
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
         room = self.api.rooms.get(room_id)
-        if room is None or not room.encrypted:
+        if room is None:
+            await self._require_joined(room_id)
+            raise TransientError(f"room {room_id} not synced yet", None)
+        if not room.encrypted:
             # Never send in clear: wait until sync has shown us the room and its encryption.
             raise TransientError(f"room {room_id} not synced yet", None)
         if not room.members_synced:
@@ -333,6 +361,23 @@ class BotClient:
         _check(resp, "send")
         assert isinstance(resp, RoomSendResponse)
         return str(resp.event_id)
+
+    async def _require_joined(self, room_id: str) -> None:
+        """A room sync has not shown: after the first sync, ask the homeserver whether the bot is in
+        it at all. A room deleted by an administrator, or one the bot was removed from, is gone
+        for good (RoomGone); one just made only waits for the next sync."""
+        if not self.synced_once.is_set():
+            return
+        resp = await self.api.send("GET", "/_matrix/client/v3/joined_rooms",
+                                   headers={"Authorization": f"Bearer {self.api.access_token}"})
+        try:
+            data = await resp.json(content_type=None)
+        finally:
+            resp.release()
+        if resp.status != 200 or not isinstance(data, dict):
+            raise TransientError("joined_rooms", None, None, resp.status)
+        if room_id not in (data.get("joined_rooms") or []):
+            raise RoomGone(f"the bot is not in room {room_id}")
 
     async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
         resp = _check(await self.api.room_get_state_event(room_id, event_type, state_key), "get_state")
