@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from hub.bots.client import BotClient
+from hub.bots.client import SYNC_LONG_POLL_MS, BotClient
 from hub.bots.crosssigning import ensure_cross_signing
 from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker, RetryPolicy
@@ -134,7 +134,8 @@ class Relais:
         database = oldest is not None
         stall = self.config.health.stall_after_s
         outbox_ok = oldest is not None and oldest <= stall
-        intake_ok = time.monotonic() - self.intake.advanced_at <= stall
+        # A quiet /sync long-polls for up to SYNC_LONG_POLL_MS before intake moves on.
+        intake_ok = time.monotonic() - self.intake.advanced_at <= stall + SYNC_LONG_POLL_MS / 1000
         return {"database": database, "homeserver": self.client.connected, "outbox": outbox_ok, "intake": intake_ok}
 
     async def refresh_metrics(self) -> float | None:

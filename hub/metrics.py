@@ -21,8 +21,8 @@ class Metrics:
                                     registry=self.registry)
         self.intake_dead = Counter("relais_intake_dead_letters_total",
                                    "Incoming events set aside after failing again and again", registry=self.registry)
-        self.intake_dead_held = Gauge("relais_intake_dead_letters_held", "Incoming events set aside (held in the database)",
-                                      registry=self.registry)
+        self.intake_dead_held = Gauge("relais_intake_dead_letters_held",
+                                      "Incoming events set aside (held in the database)", registry=self.registry)
         self.intake_lag = Gauge("relais_intake_lag_seconds", "Seconds since the last sync was handled",
                                 registry=self.registry)
         self.homeserver_up = Gauge("relais_homeserver_up", "1 when the last sync succeeded",

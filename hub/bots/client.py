@@ -25,6 +25,7 @@ from nio import (
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
+    ShareGroupSessionResponse,
     SyncResponse,
     UploadResponse,
     WhoamiResponse,
@@ -52,8 +53,19 @@ SYNC_FILTER: dict[str, Any] = {
     },
 }
 
+#: How long one /sync waits for news: a quiet hub handles a sync at least this often.
+SYNC_LONG_POLL_MS = 30_000
+
+
 class TransientError(MatrixError):
     """Try again later: homeserver away, rate limited, room not yet synced."""
+
+
+class KeyShareFailed(TransientError):
+    """A room key share did not reach the homeserver for every device (see _RateLimitedClient)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, None)
 
 
 def transient_answer(http_status: int | None, errcode: str | None) -> bool:
@@ -120,6 +132,44 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
             await asyncio.sleep(min(wait, 30_000.0) / 1000)
         last: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
         return last
+
+    # --- room keys delivered, not only sent ---------------------------------------------------
+    # nio's share_group_session sends the room key in to-device requests gathered with
+    # return_exceptions=True, then marks the outbound session shared whatever happened: a request
+    # lost on a dropped connection (after nio's own retries) or refused left some devices without
+    # the key, and they could not read a notice until the session rotated. Here a share that did
+    # not fully reach the homeserver discards the outbound session and fails the send: the next
+    # try makes a new session and shares it with every device again.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failed_shares: set[str] = set()  # rooms whose current share lost a request
+
+    async def _send(self, response_class: type, method: str, path: str, data: Any = None,
+                    response_data: tuple[Any, ...] | None = None, *args: Any, **kwargs: Any) -> Any:
+        if response_class is not ShareGroupSessionResponse or not response_data:
+            return await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
+        room_id = str(response_data[0])
+        try:
+            resp = await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
+        except BaseException:
+            self._share_failed(room_id)
+            raise
+        if isinstance(resp, ErrorResponse):
+            self._share_failed(room_id)
+        return resp
+
+    def _share_failed(self, room_id: str) -> None:
+        self._failed_shares.add(room_id)
+
+    async def share_group_session(self, room_id: str, ignore_unverified_devices: bool = False) -> Any:
+        self._failed_shares.discard(room_id)
+        resp = await super().share_group_session(room_id, ignore_unverified_devices=ignore_unverified_devices)
+        if room_id in self._failed_shares:
+            self._failed_shares.discard(room_id)
+            self.invalidate_outbound_session(room_id)
+            raise KeyShareFailed(f"the room key of {room_id} did not reach every device; session discarded")
+        return resp
 
 
 class BotClient:
@@ -201,7 +251,7 @@ class BotClient:
         while not self._stopping.is_set():
             try:
                 first = not self.synced_once.is_set()
-                resp = await self.api.sync(timeout=0 if first else 30_000, sync_filter=SYNC_FILTER,
+                resp = await self.api.sync(timeout=0 if first else SYNC_LONG_POLL_MS, sync_filter=SYNC_FILTER,
                                            since=token, full_state=first and token is not None)
                 if isinstance(resp, ErrorResponse):
                     if resp.retry_after_ms:

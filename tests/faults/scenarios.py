@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from hub.devserver import DevSynapse, free_port
+from hub.devserver import DevSynapse
 from tests.faults.harness import (
     Hospital,
     World,
@@ -25,6 +25,7 @@ from tests.faults.harness import (
     tally,
     until,
 )
+from tests.faults.proxy import FaultProxy
 
 ALERT_KINDS = ("alert.admission", "alert.discharge", "handover.setting")
 
@@ -159,60 +160,25 @@ def _homeserver_down(world: World) -> Any:
 # ------------------------------------------------------------------ 429 from a proxy in front of Synapse
 
 
-class RateLimitingProxy:
-    """A real HTTP reverse proxy: every `every`-th client request to Synapse gets a 429 M_LIMIT_EXCEEDED
-    with retry_after_ms, the others are forwarded as they are."""
+class RateLimitingProxy(FaultProxy):
+    """Every `every`-th client request to Synapse gets a 429 M_LIMIT_EXCEEDED with retry_after_ms,
+    the others are forwarded as they are."""
 
     def __init__(self, upstream: str, every: int = 3, retry_after_ms: int = 200) -> None:
-        self.upstream, self.every, self.retry_after_ms = upstream, every, retry_after_ms
+        super().__init__(upstream)
+        self.every, self.retry_after_ms = every, retry_after_ms
         self.seen = 0
-        self.limited = Counter[str]()
-        self.port = free_port()
-        self._runner: web.AppRunner | None = None
-        self._http: ClientSession | None = None
+        self.limited = self.faults
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._http = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()  # aborts the long-polls being forwarded
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
+    def fault(self, request: web.Request) -> web.Response | None:
         path = request.path
-        limitable = "/login" not in path and "/versions" not in path
-        if limitable:
-            self.seen += 1
-            if self.seen % self.every == 0:
-                self.limited[_endpoint(path)] += 1
-                return web.json_response({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests",
-                                          "retry_after_ms": self.retry_after_ms}, status=429)
-        assert self._http is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with self._http.request(request.method, self.upstream + request.rel_url.raw_path_qs,
-                                      headers=headers, data=await request.read()) as upstream:
-            body = await upstream.read()
-            out = {k: v for k, v in upstream.headers.items()
-                   if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
-            return web.Response(status=upstream.status, body=body, headers=out)
-
-
-def _endpoint(path: str) -> str:
-    for name in ("sync", "send", "keys", "createRoom", "invite", "kick", "members", "state", "join", "profile"):
-        if f"/{name}" in path:
-            return name
-    return "other"
+        if "/login" in path or "/versions" in path:
+            return None
+        self.seen += 1
+        if self.seen % self.every:
+            return None
+        return web.json_response({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests",
+                                  "retry_after_ms": self.retry_after_ms}, status=429)
 
 
 async def rate_limited(world: World, proxy: RateLimitingProxy, alerts: int = 6, commands: int = 4) -> Figures:

@@ -1,0 +1,267 @@
+"""One failure never stalls the rest, on the real Synapse and database: a room an administrator
+deleted, an event whose handling always fails, a homeserver answering 502, a room key share
+lost on a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import nio
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from hub.devserver import DevSynapse
+from hub.storage.models import OutboxRow
+from tests.faults.harness import until
+from tests.faults.proxy import DROP, FaultProxy
+from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from tests.inbound.mllp_client import MllpClient, msa
+from tests.matrix_helpers import accept_invite, send_text, skip_seen, wait_for_event
+
+pytestmark = [pytest.mark.matrix, pytest.mark.db]
+
+
+# --------------------------------------------------------------------------- helpers
+
+async def admin_token(synapse: DevSynapse) -> str:
+    """A homeserver administrator's access token (an admin registered with the shared secret)."""
+    name, password = f"admin{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    user = await synapse.register(name, password, admin=True)
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{synapse.url}/_matrix/client/v3/login",
+            json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+                  "password": password}) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["access_token"])
+
+
+async def admin(synapse: DevSynapse, token: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http, \
+            http.request(method, synapse.url + path, json=body) as resp:
+        data: dict[str, Any] = await resp.json()
+        assert resp.status == 200, (resp.status, data)
+        return data
+
+
+async def delete_room(synapse: DevSynapse, token: str, room_id: str) -> None:
+    """Synapse admin API: DELETE /_synapse/admin/v2/rooms/<id> (members removed, room purged)."""
+    started = await admin(synapse, token, "DELETE", f"/_synapse/admin/v2/rooms/{room_id}", {"purge": True})
+    deadline = time.monotonic() + 60
+    while True:
+        status = await admin(synapse, token, "GET", f"/_synapse/admin/v2/rooms/delete_status/{started['delete_id']}")
+        if status["status"] == "complete":
+            return
+        assert status["status"] != "failed", status
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)
+
+
+def adt_a01(patient_id: str, control_id: str) -> bytes:
+    ts = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    segments = [f"MSH|^~\\&|GAM|CHU-X|RELAIS|DAC|{ts}||ADT^A01^ADT_A01|{control_id}|P|2.5",
+                f"EVN||{ts}||||{ts}",
+                f"PID|1||{patient_id}^^^CHU-X^PI||DUPONT^JEANNE||19380514|F",
+                "PV1|1|I|Gériatrie^^^CHU-X"]
+    return ("\r".join(segments) + "\r").encode()
+
+
+async def outbox_states(hub: Hub, key_prefix: str) -> list[str]:
+    assert hub.relais is not None
+    async with hub.relais.db.unit() as uow:
+        rows = await uow.session.execute(select(OutboxRow.state).where(OutboxRow.key.like(f"{key_prefix}%"))
+                                         .order_by(OutboxRow.id))
+        return list(rows.scalars())
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+async def test_a_room_deleted_by_an_administrator_is_reported_and_never_delays_another(hub: Hub) -> None:
+    await hub.setup()
+    await hub.start()
+    desk = await hub.desk()
+    gone_ref, gone_room = await hub.open_case(desk=desk, text='!new "Jeanne Dupont" --id CHU-X:ISO-GONE')
+    kept_ref, kept_room = await hub.open_case(desk=desk, text='!new "Paul Martin" --id CHU-X:ISO-KEPT')
+    cm = await hub.client("cm")
+    await delete_room(hub.synapse, await admin_token(hub.synapse), gone_room)
+    # As seen on a live system: the hub restarts after the deletion (the room is unknown to it now).
+    await hub.stop()
+    relais = await hub.start()
+    assert relais.mllp_port is not None
+
+    mllp = await MllpClient.connect(relais.mllp_port)
+    try:  # the deleted room's alert is queued first
+        assert msa(await mllp.send(adt_a01("ISO-GONE", "GONE-1")))[0] == "AA"
+        assert msa(await mllp.send(adt_a01("ISO-KEPT", "KEPT-1")))[0] == "AA"
+    finally:
+        await mllp.close()
+
+    alert = await wait_for_event(cm, kept_room, is_notice("alert.admission", hub.bot), timeout=60)
+    assert content_of(alert)["fr.relais.case"] == kept_ref
+    report = await wait_for_event(cm, desk, is_notice("delivery.failed", hub.bot), timeout=60)
+    content = content_of(report)
+    assert content["msgtype"] == "m.text"  # m.notice would be silenced by .m.rule.suppress_notices
+    assert content["m.mentions"] == {"user_ids": [hub.user("cm")]}
+    assert content["fr.relais.case"] == gone_ref and gone_ref in content["body"]
+    assert "Jeanne" not in content["body"] and "DUPONT" not in content["body"].upper()
+    # Every notice for the deleted room is set aside (never retried for ever), none left pending.
+    async def settled() -> bool:
+        return "pending" not in await outbox_states(hub, "alert:")
+
+    await until(settled, "no alert notice pending", 60)
+    states = await outbox_states(hub, "alert:")
+    assert states == ["failed", "failed", "done", "done"], states  # admission + setting handover, each
+    # Commands in the other room are answered as usual.
+    reply = await hub.command("cm", kept_room, "!team")
+    assert kind_of(reply) == "command.reply"
+
+
+# --------------------------------------------------------------------------- intake
+
+
+async def test_a_poisoned_event_does_not_stop_the_next_command(hub: Hub) -> None:
+    await hub.setup()
+    relais = await hub.start()
+    desk = await hub.desk()
+    cm = await hub.client("cm")
+    await relais.stop()
+    hub.relais = None
+    # While the hub is away: a desk invite it will never be able to join (the room blocked by the
+    # administrator), then a command in the existing desk, in the same sync batch.
+    created = await cm.room_create(is_direct=True, invite=[hub.bot])
+    assert isinstance(created, nio.RoomCreateResponse), created
+    await admin(hub.synapse, await admin_token(hub.synapse), "PUT",
+                f"/_synapse/admin/v1/rooms/{created.room_id}/block", {"block": True})
+    await skip_seen(cm, desk)
+    await send_text(cm, desk, "!help")
+    relais = await hub.start()
+
+    first = await wait_for_event(cm, desk, is_notice("command.reply", hub.bot), timeout=60)
+    assert kind_of(first) == "command.reply"
+    async with relais.db.unit() as uow:
+        dead = await uow.intake_dead.entries()
+    assert dead == [(f"invite:{created.room_id}", created.room_id, "MatrixError", 3)]
+    # The sync moved on: the next command is answered, and the invite is not tried again.
+    reply = await hub.command("cm", desk, "!caseload")
+    assert kind_of(reply) == "command.reply"
+    assert relais.intake.dead_letters == 1
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+class SendFailures(FaultProxy):
+    """While `failing`, every room message gets a 502 from this 'load balancer'; /sync still works."""
+
+    failing = False
+
+    def fault(self, request: web.Request) -> web.Response | None:
+        if self.failing and "/send/" in request.path:
+            return web.json_response({"errcode": "M_UNKNOWN", "error": "Bad gateway"}, status=502)
+        return None
+
+
+async def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+        return resp.status, await resp.json()
+
+
+async def metric(port: int, name: str) -> float:
+    """The sum of a Prometheus metric's samples whose line starts with `name` (labels included)."""
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        text = await resp.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def until_ready(port: int, ready: bool, deadline_s: float = 60.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    while True:
+        status, body = await readyz(port)
+        if (status == 200) == ready:
+            assert body["ready"] is ready
+            return body
+        assert time.monotonic() < end, body
+        await asyncio.sleep(0.2)
+
+
+async def test_readiness_goes_red_while_notices_wait_then_green(hub: Hub) -> None:
+    proxy = SendFailures(hub.synapse.url)
+    await proxy.start()
+    try:
+        await hub.setup(matrix={"homeserver": proxy.url}, health={"stall_after_s": 2})
+        relais = await hub.start()
+        desk = await hub.desk()
+        assert relais.http_port is not None
+        port = relais.http_port
+        assert await until_ready(port, True) == {"ready": True, "database": True, "homeserver": True,
+                                                 "outbox": True, "intake": True}
+        sent_before = await metric(port, "relais_outbox_sent_total")
+        answered_before = await metric(port, 'relais_commands_total{outcome="answered"}')
+
+        proxy.failing = True
+        cm = await hub.client("cm")
+        await skip_seen(cm, desk)
+        await send_text(cm, desk, "!help")
+        red = await until_ready(port, False)
+        # Only the outbox is stuck: the homeserver answers syncs and intake moves on.
+        assert red == {"ready": False, "database": True, "homeserver": True, "outbox": False, "intake": True}
+        assert await metric(port, "relais_outbox_oldest_pending_seconds") > 2
+        assert await metric(port, 'relais_commands_total{outcome="answered"}') == answered_before + 1
+        assert proxy.faults["send"] >= 1
+
+        proxy.failing = False
+        await until_ready(port, True, deadline_s=120)
+        await wait_for_event(cm, desk, is_notice("command.reply", hub.bot), timeout=60)
+        assert await metric(port, "relais_outbox_sent_total") > sent_before
+        assert await metric(port, "relais_outbox_oldest_pending_seconds") == 0
+    finally:
+        await hub.stop()
+        await proxy.stop()
+
+
+# --------------------------------------------------------------------------- room keys
+
+
+class DroppedKeyShares(FaultProxy):
+    """Drops the connection of the next `drop` to-device requests carrying olm-encrypted room keys
+    (as a load balancer restarting mid-request would). Each of nio's three tries of a request is
+    sent twice by aiohttp (it retries an idempotent request once on a reused connection closed)."""
+
+    drop = 0
+
+    def fault(self, request: web.Request) -> web.Response | None:
+        if self.drop and "/sendToDevice/m.room.encrypted/" in request.path:
+            self.drop -= 1
+            return DROP
+        return None
+
+
+async def test_a_room_key_share_lost_on_a_dropped_connection_is_made_again(hub: Hub) -> None:
+    proxy = DroppedKeyShares(hub.synapse.url)
+    await proxy.start()
+    try:
+        await hub.setup(matrix={"homeserver": proxy.url})
+        await hub.start()
+        _ref, room = await hub.open_case()
+        cm, gp = await hub.client("cm"), await hub.client("gp")
+        # The invite of a new member rotates the room key: the next notice shares a new one. Every
+        # try nio makes of that share loses its connection.
+        proxy.drop = 6
+        await send_text(cm, room, f"!team add {hub.user('gp')} gp")
+        await accept_invite(gp, room)
+        for client in (cm, gp):
+            update = await wait_for_event(client, room, is_notice("team.update", hub.bot), timeout=90)
+            assert isinstance(update, nio.RoomMessage), update  # decrypted: the key reached this device
+        assert proxy.drop == 0 and proxy.faults["send"] == 6
+        # And the notices after it are readable too.
+        reply = await hub.command("gp", room, "!team")
+        assert kind_of(reply) == "command.reply"
+    finally:
+        await hub.stop()
+        await proxy.stop()
