@@ -23,7 +23,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.bots import attachments, content
@@ -65,6 +65,13 @@ class RetryPolicy:
         ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempts - 1))
         wait = ceiling / 2 + rand() * ceiling / 2
         return float(max(wait, min(retry_after_s or 0.0, self.cap_s)))
+
+
+def _wall() -> datetime:
+    """Retries are timed by the wall clock, not the injected Clock: a test that freezes the
+    domain's time must not freeze the outbox. (An entry's age is read on the Clock, like the time
+    it was enqueued.)"""
+    return datetime.now(UTC)
 
 
 def error_label(exc: BaseException) -> str:
@@ -128,14 +135,14 @@ class OutboxWorker:
             when = await uow.outbox.next_retry_at()
         if when is None:
             return 5.0
-        return max(0.05, (when - self.clock.now()).total_seconds())
+        return max(0.05, (when - _wall()).total_seconds())
 
     async def _start_lanes(self) -> int:
         room = self.policy.concurrency - len(self._lanes)
         if room <= 0:
             return 0
         async with self.db.unit() as uow:
-            heads = await uow.outbox.due_heads(self.clock.now(), busy=set(self._lanes), limit=room)
+            heads = await uow.outbox.due_heads(_wall(), busy=set(self._lanes), limit=room)
         for head in heads:
             task = asyncio.create_task(self._serve(head.lane), name=f"outbox-lane-{head.id}")
             self._lanes[head.lane] = task
@@ -146,7 +153,7 @@ class OutboxWorker:
         try:
             while not self._stopping.is_set():
                 async with self.db.unit() as uow:
-                    entry = await uow.outbox.head_of(lane, self.clock.now())
+                    entry = await uow.outbox.head_of(lane, _wall())
                 if entry is None or not await self.attempt(entry):
                     break
         except asyncio.CancelledError:
@@ -166,7 +173,7 @@ class OutboxWorker:
         progressed = False
         while True:
             async with self.db.unit() as uow:
-                heads = await uow.outbox.due_heads(self.clock.now())
+                heads = await uow.outbox.due_heads(_wall())
             if not heads:
                 return progressed
             for head in heads:
@@ -206,7 +213,7 @@ class OutboxWorker:
                 log.warning("outbox entry %s (%s) failed (%s); retry in %.1f s", entry.id, entry.action, label,
                             wait, exc_info=exc)
             async with self.db.unit() as uow:
-                await uow.outbox.retry_later(entry.id, now + timedelta(seconds=wait), label,
+                await uow.outbox.retry_later(entry.id, _wall() + timedelta(seconds=wait), label,
                                              count=entry.action not in _COUNTED)
             return False
         why = label if not retry else f"{label} (still failing after {age:.0f} s)"

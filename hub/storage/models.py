@@ -112,7 +112,7 @@ class OutboxRow(Base):
     # lanes proceed independently of each other.
     lane: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime | None] = mapped_column(_TS)  # next try after a transient failure
+    not_before: Mapped[datetime | None] = mapped_column(_TS)  # next try after a transient failure (wall clock)
     event_id: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
 

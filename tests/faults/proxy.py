@@ -43,7 +43,11 @@ class FaultProxy:
         """An answer instead of Synapse's (DROP: no answer at all), or None to forward."""
         return None
 
+    async def delay(self, request: web.Request) -> None:
+        """Hold a request before forwarding it (a slow homeserver)."""
+
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        await self.delay(request)
         injected = self.fault(request)
         if injected is not None:
             self.faults[endpoint(request.path)] += 1

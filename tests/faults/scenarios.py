@@ -8,6 +8,8 @@ import asyncio
 import random
 import re
 import sqlite3
+import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from tests.faults.harness import (
     until,
 )
 from tests.faults.proxy import FaultProxy
+from tests.hub_harness import is_notice
+from tests.matrix_helpers import admin_token, delete_room, wait_for_event
 
 ALERT_KINDS = ("alert.admission", "alert.discharge", "handover.setting")
 
@@ -301,3 +305,62 @@ def log_text(path: Path) -> str:
 def tracebacks(path: Path) -> list[str]:
     """Unexpected tracebacks in a hub log (a crash the hub did not expect)."""
     return re.findall(r"Traceback \(most recent call last\):\n(?:.*\n){0,40}?\S.*Error.*", log_text(path))
+
+
+# ------------------------------------------------------------------ poison: one file's room deleted
+
+
+async def room_deleted(world: World, rounds: int = 5) -> Figures:
+    """An administrator deletes one file's room (Synapse admin API) while hospital messages keep
+    coming for it and for another file. The other file's alerts must arrive at their usual
+    latency; every notice for the deleted room is dead-lettered and reported to the referent."""
+    hub = world.hub
+    gp = await hub.client("gp")
+    _ref, poisoned_room = await hub.open_case(desk=world.desk_id, text='!new "Rose Poison" --id CHU-X:POISON01')
+    healthy = Hospital(world.mllp_port)
+    poisoned = Hospital(world.mllp_port, patient_id="POISON01", prefix="PSN")
+
+    async def one_alert() -> float:
+        healthy.add(1)
+        kind = "alert.admission" if (healthy.sent - 1) % 2 == 0 else "alert.discharge"
+        started = time.monotonic()
+        await healthy.deliver_all()
+        await wait_for_event(gp, world.room_id, is_notice(kind, hub.bot), 120)
+        return time.monotonic() - started
+
+    before = [await one_alert() for _ in range(rounds)]
+    await delete_room(world.synapse, await admin_token(world.synapse), poisoned_room)
+    during = []
+    for _ in range(rounds):
+        poisoned.add(1)
+        await poisoned.deliver_all()  # queued first, for the room that is gone
+        during.append(await one_alert())
+    await until(_nothing_pending(world), "nothing left pending in the outbox", 180)
+    failed = await outbox_failed(world.db)
+    dead = [key for key, _error in failed if key.startswith("alert:")]
+    cm = await hub.client("cm")
+    reports = 0
+    for _ in dead:
+        await wait_for_event(cm, world.desk_id, is_notice("delivery.failed", hub.bot), 120)
+        reports += 1
+    figures = Figures("room deleted by an administrator", alerts_acked=len(healthy.acked) + len(poisoned.acked),
+                      extra={"median_latency_before_s": round(statistics.median(before), 2),
+                             "median_latency_during_s": round(statistics.median(during), 2),
+                             "max_latency_during_s": round(max(during), 2),
+                             "dead_lettered": len(dead), "reported": reports})
+    if len(dead) != 2 * len(poisoned.acked):  # each message: an alert and a setting handover
+        figures.problems.append(f"{len(dead)} dead letters for {len(poisoned.acked)} messages to the deleted room")
+    if statistics.median(during) > 3 * statistics.median(before) + 1.0:
+        figures.problems.append("the other file's alerts slowed down")
+    other = [key for key, _error in failed if not key.startswith("alert:")]
+    if other:
+        figures.problems.append(f"other entries failed: {other}")
+    return figures
+
+
+def _nothing_pending(world: World) -> Any:
+    async def check_() -> bool:
+        async with world.db.unit() as uow:
+            return await uow.outbox.count("pending") == 0
+
+    return check_

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,7 +28,7 @@ from hub.inbound.mllp import frame
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
 from hub.services import cases
-from hub.services.alerts import UNMATCHED_COUNTER, AlertService
+from hub.services.alerts import RECOVER_INTERVAL_S, RECOVER_SETTLE_S, UNMATCHED_COUNTER, AlertService
 from hub.storage.database import Database
 from hub.storage.models import OutboxRow
 from hub.storage.models_alerts import InboundMessageRow
@@ -355,3 +355,20 @@ async def test_peers_outside_the_allow_list_and_idle_connections_are_closed(data
     finally:
         await s.server.stop()
     assert await s.messages() == 0  # unknown person: nothing kept
+
+
+async def test_a_message_acknowledged_but_left_unprocessed_is_recovered_by_the_periodic_job(stack: Stack) -> None:
+    """A database hiccup between the commit (the ACK) and the processing leaves a message
+    `received`: the recovery job (every RECOVER_INTERVAL_S) finishes it, not the next restart."""
+    ghh = await stack.person("test1:PATID1234")
+    raw = sample("ADT-A01-01.hl7")
+    received = await stack.service.receive(parse(raw), raw)  # stored and acknowledged, not processed
+    assert received.pending and await stack.notices(ghh) == []
+    # Right after: it may be being processed by its own connection; the job leaves it alone.
+    assert await stack.service.recover_settled(stack.clock.now()) == 0
+    stack.clock.advance(timedelta(seconds=RECOVER_SETTLE_S + 1))
+    assert await stack.service.recover_settled(stack.clock.now()) == 1
+    kinds = [n["kind"] for n in await stack.notices(ghh)]
+    assert kinds == ["alert.admission", "handover.setting"]
+    assert await stack.service.recover_settled(stack.clock.now()) == 0  # once only
+    assert RECOVER_INTERVAL_S <= 60  # "within a minute"
