@@ -7,6 +7,7 @@ deal with exceptions, split into transient (retry later) and permanent ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -90,7 +91,8 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ClientConnectionError | TimeoutError | ConnectionError)
 
 
-def _status_of(response: Any) -> int | None:
+def http_status_of(response: Any) -> int | None:
+    """The HTTP status of the answer behind a nio response (None when there was none)."""
     transport = getattr(response, "transport_response", None)
     status = getattr(transport, "status", None)
     return status if isinstance(status, int) else None
@@ -98,7 +100,7 @@ def _status_of(response: Any) -> int | None:
 
 def _check(response: Any, what: str) -> Any:
     if isinstance(response, ErrorResponse):
-        code, status = response.status_code, _status_of(response)
+        code, status = response.status_code, http_status_of(response)
         cls = TransientError if transient_answer(status, code) else MatrixError
         raise cls(what, code, response.retry_after_ms, status)
     return response
@@ -182,6 +184,7 @@ class BotClient:
         self.connected = False
         self._room_version: str | None = None
         self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
+        self._share_lock = asyncio.Lock()
 
     @property
     def user_id(self) -> str:
@@ -259,11 +262,13 @@ class BotClient:
                         continue
                     raise TransientError("sync", resp.status_code)
                 assert isinstance(resp, SyncResponse)
+                # nio has taken the bot's rooms from this answer: they are known even if handling
+                # the events fails below (and the batch is replayed).
+                self.connected = True
+                self.synced_once.set()
                 await self._crypto_housekeeping()
                 await handle(resp)
                 token = resp.next_batch
-                self.connected = True
-                self.synced_once.set()
                 backoff = 1.0
             except (ClientConnectionError, TimeoutError, TransientError) as exc:
                 self.connected = False
@@ -396,9 +401,14 @@ class BotClient:
             await self.api.keys_query()
         if self.trust is not None:
             await self.trust.apply(self.api, room_id)  # blacklists devices the policy excludes
+        # Sends to several rooms run at once (the outbox's lanes); room key shares are made one at
+        # a time so two rooms never claim one-time keys for the same devices together.
+        olm = self.api.olm
+        sharing = olm is not None and olm.should_share_group_session(room_id)
         try:
-            resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
-                                            ignore_unverified_devices=True)
+            async with self._share_lock if sharing else contextlib.nullcontext():
+                resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
+                                                ignore_unverified_devices=True)
         except Exception as exc:
             # nio marks the room "sharing a group session" before keys/claim and clears the mark
             # only after it: a failed claim (429 — which nio cannot even parse —, connection lost)

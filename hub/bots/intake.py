@@ -29,7 +29,7 @@ from nio import (
     SyncResponse,
 )
 
-from hub.bots.client import BotClient, is_transient
+from hub.bots.client import BotClient, TransientError, http_status_of, is_transient, transient_answer
 from hub.commands.dispatcher import Dispatcher
 from hub.metrics import Metrics
 from hub.services.desks import adopt_desk
@@ -148,7 +148,10 @@ class Intake:
             resp = await self.client.api.room_messages(room_id, start=start, end=since,
                                                        direction=MessageDirection.back, limit=BACKFILL_PAGE)
             if not isinstance(resp, RoomMessagesResponse):
-                log.warning("back-fill of %s failed (%s)", room_id, getattr(resp, "status_code", "?"))
+                code, status = getattr(resp, "status_code", None), http_status_of(resp)
+                if transient_answer(status, code):  # the batch is replayed, the gap filled then
+                    raise TransientError("back-fill", code, getattr(resp, "retry_after_ms", None), status)
+                log.warning("back-fill of %s refused (%s %s): events may be missed", room_id, status, code)
                 break
             chunks.extend(resp.chunk)
             if not resp.chunk or resp.end in (None, start):

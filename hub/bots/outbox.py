@@ -112,16 +112,17 @@ class OutboxWorker:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
+                next_retry: float | None = 2.0
                 try:
                     started = await self._start_lanes()
                     next_retry = await self._next_retry_in()
                 except Exception as exc:  # the database away: try again shortly
                     log.warning("outbox paused (%s)", error_label(exc))
-                    started, next_retry = 0, 2.0
-                if not started and not self._lanes:
-                    self.idle.set()
+                    started = 0
+                if not started and not self._lanes and next_retry is None:
+                    self.idle.set()  # nothing pending at all
                 try:
-                    await asyncio.wait_for(self._wake.wait(), min(5.0, next_retry))
+                    await asyncio.wait_for(self._wake.wait(), min(5.0, next_retry or 5.0))
                 except TimeoutError:
                     pass
                 self.idle.clear()
@@ -130,11 +131,12 @@ class OutboxWorker:
                 task.cancel()
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
 
-    async def _next_retry_in(self) -> float:
+    async def _next_retry_in(self) -> float | None:
+        """Seconds until the earliest lane waiting on a retry is due; None when none waits."""
         async with self.db.unit() as uow:
             when = await uow.outbox.next_retry_at()
         if when is None:
-            return 5.0
+            return None
         return max(0.05, (when - _wall()).total_seconds())
 
     async def _start_lanes(self) -> int:
