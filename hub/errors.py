@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hub.domain.errors import DomainError
 
-__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "RoomGone", "SchemaError"]
+__all__ = ["ConfigError", "DomainError", "KeyShareFailed", "MatrixError", "RelaisError", "RoomGone", "SchemaError",
+           "TransientError"]
 
 
 class RelaisError(Exception):
@@ -31,6 +32,18 @@ class MatrixError(RelaisError):
         self.errcode = errcode
         self.retry_after_ms = retry_after_ms
         self.http_status = http_status  # None when no HTTP answer was read
+
+
+class TransientError(MatrixError):
+    """Try again later: homeserver away, rate limited, room not yet synced."""
+
+
+class KeyShareFailed(TransientError):
+    """A room key share did not reach the homeserver for every device: the outbound session was
+    discarded and the send must be tried again (hub/bots/client.py)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, None)
 
 
 class RoomGone(MatrixError):

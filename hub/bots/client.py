@@ -34,7 +34,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig
-from hub.errors import MatrixError, RoomGone
+from hub.errors import KeyShareFailed, MatrixError, RoomGone, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -56,17 +56,6 @@ SYNC_FILTER: dict[str, Any] = {
 
 #: How long one /sync waits for news: a quiet hub handles a sync at least this often.
 SYNC_LONG_POLL_MS = 30_000
-
-
-class TransientError(MatrixError):
-    """Try again later: homeserver away, rate limited, room not yet synced."""
-
-
-class KeyShareFailed(TransientError):
-    """A room key share did not reach the homeserver for every device (see _RateLimitedClient)."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what, None)
 
 
 def transient_answer(http_status: int | None, errcode: str | None) -> bool:

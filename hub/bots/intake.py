@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from nio import (
     InviteMemberEvent,
@@ -29,8 +30,8 @@ from nio import (
     SyncResponse,
 )
 
-from hub.bots.client import BotClient, TransientError, http_status_of, is_transient, transient_answer
-from hub.commands.dispatcher import Dispatcher
+from hub.bots.client import BotClient, http_status_of, is_transient, transient_answer
+from hub.errors import TransientError
 from hub.metrics import Metrics
 from hub.services.desks import adopt_desk
 from hub.storage.database import Database
@@ -53,6 +54,14 @@ class EventsFailed(Exception):
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
 
 
+class Commands(Protocol):
+    """What intake hands each text message to (the command dispatcher, built in app.py)."""
+
+    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
+        """True when the message was a command for us that got an answer now."""
+        ...
+
+
 def membership_change(sender: str, user: str, membership: str, prev: str | None) -> str:
     """What happened to `user`: left | declined (on their own), kicked | banned (by someone else,
     the bot's own removals included), or the new membership (join, invite)."""
@@ -66,7 +75,7 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
 
 
 class Intake:
-    def __init__(self, db: Database, client: BotClient, dispatcher: Dispatcher,
+    def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
                  desk_people: dict[str, str], metrics: Metrics | None = None) -> None:
         self.db = db
         self.client = client

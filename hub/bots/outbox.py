@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.bots import attachments, content
-from hub.bots.client import BotClient, TransientError, is_transient
+from hub.bots.client import BotClient, is_transient
 from hub.bots.render import render
 from hub.clock import Clock
-from hub.errors import MatrixError, RoomGone
+from hub.errors import MatrixError, RoomGone, TransientError
 from hub.i18n.catalog import Catalog
 from hub.metrics import Metrics
 from hub.services.outbox import dead_letter

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from hub.commands.parser import CommandSpec, Invocation
 from hub.domain.caseload import Limits
-from hub.domain.effects import Notify
+from hub.domain.effects import Effect, Notify
 from hub.domain.persons import Person
 from hub.storage.database import UnitOfWork
 
@@ -44,3 +46,16 @@ class Ctx:
 
     def reply(self, message: str, **params: Any) -> Notify:
         return Notify("command.reply", self.case_ref, message, params, room_id=self.room_id)
+
+
+Handler = Callable[[Ctx, Invocation], Awaitable[list[Effect]]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One entry of the command table: what the user types (`spec`) and what runs it.
+
+    `handler` is None for `!help` alone: the dispatcher answers it from the table it holds."""
+
+    spec: CommandSpec
+    handler: Handler | None

@@ -18,7 +18,6 @@ from hub.commands.registry import Registry
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
-from hub.domain.team import Role
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -137,11 +136,7 @@ class Dispatcher:
         assert person is not None
         if not person.is_open:
             raise DomainError("error.case_closed", case=person.case_ref)
-        managers = {person.referent} | {
-            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
-            if m.role is Role.CASE_MANAGER
-        }
-        if ctx.sender not in managers:
+        if ctx.sender not in team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent):
             raise DomainError("error.not_allowed")
 
     def _help(self, ctx: Ctx, scope: Scope) -> Notify:

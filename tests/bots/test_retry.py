@@ -7,9 +7,9 @@ import itertools
 import pytest
 from aiohttp import ClientConnectionError, ServerDisconnectedError
 
-from hub.bots.client import TransientError, is_transient, transient_answer
+from hub.bots.client import is_transient, transient_answer
 from hub.bots.outbox import RetryPolicy, error_label
-from hub.errors import MatrixError, RoomGone
+from hub.errors import MatrixError, RoomGone, TransientError
 
 
 @pytest.mark.parametrize(("status", "errcode", "transient"), [
