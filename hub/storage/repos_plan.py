@@ -15,6 +15,7 @@ from hub.domain.plan import ItemStatus, PlanItem
 from hub.domain.team import Role
 from hub.storage.models import MemberRow, OutboxRow, PersonRow
 from hub.storage.models_plan import EvaluationDueRow, EvaluationRow, PlanItemRow, SentPromptRow
+from hub.storage.repositories import lane_of
 
 
 def _aware(value: datetime) -> datetime:
@@ -265,6 +266,7 @@ class PlanRepo:
         `sent_prompts` row, whose unique (case, occasion) was checked in the same transaction.
         """
         params = [{"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
-                   "state": "pending", "attempts": 0} for key, ref, payload in entries]
+                   "state": "pending", "attempts": 0, "lane": lane_of("notify", ref, payload)}
+                  for key, ref, payload in entries]
         if params:
             await self.s.execute(insert(OutboxRow), params)

@@ -180,6 +180,12 @@ async def test_a_poisoned_event_does_not_stop_the_next_command(hub: Hub) -> None
 
     first = await wait_for_event(cm, desk, is_notice("command.reply", hub.bot), timeout=60)
     assert kind_of(first) == "command.reply"
+
+    async def set_aside() -> bool:
+        async with relais.db.unit() as uow:
+            return await uow.intake_dead.count() > 0
+
+    await until(set_aside, "the invite set aside", 60)
     async with relais.db.unit() as uow:
         dead = await uow.intake_dead.entries()
     assert dead == [(f"invite:{created.room_id}", created.room_id, "MatrixError", 3)]
