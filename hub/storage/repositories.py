@@ -6,8 +6,9 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from hub.domain.persons import Identifier, Person
 from hub.domain.settings import Setting
@@ -247,6 +248,11 @@ class OutboxEntry:
         self.created_at = _aware(row.created_at) or row.created_at
 
 
+def cause_of(key: str) -> str:
+    """What enqueued an entry: its key without the effect's index (`cmd:$event`, `alert:12`)."""
+    return key.rsplit(":", 1)[0]
+
+
 def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lane: str | None = None) -> str:
     """The lane of an outbox entry: the room it acts in, named before the room exists.
 
@@ -264,7 +270,12 @@ def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lan
 
 
 class OutboxRepo:
-    """The durable queue of Matrix actions, ordered within a lane (one room), not globally."""
+    """The durable queue of Matrix actions, ordered within a lane (one room), not globally.
+
+    The effects of one cause (a command, a hospital message) also keep their order across lanes —
+    `!new` answers in the desk once the file's room is made and its referent invited — and an
+    entry waits for nothing else, so a room that fails delays only its own lane and the rest of
+    its own cause (until that entry is done or set aside)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
@@ -277,7 +288,8 @@ class OutboxRepo:
             return False
         room_lane = await self._room_lane(str(payload["room_id"])) if payload.get("room_id") else None
         self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload, created_at=now,
-                             state="pending", attempts=0, lane=lane_of(action, case_ref, payload, room_lane)))
+                             state="pending", attempts=0, lane=lane_of(action, case_ref, payload, room_lane),
+                             cause=cause_of(key)))
         await self.s.flush()
         return True
 
@@ -304,27 +316,33 @@ class OutboxRepo:
         return (select(func.min(OutboxRow.id).label("id")).where(OutboxRow.state == "pending")
                 .group_by(OutboxRow.lane).subquery())
 
+    @staticmethod
+    def _free() -> Any:
+        """No earlier entry of the same cause is still pending."""
+        earlier = aliased(OutboxRow)
+        return ~exists().where(earlier.state == "pending", earlier.cause == OutboxRow.cause, earlier.id < OutboxRow.id)
+
+    @staticmethod
+    def _due(now: datetime) -> Any:
+        return (OutboxRow.not_before.is_(None)) | (OutboxRow.not_before <= now)
+
     async def due_heads(self, now: datetime, busy: Collection[str] = (), limit: int = 100) -> list[OutboxEntry]:
-        """The first pending entry of each lane, when it is due and its lane not `busy`; oldest first."""
+        """The first pending entry of each lane, when it is due, free (see the class) and its lane
+        not `busy`; oldest first."""
         heads = self._heads()
-        query = (select(OutboxRow).join(heads, heads.c.id == OutboxRow.id)
-                 .where((OutboxRow.not_before.is_(None)) | (OutboxRow.not_before <= now)))
+        query = select(OutboxRow).join(heads, heads.c.id == OutboxRow.id).where(self._due(now), self._free())
         if busy:
             query = query.where(OutboxRow.lane.not_in(list(busy)))
         result = await self.s.execute(query.order_by(OutboxRow.id).limit(limit))
         return [OutboxEntry(r) for r in result.scalars()]
 
     async def head_of(self, lane: str, now: datetime) -> OutboxEntry | None:
-        """The first pending entry of `lane` if it is due; None when the lane is empty or waiting."""
-        result = await self.s.execute(
-            select(OutboxRow).where(OutboxRow.state == "pending", OutboxRow.lane == lane)
-            .order_by(OutboxRow.id).limit(1)
-        )
+        """The first pending entry of `lane` if it is due and free; None when the lane is empty or waits."""
+        first = (select(func.min(OutboxRow.id)).where(OutboxRow.state == "pending", OutboxRow.lane == lane)
+                 .scalar_subquery())
+        result = await self.s.execute(select(OutboxRow).where(OutboxRow.id == first, self._due(now), self._free()))
         row = result.scalar_one_or_none()
-        if row is None:
-            return None
-        due = _aware(row.not_before)
-        return OutboxEntry(row) if due is None or due <= now else None
+        return None if row is None else OutboxEntry(row)
 
     async def next_retry_at(self) -> datetime | None:
         """When the earliest lane waiting on a retry is due again."""

@@ -117,3 +117,26 @@ async def test_intake_dead_letters_keep_ids_and_an_error_class(database: Databas
     async with database.unit() as uow:
         assert await uow.intake_dead.has("$ev") and not await uow.intake_dead.has("$other")
         assert await uow.intake_dead.entries() == [("$ev", "!r:x", "MatrixError", 3)]
+
+
+async def test_one_cause_keeps_its_order_across_rooms(database: Database) -> None:
+    """`!new` answers in the desk only once the file's room is made and the referent invited."""
+    async with database.unit() as uow:
+        await uow.persons.add(Person("R-2026-0003", "Jeanne Dupont", "@cm:x", NOW))
+        await enqueue(uow, "cmd:$new", [CreateRoom("R-2026-0003"), Invite("R-2026-0003", "@cm:x"),
+                                        Notify("command.reply", "R-2026-0003", "reply.new", desk="@cm:x")], NOW)
+        await enqueue(uow, "cmd:$help", [Notify("command.reply", "", "reply.help", desk="@cm:x")], NOW)
+    async with database.unit() as uow:
+        heads = [h.key for h in await uow.outbox.due_heads(NOW)]
+        desk = await uow.outbox.head_of("desk:@cm:x", NOW)
+        create = await uow.outbox.head_of("case:R-2026-0003", NOW)
+        assert create is not None
+        await uow.outbox.done(create.id, "!r:x")
+        invite = await uow.outbox.head_of("case:R-2026-0003", NOW)
+        assert invite is not None
+        await dead_letter(uow, invite, "MatrixError 403 M_FORBIDDEN", NOW)
+    async with database.unit() as uow:
+        released = await uow.outbox.head_of("desk:@cm:x", NOW)
+    assert heads == ["cmd:$new:0"]  # the desk's reply waits for the room; the later !help waits behind it
+    assert desk is None
+    assert released is not None and released.key == "cmd:$new:2"  # done or set aside, the cause moves on

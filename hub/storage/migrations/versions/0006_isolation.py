@@ -1,4 +1,4 @@
-"""Failure isolation: outbox lanes (one per room) and the intake's dead letters
+"""Failure isolation: outbox lanes (one per room) and causes, the intake's dead letters
 
 Revision ID: 0006
 Revises: 0005
@@ -23,7 +23,9 @@ _TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("lane", sa.String(length=300), nullable=True))
+        batch.add_column(sa.Column("cause", sa.String(length=128), nullable=True))
     op.create_index("ix_outbox_lane", "outbox", ["state", "lane", "id"])
+    op.create_index("ix_outbox_cause", "outbox", ["cause", "state", "id"])
     _backfill_lanes()
     op.create_table(
         "intake_dead_letters",
@@ -39,11 +41,11 @@ def upgrade() -> None:
 def _backfill_lanes() -> None:
     """Entries still pending get the lane the new code would give them (hub/storage/repositories.py)."""
     bind = op.get_bind()
-    rows = bind.execute(sa.text("SELECT id, action, case_ref, payload FROM outbox WHERE state = 'pending'"))
-    for entry_id, action, case_ref, payload in list(rows):
+    rows = bind.execute(sa.text("SELECT id, key, action, case_ref, payload FROM outbox WHERE state = 'pending'"))
+    for entry_id, key, action, case_ref, payload in list(rows):
         data: dict[str, Any] = json.loads(payload) if isinstance(payload, str) else dict(payload or {})
-        lane = _lane(action, case_ref, data)
-        bind.execute(sa.text("UPDATE outbox SET lane = :lane WHERE id = :id"), {"lane": lane, "id": entry_id})
+        bind.execute(sa.text("UPDATE outbox SET lane = :lane, cause = :cause WHERE id = :id"),
+                     {"lane": _lane(action, case_ref, data), "cause": str(key).rsplit(":", 1)[0], "id": entry_id})
 
 
 def _lane(action: str, case_ref: str | None, payload: dict[str, Any]) -> str:
@@ -59,6 +61,8 @@ def _lane(action: str, case_ref: str | None, payload: dict[str, Any]) -> str:
 
 def downgrade() -> None:
     op.drop_table("intake_dead_letters")
+    op.drop_index("ix_outbox_cause", table_name="outbox")
     op.drop_index("ix_outbox_lane", table_name="outbox")
     with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("cause")
         batch.drop_column("lane")
