@@ -67,6 +67,9 @@ async def scenarios(tmp: Path, cycles: int, hs_rounds: int, poison_rounds: int) 
             try:
                 await world.setup(homeserver=homeserver)
                 figures = await coro_factory(world)
+            except AssertionError as exc:  # a scenario that never settled: a figure, not a crash of the bench
+                figures = Figures(name, problems=[str(exc)])
+                print(f"{name}: {exc}\n--- hub log ---\n{world.relais.tail(200)}", flush=True)
             finally:
                 await world.close()
             figures.extra["seconds"] = round(time.monotonic() - started)

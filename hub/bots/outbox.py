@@ -2,7 +2,8 @@
 
 Entries are done in order within their lane — one room: a person's room from its creation on,
 a desk, another room — and lanes proceed independently, several at once (up to a bound), the
-way Synapse's federation sender keeps one queue per destination. Each entry keeps its own retry
+way Synapse's federation sender keeps one queue per destination. The effects of one cause (a
+command, a hospital message) also keep their order across lanes (hub/storage/repositories.py). Each entry keeps its own retry
 state: a transient failure (429, 5xx, timeout, lost connection) holds that entry, and the rest of
 its lane, until a next try chosen by exponential backoff with jitter; a permanent failure (any
 other 4xx, a room that is gone), or an entry still failing after its maximum age while the
