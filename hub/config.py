@@ -136,7 +136,7 @@ class OutboxConfig(_Section):
     """How the outbox retries (per entry, per room); see hub/bots/outbox.py."""
 
     concurrency: int = Field(default=8, ge=1, le=64)  # rooms served at once
-    retry_cap_s: float = Field(default=300.0, ge=1.0)  # longest wait between two tries of one entry
+    retry_cap_s: float = Field(default=60.0, ge=1.0)  # longest wait between two tries of one entry
     # An entry still failing this long after it was enqueued, while the homeserver answers, is
     # dead-lettered and its file's referent told (a homeserver outage only delays notices).
     max_age_s: float = Field(default=3600.0, ge=10.0)

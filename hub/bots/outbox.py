@@ -3,12 +3,13 @@
 Entries are done in order within their lane — one room: a person's room from its creation on,
 a desk, another room — and lanes proceed independently, several at once (up to a bound), the
 way Synapse's federation sender keeps one queue per destination. The effects of one cause (a
-command, a hospital message) also keep their order across lanes (hub/storage/repositories.py). Each entry keeps its own retry
-state: a transient failure (429, 5xx, timeout, lost connection) holds that entry, and the rest of
-its lane, until a next try chosen by exponential backoff with jitter; a permanent failure (any
-other 4xx, a room that is gone), or an entry still failing after its maximum age while the
-homeserver answers, is dead-lettered and the file's referent is told (`delivery.failed`). So one
-room that can never be reached delays only its own notices.
+command, a hospital message) also keep their order across lanes (hub/storage/repositories.py).
+Each entry keeps its own retry state: a transient failure (429, 5xx, timeout, lost connection)
+holds that entry, and the rest of its lane, until a next try chosen by exponential backoff with
+jitter (all are tried at once when the homeserver answers again after an outage); a permanent
+failure (any other 4xx, a room that is gone), or an entry still failing after its maximum age
+while the homeserver answers, is dead-lettered and the file's referent is told
+(`delivery.failed`). So one room that can never be reached delays only its own notices.
 
 An attempt to create a room is counted (committed) before the request, so after a crash an
 interrupted creation looks for the room it may have made — once the first sync has shown the
@@ -57,7 +58,7 @@ class RetryPolicy:
 
     concurrency: int = 8
     base_s: float = 0.5
-    cap_s: float = 300.0
+    cap_s: float = 60.0
     max_age_s: float = 3600.0
 
     def delay(self, attempts: int, retry_after_s: float | None = None,
@@ -110,11 +111,21 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        # Before the first sync nio knows no room: every send would fail, and count as a try.
+        waits = [asyncio.create_task(self.client.synced_once.wait(), name="outbox-first-sync"),
+                 asyncio.create_task(self._stopping.wait(), name="outbox-stopping")]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        connected = True
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
                 next_retry: float | None = 2.0
                 try:
+                    if self.client.connected and not connected:
+                        await self._homeserver_back()
+                    connected = self.client.connected
                     started = await self._start_lanes()
                     next_retry = await self._next_retry_in()
                 except Exception as exc:  # the database away: try again shortly
@@ -131,6 +142,14 @@ class OutboxWorker:
             for task in self._lanes.values():
                 task.cancel()
             await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+
+    async def _homeserver_back(self) -> None:
+        """The homeserver answers again after an outage: every lane waiting on a retry goes now,
+        instead of at the end of a backoff that grew while it was away."""
+        async with self.db.unit() as uow:
+            count = await uow.outbox.retry_all_now()
+        if count:
+            log.info("homeserver back: %d outbox entries retried now", count)
 
     async def _next_retry_in(self) -> float | None:
         """Seconds until the earliest lane waiting on a retry is due; None when none waits."""

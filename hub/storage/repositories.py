@@ -388,6 +388,13 @@ class OutboxRepo:
             values["attempts"] = OutboxRow.attempts + 1
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == entry_id).values(**values))
 
+    async def retry_all_now(self) -> int:
+        """Every entry waiting on a retry is due now; returns how many."""
+        result = await self.s.execute(update(OutboxRow).where(OutboxRow.state == "pending",
+                                                              OutboxRow.not_before.is_not(None))
+                                      .values(not_before=None))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def event_id_of(self, key: str) -> str | None:
         result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == key))
         return result.scalar_one_or_none()

@@ -62,6 +62,13 @@ async def test_a_room_waiting_for_a_retry_holds_only_its_own_lane(database: Data
     assert later is not None and later.key == "open:1:0" and later.attempts == 1
     assert retry_at == NOW + timedelta(seconds=30)
     assert "case:R-2026-0001" not in busy and "desk:@cm:x" in busy
+    # The homeserver answers again after an outage: what waited on a retry goes now.
+    async with database.unit() as uow:
+        assert await uow.outbox.retry_all_now() == 1
+    async with database.unit() as uow:
+        now_due = await uow.outbox.head_of("case:R-2026-0002", NOW)
+        assert await uow.outbox.next_retry_at() is None
+    assert now_due is not None and now_due.attempts == 1  # the try stays counted
 
 
 async def test_a_dead_letter_keeps_no_content_and_tells_the_referent_in_their_desk(database: Database) -> None:
