@@ -6,32 +6,64 @@ with one line naming the key path instead of being silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
 
 _PLACEHOLDERS = {"", "…", "...", "changeme", "change-me", "secret", "password", "xxx"}
+#: A bearer token guards the hospitals' door: shorter than this, it can be guessed (issue 17).
+MIN_FHIR_TOKEN = 32
 
 
-def _refuse_placeholder(value: str | None) -> str | None:
-    if value is not None and value.strip().lower() in _PLACEHOLDERS:
+def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
         raise ValueError("is a placeholder: set a real secret (or use the *_file key)")
     return value
 
 
-def _read_secret_file(path: str | None) -> str | None:
+def _read_secret_file(path: str | None) -> SecretStr | None:
     if path is None:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path!r}: {exc.strerror}") from exc
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The secret's text, for the one call that needs it (a login, a token comparison).
+
+    Secrets stay SecretStr everywhere else, so a repr or a log line shows '**********'."""
+    return None if secret is None else secret.get_secret_value()
+
+
+def _check_file(key: str, path: str | None) -> None:
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{key}: {path} is not a readable file")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or a wildcard ("0.0.0.0", "::", "") reaches beyond the machine
 
 
 class _Section(BaseModel):
@@ -41,9 +73,9 @@ class _Section(BaseModel):
 class MatrixConfig(_Section):
     homeserver: str = "http://127.0.0.1:8008"
     user_id: str = Field(pattern=r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-:\[\]]+$")
-    password: str | None = None
+    password: SecretStr | None = None
     password_file: str | None = None
-    access_token: str | None = None
+    access_token: SecretStr | None = None
     access_token_file: str | None = None
     device_name: str = "Relais"
     store_path: str = "var/store"
@@ -77,13 +109,18 @@ class MatrixConfig(_Section):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///var/relais.db"
+    # A file holding the whole URL, password included (e.g. /run/credentials/relais/db_url):
+    # the password stays out of the TOML and out of the process environment.
+    url_file: str | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _driver(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
-        return value
+    @model_validator(mode="after")
+    def _url_from_file(self) -> DatabaseConfig:
+        from_file = reveal(_read_secret_file(self.url_file))
+        if from_file:
+            object.__setattr__(self, "url", from_file)
+        if not self.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("url: must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
+        return self
 
 
 class CareConfig(_Section):
@@ -100,16 +137,52 @@ class CareConfig(_Section):
     def _target_below_max(self) -> CareConfig:
         if self.caseload_target > self.caseload_max:
             raise ValueError("caseload_target: must not exceed caseload_max")
+        both = sorted(set(self.case_managers) & set(self.pilots))
+        if both:  # a pilot sees counts only (SPEC §2): one person cannot be both
+            raise ValueError(f"pilots: {both[0]} is also in case_managers")
         return self
 
 
-class MllpConfig(_Section):
+class TlsFiles(_Section):
+    """PEM files of a listener's certificate: both or neither (SPEC §7)."""
+
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsFiles:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise ValueError(f"{missing}: is required with {'tls_cert' if missing == 'tls_key' else 'tls_key'}")
+        for key in ("tls_cert", "tls_key"):
+            _check_file(key, getattr(self, key))
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+class MllpConfig(TlsFiles):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=2575, ge=0, le=65535)
     max_frame_bytes: int = Field(default=1_048_576, ge=1024)
     idle_timeout_s: float = Field(default=300.0, gt=0)
     allowed_peers: tuple[str, ...] = ()
+    # Mutual TLS: senders must present a certificate issued by this CA (PEM).
+    tls_client_ca: str | None = None
+
+    @model_validator(mode="after")
+    def _guarded(self) -> MllpConfig:
+        _check_file("tls_client_ca", self.tls_client_ca)
+        if self.tls_client_ca is not None and not self.tls:
+            raise ValueError("tls_client_ca: needs tls_cert and tls_key")
+        # HL7 carries names, INS and stays: beyond this machine, encrypt it or name the senders.
+        if self.enabled and not _is_loopback(self.host) and not self.tls and not self.allowed_peers:
+            raise ValueError(f"host: {self.host!r} reaches beyond loopback: set tls_cert and tls_key, "
+                             "or allowed_peers")
+        return self
 
 
 class AlertsConfig(_Section):
@@ -117,18 +190,26 @@ class AlertsConfig(_Section):
     mllp: MllpConfig = MllpConfig()
 
 
-class HttpConfig(_Section):
+class HttpConfig(TlsFiles):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
-    fhir_token: str | None = None
+    fhir_token: SecretStr | None = None
     fhir_token_file: str | None = None
+    # /metrics lives here, apart from the hospitals' door (loopback unless said otherwise).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8091, ge=0, le=65535)
 
     _check_token = field_validator("fhir_token")(_refuse_placeholder)
 
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:
-        object.__setattr__(self, "fhir_token", self.fhir_token or _read_secret_file(self.fhir_token_file))
+        token = self.fhir_token or _read_secret_file(self.fhir_token_file)
+        object.__setattr__(self, "fhir_token", token)
+        if token is not None and len(token.get_secret_value()) < MIN_FHIR_TOKEN:
+            key = "fhir_token" if self.fhir_token_file is None else "fhir_token_file"
+            raise ValueError(f"{key}: is shorter than {MIN_FHIR_TOKEN} characters: "
+                             "use a long random one (e.g. `openssl rand -hex 32`)")
         return self
 
 
@@ -181,6 +262,18 @@ class Config(BaseSettings):
         return (env_settings, init_settings)
 
 
+def secret_source(section: BaseModel, key: str) -> str:
+    """Where the secret `key` of a section came from, for an error message (never its value)."""
+    name = type(section).__name__.removesuffix("Config").lower()
+    env = f"RELAIS_{name.upper()}__{key.upper()}"
+    if os.environ.get(env) or os.environ.get(env.lower()):
+        return f"the environment variable {env}"
+    path = getattr(section, f"{key}_file", None)
+    if path:
+        return f"the file {path} ([{name}] {key}_file)"
+    return f"[{name}] {key} in the configuration file"
+
+
 def _describe(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(root)"
@@ -196,8 +289,41 @@ def _describe(exc: ValidationError) -> ConfigError:
     return ConfigError(key, message)
 
 
+#: Keys holding a file or folder path, in any section (besides a SQLite [database] url).
+_PATH_KEYS = ("_file", "_path", "tls_cert", "tls_key", "tls_client_ca")
+
+
+def _anchor(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    return value
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths written in the file are relative to the file's folder, wherever `relais`
+    is started from (a systemd unit, cron, a shell in another folder): the config and what it
+    names travel together. Paths from RELAIS_* variables keep the working directory, as any
+    path typed in a shell."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out[key] = _anchor_paths(value, base)
+        elif key.endswith(_PATH_KEYS):
+            out[key] = _anchor(value, base)
+        else:
+            out[key] = value
+    database = out.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        url: str = database["url"]
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            out["database"] = {**database, "url": prefix + _anchor(url.removeprefix(prefix), base)}
+    return out
+
+
 def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config:
-    """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key."""
+    """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key.
+    Relative paths in the file (and in `overrides`) are taken from the file's folder."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -208,6 +334,8 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides)
+    if path is not None:
+        data = _anchor_paths(data, Path(path).resolve().parent)
     try:
         return Config(**data)
     except ValidationError as exc:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hub.domain.errors import DomainError
 
-__all__ = ["ConfigError", "DomainError", "KeyShareFailed", "MatrixError", "RelaisError", "RoomGone", "SchemaError",
-           "TransientError"]
+__all__ = ["ConfigError", "DatabaseRefused", "DomainError", "KeyShareFailed", "LoginRefused", "MatrixError",
+           "RelaisError", "RoomGone", "SchemaError", "TransientError"]
 
 
 class RelaisError(Exception):
@@ -52,3 +52,17 @@ class RoomGone(MatrixError):
 
     def __init__(self, what: str) -> None:
         super().__init__(what, "M_ROOM_GONE")
+
+
+class DatabaseRefused(RelaisError):
+    """The database server answered but will not serve us (no such database, wrong password):
+    waiting does not fix it; the message says what the operator does."""
+
+
+class LoginRefused(MatrixError):
+    """The homeserver refused the bot's credentials; the message names the account, the
+    homeserver and where the secret came from."""
+
+    def __init__(self, message: str, errcode: str | None) -> None:
+        super().__init__("login", errcode)
+        self.args = (message,)

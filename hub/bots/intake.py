@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from nio import (
     InviteMemberEvent,
@@ -57,8 +57,12 @@ MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
 class Commands(Protocol):
     """What intake hands each text message to (the command dispatcher, built in app.py)."""
 
-    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
-        """True when the message was a command for us that got an answer now."""
+    async def handle(self, event_id: str, sender: str, room_id: str, content: Mapping[str, Any] | str) -> bool:
+        """True when the message (its whole event content) was a command for us that got an answer now."""
+        ...
+
+    async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
+        """Tell the sender, without content, that a message of theirs could not be read."""
         ...
 
 
@@ -72,6 +76,23 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
     if membership == "ban":
         return "banned"
     return membership
+
+
+def message_content(event: RoomMessageText) -> dict[str, Any]:
+    """The event's whole content (formatted_body, m.mentions, m.relates_to, m.new_content):
+    nio's RoomMessageText keeps only some fields; its `source` keeps them all."""
+    content = (event.source or {}).get("content")
+    if isinstance(content, dict) and isinstance(content.get("body"), str):
+        return content
+    return {"msgtype": "m.text", "body": event.body, "format": event.format,
+            "formatted_body": event.formatted_body}
+
+
+def thread_of(event: MegolmEvent) -> str | None:
+    """The thread an encrypted event belongs to: its relation travels in clear (Matrix spec)."""
+    relation = ((event.source or {}).get("content") or {}).get("m.relates_to") or {}
+    root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+    return root if isinstance(root, str) else None
 
 
 class Intake:
@@ -93,7 +114,7 @@ class Intake:
         self.advanced_at = time.monotonic()
 
     async def stored_token(self) -> str | None:
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             self._since = await uow.kv.get(SYNC_TOKEN_KEY)
         return self._since
 
@@ -101,7 +122,7 @@ class Intake:
         failed = 0
         for room_id, info in resp.rooms.invite.items():
             key = f"invite:{room_id}"
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 # A pending invite comes again with every full-state sync (each start).
                 if await uow.intake_dead.has(key):
                     continue
@@ -174,7 +195,7 @@ class Intake:
 
     async def _on_event(self, room_id: str, event: object) -> None:
         if isinstance(event, RoomMessageText):
-            if await self.dispatcher.handle(event.event_id, event.sender, room_id, event.body):
+            if await self.dispatcher.handle(event.event_id, event.sender, room_id, message_content(event)):
                 self.commands_handled += 1
                 if self.metrics is not None:
                     self.metrics.commands.labels(outcome="answered").inc()
@@ -206,6 +227,7 @@ class Intake:
             elif time.monotonic() - since > UNDECRYPTABLE_PATIENCE_S:
                 log.warning("giving up on an undecryptable event in %s", room_id)
                 del self._undecrypted[event_id]
+                await self.dispatcher.undecryptable(event_id, event.sender, room_id, thread_of(event))
 
     async def _on_invite(self, room_id: str, state: list[object]) -> None:
         for event in state:
@@ -217,7 +239,38 @@ class Intake:
             if role is None or not event.content.get("is_direct"):
                 log.info("ignoring an invite to %s", room_id)
                 return
-            await self.client.join(room_id)
+            await self.client.join(room_id)  # a room's state is readable by its members only
+            refusal = desk_refusal(await self.client.room_state(room_id), self.client.user_id, event.sender)
+            if refusal is not None:
+                log.warning("left %s instead of adopting it as a desk: %s", room_id, refusal)
+                await self.client.leave(room_id)  # the person keeps the desk they have
+                return
             await adopt_desk(self.db, event.sender, role, room_id)
             log.info("joined a desk opened by a configured %s", role)
             return
+
+
+#: Join rules under which nobody enters without an invite.
+_CLOSED_JOIN_RULES = ("invite", "knock")
+
+
+def desk_refusal(state: list[dict[str, Any]], bot: str, owner: str) -> str | None:
+    """Why this room cannot become `owner`'s desk, or None when it can (SPEC §3, issue 17): it
+    must be end-to-end encrypted (megolm), invite-only, and hold exactly the bot and its owner
+    (joined, invited or knocking counts)."""
+    by_type: dict[str, dict[str, Any]] = {}
+    members: dict[str, str] = {}
+    for event in state:
+        content = event.get("content") or {}
+        if event.get("type") == "m.room.member":
+            members[str(event.get("state_key"))] = str(content.get("membership"))
+        elif event.get("state_key") == "":
+            by_type[str(event.get("type"))] = content
+    if by_type.get("m.room.encryption", {}).get("algorithm") != "m.megolm.v1.aes-sha2":
+        return "not end-to-end encrypted"
+    if by_type.get("m.room.join_rules", {}).get("join_rule", "invite") not in _CLOSED_JOIN_RULES:
+        return "not invite-only"
+    present = {user for user, membership in members.items() if membership in ("join", "invite", "knock")}
+    if present != {bot, owner} or members.get(owner) != "join":
+        return f"{len(present)} members instead of the bot and its owner"
+    return None

@@ -26,6 +26,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from hub.bots import attachments, content
@@ -153,7 +154,7 @@ class OutboxWorker:
 
     async def _next_retry_in(self) -> float | None:
         """Seconds until the earliest lane waiting on a retry is due; None when none waits."""
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             when = await uow.outbox.next_retry_at()
         if when is None:
             return None
@@ -163,7 +164,7 @@ class OutboxWorker:
         room = self.policy.concurrency - len(self._lanes)
         if room <= 0:
             return 0
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             heads = await uow.outbox.due_heads(_wall(), busy=set(self._lanes), limit=room)
         for head in heads:
             task = asyncio.create_task(self._serve(head.lane), name=f"outbox-lane-{head.id}")
@@ -174,7 +175,7 @@ class OutboxWorker:
         """Do a lane's due entries in order; stop when it is empty or waits for a retry."""
         try:
             while not self._stopping.is_set():
-                async with self.db.unit() as uow:
+                async with self.db.read() as uow:
                     entry = await uow.outbox.head_of(lane, _wall())
                 if entry is None or not await self.attempt(entry):
                     break
@@ -194,7 +195,7 @@ class OutboxWorker:
         """Every due entry of every lane, now, one lane after another (for tests and tools)."""
         progressed = False
         while True:
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 heads = await uow.outbox.due_heads(_wall())
             if not heads:
                 return progressed
@@ -255,8 +256,11 @@ class OutboxWorker:
         if room_id:
             return str(room_id)
         if entry.payload.get("desk"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
+                open_desk = desk_room is not None or await uow.desks.exists(entry.payload["desk"])
+            if not open_desk:  # closed: its owner is no longer configured (never waits forever)
+                raise MatrixError("the desk was closed", "M_DESK_CLOSED")
             if desk_room is None:
                 # The desk's creation comes first in this lane: done, it would have set the room.
                 raise RoomGone("no desk room (its creation failed)")
@@ -265,7 +269,7 @@ class OutboxWorker:
         known = self._rooms.get(ref)
         if known is not None:
             return known
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             person = await uow.persons.get(ref)
         if person is None or person.room_id is None:
             # The room's creation comes first in this lane: done, it would have set the room.
@@ -291,6 +295,9 @@ class OutboxWorker:
         if entry.action == "send_file":
             txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
             return await attachments.send_file(self.db, self.client, entry, room_id, txn)
+        if entry.action == "leave":
+            await self.client.leave(room_id)
+            return None
         if entry.action == "move_power":
             await self._move_power(room_id, payload["from_user"], payload["to_user"])
             return None
@@ -318,10 +325,13 @@ class OutboxWorker:
 
     async def _create_desk(self, entry: OutboxEntry) -> str:
         owner = entry.payload["user_id"]
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             existing = await uow.desks.room_of(owner)
+            still_open = existing is not None or await uow.desks.exists(owner)
         if existing:
             return existing
+        if not still_open:
+            raise MatrixError("the desk was closed before it was created", "M_DESK_CLOSED")
         await self._after_first_sync(entry)
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, {"desk": owner}) if entry.attempts else None
         if room_id is None:
@@ -341,12 +351,23 @@ class OutboxWorker:
 
     async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
         payload: dict[str, Any] = entry.payload
-        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
-                      payload.get("params") or {}, tuple(payload.get("mentions") or ()))
+        wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c  # noqa: E731
         if payload.get("replaces"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 original = await uow.outbox.event_id_of(payload["replaces"])
             if original:
-                body = content.replacement(original, body)
+                wrap = partial(_replacing, original)
+        elif payload.get("thread_root"):
+            wrap = partial(_threaded, payload["thread_root"], payload.get("in_reply_to"))
+        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
+                      payload.get("params") or {}, tuple(payload.get("mentions") or ()), room_id=room_id, wrap=wrap)
         txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
         return await self.client.send(room_id, body, txn)
+
+
+def _replacing(original: str, body: dict[str, Any]) -> dict[str, Any]:
+    return content.replacement(original, body)
+
+
+def _threaded(root: str, reply_to: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    return content.in_thread(body, root, reply_to)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from hub.commands.context import Command, Ctx
@@ -33,10 +34,15 @@ async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
             and successor not in (settings.bot_user, inv.args["user"])
             and not await ctx.directory.user_exists(successor)):
         raise DomainError("error.unknown_user", user=successor)
-    return await handovers.remove_member(
+    leaver = team.find(await ctx.uow.team.members(ctx.case_ref), inv.args["user"])
+    effects = await handovers.remove_member(
         ctx.uow, _person(ctx), inv.args["user"], successor, inv.opts["reason"], organisation=inv.opts["org"],
         by=ctx.sender, now=ctx.now, allowed_servers=settings.allowed_servers, bot_user=settings.bot_user,
     )
+    # After the handover's own rules (their refusals come first); raising here rolls the unit back.
+    if successor is not None and leaver is not None:  # the successor takes the leaver's role
+        team.check_eligible(successor, leaver.role, case_managers=settings.case_managers, pilots=settings.pilots)
+    return effects
 
 
 async def transfer(ctx: Ctx, inv: Invocation) -> list[Effect]:
@@ -72,10 +78,16 @@ def _section_lines(name: str, section: Section) -> list[dict[str, Any]]:
     return lines
 
 
+def _as_of(day: date | None) -> dict[str, Any] | str:
+    return "" if day is None else {"key": "report.as_of", "params": {"date": day.isoformat()}}
+
+
 async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
     p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.now.date(),
                                      case_managers=ctx.settings.case_managers, limits=ctx.settings.limits)
+    today = ctx.now.date()
     blocks = [{"key": "report.section", "params": {"title": {"key": f"report.title.{name}"},
+                                                   "as_of": _as_of(report.as_of(name, p, today)),
                                                    "lines": _section_lines(name, section)}}
               for name, section in sections.items()]
     return [Notify("command.reply", "", "report.header",

@@ -23,6 +23,8 @@ class Notify:
     room_id: str | None = None  # explicit target room; else the desk below, else the case room
     desk: str | None = None  # post in this user's desk (its room may not exist yet)
     replaces: str | None = None  # outbox key of an earlier notice to edit (m.replace)
+    thread_root: str | None = None  # post in this thread (m.thread): a command typed there
+    in_reply_to: str | None = None  # with thread_root: the event answered in the thread
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,13 @@ class CreateDesk:
 
 
 @dataclass(frozen=True)
+class LeaveRoom:
+    """The bot leaves a room (a desk whose owner is no longer configured)."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -71,4 +80,4 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | MovePower | SendFile
+Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | LeaveRoom | MovePower | SendFile

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from hub.domain import limits
 from hub.domain.effects import Effect, Invite, Kick, Notify
 from hub.domain.errors import DomainError
 
@@ -65,6 +66,17 @@ def mentions_for(team: tuple[Member, ...] | list[Member], referent: str) -> tupl
     return tuple(dict.fromkeys([referent, *gps]))
 
 
+def check_eligible(user_id: str, role: Role, *, case_managers: tuple[str, ...] | frozenset[str],
+                   pilots: tuple[str, ...] | frozenset[str]) -> None:
+    """Who may hold a place in a team (SPEC §2, issue 17): the role `case_manager` gives every
+    mutating right on the file, so only people listed in `[care] case_managers` take it; a pilot
+    sees the territory's counts only and is never a member. Raises DomainError."""
+    if user_id in pilots:
+        raise DomainError("error.member_is_pilot", user=user_id)
+    if role is Role.CASE_MANAGER and user_id not in case_managers:
+        raise DomainError("error.case_manager_not_configured", user=user_id)
+
+
 def add_member(
     team: tuple[Member, ...] | list[Member],
     case_ref: str,
@@ -83,6 +95,7 @@ def add_member(
         raise DomainError("error.member_is_bot", user=user_id)
     if find(team, user_id) is not None:
         raise DomainError("error.already_member", user=user_id)
+    limits.check("org", organisation)
     member = Member(user_id=user_id, role=role, since=now, organisation=organisation)
     effects: list[Effect] = [
         Invite(case_ref, user_id),
@@ -104,6 +117,7 @@ def remove_member(
     member = find(team, user_id)
     if member is None:
         raise DomainError("error.not_member", user=user_id)
+    limits.check("reason", reason)
     ended = replace(member, until=now, end_reason=reason)
     effects: list[Effect] = [
         Notify("team.update", case_ref, "team.removed",

@@ -8,13 +8,23 @@ from datetime import datetime
 
 from hub.domain.delivery import KIND as DELIVERY_FAILED
 from hub.domain.delivery import failure_notice
-from hub.domain.effects import CreateDesk, CreateRoom, Effect, Invite, Kick, MovePower, Notify, SendFile
+from hub.domain.effects import (
+    CreateDesk,
+    CreateRoom,
+    Effect,
+    Invite,
+    Kick,
+    LeaveRoom,
+    MovePower,
+    Notify,
+    SendFile,
+)
 from hub.storage.database import UnitOfWork
 from hub.storage.repositories import OutboxEntry
 
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
-    MovePower: "move_power", SendFile: "send_file",
+    MovePower: "move_power", SendFile: "send_file", LeaveRoom: "leave",
 }
 
 

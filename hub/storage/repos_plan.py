@@ -15,7 +15,7 @@ from hub.domain.plan import ItemStatus, PlanItem
 from hub.domain.team import Role
 from hub.storage.models import MemberRow, OutboxRow, PersonRow
 from hub.storage.models_plan import EvaluationDueRow, EvaluationRow, PlanItemRow, SentPromptRow
-from hub.storage.repositories import cause_of, lane_of
+from hub.storage.repositories import cause_of, fit_key, lane_of
 
 
 def _aware(value: datetime) -> datetime:
@@ -267,7 +267,7 @@ class PlanRepo:
         """
         params = [{"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
                    "state": "pending", "attempts": 0, "lane": lane_of("notify", ref, payload),
-                   "cause": cause_of(key)}
+                   "cause": fit_key(cause_of(key))}
                   for key, ref, payload in entries]
         if params:
             await self.s.execute(insert(OutboxRow), params)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -45,7 +46,8 @@ class PersonRepo:
 
     async def lock(self, case_ref: str) -> None:
         """Serialise the changes to one file — plan, consent, handovers, closure, alerts — within
-        this unit of work (a PostgreSQL row lock; SQLite has one writer at a time anyway)."""
+        this unit of work: a PostgreSQL row lock; on SQLite the unit already holds the database's
+        write lock from its BEGIN IMMEDIATE (hub/storage/database.py), taken before its first read."""
         await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
 
     async def _row(self, case_ref: str) -> PersonRow | None:
@@ -224,6 +226,17 @@ class DeskRepo:
     async def set_room(self, user_id: str, room_id: str) -> None:
         await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(room_id=room_id))
 
+    async def all(self) -> list[tuple[str, str, str | None]]:
+        """Every desk as (user_id, role, room_id or None while not created)."""
+        result = await self.s.execute(select(DeskRow).order_by(DeskRow.user_id))
+        return [(r.user_id, r.role, r.room_id) for r in result.scalars()]
+
+    async def set_role(self, user_id: str, role: str) -> None:
+        await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(role=role))
+
+    async def remove(self, user_id: str) -> None:
+        await self.s.execute(delete(DeskRow).where(DeskRow.user_id == user_id))
+
     async def owner(self, room_id: str) -> tuple[str, str] | None:
         result = await self.s.execute(select(DeskRow).where(DeskRow.room_id == room_id))
         row = result.scalar_one_or_none()
@@ -232,6 +245,20 @@ class DeskRepo:
     async def room_of(self, user_id: str) -> str | None:
         row = await self.s.get(DeskRow, user_id)
         return None if row is None else row.room_id
+
+    async def exists(self, user_id: str) -> bool:
+        return await self.s.get(DeskRow, user_id) is not None
+
+
+OUTBOX_KEY_MAX = 128  # outbox.key String(128)
+
+
+def fit_key(key: str) -> str:
+    """An outbox key as stored: unchanged when it fits its column, else a readable head and the
+    digest of the whole (keys embed event and room ids, up to 255 characters each)."""
+    if len(key) <= OUTBOX_KEY_MAX:
+        return key
+    return key[:OUTBOX_KEY_MAX - 65] + "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class OutboxEntry:
@@ -283,13 +310,15 @@ class OutboxRepo:
     async def add(self, key: str, action: str, case_ref: str | None, payload: dict[str, Any],
                   now: datetime) -> bool:
         """Enqueue once per key: a replayed command or resent message adds nothing."""
+        cause = fit_key(cause_of(key))  # of the whole key: a digested one loses its index
+        key = fit_key(key)
         exists = await self.s.execute(select(OutboxRow.id).where(OutboxRow.key == key))
         if exists.scalar_one_or_none() is not None:
             return False
         room_lane = await self._room_lane(str(payload["room_id"])) if payload.get("room_id") else None
         self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload, created_at=now,
                              state="pending", attempts=0, lane=lane_of(action, case_ref, payload, room_lane),
-                             cause=cause_of(key)))
+                             cause=cause))
         await self.s.flush()
         return True
 
@@ -396,7 +425,7 @@ class OutboxRepo:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def event_id_of(self, key: str) -> str | None:
-        result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == key))
+        result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == fit_key(key)))
         return result.scalar_one_or_none()
 
     async def count(self, state: str) -> int:
@@ -436,6 +465,10 @@ class EventRepo:
         self.s.add(ProcessedEventRow(event_id=event_id, at=now))
         await self.s.flush()
         return True
+
+    async def seen(self, event_id: str) -> bool:
+        """True when `event_id` was claimed (and committed) before."""
+        return await self.s.get(ProcessedEventRow, event_id) is not None
 
 
 class KeyValueRepo:

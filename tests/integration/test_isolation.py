@@ -215,7 +215,8 @@ async def readyz(port: int) -> tuple[int, dict[str, Any]]:
 
 
 async def metric(port: int, name: str) -> float:
-    """The sum of a Prometheus metric's samples whose line starts with `name` (labels included)."""
+    """The sum of a Prometheus metric's samples whose line starts with `name` (labels included),
+    read from the admin listener's /metrics."""
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
         text = await resp.text()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
@@ -239,12 +240,12 @@ async def test_readiness_goes_red_while_notices_wait_then_green(hub: Hub) -> Non
         await hub.setup(matrix={"homeserver": proxy.url}, health={"stall_after_s": 2})
         relais = await hub.start()
         desk = await hub.desk()
-        assert relais.http_port is not None
-        port = relais.http_port
+        assert relais.http_port is not None and relais.admin_port is not None
+        port, admin_port = relais.http_port, relais.admin_port
         assert await until_ready(port, True) == {"ready": True, "database": True, "homeserver": True,
                                                  "outbox": True, "intake": True}
-        sent_before = await metric(port, "relais_outbox_sent_total")
-        answered_before = await metric(port, 'relais_commands_total{outcome="answered"}')
+        sent_before = await metric(admin_port, "relais_outbox_sent_total")
+        answered_before = await metric(admin_port, 'relais_commands_total{outcome="answered"}')
 
         proxy.failing = True
         cm = await hub.client("cm")
@@ -253,15 +254,15 @@ async def test_readiness_goes_red_while_notices_wait_then_green(hub: Hub) -> Non
         red = await until_ready(port, False)
         # Only the outbox is stuck: the homeserver answers syncs and intake moves on.
         assert red == {"ready": False, "database": True, "homeserver": True, "outbox": False, "intake": True}
-        assert await metric(port, "relais_outbox_oldest_pending_seconds") > 2
-        assert await metric(port, 'relais_commands_total{outcome="answered"}') == answered_before + 1
+        assert await metric(admin_port, "relais_outbox_oldest_pending_seconds") > 2
+        assert await metric(admin_port, 'relais_commands_total{outcome="answered"}') == answered_before + 1
         assert proxy.faults["send"] >= 1
 
         proxy.failing = False
         await until_ready(port, True, deadline_s=120)
         await wait_for_event(cm, desk, is_notice("command.reply", hub.bot), timeout=60)
-        assert await metric(port, "relais_outbox_sent_total") > sent_before
-        assert await metric(port, "relais_outbox_oldest_pending_seconds") == 0
+        assert await metric(admin_port, "relais_outbox_sent_total") > sent_before
+        assert await metric(admin_port, "relais_outbox_oldest_pending_seconds") == 0
     finally:
         await hub.stop()
         await proxy.stop()
