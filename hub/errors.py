@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.domain.errors import DomainError
 
 __all__ = ["ConfigError", "DatabaseRefused", "DomainError", "KeyShareFailed", "LoginRefused", "MatrixError",
-           "RelaisError", "RoomGone", "SchemaError", "TransientError"]
+           "RelaisError", "RoomGone", "RoomNotSynced", "SchemaError", "TransientError"]
 
 
 class RelaisError(Exception):
@@ -36,6 +36,14 @@ class MatrixError(RelaisError):
 
 class TransientError(MatrixError):
     """Try again later: homeserver away, rate limited, room not yet synced."""
+
+
+class RoomNotSynced(TransientError):
+    """The bot's own sync has not shown a room yet (just made, or before the first sync): it
+    waits on our sync, not on the homeserver's health, so it is tried again soon, not backed off."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, None)
 
 
 class KeyShareFailed(TransientError):

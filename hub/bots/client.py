@@ -43,7 +43,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig, reveal, secret_source
-from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomGone, TransientError
+from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomGone, RoomNotSynced, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -502,10 +502,10 @@ class BotClient:
         room = self.api.rooms.get(room_id)
         if room is None:
             await self._require_joined(room_id)
-            raise TransientError(f"room {room_id} not synced yet", None)
+            raise RoomNotSynced(f"room {room_id} not synced yet")
         if not room.encrypted:
             # Never send in clear: wait until sync has shown us the room and its encryption.
-            raise TransientError(f"room {room_id} not synced yet", None)
+            raise RoomNotSynced(f"room {room_id} not synced yet")
         if not room.members_synced:
             members = await self.api.joined_members(room_id)
             if isinstance(members, JoinedMembersError):

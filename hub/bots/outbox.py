@@ -33,7 +33,7 @@ from hub.bots import attachments, content
 from hub.bots.client import BotClient, is_transient
 from hub.bots.render import render
 from hub.clock import Clock
-from hub.errors import MatrixError, RoomGone, TransientError
+from hub.errors import MatrixError, RoomGone, RoomNotSynced
 from hub.i18n.catalog import Catalog
 from hub.metrics import Metrics
 from hub.services.outbox import dead_letter
@@ -46,8 +46,12 @@ log = logging.getLogger(__name__)
 _COUNTED = frozenset({"create_room", "create_desk"})
 
 
-class RoomNotReady(TransientError):
+class RoomNotReady(RoomNotSynced):
     pass
+
+
+#: Seconds between tries of an entry waiting on our own sync (RoomNotSynced): not backed off.
+SYNC_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,7 @@ class OutboxWorker:
         retry = is_transient(exc) or not isinstance(exc, MatrixError)
         if retry and not (age > self.policy.max_age_s and self.client.connected):
             retry_after = exc.retry_after_ms / 1000 if isinstance(exc, MatrixError) and exc.retry_after_ms else None
-            wait = self.policy.delay(entry.attempts + 1, retry_after)
+            wait = SYNC_WAIT_S if isinstance(exc, RoomNotSynced) else self.policy.delay(entry.attempts + 1, retry_after)
             if isinstance(exc, MatrixError):
                 log.info("outbox entry %s (%s) failed (%s); retry in %.1f s", entry.id, entry.action, label, wait)
             else:

@@ -9,7 +9,7 @@ from aiohttp import ClientConnectionError, ServerDisconnectedError
 
 from hub.bots.client import is_transient, transient_answer
 from hub.bots.outbox import RetryPolicy, error_label
-from hub.errors import MatrixError, RoomGone, TransientError
+from hub.errors import MatrixError, RoomGone, RoomNotSynced, TransientError
 
 
 @pytest.mark.parametrize(("status", "errcode", "transient"), [
@@ -38,6 +38,7 @@ def test_exceptions_are_classified() -> None:
     assert not is_transient(MatrixError("send", "M_FORBIDDEN", None, 403))
     assert not is_transient(RoomGone("the bot is not in room !x"))
     assert not is_transient(KeyError("kind"))
+    assert is_transient(RoomNotSynced("room !new:x not synced yet"))  # retried every SYNC_WAIT_S
 
 
 def test_error_labels_name_a_class_and_a_code_only() -> None:
