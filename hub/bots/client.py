@@ -28,10 +28,13 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
+    Event,
     JoinedMembersError,
     LoginResponse,
+    MatrixRoom,
     RoomCreateResponse,
     RoomGetStateResponse,
+    RoomMemberEvent,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -43,7 +46,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig, reveal, secret_source
-from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomGone, RoomNotSynced, TransientError
+from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomNotSynced, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -346,14 +349,20 @@ class BotClient:
         while not self._stopping.is_set():
             try:
                 first = not self.synced_once.is_set()
+                # Never full_state: a restart resumes from the token like any client, and a room's
+                # state is loaded the first time a send needs it (load_room), so the restart does
+                # not grow with the number of rooms.
                 resp = await self.api.sync(timeout=0 if first else SYNC_LONG_POLL_MS, sync_filter=SYNC_FILTER,
-                                           since=token, full_state=first and token is not None)
+                                           since=token)
                 if isinstance(resp, ErrorResponse):
                     if resp.retry_after_ms:
                         await asyncio.sleep(resp.retry_after_ms / 1000)
                         continue
                     raise TransientError("sync", resp.status_code)
                 assert isinstance(resp, SyncResponse)
+                if self.trust is not None:
+                    # Before any await: no send may use a verdict older than this sync's news.
+                    self.trust.forget(list(resp.device_list.changed) + list(resp.device_list.left))
                 # nio has taken the bot's rooms from this answer: they are known even if handling
                 # the events fails below (and the batch is replayed).
                 self.connected = True
@@ -451,8 +460,12 @@ class BotClient:
         return self._room_version
 
     async def find_room(self, state_type: str, marker: dict[str, str]) -> str | None:
-        """After an interrupted createRoom, find the room it may have made by its marker."""
-        for room_id in list(self.api.rooms):
+        """After an interrupted createRoom, find the room it may have made by its marker.
+
+        Asks the homeserver for the joined rooms: since restarts sync incrementally, nio's
+        `rooms` holds only the rooms seen since the start."""
+        resp = _check(await self.api.joined_rooms(), "joined_rooms")
+        for room_id in reversed(list(resp.rooms)):
             resp = await self.api.room_get_state_event(room_id, state_type, "")
             if not isinstance(resp, ErrorResponse) and getattr(resp, "content", None) == marker:
                 return str(room_id)
@@ -484,6 +497,28 @@ class BotClient:
         chunk = (await resp.json()).get("chunk", [])
         self._note_invited(room_id, [e["state_key"] for e in chunk if e.get("state_key")])
 
+    async def load_room(self, room_id: str) -> None:
+        """Read a room's whole state (GET /rooms/{id}/state: encryption, every member, invited
+        ones included) into nio, the first time a send needs a room that the incremental sync
+        since the start has not shown in full. Raises TransientError if the homeserver fails."""
+        events = await self.room_state(room_id)
+        api = self.api
+        room = api.rooms.get(room_id)
+        if room is None:
+            room = api.rooms[room_id] = MatrixRoom(room_id, self.user_id, room_id in api.encrypted_rooms)
+        for raw in events:
+            event = Event.parse_event(raw)
+            if isinstance(event, RoomMemberEvent):
+                room.handle_membership(event)
+            elif isinstance(event, Event):
+                room.handle_event(event)
+        room.members_synced = True
+        if room.encrypted:
+            api.encrypted_rooms.add(room_id)
+            if api.olm is not None:
+                api.olm.update_tracked_users(room)  # their devices are queried before the key is shared
+                api.invalidate_outbound_session(room_id)
+
     async def kick(self, room_id: str, user_id: str, reason: str) -> None:
         resp = await self.api.room_kick(room_id, user_id, reason)
         if isinstance(resp, ErrorResponse) and resp.status_code == "M_FORBIDDEN" \
@@ -500,12 +535,15 @@ class BotClient:
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
         room = self.api.rooms.get(room_id)
-        if room is None:
-            await self._require_joined(room_id)
-            raise RoomNotSynced(f"room {room_id} not synced yet")
-        if not room.encrypted:
-            # Never send in clear: wait until sync has shown us the room and its encryption.
-            raise RoomNotSynced(f"room {room_id} not synced yet")
+        if room is None or not room.encrypted:
+            # Not seen since the start (incremental sync), or seen only through a few events. A
+            # room the bot is no longer in (deleted by an administrator, the bot removed) answers
+            # 403/404 here: a permanent failure, never retried for ever.
+            await self.load_room(room_id)
+            room = self.api.rooms.get(room_id)
+        if room is None or not room.encrypted:
+            # Never send in clear: wait until the room's state shows its encryption.
+            raise RoomNotSynced(f"room {room_id} not encrypted (yet)")
         if not room.members_synced:
             members = await self.api.joined_members(room_id)
             if isinstance(members, JoinedMembersError):
@@ -535,23 +573,6 @@ class BotClient:
         _check(resp, "send")
         assert isinstance(resp, RoomSendResponse)
         return str(resp.event_id)
-
-    async def _require_joined(self, room_id: str) -> None:
-        """A room sync has not shown: after the first sync, ask the homeserver whether the bot is in
-        it at all. A room deleted by an administrator, or one the bot was removed from, is gone
-        for good (RoomGone); one just made only waits for the next sync."""
-        if not self.synced_once.is_set():
-            return
-        resp = await self.api.send("GET", "/_matrix/client/v3/joined_rooms",
-                                   headers={"Authorization": f"Bearer {self.api.access_token}"})
-        try:
-            data = await resp.json(content_type=None)
-        finally:
-            resp.release()
-        if resp.status != 200 or not isinstance(data, dict):
-            raise TransientError("joined_rooms", None, None, resp.status)
-        if room_id not in (data.get("joined_rooms") or []):
-            raise RoomGone(f"the bot is not in room {room_id}")
 
     async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
         resp = _check(await self.api.room_get_state_event(room_id, event_type, state_key), "get_state")
