@@ -52,6 +52,8 @@ class RoomNotReady(RoomNotSynced):
 
 #: Seconds between tries of an entry waiting on our own sync (RoomNotSynced): not backed off.
 SYNC_WAIT_S = 1.0
+#: At stop, how long the lanes may take to finish the entry in hand before they are cancelled.
+LANE_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,14 @@ class OutboxWorker:
                     pass
                 self.idle.clear()
         finally:
-            for task in self._lanes.values():
-                task.cancel()
-            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
+            # Each lane finishes the entry in hand (its send and its commit: a send left
+            # uncommitted would only be resent, deduplicated, but counted twice as pending).
+            lanes = list(self._lanes.values())
+            if lanes:
+                _done, late = await asyncio.wait(lanes, timeout=LANE_GRACE_S)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*lanes, return_exceptions=True)
 
     async def _homeserver_back(self) -> None:
         """The homeserver answers again after an outage: every lane waiting on a retry goes now,
