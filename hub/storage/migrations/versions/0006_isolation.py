@@ -1,7 +1,7 @@
 """Failure isolation: outbox lanes (one per room) and causes, the intake's dead letters
 
 Revision ID: 0006
-Revises: 0012
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0012"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
