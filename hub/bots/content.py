@@ -82,9 +82,9 @@ def desk_room(owner: str, name: str, bot: str, room_version: str) -> dict[str, A
     }
 
 
-# Kinds that call for someone's action go out as m.text: the default push rule
-# `.m.rule.suppress_notices` silences every m.notice, mentions included (SPEC §5).
-ACTION_KINDS = frozenset({"rights.review"})
+#: Kinds that call for someone's action go out as m.text: the default push rule
+#: `.m.rule.suppress_notices` silences every m.notice, mentions included (SPEC §5).
+ACTION_KINDS = frozenset({"rights.review", "delivery.failed"})
 
 
 def notice(kind: str, case_ref: str, body: str, formatted: str,

@@ -28,6 +28,7 @@ from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
     EventRepo,
+    IntakeDeadLetterRepo,
     KeyValueRepo,
     OutboxRepo,
     PersonRepo,
@@ -127,6 +128,7 @@ class UnitOfWork:
         self.outbox = OutboxRepo(session)
         self.audit = AuditRepo(session)
         self.events = EventRepo(session)
+        self.intake_dead = IntakeDeadLetterRepo(session)
         self.kv = KeyValueRepo(session)
         self.plans = PlanRepo(session)
         self.alerts = AlertRepo(session)

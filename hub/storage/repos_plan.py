@@ -16,6 +16,7 @@ from hub.domain.team import Role
 from hub.storage.bulk import insert_rows
 from hub.storage.models import MemberRow, OutboxRow, PersonRow
 from hub.storage.models_plan import EvaluationDueRow, EvaluationRow, PlanItemRow, SentPromptRow
+from hub.storage.repositories import cause_of, fit_key, lane_of
 
 
 def _aware(value: datetime) -> datetime:
@@ -266,4 +267,5 @@ class PlanRepo:
         """
         await insert_rows(self.s, OutboxRow.__table__, [
             {"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
-             "state": "pending", "attempts": 0} for key, ref, payload in entries])
+             "state": "pending", "attempts": 0, "lane": lane_of("notify", ref, payload),
+             "cause": fit_key(cause_of(key))} for key, ref, payload in entries])
