@@ -57,7 +57,7 @@ class Relais:
         self.metrics = Metrics()
         self.db = Database(config.database.url)
         self.client = BotClient(config.matrix)
-        self.catalog = Catalog(config.care.language)
+        self.catalog = Catalog(config.care.language, config.care.timezone)
         self.settings = settings_from(config)
         self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock)
         self.client.trust = DeviceTrust(config.encryption.trust,

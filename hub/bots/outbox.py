@@ -17,7 +17,7 @@ from aiohttp import ClientConnectionError
 
 from hub.bots import attachments, content
 from hub.bots.client import BotClient, TransientError
-from hub.bots.render import render
+from hub.bots.render import people, render
 from hub.clock import Clock
 from hub.errors import MatrixError
 from hub.i18n.catalog import Catalog
@@ -190,8 +190,10 @@ class OutboxWorker:
 
     async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
         payload: dict[str, Any] = entry.payload
+        params = payload.get("params") or {}
+        names = await self.client.display_names(room_id, list(people(params)))
         body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
-                      payload.get("params") or {}, tuple(payload.get("mentions") or ()))
+                      params, tuple(payload.get("mentions") or ()), names, self.clock.now())
         if payload.get("replaces"):
             async with self.db.unit() as uow:
                 original = await uow.outbox.event_id_of(payload["replaces"])

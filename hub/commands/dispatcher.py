@@ -15,10 +15,12 @@ from hub.clock import Clock
 from hub.commands.context import Ctx, Settings, UserDirectory
 from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
 from hub.commands.registry import Registry
+from hub.commands.usage import explain, find_command, help_detail, help_groups
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.team import Role
+from hub.i18n.catalog import Catalog
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -47,6 +49,7 @@ class Dispatcher:
         self.clock = clock
         self.directory = directory
         self.on_enqueued = on_enqueued or (lambda: None)
+        self.catalog = Catalog(settings.language)
 
     async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
         """Handle one message; True when it was a command for us that got an answer now."""
@@ -81,9 +84,7 @@ class Dispatcher:
     async def _reply_error(self, event_id: str, room_id: str, case_ref: str, error: DomainError,
                            spec: CommandSpec | None) -> bool:
         now = self.clock.now()
-        params = dict(error.params)
-        if spec is not None:
-            params["usage"] = spec.usage(french=self.settings.language == "fr")
+        params = explain(dict(error.params), spec, self.catalog)
         notice = Notify("command.error", case_ref, error.key, params, room_id=room_id)
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
@@ -116,11 +117,20 @@ class Dispatcher:
         await self._authorise(ctx, spec)
         handler = self.registry.handler(spec)
         if handler is None:
-            return [self._help(ctx, scope)]
+            return [await self._help(ctx, scope, inv)]
         effects = await handler(ctx, inv)
         if spec.mutating:
             await ctx.uow.audit.record(ctx.now, ctx.sender, spec.name, ctx.case_ref or None, audit_detail(inv))
         return effects
+
+    async def _managers(self, ctx: Ctx) -> set[str]:
+        """The person's case managers: the referent and every active case manager of the team."""
+        person = ctx.person
+        assert person is not None
+        return {person.referent} | {
+            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
+            if m.role is Role.CASE_MANAGER
+        }
 
     async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
         if spec.who is Who.MEMBER:
@@ -137,17 +147,18 @@ class Dispatcher:
         assert person is not None
         if not person.is_open:
             raise DomainError("error.case_closed", case=person.case_ref)
-        managers = {person.referent} | {
-            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
-            if m.role is Role.CASE_MANAGER
-        }
-        if ctx.sender not in managers:
+        if ctx.sender not in await self._managers(ctx):
             raise DomainError("error.not_allowed")
 
-    def _help(self, ctx: Ctx, scope: Scope) -> Notify:
-        french = self.settings.language == "fr"
-        lines = [
-            {"key": "help.line", "params": {"usage": spec.usage(french), "help": {"key": spec.help_key}}}
-            for spec in self.registry.available(scope, ctx.desk_role)
-        ]
-        return ctx.reply("help.header", lines=lines)
+    async def _help(self, ctx: Ctx, scope: Scope, inv: Invocation) -> Notify:
+        """`!help`: the commands this person may use here; `!help <command>`: one in detail."""
+        manager = ctx.desk_role == "case_manager" or (
+            ctx.person is not None and ctx.person.is_open and ctx.sender in await self._managers(ctx))
+        mine = self.registry.available(scope, ctx.desk_role, manager=manager)
+        asked = " ".join(w for w in (inv.args.get("command"), inv.args.get("sub")) if w)
+        if asked:
+            spec = find_command(asked, self.registry.specs)
+            if spec is None:
+                raise UsageError("error.unknown_command", inv.spec, command=asked)
+            return ctx.reply("help.detail", **help_detail(spec, self.catalog, allowed=spec in mine))
+        return ctx.reply("help.header", groups=help_groups(mine, self.catalog))

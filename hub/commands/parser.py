@@ -28,10 +28,22 @@ class Who(StrEnum):
     PILOT = "pilot"
 
 
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# French order, day first (SPEC §5 accepts `27/11/2026`); slashes, dots or dashes as people type
+# them, one or two digits for day and month. The four-digit year at the end cannot be mistaken
+# for ISO's year first.
+_FRENCH_DAY = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})")
+
+
 def _date(text: str) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise ValueError
-    return date.fromisoformat(text)
+    """`2026-12-01` or `01/12/2026` (also `1/12/2026`, `01.12.2026`, `01-12-2026`)."""
+    iso = _ISO_DAY.fullmatch(text)
+    if iso:
+        return date(int(iso[1]), int(iso[2]), int(iso[3]))
+    french = _FRENCH_DAY.fullmatch(text)
+    if french:
+        return date(int(french[3]), int(french[2]), int(french[1]))
+    raise ValueError
 
 
 def _user(text: str) -> str:
@@ -106,17 +118,6 @@ class CommandSpec:
     @property
     def mutating(self) -> bool:
         return self.who is not Who.MEMBER
-
-    def usage(self, french: bool) -> str:
-        words = [f"!{self.alias if french else self.name}"]
-        for arg in self.args:
-            shown = f"<{arg.name}>" if arg.kind != "choice" else "|".join(arg.choices)
-            words.append(f"[{shown}]" if arg.optional else shown)
-        for opt in self.opts:
-            name = opt.alias if french and opt.alias else opt.name
-            more = "…" if opt.many else ""
-            words.append(f"[--{name}]" if opt.flag else f"[--{name} <{opt.name}>{more}]")
-        return " ".join(words)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,8 @@ def record(
 
 def _consequence(before: State, after: State, entry: Record, leaving: Sequence[Member]) -> dict[str, object]:
     if leaving:
-        return {"key": "consent.consequence.removed", "params": {"users": ", ".join(m.user_id for m in leaving)}}
+        return {"key": "consent.consequence.removed",
+                "params": {"users": [m.user_id for m in leaving], "count": len(leaving)}}
     if before.extended and not after.extended:
         return {"key": "consent.consequence.withdrawn"}
     if after.extended and not before.extended:

@@ -99,7 +99,12 @@ def local_day(moment: datetime) -> date:
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+    """An instant as ISO with its offset: the renderer shows it in the territory's time."""
+    return moment.isoformat()
+
+
+#: An event older than this when it reaches us says how long ago it happened.
+LATE_AFTER = timedelta(hours=1)
 
 
 def _place(facility: str, unit: str) -> Any:
@@ -128,8 +133,11 @@ def setting_after(alert: Alert) -> Setting | None:
     return None
 
 
-def checklist(origin: Setting, target: Setting, since: datetime) -> list[dict[str, Any]]:
-    """The handover items a transition needs, as catalog messages."""
+def checklist(origin: Setting, target: Setting, since: datetime, *, manager: str = "",
+              gp: str | None = None) -> list[dict[str, Any]]:
+    """The handover items a transition needs, as catalog messages, each with its owner: the
+    case manager, except the discharge letter, which the GP receives (the case manager when
+    the team has no GP)."""
     items: list[str]
     if target in _ACUTE:
         items = ["hospital_contact", "plan_summary"]
@@ -148,11 +156,19 @@ def checklist(origin: Setting, target: Setting, since: datetime) -> list[dict[st
             items.append("discharge_letter")
     else:
         items = ["gp_informed", "team_informed"]
-    out: list[dict[str, Any]] = [{"key": f"checklist.{item}"} for item in items]
+    owners = {"discharge_letter": gp or manager}
+    out: list[dict[str, Any]] = [
+        {"key": f"checklist.{item}", "params": {"owner": owners.get(item, manager)}} for item in items]
     if _returns_from_hospital(origin, target):
         due = local_day(since) + timedelta(days=HOSPITAL_RETURN_DAYS)
-        out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat()}})
+        out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat(), "owner": manager}})
     return out
+
+
+def _todo(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move) -> dict[str, Any]:
+    gp = next((m for m in mentions if m != person.referent), None)
+    return {"key": "alert.todo", "params": {
+        "checklist": checklist(origin, move.setting, move.since, manager=person.referent, gp=gp)}}
 
 
 def _returns_from_hospital(origin: Setting, target: Setting) -> bool:
@@ -167,12 +183,13 @@ def _move(origin: Setting, target: Setting, since: datetime, establishment: str 
 def _handover(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move,
               by: dict[str, Any]) -> Notify:
     params = {
+        "person": person.display_name, "case": person.case_ref,
         "from_setting": {"key": f"setting.{origin.value}"},
         "setting": move.setting.value,
         "place": {"key": "handover.place", "params": {"place": move.establishment}} if move.establishment else "",
         "when": _when(move.since),
         "by": by,
-        "checklist": checklist(origin, move.setting, move.since),
+        "todo": _todo(person, mentions, origin, move),
     }
     return Notify("handover.setting", person.case_ref, "handover.setting", params, mentions=mentions)
 
@@ -194,12 +211,15 @@ def hospital_event(
     *,
     last_movement: datetime | None,
     last_location: tuple[str, str] | None,
+    now: datetime | None = None,
 ) -> Outcome:
-    """An admission, transfer, discharge, leave or update for a followed person.
+    """An admission, transfer, discharge, leave or update for a followed person: one notice,
+    the event and, when the person moves, the checklist of the move (SPEC §6, §7).
 
     `last_movement` is the time of the newest movement known (hospital event or `!move`);
     `last_location` the (facility, unit) of the person's latest stay event, None when
-    they are not known to be in hospital.
+    they are not known to be in hospital; `now` the time the message was received (an event
+    older than `LATE_AFTER` then says how long ago it happened).
     """
     if alert.event not in _NOTICES:
         return Outcome()
@@ -212,23 +232,25 @@ def hospital_event(
     if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
         message = "alert.admission_emergency"
     params: dict[str, Any] = {
+        "person": person.display_name, "case": person.case_ref,
         "when": _when(alert.event_time),
         "place": _place(*location),
-        "late": {"key": "alert.late"} if late else "",
+        "late": {"key": "alert.late"} if late else None,
+        "ago": {"ago": _when(alert.event_time)} if now is not None and now - alert.event_time > LATE_AFTER else None,
+        "todo": None,
     }
     if alert.event is AlertEvent.transfer:
         params["from_place"] = _place(alert.prior_facility, alert.prior_unit)
     if alert.event is AlertEvent.discharge:
         params["setting"] = (target or Setting.HOME).value
-    effects = [Notify(kind, person.case_ref, message, params, mentions=mentions)]
     origin = person.setting
     if alert.event is AlertEvent.discharge and origin not in HOSPITAL_LIKE:
         origin = Setting.HOSPITAL  # the admission never reached us: still a return from hospital
     move = None
     if target is not None and (target is not person.setting or origin is not person.setting) and not late:
         move = _move(origin, target, alert.event_time)
-        effects.append(_handover(person, mentions, origin, move, {"key": "handover.by_hospital"}))
-    return Outcome(effects, move, notice=True)
+        params["todo"] = _todo(person, mentions, origin, move)
+    return Outcome([Notify(kind, person.case_ref, message, params, mentions=mentions)], move, notice=True)
 
 
 def cancellation(
@@ -246,7 +268,8 @@ def cancellation(
     what_event = original.event if original is not None else CANCELS.get(alert.event, AlertEvent.admission)
     what = {"key": f"alert.what.{what_event.value}"}
     if original is None:
-        params = {"what": what, "when": _when(alert.event_time)}
+        params = {"person": person.display_name, "case": person.case_ref, "what": what,
+                  "when": _when(alert.event_time)}
         return Outcome([Notify("alert.cancelled", person.case_ref, "alert.cancelled_unknown", params,
                                mentions=mentions)])
     when = _when(original.event_time)
@@ -254,11 +277,13 @@ def cancellation(
     if original.notice_key is not None:
         kind = _NOTICES.get(original.event, ("alert.cancelled", ""))[0]
         effects.append(Notify(kind, person.case_ref, "alert.cancelled_original",
-                              {"what": what, "when": when, "place": _place(original.facility, original.unit)},
+                              {"person": person.display_name, "case": person.case_ref, "what": what, "when": when,
+                               "place": _place(original.facility, original.unit)},
                               replaces=original.notice_key))
-    restored_param: Any = {"key": "alert.restored", "params": {"setting": restored.value}} if restored else ""
+    restored_param: Any = {"key": "alert.restored", "params": {"setting": restored.value}} if restored else None
     effects.append(Notify("alert.cancelled", person.case_ref, "alert.cancelled",
-                          {"what": what, "when": when, "restored": restored_param}, mentions=mentions))
+                          {"person": person.display_name, "case": person.case_ref, "what": what, "when": when,
+                           "restored": restored_param}, mentions=mentions))
     return Outcome(effects)
 
 

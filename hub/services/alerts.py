@@ -135,6 +135,7 @@ class AlertService:
                 person, mentions, alert,
                 last_movement=_latest(person.setting_since, await uow.alerts.last_event_time(ref, before=alert_id)),
                 last_location=(stay.facility, stay.unit) if stay is not None and in_hospital else None,
+                now=now,
             )
             if outcome.move is not None:
                 await record_move(uow, person, outcome.move, "hospital", alert.sender, now, alert_id=alert_id)

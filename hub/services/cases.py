@@ -54,7 +54,8 @@ async def open_case(
         CreateRoom(ref),
         Invite(ref, referent),
         Notify("team.update", ref, "team.opened",
-               {"case": ref, "name": display, "born": f" ({born.isoformat()})" if born else "",
+               {"case": ref, "name": display,
+                "born": {"key": "team.born", "params": {"born": born.isoformat()}} if born else "",
                 "referent": referent}, mentions=(referent,)),
     ]
     return person, warnings, effects

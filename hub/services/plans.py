@@ -29,12 +29,32 @@ def _word(group: str, value: object) -> Message | None:
     return None if value is None else {"key": f"{group}.{value}"}
 
 
+def provider_message(user: str | None, org: str | None) -> Any:
+    """A professional (a pill), an organisation, both, or None when the item has no provider."""
+    if user and org:
+        return {"key": "plan.provider_both", "params": {"user": user, "organisation": org}}
+    return user or org or None
+
+
 def item_message(item: Mapping[str, Any]) -> Message:
-    """One item as a nested catalog message (`plan.item`), from `plan.item_as_params`."""
-    return {"key": "plan.item", "params": {
-        name: item.get(name)
-        for name in ("number", "need", "action", "provider", "frequency", "start", "review", "status")
-    }}
+    """One item as a nested catalog message (`plan.item`), from `plan.item_as_params`; fields
+    with no value are left out of the line."""
+    params = {name: item.get(name) for name in ("number", "need", "action", "frequency", "start", "review", "status")}
+    if "provider_user" in item or "provider_org" in item:
+        params["provider"] = provider_message(item.get("provider_user"), item.get("provider_org"))
+    else:
+        params["provider"] = item.get("provider")
+    return {"key": "plan.item", "params": params}
+
+
+def _provider_text(text: Any) -> Any:
+    """`@nurse:server (Org)` as stored in a change → a pill and the organisation."""
+    if not isinstance(text, str):
+        return text
+    user, sep, org = text.partition(" (")
+    if sep and user.startswith("@") and org.endswith(")"):
+        return provider_message(user, org[:-1])
+    return text
 
 
 def change_message(change: Mapping[str, Any]) -> Message:
@@ -42,6 +62,8 @@ def change_message(change: Mapping[str, Any]) -> Message:
     before, after = change.get("from"), change.get("to")
     if field == "status":
         before, after = _word("status", before), _word("status", after)
+    if field == "provider":
+        before, after = _provider_text(before), _provider_text(after)
     return {"key": f"plan.change.{field}", "params": {"from": before, "to": after}}
 
 

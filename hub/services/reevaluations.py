@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from hub.domain import reevaluation, team
 from hub.domain.effects import Notify
 from hub.domain.evaluations import HOSPITAL_RETURN_DAYS, next_due
+from hub.domain.plan import ItemStatus
 from hub.domain.reevaluation import DueRow
 from hub.domain.team import Member, Role
 from hub.services.plans import due_date, item_message
@@ -64,6 +65,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
         item = record.item
         if item.closed or item.review is None or item.review >= today:
             continue
+        if item.status in (ItemStatus.DONE, ItemStatus.REFUSED):
+            continue  # nothing left to review: an item carried out or refused is not asked about
         occasion = review_occasion(record)
         if (record.case_ref, occasion) in sent:
             continue
@@ -72,7 +75,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
             "number": item.number, "review": item.review.isoformat(), "days": (today - item.review).days,
             "provider": item.provider, "occasion": occasion,
             "item": item_message({"number": item.number, "need": item.need, "action": item.action,
-                                  "provider": item.provider, "frequency": item.frequency,
+                                  "provider_user": item.provider_user, "provider_org": item.provider_org,
+                                  "frequency": item.frequency,
                                   "start": item.start and item.start.isoformat(), "review": item.review.isoformat(),
                                   "status": item.status.value}),
         }
