@@ -56,7 +56,7 @@ async def _plan_reply(ctx: Ctx, when: date | None) -> Effect:
                               "date": when.isoformat() if when else None}
     params["closed"] = (
         {"key": "plan.closed_list", "params": {"numbers": ", ".join(str(i.number) for i in view.closed)}}
-        if view.closed else ""
+        if view.closed else None
     )
     if when is not None:
         return ctx.reply("plan.show_asof" if view.open or view.closed else "plan.empty_asof", **params)

@@ -99,21 +99,17 @@ def find_command(words: str, specs: list[CommandSpec]) -> CommandSpec | None:
 
 
 def help_groups(specs: list[CommandSpec], catalog: Catalog) -> list[dict[str, Any]]:
-    """`!help`: one nested message per group, its commands shortest first, one short line each."""
+    """`!help`: one line per group, its commands shortest first; `!help <command>` tells more."""
     french = catalog.language == "fr"
-    grouped: dict[str, list[CommandSpec]] = {}
+    grouped: dict[str, list[str]] = {}
     for spec in specs:
-        grouped.setdefault(_GROUP_OF.get(spec.name.split()[0], "other"), []).append(spec)
-    out = []
-    for group in _GROUPS:
-        members = sorted(grouped.get(group, []), key=lambda s: len(s.alias if french else s.name))
-        if not members:
-            continue
-        lines = [{"key": "help.line", "params": {"command": f"!{s.alias if french else s.name}",
-                                                 "help": {"key": s.help_key}}} for s in members]
-        title = {"key": f"help.group.{group}"}
-        out.append({"key": "help.group", "block": True, "params": {"title": title, "lines": lines}})
-    return out
+        group = _GROUP_OF.get(spec.name.split()[0], "other")
+        grouped.setdefault(group, []).append(f"!{spec.alias if french else spec.name}")
+    return [
+        {"key": "help.group", "params": {"title": {"key": f"help.group.{group}"},
+                                         "commands": " · ".join(sorted(grouped[group], key=len))}}
+        for group in _GROUPS if group in grouped
+    ]
 
 
 def help_detail(spec: CommandSpec, catalog: Catalog, *, allowed: bool) -> dict[str, Any]:

@@ -142,10 +142,6 @@ class Catalog:
                 return ABSENT
             return _Markup(html.escape(self.formats.ago(moment, self.now)) if html_out
                            else self.formats.ago(moment, self.now))
-        if isinstance(value, list) and all(isinstance(v, dict) and v.get("block") for v in value):
-            # Sections (a title and their own list): one after the other, not as bullets.
-            blocks = [self._show(name, {"key": v["key"], "params": v.get("params", {})}, html_out) for v in value]
-            return _Markup(("" if html_out else "\n").join(blocks))
         if isinstance(value, list):
             shown = [self._show(name, v, html_out) for v in value]
             return [v for v in shown if v is not ABSENT]

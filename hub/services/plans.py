@@ -69,7 +69,8 @@ def change_message(change: Mapping[str, Any]) -> Message:
 
 def present(effect: Effect) -> Effect:
     """A plan notice made readable; anything else unchanged."""
-    if not isinstance(effect, Notify) or (effect.kind != plan.KIND and effect.message != "plan.provider_lost"):
+    if not isinstance(effect, Notify) or (effect.kind != plan.KIND and effect.message != "plan.provider_lost"
+                                          and not effect.message.startswith("break.")):
         return effect
     params = dict(effect.params)
     item = params.get("item")
