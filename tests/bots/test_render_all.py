@@ -162,3 +162,15 @@ def test_usage_lines_show_the_french_words_people_type() -> None:
     assert usage_line(specs["close"], catalog) == "!cloturer deces|etablissement|stabilise|refus|demenagement|autre"
     assert "--statut propose|en_place|refuse|indisponible|fait" in usage_line(specs["plan set"], catalog)
     assert usage_line(specs["new"], Catalog("en")).startswith('!new "First Last"')
+
+
+def test_the_gallery_in_docs_is_up_to_date() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "notice_gallery.py"
+    spec = importlib.util.spec_from_file_location("notice_gallery", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.OUT.read_text(encoding="utf-8") == module.gallery(), "run scripts/notice_gallery.py"
