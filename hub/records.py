@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
+from hub.clock import SystemClock
 from hub.config import Config
 from hub.domain.caseload import Limits
 from hub.domain.errors import DomainError
@@ -47,7 +49,8 @@ async def report_csv(config: Config, start: date | None, end: date | None) -> st
         await migrate.require_head(db.engine)
         async with db.unit() as uow:
             period, sections = await report.build(
-                uow, start, end, today=datetime.now(UTC).date(), case_managers=care.case_managers,
+                uow, start, end, today=SystemClock(care.timezone).today(), tz=ZoneInfo(care.timezone),
+                case_managers=care.case_managers,
                 limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month))
     except DomainError as exc:
         raise _refusal(config, exc) from None

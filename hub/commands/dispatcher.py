@@ -95,7 +95,7 @@ class Dispatcher:
 
     async def _context(self, uow: UnitOfWork, sender: str, room_id: str) -> Ctx | None:
         ctx = Ctx(uow=uow, sender=sender, room_id=room_id, now=self.clock.now(),
-                  settings=self.settings, directory=self.directory)
+                  settings=self.settings, directory=self.directory, tz=self.clock.tz)
         desk = await uow.desks.owner(room_id)
         if desk is not None:
             if desk[0] != sender:

@@ -76,7 +76,7 @@ def _section_lines(name: str, section: Section) -> list[dict[str, Any]]:
 
 
 async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.now.date(),
+    p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.today, tz=ctx.tz,
                                      case_managers=ctx.settings.case_managers, limits=ctx.settings.limits)
     blocks = [{"key": "report.section", "params": {"title": {"key": f"report.title.{name}"},
                                                    "lines": _section_lines(name, section)}}

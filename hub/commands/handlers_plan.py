@@ -45,7 +45,7 @@ async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 async def as_of(ctx: Ctx, inv: Invocation) -> list[Effect]:
     when: date = inv.args["date"]
-    if when > ctx.now.date():
+    if when > ctx.today:
         raise UsageError("error.plan_asof_future", inv.spec, date=when.isoformat())
     return [await _plan_reply(ctx, when)]
 
@@ -117,7 +117,7 @@ def _due_line(due: date, today: date) -> dict[str, Any]:
 
 async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
     status = await plans.evaluation_status(ctx.uow, _person(ctx))
-    due = _due_line(status.due, ctx.now.date())
+    due = _due_line(status.due, ctx.today)
     if status.last is None:
         return [ctx.reply("eval.none", case=ctx.case_ref, due_line=due)]
     return [ctx.reply("eval.show", case=ctx.case_ref, due_line=due, **_evaluation_params(status.last))]
@@ -126,9 +126,9 @@ async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
     evaluation, status = await plans.record_evaluation(
         ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
-        gir=inv.opts["gir"], by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
+        gir=inv.opts["gir"], by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days, tz=ctx.tz,
     )
-    return [ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
+    return [ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.today),
                       **_evaluation_params(evaluation))]
 
 

@@ -117,7 +117,7 @@ def report(case_ref: str, text: str, category: str | None, *, by: str, now: date
                 "how": {"key": "break.chosen" if category else "break.inferred"}, "text": description}),
     ]
     effects += [Notify(KIND, "", "break.to_pilot", {"category": {"key": f"category.{chosen.value}"},
-                                                    "date": now.date().isoformat()}, desk=p) for p in pilots]
+                                                    "date": now.isoformat()}, desk=p) for p in pilots]
     return record, effects
 
 

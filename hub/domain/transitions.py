@@ -9,7 +9,7 @@ but never overwrites a newer setting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -35,7 +35,7 @@ __all__ = [
     "setting_after",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo("Europe/Paris")  # the default territory; the service passes the configured one
 HOSPITAL_RETURN_DAYS = 7
 HOSPITAL_LIKE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL, Setting.REHAB, Setting.HAD})
 _ACUTE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL})
@@ -94,8 +94,9 @@ class Outcome:
     notice: bool = False
 
 
-def local_day(moment: datetime) -> date:
-    return moment.astimezone(PARIS).date()
+def local_day(moment: datetime, tz: tzinfo = PARIS) -> date:
+    """The territory's calendar date of an instant (`[care] timezone`)."""
+    return moment.astimezone(tz).date()
 
 
 def _when(moment: datetime) -> str:
@@ -134,7 +135,7 @@ def setting_after(alert: Alert) -> Setting | None:
 
 
 def checklist(origin: Setting, target: Setting, since: datetime, *, manager: str = "",
-              gp: str | None = None) -> list[dict[str, Any]]:
+              gp: str | None = None, tz: tzinfo = PARIS) -> list[dict[str, Any]]:
     """The handover items a transition needs, as catalog messages, each with its owner: the
     case manager, except the discharge letter, which the GP receives (the case manager when
     the team has no GP)."""
@@ -160,28 +161,28 @@ def checklist(origin: Setting, target: Setting, since: datetime, *, manager: str
     out: list[dict[str, Any]] = [
         {"key": f"checklist.{item}", "params": {"owner": owners.get(item, manager)}} for item in items]
     if _returns_from_hospital(origin, target):
-        due = local_day(since) + timedelta(days=HOSPITAL_RETURN_DAYS)
+        due = local_day(since, tz) + timedelta(days=HOSPITAL_RETURN_DAYS)
         out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat(), "owner": manager}})
     return out
 
 
-def _todo(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move) -> dict[str, Any]:
+def _todo(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move, tz: tzinfo) -> dict[str, Any]:
     gp = next((m for m in mentions if m != person.referent), None)
     return {"key": "alert.todo", "params": {
-        "checklist": checklist(origin, move.setting, move.since, manager=person.referent, gp=gp)}}
+        "checklist": checklist(origin, move.setting, move.since, manager=person.referent, gp=gp, tz=tz)}}
 
 
 def _returns_from_hospital(origin: Setting, target: Setting) -> bool:
     return target is Setting.HOME and origin in HOSPITAL_LIKE
 
 
-def _move(origin: Setting, target: Setting, since: datetime, establishment: str | None = None) -> Move:
-    back = local_day(since) if _returns_from_hospital(origin, target) else None
+def _move(origin: Setting, target: Setting, since: datetime, tz: tzinfo, establishment: str | None = None) -> Move:
+    back = local_day(since, tz) if _returns_from_hospital(origin, target) else None
     return Move(target, since, back, establishment)
 
 
 def _handover(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move,
-              by: dict[str, Any]) -> Notify:
+              by: dict[str, Any], tz: tzinfo) -> Notify:
     params = {
         "person": person.display_name, "case": person.case_ref,
         "from_setting": {"key": f"setting.{origin.value}"},
@@ -189,7 +190,7 @@ def _handover(person: Person, mentions: tuple[str, ...], origin: Setting, move: 
         "place": {"key": "handover.place", "params": {"place": move.establishment}} if move.establishment else "",
         "when": _when(move.since),
         "by": by,
-        "todo": _todo(person, mentions, origin, move),
+        "todo": _todo(person, mentions, origin, move, tz),
     }
     return Notify("handover.setting", person.case_ref, "handover.setting", params, mentions=mentions)
 
@@ -212,6 +213,7 @@ def hospital_event(
     last_movement: datetime | None,
     last_location: tuple[str, str] | None,
     now: datetime | None = None,
+    tz: tzinfo = PARIS,
 ) -> Outcome:
     """An admission, transfer, discharge, leave or update for a followed person: one notice,
     the event and, when the person moves, the checklist of the move (SPEC §6, §7).
@@ -248,8 +250,8 @@ def hospital_event(
         origin = Setting.HOSPITAL  # the admission never reached us: still a return from hospital
     move = None
     if target is not None and (target is not person.setting or origin is not person.setting) and not late:
-        move = _move(origin, target, alert.event_time)
-        params["todo"] = _todo(person, mentions, origin, move)
+        move = _move(origin, target, alert.event_time, tz)
+        params["todo"] = _todo(person, mentions, origin, move, tz)
     return Outcome([Notify(kind, person.case_ref, message, params, mentions=mentions)], move, notice=True)
 
 
@@ -297,20 +299,23 @@ def manual_move(
     by: str,
     now: datetime,
     last_movement: datetime | None,
+    tz: tzinfo = PARIS,
 ) -> Outcome:
-    """`!move`: the case manager records a change of setting by hand."""
-    today = local_day(now)
+    """`!move`: the case manager records a change of setting by hand; a past day counts from
+    its noon in the territory's time zone `tz`."""
+    today = local_day(now, tz)
     if on is not None and on > today:
         raise DomainError("error.move_future", date=on.isoformat())
-    since = now if on is None or on == today else datetime.combine(on, time(12), tzinfo=PARIS)
+    since = now if on is None or on == today else datetime.combine(on, time(12), tzinfo=tz)
     if last_movement is not None and since < last_movement:
-        raise DomainError("error.move_older", date=local_day(since).isoformat(),
-                          last=local_day(last_movement).isoformat())
+        raise DomainError("error.move_older", date=local_day(since, tz).isoformat(),
+                          last=local_day(last_movement, tz).isoformat())
     establishment = " ".join(establishment.split()) if establishment else None
     if establishment is not None and len(establishment) > 120:
         raise DomainError("error.establishment_long")
     if target is person.setting and establishment is None:
         raise DomainError("error.move_same", setting=target.value)
-    move = _move(person.setting, target, since, establishment)
-    notice = _handover(person, mentions, person.setting, move, {"key": "handover.by_user", "params": {"user": by}})
+    move = _move(person.setting, target, since, tz, establishment)
+    notice = _handover(person, mentions, person.setting, move, {"key": "handover.by_user", "params": {"user": by}},
+                       tz)
     return Outcome([notice], move, notice=True)

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 
 from hub.clock import Clock
 from hub.domain import team, transitions
@@ -135,7 +135,7 @@ class AlertService:
                 person, mentions, alert,
                 last_movement=_latest(person.setting_since, await uow.alerts.last_event_time(ref, before=alert_id)),
                 last_location=(stay.facility, stay.unit) if stay is not None and in_hospital else None,
-                now=now,
+                now=now, tz=self.clock.tz,
             )
             if outcome.move is not None:
                 await record_move(uow, person, outcome.move, "hospital", alert.sender, now, alert_id=alert_id)
@@ -198,13 +198,13 @@ async def record_move(uow: UnitOfWork, person: Person, move: Move, source: str, 
 
 
 async def move_by_hand(uow: UnitOfWork, person: Person, setting: Setting, establishment: str | None,
-                       on: date | None, *, by: str, now: datetime) -> list[Effect]:
+                       on: date | None, *, by: str, now: datetime, tz: tzinfo) -> list[Effect]:
     """`!move`: same history, same handover notice as a move reported by a hospital."""
     await uow.alerts.lock_person(person.case_ref)
     last_hospital = await uow.alerts.last_event_time(person.case_ref)
     outcome = transitions.manual_move(
         person, team.mentions_for(await uow.team.members(person.case_ref), person.referent), setting,
-        establishment, on, by=by, now=now, last_movement=_latest(person.setting_since, last_hospital),
+        establishment, on, by=by, now=now, last_movement=_latest(person.setting_since, last_hospital), tz=tz,
     )
     assert outcome.move is not None
     await record_move(uow, person, outcome.move, "command", by, now)

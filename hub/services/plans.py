@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import evaluations, plan, team
 from hub.domain.effects import Effect, Notify
 from hub.domain.evaluations import Evaluation, Reason, Tool
@@ -202,16 +204,19 @@ def parse_tool(text: str | None, gir: int | None) -> Tool | str:
 
 async def record_evaluation(
     uow: UnitOfWork, person: Person, when: date | None, *, tool: str | None, reason: str | None,
-    gir: int | None, by: str, now: datetime, interval_days: int,
+    gir: int | None, by: str, now: datetime, interval_days: int, tz: ZoneInfo | None = None,
 ) -> tuple[Evaluation, EvaluationStatus]:
+    """Record an evaluation; "today" and the file's opening day are the territory's dates (`tz`)."""
+    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+    today = local_date(now, zone)
     ref = person.case_ref
     await uow.plans.lock(ref)
     last = await uow.plans.last_evaluation(ref)
     chosen: Reason | str = reason if reason is not None else evaluations.default_reason(last, person.hospital_return)
-    evaluation = evaluations.record(when or now.date(), parse_tool(tool, gir), chosen, gir, by, today=now.date())
+    evaluation = evaluations.record(when or today, parse_tool(tool, gir), chosen, gir, by, today=today)
     await uow.plans.add_evaluation(ref, evaluation, now)
     latest = evaluation if last is None or evaluation.date >= last.date else last
-    opened_on = person.opened_at.astimezone(UTC).date()
+    opened_on = local_date(person.opened_at, zone)
     await uow.plans.set_due(ref, evaluations.next_due(latest, opened_on, interval_days), latest.date, interval_days)
     due = evaluations.next_due(latest, opened_on, interval_days, person.hospital_return)
     return evaluation, EvaluationStatus(latest, due)

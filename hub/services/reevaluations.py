@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import reevaluation, team
 from hub.domain.effects import Notify
 from hub.domain.evaluations import HOSPITAL_RETURN_DAYS, next_due
@@ -86,7 +88,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
 
 class PromptSweeper:
     def __init__(self, db: Database, *, interval_days: int, batch_size: int = BATCH,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 on_enqueued: Callable[[], None] | None = None, tz: ZoneInfo | None = None) -> None:
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # "today" is the territory's date (SPEC §5)
         self.db = db
         self.interval_days = interval_days
         self.batch_size = batch_size
@@ -110,7 +113,7 @@ class PromptSweeper:
 
     async def sweep_reevaluations(self, now: datetime) -> int:
         """Enqueue the re-evaluation prompts current on `now`'s date; returns how many."""
-        today = now.date()
+        today = local_date(now, self.tz)
         async with self.db.unit() as uow:
             ids = await uow.plans.due_candidates(
                 today + timedelta(days=reevaluation.UPCOMING_DAYS),
@@ -121,7 +124,7 @@ class PromptSweeper:
     async def sweep_reviews(self, now: datetime) -> int:
         """Enqueue the prompts for plan items past their review date; returns how many."""
         async with self.db.unit() as uow:
-            ids = await uow.plans.review_candidates(now.date())
+            ids = await uow.plans.review_candidates(local_date(now, self.tz))
         return await self._batches(ids, lambda uow, batch: self._review_batch(uow, batch, now), "plan review")
 
     async def _batches(self, ids: Sequence[int], work: Callable[[UnitOfWork, Sequence[int]], Any],
@@ -140,7 +143,7 @@ class PromptSweeper:
         return total
 
     async def _reevaluation_batch(self, uow: UnitOfWork, batch: Sequence[int], now: datetime) -> int:
-        today = now.date()
+        today = local_date(now, self.tz)
         records = await uow.plans.due_batch(batch)
         missing = [r for r in records if r.next_due is None]
         if missing:  # a file opened without its cached row: due from its opening day
@@ -163,7 +166,7 @@ class PromptSweeper:
     async def _review_batch(self, uow: UnitOfWork, batch: Sequence[int], now: datetime) -> int:
         records = await uow.plans.review_batch(batch)
         sent = await uow.plans.sent_among((r.case_ref, review_occasion(r)) for r in records if r.item.review)
-        return await self._enqueue(uow, review_prompts(records, now.date(), sent), now)
+        return await self._enqueue(uow, review_prompts(records, local_date(now, self.tz), sent), now)
 
     async def _enqueue(self, uow: UnitOfWork, notices: Sequence[Notify], now: datetime) -> int:
         keys = [(n.case_ref, str(n.params["occasion"])) for n in notices]
