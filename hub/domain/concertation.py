@@ -122,7 +122,7 @@ def when_params(c: Concertation) -> dict[str, Any]:
         where = {"key": "concertation.where_unknown"}
     return {"date": start.date().isoformat(), "start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"),
             "minutes": c.minutes, "where": where, "organiser": c.organiser,
-            "participants": ", ".join(c.participants) or "—", "case": c.case_ref}
+            "participants": {"people": list(c.participants)} if c.participants else "—", "case": c.case_ref}
 
 
 def _check_start(starts_at: datetime, now: datetime) -> None:

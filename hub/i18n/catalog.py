@@ -136,6 +136,13 @@ class Catalog:
         if isinstance(value, dict) and "key" in value:
             sub = value.get("params", {})
             return _Markup(self.html(value["key"], **sub) if html_out else self.text(value["key"], **sub))
+        if isinstance(value, dict) and "people" in value:
+            # People named inline, in a sentence: pills joined by commas.
+            ids = [str(u) for u in value["people"]]
+            if not ids:
+                return ABSENT
+            show = self.formats.person_html if html_out else self.formats.person_text
+            return _Markup(", ".join(show(u, self.names) for u in ids))
         if isinstance(value, dict) and "ago" in value:
             moment = as_moment(value["ago"])
             if moment is None or self.now is None:

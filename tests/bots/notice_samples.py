@@ -13,7 +13,7 @@ from typing import Any
 from hub.commands.parser import UsageError, parse
 from hub.commands.registry import build_registry
 from hub.commands.usage import explain, help_detail, help_groups
-from hub.domain import closure, consent, continuity, handover, plan, reevaluation, team, transitions
+from hub.domain import closure, concertation, consent, continuity, handover, plan, reevaluation, team, transitions
 from hub.domain.alerts import Alert, AlertEvent, AlertRecord, PatientId
 from hub.domain.closure import CloseReason
 from hub.domain.continuity import Source
@@ -163,6 +163,17 @@ def samples(language: str) -> list[Sample]:
     add("Consent reminder", [consent.reminder(REF, CM, NOW - timedelta(days=1, hours=2), NOW)])
     out.append(Sample("Member who cannot read the room", Notify("encryption.unreachable", REF,
                                                                    "encryption.unreachable", {"user": GP}, (CM,))))
+
+    # --- clinical concertation ------------------------------------------------------------------
+    planned, planned_effects = concertation.plan(
+        None, TEAM, REF, date(2026, 12, 3), "14:00", minutes=45, place="Maison de santé, salle 2", visio=None,
+        with_=(), uid="uid-1@relais", by=CM, now=NOW)
+    add("Concertation planned", planned_effects)
+    decisions = [concertation.Decision(1, "Passage de l'aide à domicile tous les matins", 2, CM, NOW),
+                 concertation.Decision(2, "Réévaluation à domicile dans un mois", None, CM, NOW)]
+    _, minutes_effects = concertation.minutes(planned, decisions, CM)
+    add("Concertation minutes", minutes_effects)
+    add("Concertation: plan items to update", minutes_effects, index=1)
 
     # --- command replies -------------------------------------------------------------------------
     registry = build_registry()
