@@ -81,7 +81,7 @@ class Relais:
         self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
                                                     on_enqueued=self.outbox.wake)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
-        self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
+        self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.

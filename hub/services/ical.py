@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, TimezoneDaylight, TimezoneStandard, vCalAddress, vRecur, vText
 
@@ -56,22 +57,28 @@ def paris_timezone() -> Timezone:
     return tz
 
 
+def vtimezone(tz: ZoneInfo) -> Timezone:
+    """The territory's zone: Paris as its EU rule (valid for ever), any other from the tz database."""
+    return paris_timezone() if tz.key == PARIS.key else Timezone.from_tzinfo(tz)
+
+
 def invitation(c: Concertation, *, summary: str, description: str, stamp: datetime,
-               cancelled: bool = False) -> bytes:
-    """The invitation as it stands (METHOD:REQUEST), or its cancellation (METHOD:CANCEL)."""
+               cancelled: bool = False, tz: ZoneInfo = PARIS) -> bytes:
+    """The invitation as it stands (METHOD:REQUEST), or its cancellation (METHOD:CANCEL), in the
+    territory's time zone `tz`."""
     cancelled = cancelled or c.state is State.CANCELLED
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "CANCEL" if cancelled else "REQUEST")
-    cal.add_component(paris_timezone())
+    cal.add_component(vtimezone(tz))
     event = Event()
     event.add("uid", c.uid)
     event.add("sequence", c.sequence)
     event.add("dtstamp", stamp)
-    event.add("dtstart", c.starts_at.astimezone(PARIS))
-    event.add("dtend", c.ends_at.astimezone(PARIS))
+    event.add("dtstart", c.starts_at.astimezone(tz))
+    event.add("dtend", c.ends_at.astimezone(tz))
     event.add("summary", summary)
     event.add("description", description)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")

@@ -96,7 +96,7 @@ async def _consent(inp: ReportInput) -> Section:
 
 
 async def _concertations(inp: ReportInput) -> Section:
-    return await concertations.report_counts(inp.uow, inp.period)
+    return await concertations.report_counts(inp.uow, inp.period, inp.tz)
 
 
 SECTIONS: tuple[tuple[str, SectionFn], ...] = (

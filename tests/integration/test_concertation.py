@@ -63,7 +63,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     uid = ""
     for client in (gp, nurse):
         planned = await wait_for_event(client, room_id, _notice("concertation.planned", hub.bot))
-        assert "le mar. 10/03/2026 de 14:00 à 14:45 (heure de Paris)" in planned.body
+        assert "le mar. 10/03/2026 de 14:00 à 14:45 (heure locale)" in planned.body
         assert "Maison de santé, salle 2" in planned.body and content_of(planned)["fr.relais.case"] == case_ref
         assert {hub.user("gp"), hub.user("nurse")} <= set(content_of(planned)["m.mentions"]["user_ids"])
         attachment = await wait_for_event(client, room_id, _file("concertation.planned", hub.bot))

@@ -100,3 +100,19 @@ async def test_a_reevaluation_due_tomorrow_in_utc_is_due_today_in_paris(database
     await PromptSweeper(database, interval_days=182, tz=PARIS).sweep(late_evening)
     kinds = [(p["kind"], p["case_ref"]) for _k, p in await _prompts(database)]
     assert kinds[-1] == ("reevaluation.due", REF)
+
+
+def test_a_concertation_is_typed_and_shown_in_local_time_and_its_calendar_file_says_so() -> None:
+    from hub.domain import concertation
+    from hub.services import ical
+    from tests.bots.notice_samples import TEAM
+
+    now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    c, effects = concertation.plan(None, TEAM, "R-1", date(2026, 12, 3), "14:00", minutes=45, place="MSP",
+                                   visio=None, with_=(), uid="u@x", by="@cm:x", now=now, tz=REUNION)
+    assert c.starts_at == datetime(2026, 12, 3, 10, 0, tzinfo=UTC)  # 14:00 in La Réunion (UTC+4)
+    assert effects[0].params["start"] == "14:00" and effects[0].params["date"] == "2026-12-03"
+    data = ical.invitation(c, summary="s", description="d", stamp=now, tz=REUNION).decode()
+    assert "TZID:Indian/Reunion" in data and "DTSTART;TZID=Indian/Reunion:20261203T140000" in data
+    paris = ical.invitation(c, summary="s", description="d", stamp=now).decode()
+    assert "DTSTART;TZID=Europe/Paris:20261203T110000" in paris
