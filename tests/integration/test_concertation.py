@@ -81,9 +81,9 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
         assert str(event["UID"]) == uid
 
     for who, text, expected in (
-            ("cm", "!concertation 2026-03-11 10:00", "déjà prévue le 2026-03-10 à 14:00"),
+            ("cm", "!concertation 2026-03-11 10:00", "déjà prévue le mar. 10/03/2026 à 14:00"),
             ("cm", "!concertation 2026-03-11 25:00", "n'est pas une heure"),
-            ("cm", "!concertation deplacer 2026-03-29 02:30", "n'existe pas le 2026-03-29"),
+            ("cm", "!concertation deplacer 2026-03-29 02:30", "n'existe pas le dim. 29/03/2026"),
             ("cm", f"!concertation 2026-03-12 10:00 --avec {hub.user('gp')} @x", "identifiant Matrix"),
             ("cm", "!concertation deplacer 2026-03-01 10:00", "déjà passé"),
             ("cm", f"!concertation annuler --avec {hub.user('gp')}", "option inconnue"),
@@ -153,7 +153,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     assert str(new["UID"]) != uid and str(new["LOCATION"]) == "https://visio.example.org/r42"
     await send_text(cm, room_id, "!concertation annuler")
     cancelled = await wait_for_event(gp, room_id, _notice("concertation.cancelled", hub.bot))
-    assert "annule la concertation clinique du 2026-03-20 à 09:00" in cancelled.body
+    assert "annule la concertation clinique du ven. 20/03/2026 à 09:00" in cancelled.body
     cal = await _calendar(gp, await wait_for_event(gp, room_id, _file("concertation.cancelled", hub.bot)))
     event = cal.walk("VEVENT")[0]
     assert cal["METHOD"] == "CANCEL" and str(event["STATUS"]) == "CANCELLED"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hub.clock import FakeClock
+from hub.i18n.catalog import Catalog
 from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, send_text, wait_for_event
 
@@ -148,7 +149,7 @@ async def test_prompts_arrive_once_each_in_the_right_room_even_across_a_restart(
     clock.set(T0 + timedelta(days=182 - 14))
     assert await relais.scheduler.run_now() == 2  # upcoming + the plan item past its review date
     upcoming = await wait_for_event(cm, room_id, is_notice("reevaluation.upcoming", hub.bot))
-    assert f"due le dim. {due:%d/%m/%Y}, dans 14 jours" in upcoming.body
+    assert f"due le {Catalog('fr').formats.date(due)}, dans 14 jours" in upcoming.body  # lun. 31/08/2026
     assert content_of(upcoming)["fr.relais.case"] == case_ref
     assert set(content_of(upcoming)["m.mentions"]["user_ids"]) == {hub.user("cm"), hub.user("gp")}
     review = await wait_for_event(gp, room_id, is_notice("plan.review", hub.bot))
