@@ -29,14 +29,15 @@ def typed_choices(arg: Arg, french: bool) -> list[str]:
     return [typed_word(arg, choice, french) for choice in arg.choices]
 
 
-def placeholder(arg: Arg, catalog: Catalog) -> str:
-    """What stands for an argument's value in a usage line or an error message."""
+def placeholder(arg: Arg, catalog: Catalog, spec: CommandSpec | None = None) -> str:
+    """What stands for an argument's value in a usage line or an error message: the command's
+    own word for it (`arg.<command>.<name>`), else the argument's (`arg.<name>`), else its form."""
     french = catalog.language == "fr"
     if arg.kind == "choice":
         return "|".join(typed_choices(arg, french))
-    key = f"arg.{arg.name}"
-    if catalog.has(key):
-        return catalog.text(key)
+    for key in ((f"arg.{spec.name}.{arg.name}",) if spec is not None else ()) + (f"arg.{arg.name}",):
+        if catalog.has(key):
+            return catalog.text(key)
     return catalog.text(_FORMS.get(arg.kind, "form.text"))
 
 
@@ -48,7 +49,7 @@ def usage_line(spec: CommandSpec, catalog: Catalog) -> str:
     french = catalog.language == "fr"
     words = [f"!{spec.alias if french else spec.name}"]
     for arg in spec.args:
-        shown = placeholder(arg, catalog)
+        shown = placeholder(arg, catalog, spec)
         words.append(f"[{shown}]" if arg.optional else shown)
     for opt in spec.opts:
         name = option_name(opt, french)
@@ -56,7 +57,7 @@ def usage_line(spec: CommandSpec, catalog: Catalog) -> str:
             words.append(f"[{name}]")
         else:
             more = "…" if opt.many or opt.repeat else ""
-            words.append(f"[{name} {placeholder(opt, catalog)}{more}]")
+            words.append(f"[{name} {placeholder(opt, catalog, spec)}{more}]")
     return " ".join(words)
 
 
@@ -73,7 +74,7 @@ def explain(params: dict[str, Any], spec: CommandSpec | None, catalog: Catalog) 
         if isinstance(arg, Opt):
             out["arg"] = option_name(arg, catalog.language == "fr")
         else:
-            out["arg"] = placeholder(arg, catalog) if arg.kind != "choice" else catalog.text(
+            out["arg"] = placeholder(arg, catalog, spec) if arg.kind != "choice" else catalog.text(
                 f"arg.{arg.name}") if catalog.has(f"arg.{arg.name}") else arg.name
         if arg.kind == "choice":
             out["choices"] = ", ".join(typed_choices(arg, catalog.language == "fr"))
