@@ -116,6 +116,17 @@ async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: 
         reply = await hub.command("cm", desk, text)
         assert kind_of(reply) == "command.error" and expected in reply.body, (text, reply.body)
 
+    # Help by role: the GP sees what they may use, the case manager more; one command in detail.
+    gp_help = await hub.command("gp", room_id, "!aide")
+    cm_help = await hub.command("cm", room_id, "!aide")
+    assert kind_of(gp_help) == kind_of(cm_help) == "command.reply"
+    assert "!vu" in gp_help.body and "!equipe ajouter" not in gp_help.body and "!equipe ajouter" in cm_help.body
+    assert len(gp_help.body) < len(cm_help.body) < 800
+    detail = await hub.command("gp", room_id, "!aide equipe ajouter")
+    assert detail.body.startswith("!equipe ajouter @nom:serveur medecin|") and "Vous ne pouvez pas" in detail.body
+    unknown = await hub.command("gp", room_id, "!aide frobnicate")
+    assert kind_of(unknown) == "command.error" and "frobnicate" in unknown.body
+
     listing = await hub.command("cm", room_id, "!equipe")
     assert kind_of(listing) == "command.reply"
     assert listing.body.count("\n•") == 2  # the case manager and the GP, nobody else
