@@ -14,6 +14,23 @@ from hub.errors import RelaisError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
+# Libraries whose INFO lines (alembic's plugin list and each migration, APScheduler's job table)
+# would bury the hub's own lines and the demo's banner: WARNING unless -v asks for everything.
+NOISY_LIBRARIES = ("alembic", "apscheduler", "aiohttp", "asyncio", "peewee", "sqlalchemy")
+# Libraries that log message contents at debug level (nio: event contents; aiosqlite: every
+# statement with its parameters, names and clinical text included): WARNING whatever -v says.
+PRIVATE_LIBRARIES = ("nio", "aiosqlite")
+
+
+def configure_logging(verbose: bool) -> None:
+    """Root at INFO (DEBUG with -v); libraries held at WARNING as said above."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    for name in PRIVATE_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
 
 def _iso_date(text: str) -> date:
     try:
@@ -69,12 +86,7 @@ async def _run(config: Config) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # nio logs event contents at debug level: keep it quiet whatever -v says.
-    logging.getLogger("nio").setLevel(logging.WARNING)
-    # aiosqlite logs every statement with its parameters (names, clinical text) at debug level.
-    logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         if args.command == "demo":
             from hub.demo import run_demo

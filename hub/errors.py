@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hub.domain.errors import DomainError
 
-__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "SchemaError"]
+__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "SchemaError", "TransientError"]
 
 
 class RelaisError(Exception):
@@ -29,3 +29,7 @@ class MatrixError(RelaisError):
         super().__init__(f"{what}: {errcode or 'error'}")
         self.errcode = errcode
         self.retry_after_ms = retry_after_ms
+
+
+class TransientError(MatrixError):
+    """Try again later: homeserver away, rate limited, room not yet synced."""

@@ -32,7 +32,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig
-from hub.errors import MatrixError
+from hub.errors import MatrixError, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -53,10 +53,6 @@ SYNC_FILTER: dict[str, Any] = {
 }
 
 TRANSIENT_CODES = {"M_LIMIT_EXCEEDED", "M_UNKNOWN", None}
-
-
-class TransientError(MatrixError):
-    """Try again later: homeserver away, rate limited, room not yet synced."""
 
 
 def _check(response: Any, what: str) -> Any:

@@ -4,8 +4,9 @@ Element (matrix-js-sdk with the Rust crypto engine) shares room keys only with, 
 only from, devices signed by their owner's self-signing key, itself signed by the owner's
 master key. matrix-nio has no cross-signing: this module adds it.
 
-The pure part builds and checks signed JSON exactly as the Matrix spec's appendix says
-(canonical JSON, unpadded base64, Ed25519); `ensure_cross_signing` is the one I/O step, run
+The pure part builds and checks signed JSON as the Matrix spec's appendix says, through the
+Matrix team's own `canonicaljson` and `signedjson` (what Synapse itself verifies with), after
+checking the value space the spec allows; `ensure_cross_signing` is the one I/O step, run
 at start: it keeps the private keys next to the crypto store and never replaces keys the
 homeserver holds unless the operator asked for it explicitly.
 """
@@ -22,11 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from canonicaljson import encode_canonical_json
 from nio import AsyncClient
+from signedjson.key import (
+    NACL_ED25519,
+    decode_signing_key_base64,
+    decode_verify_key_bytes,
+    encode_verify_key_base64,
+    generate_signing_key,
+    get_verify_key,
+)
+from signedjson.sign import SignatureVerifyException, sign_json, verify_signed_json
+from signedjson.types import SigningKey as NaclSigningKey
 
-from hub.errors import MatrixError
+from hub.errors import MatrixError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,10 @@ RESET_HINT = "[encryption] reset_cross_signing = true"
 
 
 def _canonical_value(value: Any) -> Any:
-    """Check the value space canonical JSON allows; integral floats (1e10, -0.0) become ints."""
+    """Check the value space canonical JSON allows; integral floats (1e10, -0.0) become ints.
+
+    `canonicaljson` encodes whatever Python gives it (1.5, 2**53); the spec allows integers in
+    [-(2**53)+1, (2**53)-1] only, so values are checked here first. Returns a deep copy."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -62,13 +75,9 @@ def _canonical_value(value: Any) -> Any:
 
 
 def canonical_json(value: Any) -> bytes:
-    """The shortest UTF-8 JSON with keys sorted by code point; integers only (spec appendix)."""
-    # json.dumps escapes only '"', '\\' and U+0000–U+001F, with the short forms \b \f \n \r \t
-    # and lowercase \u00XX otherwise: exactly the grammar of the spec. A lone surrogate cannot
-    # be encoded in UTF-8 and raises here.
-    text = json.dumps(_canonical_value(value), ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True, allow_nan=False)
-    return text.encode("utf-8")
+    """The shortest UTF-8 JSON with keys sorted by code point; integers only (spec appendix).
+    Raises ValueError (UnicodeEncodeError for a lone surrogate) for what has no canonical form."""
+    return encode_canonical_json(_canonical_value(value))
 
 
 def b64encode(data: bytes) -> str:
@@ -81,11 +90,6 @@ def b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
 
 
-def signing_bytes(obj: Mapping[str, Any]) -> bytes:
-    """What a signature covers: the object without `signatures` and `unsigned`."""
-    return canonical_json({k: v for k, v in obj.items() if k not in ("signatures", "unsigned")})
-
-
 @dataclass(frozen=True)
 class SigningKey:
     """An Ed25519 key pair known by its 32-byte seed; its key id is `ed25519:<public>`."""
@@ -94,28 +98,25 @@ class SigningKey:
 
     @classmethod
     def generate(cls) -> SigningKey:
-        return cls(Ed25519PrivateKey.generate().private_bytes_raw())
+        return cls(bytes(generate_signing_key("new")))
 
     @property
     def public(self) -> str:
-        key = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
-        return b64encode(key.public_bytes_raw())
+        return encode_verify_key_base64(get_verify_key(self._nacl("")))
 
     @property
     def key_id(self) -> str:
-        return f"ed25519:{self.public}"
+        return f"{NACL_ED25519}:{self.public}"
 
-    def signature(self, obj: Mapping[str, Any]) -> str:
-        return b64encode(Ed25519PrivateKey.from_private_bytes(self.seed).sign(signing_bytes(obj)))
+    def _nacl(self, version: str) -> NaclSigningKey:
+        return decode_signing_key_base64(NACL_ED25519, version, b64encode(self.seed))
 
 
 def sign(obj: Mapping[str, Any], signer_user: str, key: SigningKey) -> dict[str, Any]:
-    """A copy of `obj` with `key`'s signature added under signatures[signer_user]."""
-    out = dict(obj)
-    signatures = {user: dict(sigs) for user, sigs in (obj.get("signatures") or {}).items()}
-    signatures.setdefault(signer_user, {})[key.key_id] = key.signature(obj)
-    out["signatures"] = signatures
-    return out
+    """A copy of `obj` with `key`'s signature added under signatures[signer_user] (filed as
+    `ed25519:<public key>`); `obj` is left untouched. ValueError if it has no canonical form."""
+    out: dict[str, Any] = _canonical_value(obj)
+    return sign_json(out, signer_user, key._nacl(key.public))
 
 
 def verify(obj: Mapping[str, Any], signer_user: str, public_key: str, key_name: str | None = None) -> bool:
@@ -126,9 +127,9 @@ def verify(obj: Mapping[str, Any], signer_user: str, public_key: str, key_name: 
         signature = (obj.get("signatures") or {}).get(signer_user, {}).get(f"ed25519:{key_name or public_key}")
         if not isinstance(signature, str):
             return False
-        key = Ed25519PublicKey.from_public_bytes(b64decode(public_key))
-        key.verify(b64decode(signature), signing_bytes(obj))
-    except (InvalidSignature, ValueError, TypeError, AttributeError):
+        key = decode_verify_key_bytes(f"{NACL_ED25519}:{key_name or public_key}", b64decode(public_key))
+        verify_signed_json(_canonical_value(obj), signer_user, key)
+    except (SignatureVerifyException, ValueError, TypeError, AttributeError):
         return False
     return True
 
@@ -265,8 +266,6 @@ async def matrix_request(api: AsyncClient, method: str, path: str,
 
 
 def _fail(what: str, status: int, payload: Mapping[str, Any]) -> MatrixError:
-    from hub.bots.client import TransientError  # the client module imports this one
-
     code = payload.get("errcode")
     if status == 429 or status >= 500:
         return TransientError(what, code or str(status), payload.get("retry_after_ms"))

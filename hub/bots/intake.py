@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
 
 from hub.bots.client import BotClient
-from hub.commands.dispatcher import Dispatcher
 from hub.services.desks import adopt_desk
 from hub.storage.database import Database
 
@@ -24,6 +24,14 @@ SYNC_TOKEN_KEY = "sync_token"
 UNDECRYPTABLE_PATIENCE_S = 120.0
 
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
+
+
+class Commands(Protocol):
+    """What intake hands each text message to (the command dispatcher, built in app.py)."""
+
+    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
+        """True when the message was a command for us that got an answer now."""
+        ...
 
 
 def membership_change(sender: str, user: str, membership: str, prev: str | None) -> str:
@@ -39,7 +47,7 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
 
 
 class Intake:
-    def __init__(self, db: Database, client: BotClient, dispatcher: Dispatcher,
+    def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
                  desk_people: dict[str, str]) -> None:
         self.db = db
         self.client = client

@@ -16,10 +16,10 @@ from typing import Any
 from aiohttp import ClientConnectionError
 
 from hub.bots import attachments, content
-from hub.bots.client import BotClient, TransientError
+from hub.bots.client import BotClient
 from hub.bots.render import people, render
 from hub.clock import Clock
-from hub.errors import MatrixError
+from hub.errors import MatrixError, TransientError
 from hub.i18n.catalog import Catalog
 from hub.storage.database import Database
 from hub.storage.repositories import OutboxEntry

@@ -23,7 +23,7 @@ from nio import AsyncClient
 from hub.bots.crosssigning import cross_signed_devices, query_keys
 from hub.clock import Clock
 from hub.domain.effects import Notify
-from hub.domain.team import Role, active
+from hub.domain.team import case_managers
 from hub.services.outbox import enqueue
 from hub.storage.database import Database
 
@@ -113,7 +113,7 @@ class UnreachableNotices:
             if person is not None:
                 case_ref = person.case_ref
                 team = await uow.team.members(case_ref)
-                managers = [person.referent, *(m.user_id for m in active(team) if m.role is Role.CASE_MANAGER)]
+                managers = list(case_managers(team, person.referent))
             else:
                 desk = await uow.desks.owner(room_id)
                 if desk is None:

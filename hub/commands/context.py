@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from hub.clock import DEFAULT_TIMEZONE, local_date
+from hub.commands.parser import CommandSpec, Invocation
 from hub.domain.caseload import Limits
-from hub.domain.effects import Notify
+from hub.domain.effects import Effect, Notify
 from hub.domain.persons import Person
 from hub.storage.database import UnitOfWork
 
@@ -52,3 +54,16 @@ class Ctx:
 
     def reply(self, message: str, **params: Any) -> Notify:
         return Notify("command.reply", self.case_ref, message, params, room_id=self.room_id)
+
+
+Handler = Callable[[Ctx, Invocation], Awaitable[list[Effect]]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One entry of the command table: what the user types (`spec`) and what runs it.
+
+    `handler` is None for `!help` alone: the dispatcher answers it from the table it holds."""
+
+    spec: CommandSpec
+    handler: Handler | None

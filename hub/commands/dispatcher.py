@@ -19,7 +19,6 @@ from hub.commands.usage import explain, find_command, help_detail, help_groups
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
-from hub.domain.team import Role
 from hub.i18n.catalog import Catalog
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
@@ -127,10 +126,7 @@ class Dispatcher:
         """The person's case managers: the referent and every active case manager of the team."""
         person = ctx.person
         assert person is not None
-        return {person.referent} | {
-            m.user_id for m in team.active(await ctx.uow.team.members(person.case_ref))
-            if m.role is Role.CASE_MANAGER
-        }
+        return set(team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent))
 
     async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
         if spec.who is Who.MEMBER:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect
 from hub.domain.settings import Setting
 from hub.services import alerts
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
 
 # French words accepted for <setting>, beside the canonical English ones.
 SETTING_ALIASES = {
@@ -28,11 +23,12 @@ async def move(ctx: Ctx, inv: Invocation) -> list[Effect]:
                                      inv.opts["date"], by=ctx.sender, now=ctx.now, tz=ctx.tz)
 
 
-def register(reg: Registry) -> None:
-    """Add the setting commands to the registry."""
-    reg.register(CommandSpec(
+# The setting commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec(
         "move", "lieu", Scope.ROOM, Who.CASE_MANAGER, "help.move",
         args=(Arg("setting", "choice", choices=tuple(s.value for s in Setting), aliases=SETTING_ALIASES),
               Arg("establishment", optional=True)),
         opts=(Opt("date", "date"),),
-    ), move)
+    ), move),
+)

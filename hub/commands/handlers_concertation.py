@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
 from hub.domain import concertation
 from hub.domain.effects import Effect
@@ -12,9 +10,6 @@ from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.i18n.catalog import Catalog
 from hub.services import concertations
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
 
 
 def _person(ctx: Ctx) -> Person:
@@ -60,17 +55,19 @@ async def decide(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return [ctx.reply("concertation.decision_recorded", number=d.number, text=d.text, item=item)]
 
 
-def register(reg: Registry) -> None:
-    """Add the concertation commands to the registry."""
-    when = (Arg("date", "date"), Arg("time"))
-    reg.register(CommandSpec(
-        "concertation", "concertation", Scope.ROOM, Who.CASE_MANAGER, "help.concertation", args=when,
+_WHEN = (Arg("date", "date"), Arg("time"))
+
+# The concertation commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec(
+        "concertation", "concertation", Scope.ROOM, Who.CASE_MANAGER, "help.concertation", args=_WHEN,
         opts=(Opt("minutes", "int", alias="duree"), Opt("place", alias="lieu"), Opt("visio"),
               Opt("with", "user", alias="avec", many=True)),
-    ), plan)
-    reg.register(CommandSpec("concertation move", "concertation deplacer", Scope.ROOM, Who.CASE_MANAGER,
-                             "help.concertation_move", args=when), move)
-    reg.register(CommandSpec("concertation cancel", "concertation annuler", Scope.ROOM, Who.CASE_MANAGER,
-                             "help.concertation_cancel"), cancel)
-    reg.register(CommandSpec("decision", "decision", Scope.ROOM, Who.CASE_MANAGER, "help.decision",
-                             args=(Arg("text"),), opts=(Opt("item", "int", alias="action"),)), decide)
+    ), plan),
+    Command(CommandSpec("concertation move", "concertation deplacer", Scope.ROOM, Who.CASE_MANAGER,
+                        "help.concertation_move", args=_WHEN), move),
+    Command(CommandSpec("concertation cancel", "concertation annuler", Scope.ROOM, Who.CASE_MANAGER,
+                        "help.concertation_cancel"), cancel),
+    Command(CommandSpec("decision", "decision", Scope.ROOM, Who.CASE_MANAGER, "help.decision",
+                        args=(Arg("text"),), opts=(Opt("item", "int", alias="action"),)), decide),
+)

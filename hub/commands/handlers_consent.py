@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
-
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx, Handler
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.consent import SCOPE_ALIASES, Status
 from hub.domain.consent import Scope as ConsentScope
 from hub.domain.effects import Effect
 from hub.domain.persons import Person
 from hub.services import consent
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
-
-Handler = Callable[[Ctx, Invocation], Awaitable[list[Effect]]]
 
 
 def _person(ctx: Ctx) -> Person:
@@ -37,14 +29,16 @@ def _recorder(status: Status) -> Handler:
     return handler
 
 
-def register(reg: Registry) -> None:
-    """Add the consent commands to the registry."""
-    options = (Opt("scope", "choice", choices=tuple(s.value for s in ConsentScope), aliases=SCOPE_ALIASES,
-                   alias="portee"),
-               Opt("note"))
-    reg.register(CommandSpec("consent", "consentement", Scope.ROOM, Who.MEMBER, "help.consent"), show)
-    for status, french in ((Status.INFORMED, "informe"), (Status.GIVEN, "donne"), (Status.REFUSED, "refuse")):
-        reg.register(CommandSpec(
-            f"consent {status.value}", f"consentement {french}", Scope.ROOM, Who.CASE_MANAGER,
-            f"help.consent_{status.value}", args=(Arg("date", "date", optional=True),), opts=options,
-        ), _recorder(status))
+_OPTIONS = (Opt("scope", "choice", choices=tuple(s.value for s in ConsentScope), aliases=SCOPE_ALIASES,
+                alias="portee"),
+            Opt("note"))
+
+# The consent commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec("consent", "consentement", Scope.ROOM, Who.MEMBER, "help.consent"), show),
+    *(Command(CommandSpec(
+        f"consent {status.value}", f"consentement {french}", Scope.ROOM, Who.CASE_MANAGER,
+        f"help.consent_{status.value}", args=(Arg("date", "date", optional=True),), opts=_OPTIONS,
+    ), _recorder(status))
+      for status, french in ((Status.INFORMED, "informe"), (Status.GIVEN, "donne"), (Status.REFUSED, "refuse"))),
+)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub.commands.context import Ctx
-from hub.commands.parser import Invocation
+from hub.commands.context import Command, Ctx
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect, Notify
 from hub.domain.persons import INS, Identifier, parse_identifier, parse_nir
 from hub.services import cases
@@ -42,3 +42,18 @@ async def caseload(ctx: Ctx, inv: Invocation) -> list[Effect]:
         overdue=load.overdue_reevaluations, without_gp=load.without_gp,
         without_provider=load.items_without_provider, files=refs,
     )]
+
+
+# The desk commands, in the order `!help` lists them. `!help` has no handler: the dispatcher
+# answers it from the whole table.
+COMMANDS: tuple[Command, ...] = (
+    # `!aide` alone, or `!aide plan ajouter` for one command in detail.
+    Command(CommandSpec("help", "aide", None, Who.MEMBER, "help.help",
+                        args=(Arg("command", optional=True), Arg("sub", optional=True))), None),
+    Command(CommandSpec(
+        "new", "nouveau", Scope.DESK, Who.CASE_MANAGER, "help.new",
+        args=(Arg("name"),),
+        opts=(Opt("ins"), Opt("id", repeat=True), Opt("born", "date", alias="naissance")),
+    ), new),
+    Command(CommandSpec("caseload", "file-active", Scope.DESK, Who.CASE_MANAGER, "help.caseload"), caseload),
+)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain import team
 from hub.domain.closure import REASON_ALIASES, CloseReason
@@ -14,9 +14,6 @@ from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.domain.report import Section
 from hub.services import closure, continuity, handovers, report
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
 
 # Sections whose keys are already readable (Matrix ids, months); the others' keys are words.
 _RAW_KEYS = {"caseload", "intake"}
@@ -86,22 +83,24 @@ async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
                    room_id=ctx.room_id)]
 
 
-def register(reg: Registry) -> None:
-    """Add the handover and lifecycle commands (`team remove` itself is declared in the registry)."""
-    reg.register(CommandSpec(
+# The handover and lifecycle commands, in the order `!help` lists them (`team remove`, whose
+# handler is `remove` above, is listed with the team commands in handlers_team).
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec(
         "transfer", "transferer", Scope.DESK, Who.CASE_MANAGER, "help.transfer",
         args=(Arg("case", "case_ref"), Arg("user", "user")),
-    ), transfer)
-    reg.register(CommandSpec("report", "rapport", Scope.DESK, Who.PILOT, "help.report",
-                             opts=(Opt("from", "date", alias="du"), Opt("to", "date", alias="au"))), report_)
-    reg.register(CommandSpec("ack", "vu", Scope.ROOM, Who.MEMBER, "help.ack"), ack)
-    reg.register(CommandSpec(
+    ), transfer),
+    Command(CommandSpec("report", "rapport", Scope.DESK, Who.PILOT, "help.report",
+                        opts=(Opt("from", "date", alias="du"), Opt("to", "date", alias="au"))), report_),
+    Command(CommandSpec("ack", "vu", Scope.ROOM, Who.MEMBER, "help.ack"), ack),
+    Command(CommandSpec(
         "break", "rupture", Scope.ROOM, Who.CASE_MANAGER, "help.break",
         args=(Arg("text"),),
         opts=(Opt("category", "choice", choices=tuple(c.value for c in Category), aliases=CATEGORY_ALIASES,
                   alias="categorie"),),
-    ), break_)
-    reg.register(CommandSpec(
+    ), break_),
+    Command(CommandSpec(
         "close", "cloturer", Scope.ROOM, Who.CASE_MANAGER, "help.close",
         args=(Arg("reason", "choice", choices=tuple(r.value for r in CloseReason), aliases=REASON_ALIASES),),
-    ), close)
+    ), close),
+)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hub.commands.context import Ctx
+from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
 from hub.domain.effects import Effect
 from hub.domain.evaluations import Evaluation, Reason
 from hub.domain.persons import Person
 from hub.domain.plan import ItemStatus
 from hub.services import plans
-
-if TYPE_CHECKING:
-    from hub.commands.registry import Registry
 
 STATUS_ALIASES = {
     "propose": "proposed", "proposé": "proposed", "proposée": "proposed",
@@ -132,34 +129,36 @@ async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
                       **_evaluation_params(evaluation))]
 
 
-def register(reg: Registry) -> None:
-    """Add the plan and evaluation commands to the registry."""
-    number = Arg("n", "int")
-    reg.register(CommandSpec("plan", "plan", Scope.ROOM, Who.MEMBER, "help.plan"), show)
-    reg.register(CommandSpec(
+_NUMBER = Arg("n", "int")
+
+# The plan and evaluation commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec("plan", "plan", Scope.ROOM, Who.MEMBER, "help.plan"), show),
+    Command(CommandSpec(
         "plan add", "plan ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.plan_add",
         args=(Arg("need"), Arg("action")),
         opts=(Opt("provider", alias="intervenant"), Opt("frequency", alias="frequence"),
               Opt("start", "date", alias="debut"), Opt("review", "date", alias="revision")),
-    ), add)
-    reg.register(CommandSpec(
+    ), add),
+    Command(CommandSpec(
         "plan set", "plan modifier", Scope.ROOM, Who.CASE_MANAGER, "help.plan_set",
-        args=(number,),
+        args=(_NUMBER,),
         opts=(Opt("status", "choice", choices=tuple(s.value for s in ItemStatus), aliases=STATUS_ALIASES,
                   alias="statut"),
               Opt("provider", alias="intervenant"), Opt("frequency", alias="frequence"),
               Opt("review", alias="revision")),
-    ), set_)
-    reg.register(CommandSpec("plan close", "plan clore", Scope.ROOM, Who.CASE_MANAGER, "help.plan_close",
-                             args=(number,)), close)
-    reg.register(CommandSpec("plan asof", "plan au", Scope.ROOM, Who.MEMBER, "help.plan_asof",
-                             args=(Arg("date", "date"),)), as_of)
-    reg.register(CommandSpec("eval", "eval", Scope.ROOM, Who.MEMBER, "help.eval"), eval_show)
-    reg.register(CommandSpec(
+    ), set_),
+    Command(CommandSpec("plan close", "plan clore", Scope.ROOM, Who.CASE_MANAGER, "help.plan_close",
+                        args=(_NUMBER,)), close),
+    Command(CommandSpec("plan asof", "plan au", Scope.ROOM, Who.MEMBER, "help.plan_asof",
+                        args=(Arg("date", "date"),)), as_of),
+    Command(CommandSpec("eval", "eval", Scope.ROOM, Who.MEMBER, "help.eval"), eval_show),
+    Command(CommandSpec(
         "eval done", "eval faite", Scope.ROOM, Who.CASE_MANAGER, "help.eval_done",
         args=(Arg("date", "date", optional=True),),
         opts=(Opt("tool", alias="outil"),
               Opt("reason", "choice", choices=tuple(r.value for r in Reason), aliases=REASON_ALIASES,
                   alias="motif"),
               Opt("gir", "int")),
-    ), eval_done)
+    ), eval_done),
+)

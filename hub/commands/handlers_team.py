@@ -5,14 +5,27 @@
 
 from __future__ import annotations
 
-from hub.commands.context import Ctx
+from hub.commands import handlers_handover
+from hub.commands.context import Command, Ctx
 from hub.commands.handlers_desk import identifiers_from
-from hub.commands.parser import Invocation
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain import persons, team
 from hub.domain.effects import Effect
 from hub.domain.errors import DomainError
 from hub.domain.team import Role
 from hub.services import cases, consent
+
+# French words a case manager types for each role (accents and case are ignored).
+ROLE_WORDS = {
+    "medecin": "gp", "mg": "gp", "medecin_traitant": "gp",
+    "infirmier": "nurse", "infirmiere": "nurse", "ide": "nurse", "idel": "nurse",
+    "ssiad": "home_nursing", "saad": "home_help", "sad": "home_help", "aide_a_domicile": "home_help",
+    "assistant_social": "social_worker", "assistante_sociale": "social_worker", "as": "social_worker",
+    "kine": "physio", "kinesitherapeute": "physio", "pharmacien": "pharmacist", "pharmacienne": "pharmacist",
+    "tuteur": "guardian", "curateur": "guardian", "mandataire": "guardian",
+    "aidant": "carer", "aidante": "carer", "gestionnaire": "case_manager", "autre": "other",
+}
+ROLE_ARG = Arg("role", "choice", choices=tuple(r.value for r in Role), aliases=ROLE_WORDS)
 
 
 def _person(ctx: Ctx) -> persons.Person:
@@ -64,3 +77,24 @@ async def id_add(ctx: Ctx, inv: Invocation) -> list[Effect]:
     await cases.check_identifiers_free(ctx.uow, new)
     await ctx.uow.persons.add_identifiers(ctx.case_ref, new)
     return [ctx.reply("reply.id_added", case=ctx.case_ref, id=", ".join(i.label() for i in new))]
+
+
+# The team and identifier commands, in the order `!help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(CommandSpec("team", "equipe", Scope.ROOM, Who.MEMBER, "help.team"), show),
+    Command(CommandSpec(
+        "team add", "equipe ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.team_add",
+        args=(Arg("user", "user"), ROLE_ARG), opts=(Opt("org", alias="organisation"),),
+    ), add),
+    Command(CommandSpec(
+        "team remove", "equipe retirer", Scope.ROOM, Who.CASE_MANAGER, "help.team_remove",
+        args=(Arg("user", "user"),),
+        opts=(Opt("successor", "user", alias="successeur"), Opt("reason", alias="raison"),
+              Opt("org", alias="organisation")),
+    ), handlers_handover.remove),
+    Command(CommandSpec("id", "id", Scope.ROOM, Who.MEMBER, "help.id"), ids),
+    Command(CommandSpec(
+        "id add", "id ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.id_add",
+        args=(Arg("identifier", optional=True),), opts=(Opt("ins"),),
+    ), id_add),
+)

@@ -51,6 +51,14 @@ def find(team: tuple[Member, ...] | list[Member], user_id: str) -> Member | None
     return next((m for m in active(team) if m.user_id == user_id), None)
 
 
+def case_managers(team: tuple[Member, ...] | list[Member], referent: str) -> tuple[str, ...]:
+    """Who manages this file: its referent first, then the active members in the case-manager
+    role, each once. They alone run the case-manager commands in the person's room (SPEC §4) and
+    are the ones told when a member cannot read the room."""
+    managers = [m.user_id for m in active(team) if m.role is Role.CASE_MANAGER]
+    return tuple(dict.fromkeys([referent, *managers]))
+
+
 def mentions_for(team: tuple[Member, ...] | list[Member], referent: str) -> tuple[str, ...]:
     """Alerts and handovers mention the case manager and the GP (SPEC §5)."""
     gps = [m.user_id for m in active(team) if m.role is Role.GP]

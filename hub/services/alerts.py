@@ -118,7 +118,7 @@ class AlertService:
 
     async def _apply(self, uow: UnitOfWork, message_id: int, person: Person, alert: Alert, now: datetime) -> bool:
         ref = person.case_ref
-        await uow.alerts.lock_person(ref)
+        await uow.persons.lock(ref)
         person = await uow.persons.get(ref) or person
         mentions = team.mentions_for(await uow.team.members(ref), person.referent)
         alert_id = await uow.alerts.add_alert(message_id, ref, alert, now)
@@ -160,6 +160,7 @@ class AlertService:
             # Undo the move only while it is still the latest one: a newer move stands.
             if last is not None and last.alert_id == original.id:
                 await uow.alerts.revert_change(last, now)
+                await uow.persons.restore_setting(ref, last.previous, last.previous_since, last.previous_return)
                 restored = last.previous
         return transitions.cancellation(person, mentions, alert, original, restored=restored)
 
@@ -200,7 +201,7 @@ async def record_move(uow: UnitOfWork, person: Person, move: Move, source: str, 
 async def move_by_hand(uow: UnitOfWork, person: Person, setting: Setting, establishment: str | None,
                        on: date | None, *, by: str, now: datetime, tz: tzinfo) -> list[Effect]:
     """`!move`: same history, same handover notice as a move reported by a hospital."""
-    await uow.alerts.lock_person(person.case_ref)
+    await uow.persons.lock(person.case_ref)
     last_hospital = await uow.alerts.last_event_time(person.case_ref)
     outcome = transitions.manual_move(
         person, team.mentions_for(await uow.team.members(person.case_ref), person.referent), setting,

@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 async def close_file(uow: UnitOfWork, person: Person, reason: CloseReason, *, by: str,
                      now: datetime) -> list[Effect]:
     ref = person.case_ref
-    await uow.handovers.lock_person(ref)
+    await uow.persons.lock(ref)
     closed, ended, effects = closure.close(person, await uow.team.members(ref), reason, by=by, now=now)
     for member in ended:
         await uow.team.end(ref, member)
     assert closed.closed_at is not None
-    await uow.handovers.close_file(ref, closed.closed_at, reason.value)
+    await uow.persons.close_file(ref, closed.closed_at, reason.value)
     log.info("file %s closed (%s)", ref, reason.value)
     return effects

@@ -58,7 +58,7 @@ async def plan(
     tz: ZoneInfo | None = None,
 ) -> list[Effect]:
     ref = person.case_ref
-    await uow.consent.lock(ref)  # one planning at a time per file
+    await uow.persons.lock(ref)  # one planning at a time per file
     uid = f"{uuid.uuid4().hex}@{server_of(bot_user) or 'relais'}"
     c, effects = concertation.plan(
         await _pending(uow, ref), await uow.team.members(ref), ref, day, hhmm, minutes=minutes, place=place,

@@ -33,7 +33,7 @@ async def record(
     """Record information, consent or refusal; a withdrawn extended consent ends the membership
     of carers and others, in the same unit of work (the kicks follow from the outbox)."""
     ref = person.case_ref
-    await uow.consent.lock(ref)
+    await uow.persons.lock(ref)
     entry, ended, effects = consent.record(
         await uow.consent.history(ref), await uow.team.members(ref), ref, status, scope, on, note, by=by, now=now,
         tz=tz or ZoneInfo(DEFAULT_TIMEZONE))

@@ -59,8 +59,7 @@ class MembershipWatcher:
             if person is None or not person.is_open:
                 return False
             ref = person.case_ref
-            await uow.handovers.lock_person(ref)
-            await uow.plans.lock(ref)
+            await uow.persons.lock(ref)
             if not await uow.events.claim(event_id, now):
                 return False
             members = await uow.team.members(ref)

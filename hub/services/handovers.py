@@ -50,8 +50,7 @@ async def remove_member(
 ) -> list[Effect]:
     """`!team remove`: with a successor a handover, without one the items are flagged."""
     ref = person.case_ref
-    await uow.handovers.lock_person(ref)
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     status = await plans.evaluation_status(uow, person)
     composed = handover.professional(
         await uow.team.members(ref), await uow.plans.items(ref), ref, person.referent, leaver, successor, reason,
@@ -84,8 +83,7 @@ async def transfer(
         raise DomainError("error.transfer_not_referent", case=case_ref)
     if not person.is_open:
         raise DomainError("error.case_closed", case=case_ref)
-    await uow.handovers.lock_person(case_ref)
-    await uow.plans.lock(case_ref)
+    await uow.persons.lock(case_ref)
     load = await cases.load_caseload(uow, receiver, now)
     load = replace(load, intake_this_month=load.intake_this_month
                    + await uow.handovers.transfers_in_since(receiver, cases.month_start(now)))
@@ -104,7 +102,7 @@ async def transfer(
         await uow.team.add(case_ref, composed.added)
     for item in composed.items:
         await uow.plans.save(case_ref, item)
-    await uow.handovers.set_referent(case_ref, receiver)
+    await uow.persons.set_referent(case_ref, receiver)
     await uow.handovers.add(composed.handover)
     figures = {"user": receiver, "active": load.active + 1, "target": limits.target,
                "count": load.intake_this_month + 1, "intake": limits.intake_per_month}

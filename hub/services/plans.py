@@ -112,7 +112,7 @@ async def add_item(
     start: date | None, review: date | None, by: str, now: datetime,
 ) -> list[Effect]:
     ref = person.case_ref
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     user, org = plan.split_provider(provider)
     await _check_provider(uow, ref, provider)
     item, effects = plan.add_item(
@@ -127,7 +127,7 @@ async def set_item(
     uow: UnitOfWork, person: Person, number: int, changes: Mapping[str, object], *, by: str, now: datetime,
 ) -> list[Effect]:
     ref = person.case_ref
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     item = _find(await uow.plans.items(ref), number)
     provider = changes.get("provider")
     if isinstance(provider, str):
@@ -141,7 +141,7 @@ async def set_item(
 
 async def close_item(uow: UnitOfWork, person: Person, number: int, *, by: str, now: datetime) -> list[Effect]:
     ref = person.case_ref
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     new, effects = plan.close_item(_find(await uow.plans.items(ref), number), ref, by=by, now=now)
     await uow.plans.save(ref, new)
     return [present(e) for e in effects]
@@ -210,7 +210,7 @@ async def record_evaluation(
     zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
     today = local_date(now, zone)
     ref = person.case_ref
-    await uow.plans.lock(ref)
+    await uow.persons.lock(ref)
     last = await uow.plans.last_evaluation(ref)
     chosen: Reason | str = reason if reason is not None else evaluations.default_reason(last, person.hospital_return)
     evaluation = evaluations.record(when or today, parse_tool(tool, gir), chosen, gir, by, today=today)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -153,10 +153,6 @@ class AlertRepo:
             IdentifierRow.value == old.value).values(value=new.value))
         return True
 
-    async def lock_person(self, case_ref: str) -> None:
-        """Serialise alerts for one person (PostgreSQL; SQLite serialises writers anyway)."""
-        await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
-
     # ------------------------------------------------------------ alerts
 
     async def add_alert(self, message_id: int, case_ref: str, alert: Alert, now: datetime) -> int:
@@ -245,13 +241,7 @@ class AlertRepo:
         return None if row is None else _change(row)
 
     async def revert_change(self, change: SettingChange, now: datetime) -> None:
-        """Undo a move: the person gets back the setting, date and hospital return it replaced."""
+        """Mark a move undone; the person row itself is put back by PersonRepo.restore_setting."""
         assert change.id is not None
         await self.s.execute(update(SettingChangeRow).where(SettingChangeRow.id == change.id)
                              .values(reverted_at=now))
-        await self._restore(change.case_ref, change.previous, change.previous_since, change.previous_return)
-
-    async def _restore(self, case_ref: str, setting: Setting, since: datetime | None,
-                       hospital_return: date | None) -> None:
-        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(
-            setting=setting.value, setting_since=_utc_or_none(since), hospital_return_on=hospital_return))

@@ -49,10 +49,6 @@ class ConsentRepo:
                                     recorded_at=entry.at))
         await self.s.flush()
 
-    async def lock(self, case_ref: str) -> None:
-        """Serialise consent changes of one file (PostgreSQL row lock; SQLite has one writer)."""
-        await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
-
     async def uninformed(self, opened_before: datetime) -> list[UninformedFile]:
         """Open files opened before `opened_before` without any consent record."""
         recorded = select(ConsentRecordRow.case_ref)

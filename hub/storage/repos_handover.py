@@ -91,17 +91,6 @@ class HandoverRepo:
 
     # --- the file's lifecycle ----------------------------------------------------------------
 
-    async def lock_person(self, case_ref: str) -> None:
-        """Serialise handovers, transfers and closure of one file (PostgreSQL row lock)."""
-        await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
-
-    async def set_referent(self, case_ref: str, referent: str) -> None:
-        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(referent=referent))
-
-    async def close_file(self, case_ref: str, at: datetime, reason: str) -> None:
-        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref)
-                             .values(closed_at=at, close_reason=reason))
-
     async def transfers_in_since(self, user: str, since: datetime) -> int:
         """Files received by transfer since a date: they count in the monthly intake."""
         result = await self.s.execute(

@@ -63,10 +63,6 @@ class PlanRepo:
         result = await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref))
         return int(result.scalar_one())
 
-    async def lock(self, case_ref: str) -> None:
-        """Serialise changes to one person's plan (PostgreSQL row lock; SQLite has one writer)."""
-        await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
-
     # --- plan items -------------------------------------------------------------------------
 
     async def versions(self, case_ref: str) -> list[PlanItem]:

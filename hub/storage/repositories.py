@@ -31,9 +31,20 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
 class PersonRepo:
+    """The one owner of the person row: every write to it, and its lock, go through here."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+
+    async def lock(self, case_ref: str) -> None:
+        """Serialise the changes to one file — plan, consent, handovers, closure, alerts — within
+        this unit of work (a PostgreSQL row lock; SQLite has one writer at a time anyway)."""
+        await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
 
     async def _row(self, case_ref: str) -> PersonRow | None:
         result = await self.s.execute(select(PersonRow).where(PersonRow.case_ref == case_ref))
@@ -100,6 +111,20 @@ class PersonRepo:
         if hospital_return is not None:
             values["hospital_return_on"] = hospital_return
         await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(**values))
+
+    async def restore_setting(self, case_ref: str, setting: Setting, since: datetime | None,
+                              hospital_return: date | None) -> None:
+        """Put back a setting exactly as it was (a cancelled move): date and hospital return included."""
+        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(
+            setting=setting.value, setting_since=_utc_or_none(since), hospital_return_on=hospital_return))
+        await self.s.flush()
+
+    async def set_referent(self, case_ref: str, referent: str) -> None:
+        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(referent=referent))
+
+    async def close_file(self, case_ref: str, at: datetime, reason: str) -> None:
+        await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref)
+                             .values(closed_at=at, close_reason=reason))
 
     async def count_active(self, referent: str) -> int:
         result = await self.s.execute(

@@ -46,6 +46,9 @@ async def test_demo_runs_end_to_end_and_a_person_can_use_it(tmp_path: Path) -> N
     proc, lines = await _start_demo(tmp_path / "demo", port)
     text = "".join(lines)
     try:
+        # The banner is not buried under library INFO lines (alembic's plugin list, APScheduler's jobs).
+        before_banner = text[:text.index("Relais demo is running")]
+        assert " INFO alembic" not in before_banner and " INFO apscheduler" not in before_banner, before_banner
         case_ref = re.search(r"R-\d{4}-\d{4}", text)
         assert case_ref is not None, text
         assert f"http://127.0.0.1:{port}" in text

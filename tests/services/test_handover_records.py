@@ -107,7 +107,7 @@ async def _seed(db: Database) -> None:
                 items.append(item)
                 await uow.plans.save(_ref(i), item)
             if closed is not None and reason is not None:
-                await uow.handovers.close_file(_ref(i), _at(closed), reason)
+                await uow.persons.close_file(_ref(i), _at(closed), reason)
         for i, setting, previous, day in MOVES:
             await uow.alerts.add_change(SettingChange(_ref(i), setting, _at(day), previous, None, None, None,
                                                       "command", "@a:x"), _at(day))
@@ -187,7 +187,7 @@ async def test_handover_rows_round_trip_and_reminders_skip_closed_files(database
             await uow.persons.add(Person(ref, "X", "@cm:x", NOW))
             await uow.handovers.add(Handover(ref, HandoverKind.PROFESSIONAL, "@n:x", "@n2:x", "raison", (1, 3),
                                              "@cm:x", NOW))
-        await uow.handovers.close_file("R-2026-0002", NOW, "other")
+        await uow.persons.close_file("R-2026-0002", NOW, "other")
     async with database.unit() as uow:
         [h] = await uow.handovers.of_case("R-2026-0001")
         assert h.items == (1, 3) and h.reason == "raison" and h.created_at == NOW and h.open
