@@ -26,7 +26,7 @@ from hub.domain.reevaluation import DueRow
 from hub.domain.team import Member, Role
 from hub.services.plans import due_date, item_message
 from hub.storage.database import Database, UnitOfWork
-from hub.storage.repos_plan import ReviewRecord
+from hub.storage.repos_plan import DueRecord, ReviewRecord
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +142,17 @@ class PromptSweeper:
             self.on_enqueued()
         return total
 
+    def _opened_on(self, record: DueRecord) -> date:
+        return local_date(record.opened_at, self.tz) if record.opened_at is not None else record.opened_on
+
     async def _reevaluation_batch(self, uow: UnitOfWork, batch: Sequence[int], now: datetime) -> int:
         today = local_date(now, self.tz)
         records = await uow.plans.due_batch(batch)
         missing = [r for r in records if r.next_due is None]
         if missing:  # a file opened without its cached row: due from its opening day
             await uow.plans.create_due_rows(
-                (r.person_id, next_due(None, r.opened_on, self.interval_days), self.interval_days) for r in missing)
+                (r.person_id, next_due(None, self._opened_on(r), self.interval_days), self.interval_days)
+                for r in missing)
         gps = await uow.plans.gps_of([r.person_id for r in records])
         rows: list[DueRow] = []
         current: set[tuple[str, str]] = set()
