@@ -2,17 +2,31 @@
 
 The outbox resolves the display names of the people a notice shows (`people`) and passes them
 with the time of sending; everything else comes from the effect's parameters.
+
+A notice always fits in one Matrix event (hub/bots/content.py `fits`, measured on the encoded
+and encrypted event, every copy included): when the full text would not, each long text in it
+is shortened with "…" and the notice says where the full text is (`!plan 4`); in the last
+resort the plain text alone is cut. People, dates and catalog keys are never cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import html as html_lib
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from hub.bots import content
 from hub.i18n.catalog import Catalog
-from hub.i18n.formats import is_user_id
+from hub.i18n.formats import as_date, as_moment, is_user_id
+
+#: Where the full text of a shortened notice can be read, by kind (a catalog key or a command).
+POINTERS = {"plan.update": "!plan {number}", "plan.review": "!plan {number}"}
+DEFAULT_POINTER = "!aide"
+#: Longest text kept in a shortened notice, tried in turn.
+_CUTS = (400, 160, 60, 20)
+#: Room id length used when the target room is not known yet (room ids are at most 255 bytes).
+_ROOM_ID = "!" + "x" * 254
 
 
 def people(params: Any) -> Iterator[str]:
@@ -28,16 +42,67 @@ def people(params: Any) -> Iterator[str]:
 
 
 def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
-           mentions: tuple[str, ...], names: Mapping[str, str] | None = None,
-           now: datetime | None = None) -> dict[str, Any]:
+           mentions: tuple[str, ...], names: Mapping[str, str] | None = None, now: datetime | None = None, *,
+           room_id: str = _ROOM_ID,
+           wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c) -> dict[str, Any]:
+    """The notice content, people shown by `names` (display names) and ages counted from `now`;
+    `wrap` adds what the sender adds around it (a thread relation, an m.replace edit with its
+    second copy) so that the size is measured on what is really sent."""
     shown = catalog.bound(names or {}, now)
-    text = shown.text(message, **params)
-    html = shown.html(message, **params)
+    built = wrap(_content(shown, kind, case_ref, message, params, mentions))
+    if content.fits(built, room_id):
+        return built
+    pointer = _pointer(kind, params)
+    note = {"key": "notice.shortened", "params": {"pointer": pointer}}
+    for cut in _CUTS:
+        shortened = wrap(_content(shown, kind, case_ref, message, _shorten(params, cut), mentions, note))
+        if content.fits(shortened, room_id):
+            return shortened
+    text = shown.text(message, **_shorten(params, _CUTS[-1]))
+    tail = "\n" + shown.text("notice.shortened", pointer=pointer)
+    while True:
+        text = text[: max(0, len(text) * 3 // 4)]
+        last = wrap(content.notice(kind, case_ref, text + "…" + tail,
+                                   html_lib.escape(text + "…" + tail).replace("\n", "<br>"), mentions))
+        if content.fits(last, room_id) or not text:
+            return last
+
+
+def _pointer(kind: str, params: dict[str, Any]) -> str:
+    """Where the full text is: the notice's own `pointer`, or its kind's command for its item."""
+    if params.get("pointer"):
+        return str(params["pointer"])
+    item = params.get("item")
+    number = item.get("number") if isinstance(item, dict) else params.get("number")
+    return POINTERS.get(kind, DEFAULT_POINTER).format(number="" if number is None else number).strip()
+
+
+def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
+             mentions: tuple[str, ...], note: dict[str, Any] | None = None) -> dict[str, Any]:
+    text = catalog.text(message, **params)
+    html = catalog.html(message, **params)
     if kind == "command.error":
-        prefix = shown.text("error.prefix")
+        prefix = catalog.text("error.prefix")
         text, html = prefix + text, prefix + html
         usage = params.get("usage")
         if usage:
-            text += "\n" + shown.text("usage", usage=usage)
-            html += "<br>" + shown.html("usage", usage=usage)
+            text += "\n" + catalog.text("usage", usage=usage)
+            html += "<br>" + catalog.html("usage", usage=usage)
+    if note is not None:
+        text += "\n" + catalog.text(note["key"], **note["params"])
+        html += "<br>" + catalog.html(note["key"], **note["params"])
     return content.notice(kind, case_ref, text, html, mentions)
+
+
+def _shorten(value: Any, cut: int) -> Any:
+    """Every free text in `value` (nested messages and lists included) cut to `cut` characters;
+    catalog keys, people and dates are left whole (a cut id is no pill, a cut date no date)."""
+    if isinstance(value, str):
+        if len(value) <= cut or is_user_id(value) or as_moment(value) or as_date(value):
+            return value
+        return value[: cut - 1] + "…"
+    if isinstance(value, list):
+        return [_shorten(v, cut) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k == "key" else _shorten(v, cut) for k, v in value.items()}
+    return value
