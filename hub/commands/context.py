@@ -30,6 +30,14 @@ class Settings:
     pilots: tuple[str, ...]
     reevaluation_days: int = 182
 
+    def desk_role(self, user_id: str) -> str | None:
+        """"pilot", "case_manager" or None (no longer configured): read at every command."""
+        if user_id in self.pilots:
+            return "pilot"
+        if user_id in self.case_managers:
+            return "case_manager"
+        return None
+
 
 @dataclass
 class Ctx:

@@ -53,6 +53,13 @@ class CreateDesk:
 
 
 @dataclass(frozen=True)
+class LeaveRoom:
+    """The bot leaves a room (a desk whose owner is no longer configured)."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -73,4 +80,4 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | MovePower | SendFile
+Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | LeaveRoom | MovePower | SendFile
