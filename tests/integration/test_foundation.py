@@ -137,7 +137,7 @@ async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: 
     async with hub.relais.db.unit() as uow:
         audit = await uow.audit.entries(case_ref)
     # The accepted commands, the reading one included (SPEC §4); the refused ones are not audited.
-    assert [a[2] for a in audit] == ["team add", "team"]
+    assert [a[2] for a in audit] == ["team add", "help", "help", "help", "team"]  # "!aide frobnicate" refused
     assert "Jeanne" not in repr(audit)
 
 
