@@ -378,8 +378,8 @@ class BotClient:
             if not name:
                 name = self._profile_names.get(user_id)
             if name is None:
-                try:
-                    resp = await self.api.get_displayname(user_id)
+                try:  # the whole profile: its schema, unlike the display name's, allows no name
+                    resp = await self.api.get_profile(user_id)
                 except (ClientConnectionError, TimeoutError):
                     continue  # a notice never waits for a name
                 name = "" if isinstance(resp, ErrorResponse) else (getattr(resp, "displayname", None) or "")
