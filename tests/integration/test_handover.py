@@ -267,7 +267,8 @@ async def test_closing_a_file_empties_the_room_keeps_a_read_only_record_and_expo
     assert kind_of(refused) == "command.error"
 
     report = await hub.command("pilot", pilot_desk, "!rapport --du 2026-01-01 --au 2026-03-31")
-    assert "Dossiers actifs par gestionnaire de cas" in report.body
+    assert "Dossiers actifs par gestionnaire de cas — au mar. 31/03/2026" in report.body
+    assert "Transitions par lieu d'arrivée\n" in report.body  # counted over the period: no date
     cm_name = hub.user("cm")[1:].split(":")[0]  # Synapse's default display name: the localpart
     for line in (f"{cm_name} : 0", "2026-03 : 1", "décès : 1", "d'approche : 1", "actions : 0"):
         assert line in report.body, line
