@@ -15,6 +15,7 @@ from hub.commands.registry import build_registry
 from hub.commands.usage import explain, help_detail, help_groups
 from hub.domain import closure, concertation, consent, continuity, handover, plan, reevaluation, team, transitions
 from hub.domain.alerts import Alert, AlertEvent, AlertRecord, PatientId
+from hub.domain.catchup import catch_up_lines
 from hub.domain.closure import CloseReason
 from hub.domain.continuity import Source
 from hub.domain.effects import Notify
@@ -161,6 +162,10 @@ def samples(language: str) -> list[Sample]:
     _, _, consent_effects = consent.record([], TEAM, REF, consent.Status.INFORMED, None, None, None, by=CM, now=NOW)
     add("Consent recorded", consent_effects)
     add("Consent reminder", [consent.reminder(REF, CM, NOW - timedelta(days=1, hours=2), NOW)])
+    lines = catch_up_lines(NURSE2, [replace(record, id=1)], composed.items, date(2026, 11, 30), None)
+    out.append(Sample("A member can now read the room: what concerns them",
+                      Notify("encryption.readable", REF, "encryption.readable", {"user": NURSE2, "lines": lines},
+                             (NURSE2,))))
     out.append(Sample("Member who cannot read the room", Notify("encryption.unreachable", REF,
                                                                    "encryption.unreachable", {"user": GP}, (CM,))))
 
