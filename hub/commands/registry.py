@@ -16,6 +16,7 @@ from hub.commands import (
     handlers_desk,
     handlers_handover,
     handlers_plan,
+    handlers_rights,
     handlers_team,
 )
 from hub.commands.context import Command, Handler
@@ -64,4 +65,5 @@ def build_registry() -> Registry:
         *handlers_handover.COMMANDS,
         *handlers_consent.COMMANDS,
         *handlers_concertation.COMMANDS,
+        *handlers_rights.COMMANDS,
     ))

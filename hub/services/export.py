@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
-from hub.services import concertations, consent
+from hub.services import concertations, consent, rights
 from hub.storage.database import UnitOfWork
 
 SectionFn = Callable[[UnitOfWork, Person], Awaitable[Any]]
@@ -95,6 +95,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("audit", _audit),
     ("consent", consent.export_section),
     ("concertations", concertations.export_section),
+    ("rights_reviews", rights.export_section),
 )
 
 

@@ -19,7 +19,7 @@ from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import report
 from hub.domain.caseload import Limits
 from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
-from hub.services import concertations, consent, plans
+from hub.services import concertations, consent, plans, rights
 from hub.storage.database import UnitOfWork
 
 
@@ -100,6 +100,10 @@ async def _concertations(inp: ReportInput) -> Section:
     return await concertations.report_counts(inp.uow, inp.period, inp.tz)
 
 
+async def _gir(inp: ReportInput) -> Section:
+    return await rights.report_counts(inp.uow)
+
+
 SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("caseload", _caseload),
     ("limits", _limits),
@@ -112,6 +116,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("closures", _closures),
     ("consent", _consent),
     ("concertations", _concertations),
+    ("gir", _gir),
 )
 
 
@@ -119,7 +124,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
 #: day) or "today" (no history is kept for them). Every other section counts the period.
 AS_OF: dict[str, str] = {
     "caseload": "end", "limits": "end",
-    "reevaluations": "today", "unmet_needs": "today", "consent": "today",
+    "reevaluations": "today", "unmet_needs": "today", "consent": "today", "gir": "today",
 }
 
 
