@@ -30,7 +30,7 @@ async def test_a_message_glued_to_junk_or_a_bom_in_one_block_is_not_swallowed(
     assert answers(block) == [("AA", "G-1"), ("AA", "G-2")]
     assert await stack.messages() == 2
     kinds = [n["message"] for n in await stack.notices(ref)]
-    assert kinds == ["alert.admission", "handover.setting", "alert.discharge", "handover.setting"]
+    assert kinds == ["alert.admission", "alert.discharge"]
     assert (await stack.setting(ref))[0] is Setting.HOME
 
 
@@ -48,7 +48,7 @@ async def test_a_cancellation_without_movement_id_arriving_first_keeps_its_event
     # The next day's admission happened after the cancellation: a new stay, it stands.
     assert answers(await client.send(message("a01-new-stay-after-cancel-no-zbe.hl7"))) == [("AA", "N-3")]
     notices = await stack.notices(ref)
-    assert [n["message"] for n in notices][1:] == ["alert.admission", "handover.setting"]
+    assert [n["message"] for n in notices][1:] == ["alert.admission"]
     assert notices[1]["params"]["place"] == "CHU-X — CARDIO"
     assert (await stack.setting(ref))[0] is Setting.HOSPITAL
 
@@ -61,7 +61,7 @@ async def test_a_resend_re_encoded_with_other_empty_trailing_parts_posts_nothing
     assert answers(await client.send(message("a01-geria.hl7"))) == [("AA", "L-1")]
     assert answers(await client.send(message("a01-geria-resent-reencoded.hl7", ends=b"\r\n"))) == [("AA", "L-1")]
     assert await stack.messages() == 1
-    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "handover.setting"]
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
 
 
 async def test_another_content_under_a_used_control_id_is_kept_processed_and_reported(
