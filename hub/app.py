@@ -22,6 +22,7 @@ from hub.http import build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
 from hub.inbound.fhir_notify import parse_bundle
+from hub.inbound.fhir_referral import referral_routes
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
@@ -33,6 +34,7 @@ from hub.services.continuity import MembershipWatcher
 from hub.services.desks import ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
+from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triage
 from hub.storage import migrate
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
@@ -47,6 +49,7 @@ def settings_from(config: Config) -> Settings:
         allowed_servers=config.matrix.allowed_servers,
         limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month),
         case_managers=care.case_managers, pilots=care.pilots, reevaluation_days=care.reevaluation_days,
+        coordinators=care.coordinators,
     )
 
 
@@ -67,7 +70,8 @@ class Relais:
         desk_people = {u: "case_manager" for u in config.care.case_managers}
         desk_people |= {u: "pilot" for u in config.care.pilots}
         self.desk_people = desk_people
-        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people)
+        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people,
+                             allowed_servers=config.matrix.allowed_servers)
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -82,11 +86,14 @@ class Relais:
                                                     on_enqueued=self.outbox.wake)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake)
         self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
+        self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,
+                                         config.care.referral_erase_days, on_enqueued=self.outbox.wake)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.
             Job("concertations", self.concertations.sweep, 300.0),
             Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
+            Job("referrals", self.referrals.sweep, SWEEP_INTERVAL_S),
         ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
@@ -98,6 +105,7 @@ class Relais:
         await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
                                    reset=self.config.encryption.reset_cross_signing)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
+        await ensure_triage(self.db, self.settings.triage_team, self.clock.now())
         token = await self.intake.stored_token()
         self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
@@ -111,8 +119,11 @@ class Relais:
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _start_http(self) -> None:
+        intake = ReferralIntake(self.db, self.clock, self.config.matrix.allowed_servers,
+                                self.config.matrix.user_id, on_enqueued=self.outbox.wake)
         app = build_http_app(self.metrics, self.readiness,
-                             fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics))
+                             [*fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics),
+                              *referral_routes(intake, self.config.http.fhir_token)])
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)

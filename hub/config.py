@@ -95,6 +95,10 @@ class CareConfig(_Section):
     caseload_max: int = Field(default=60, ge=1)
     intake_per_month: int = Field(default=5, ge=1)
     handover_reminder_days: int = Field(default=3, ge=1)
+    # The integrated access point's triage team (SPEC §8, §9), with the case managers.
+    coordinators: tuple[str, ...] = ()
+    referral_reminder_days: int = Field(default=7, ge=1)
+    referral_erase_days: int = Field(default=90, ge=1)
 
     @model_validator(mode="after")
     def _target_below_max(self) -> CareConfig:

@@ -48,8 +48,9 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
 
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
-                 desk_people: dict[str, str]) -> None:
+                 desk_people: dict[str, str], allowed_servers: tuple[str, ...] = ()) -> None:
         self.db = db
+        self.allowed_servers = allowed_servers
         self.client = client
         self.dispatcher = dispatcher
         self.desk_people = desk_people
@@ -105,6 +106,28 @@ class Intake:
                 log.warning("giving up on an undecryptable event in %s", room_id)
                 del self._undecrypted[event_id]
 
+    async def _referrer_invite(self, room_id: str, sender: str, state: list[object]) -> None:
+        """Anyone on an allowed server may open a direct encrypted room with the bot to refer a
+        person (SPEC §9): accepted only when it holds exactly the bot and that person and is
+        encrypted; there only `!help` and `!refer` work for people not configured."""
+        others = {e.state_key for e in state if isinstance(e, InviteMemberEvent)} - {sender, self.client.user_id}
+        if sender.rpartition(":")[2] not in self.allowed_servers or others:
+            log.info("ignoring a direct invite to %s (server not allowed or more members)", room_id)
+            return
+        await self.client.join(room_id)
+        api = self.client.api
+        encryption = await api.room_get_state_event(room_id, "m.room.encryption", "")
+        members = await api.joined_members(room_id)
+        joined = {m.user_id for m in getattr(members, "members", [])}
+        encrypted = getattr(encryption, "content", {}).get("algorithm") == "m.megolm.v1.aes-sha2"
+        if not encrypted or joined != {sender, self.client.user_id}:
+            log.info("leaving %s: a referrer's room must be encrypted and hold only them and the bot", room_id)
+            await api.room_leave(room_id)
+            return
+        async with self.db.unit() as uow:
+            await uow.referrals.add_referrer_room(room_id, sender)
+        log.info("joined a direct room opened to refer a person")
+
     async def _on_invite(self, room_id: str, state: list[object]) -> None:
         for event in state:
             if not isinstance(event, InviteMemberEvent) or event.state_key != self.client.user_id:
@@ -112,6 +135,9 @@ class Intake:
             if event.membership != "invite":
                 continue
             role = self.desk_people.get(event.sender)
+            if role is None and event.content.get("is_direct"):
+                await self._referrer_invite(room_id, event.sender, state)
+                return
             if role is None or not event.content.get("is_direct"):
                 log.info("ignoring an invite to %s", room_id)
                 return

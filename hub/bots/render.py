@@ -7,6 +7,9 @@ from typing import Any
 from hub.bots import content
 from hub.i18n.catalog import Catalog
 
+#: Kinds that call for someone's action: m.text, so their mentions notify (SPEC §5).
+ACTION_KINDS = frozenset({"referral.decision"})
+
 
 def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
            mentions: tuple[str, ...]) -> dict[str, Any]:
@@ -19,4 +22,7 @@ def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dic
         if usage:
             text += "\n" + catalog.text("usage", usage=usage)
             html += "<br>" + catalog.html("usage", usage=usage)
-    return content.notice(kind, case_ref, text, html, mentions)
+    body = content.notice(kind, case_ref, text, html, mentions)
+    if kind in ACTION_KINDS:
+        body["msgtype"] = "m.text"  # SPEC §5: .m.rule.suppress_notices would silence an m.notice
+    return body

@@ -27,6 +27,11 @@ class Settings:
     case_managers: tuple[str, ...]
     pilots: tuple[str, ...]
     reevaluation_days: int = 182
+    coordinators: tuple[str, ...] = ()  # the triage team with the case managers (SPEC §9)
+
+    @property
+    def triage_team(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.coordinators, *self.case_managers)))
 
 
 @dataclass
@@ -38,7 +43,8 @@ class Ctx:
     settings: Settings
     directory: UserDirectory
     person: Person | None = None  # set in a person's room
-    desk_role: str | None = None  # set in a desk: "case_manager" | "pilot"
+    event_id: str = ""  # the command's Matrix event: what a referral made by it is keyed by
+    desk_role: str | None = None  # set in a desk: "case_manager" | "pilot" | "referrer" | "triage"
 
     @property
     def case_ref(self) -> str:

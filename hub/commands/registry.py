@@ -16,12 +16,16 @@ from hub.commands import (
     handlers_desk,
     handlers_handover,
     handlers_plan,
+    handlers_referral,
     handlers_team,
 )
 from hub.commands.context import Command, Handler
 from hub.commands.parser import CommandSpec, Scope, Who
 
-__all__ = ["Command", "Handler", "Registry", "build_registry"]
+__all__ = ["REFERRER_COMMANDS", "Command", "Handler", "Registry", "build_registry"]
+
+#: All a person not configured may do in their direct room with the bot (SPEC §9).
+REFERRER_COMMANDS = frozenset({"help", "refer"})
 
 
 class Registry:
@@ -47,6 +51,8 @@ class Registry:
                 continue
             if scope is Scope.DESK and spec.who is Who.CASE_MANAGER and desk_role == "pilot":
                 continue
+            if desk_role == "referrer" and spec.name not in REFERRER_COMMANDS:
+                continue
             out.append(spec)
         return out
 
@@ -60,4 +66,5 @@ def build_registry() -> Registry:
         *handlers_handover.COMMANDS,
         *handlers_consent.COMMANDS,
         *handlers_concertation.COMMANDS,
+        *handlers_referral.COMMANDS,
     ))

@@ -51,6 +51,22 @@ class CreateDesk:
 
 
 @dataclass(frozen=True)
+class CreateTriage:
+    """Open the triage room of the integrated access point (SPEC §9), inviting `members`.
+    Its room is kept as the desk named `TRIAGE_DESK`, so notices reach it with `desk=`."""
+
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InviteToDesk:
+    """Invite a user into a room that is not a person's (the triage room)."""
+
+    desk: str
+    user_id: str
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -71,4 +87,7 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | MovePower | SendFile
+Effect = Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | MovePower | SendFile
+
+#: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
+TRIAGE_DESK = "triage"

@@ -6,12 +6,23 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from hub.domain.effects import CreateDesk, CreateRoom, Effect, Invite, Kick, MovePower, Notify, SendFile
+from hub.domain.effects import (
+    CreateDesk,
+    CreateRoom,
+    CreateTriage,
+    Effect,
+    Invite,
+    InviteToDesk,
+    Kick,
+    MovePower,
+    Notify,
+    SendFile,
+)
 from hub.storage.database import UnitOfWork
 
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
-    MovePower: "move_power", SendFile: "send_file",
+    MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from hub.domain import report
 from hub.domain.caseload import Limits
 from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
-from hub.services import concertations, consent, plans
+from hub.services import concertations, consent, plans, referrals
 from hub.storage.database import UnitOfWork
 
 
@@ -96,6 +96,10 @@ async def _concertations(inp: ReportInput) -> Section:
     return await concertations.report_counts(inp.uow, inp.period)
 
 
+async def _referrals(inp: ReportInput) -> Section:
+    return await referrals.report_section(inp.uow, inp.period.start, inp.period.end)
+
+
 SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("caseload", _caseload),
     ("limits", _limits),
@@ -108,6 +112,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("closures", _closures),
     ("consent", _consent),
     ("concertations", _concertations),
+    ("referrals", _referrals),
 )
 
 

@@ -20,6 +20,7 @@ from hub.storage.repos_alerts import AlertRepo
 from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
 from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
+from hub.storage.repos_referral import ReferralRepo
 from hub.storage.repos_report import ReportRepo
 from hub.storage.repositories import (
     AuditRepo,
@@ -72,6 +73,7 @@ class UnitOfWork:
         self.reports = ReportRepo(session)
         self.consent = ConsentRepo(session)
         self.concertations = ConcertationRepo(session)
+        self.referrals = ReferralRepo(session)
 
 
 class Database:

@@ -1,0 +1,157 @@
+"""Referrals stored and decided on the selected backend (SQLite, PostgreSQL): one unit of work each."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from hub.domain.caseload import Limits
+from hub.domain.errors import DomainError
+from hub.domain.persons import INS, Identifier
+from hub.domain.referral import Draft, Source, Status
+from hub.services import cases, export, referrals, report
+from hub.storage import models_referral  # noqa: F401 - registers the tables for the comparison
+from hub.storage.database import Database
+from hub.storage.models import Base
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LIMITS = Limits(40, 60, 5)
+NIR = Identifier(INS, "269054958815780")
+SERVERS = ("x",)
+CMS = ("@cm1:x", "@cm2:x")
+
+
+def _draft(**kw: object) -> Draft:
+    args: dict[str, object] = dict(source=Source.MATRIX, referrer="@doc:x", name="Paulette Exemple",
+                                   born=date(1938, 7, 14), reason="chutes répétées, vit seule",
+                                   identifiers=(NIR,), gp="@gp:x", referrer_room="!dm:x")
+    args.update(kw)
+    return Draft(**args)  # type: ignore[arg-type]
+
+
+async def _receive(db: Database, key: str, **kw: object) -> tuple[str, bool]:
+    async with db.unit() as uow:
+        r, new = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
+                                         allowed_servers=SERVERS, bot_user="@relais:x")
+        return r.ref, new
+
+
+async def test_migration_matches_the_models(database: Database) -> None:
+    def diff(sync_conn: object) -> list[object]:
+        context = MigrationContext.configure(sync_conn)  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with database.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert [c for c in changes if "referr" in repr(c)] == []
+
+
+async def test_a_referral_is_numbered_once_per_source_event(database: Database) -> None:
+    assert await _receive(database, "matrix:$a") == ("O-2026-0001", True)
+    assert await _receive(database, "matrix:$a") == ("O-2026-0001", False)  # a replay finds it
+    assert await _receive(database, "matrix:$b", identifiers=()) == ("O-2026-0002", True)
+    async with database.unit() as uow:
+        stored = await uow.referrals.lock("O-2026-0001")
+    assert stored is not None and stored.identifiers == (NIR,) and stored.gp == "@gp:x"
+    assert stored.referrer_room == "!dm:x" and stored.status is Status.PENDING and stored.born == date(1938, 7, 14)
+
+
+@pytest.mark.parametrize(("kw", "key"), [
+    ({"born": None}, "error.referral_born_missing"),
+    ({"born": date(2030, 1, 1)}, "error.birth_date"),
+    ({"reason": "  "}, "error.referral_reason_missing"),
+    ({"name": " "}, "error.display_name"),
+    ({"gp": "@gp:elsewhere.org"}, "error.server_not_allowed"),
+    ({"identifiers": (NIR, NIR)}, "error.identifier_duplicate"),
+])
+async def test_a_bad_referral_keeps_nothing(database: Database, kw: dict[str, object], key: str) -> None:
+    with pytest.raises(DomainError) as err:
+        await _receive(database, "matrix:$bad", **kw)
+    assert err.value.key == key
+    async with database.unit() as uow:
+        assert await uow.referrals.pending() == []
+        assert await uow.referrals.next_sequence(2026) == 1  # the failed one used no number
+
+
+async def test_accept_opens_the_file_for_the_case_manager_with_most_room(database: Database) -> None:
+    async with database.unit() as uow:  # cm1 already has a file: cm2 has more room
+        await cases.open_case(uow, referent="@cm1:x", name="Autre", born=None, identifiers=(), limits=LIMITS, now=NOW)
+    ref, _ = await _receive(database, "matrix:$a")
+    async with database.unit() as uow:
+        with pytest.raises(DomainError) as err:
+            await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)
+        assert err.value.key == "error.referral_criteria"
+    async with database.unit() as uow:
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+    async with database.unit() as uow:
+        done = await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                      allowed_servers=SERVERS, bot_user="@relais:x", now=NOW + timedelta(days=1))
+    assert done.referent == "@cm2:x" and done.case_ref == "R-2026-0002"
+    kinds = [(type(e).__name__, getattr(e, "user_id", None) or getattr(e, "kind", None)) for e in done.effects]
+    assert ("Invite", "@gp:x") in kinds and ("Invite", "@cm2:x") in kinds and ("CreateRoom", None) in kinds
+    decision = [e for e in done.effects if getattr(e, "kind", "") == "referral.decision"]
+    assert len(decision) == 1 and decision[0].mentions == ("@doc:x",) and decision[0].room_id == "!dm:x"
+    assert decision[0].params["cm"] == "@cm2:x"
+    async with database.unit() as uow:
+        person = await uow.persons.get("R-2026-0002")
+        members = {m.user_id: m.role.value for m in await uow.team.members("R-2026-0002")}
+        again = await uow.referrals.lock(ref)
+        exported = await export.export(uow, "R-2026-0002", NOW)
+        exported_other = await export.export(uow, "R-2026-0001", NOW)
+    assert person is not None and person.referent == "@cm2:x" and person.identifiers == (NIR,)
+    assert members == {"@cm2:x": "case_manager", "@gp:x": "gp"}
+    assert again is not None and again.status is Status.ACCEPTED and again.case_ref == "R-2026-0002"
+    assert exported["referral"]["ref"] == ref and exported["referral"]["reason"].startswith("chutes")
+    assert exported_other["referral"] is None
+    # The same person referred again is flagged on arrival and never opened twice.
+    second, _ = await _receive(database, "fhir:body:1", source=Source.FHIR, referrer_room=None)
+    async with database.unit() as uow:
+        flagged = await uow.referrals.lock(second)
+    assert flagged is not None and flagged.duplicate_of == "R-2026-0002"
+
+
+async def test_refuse_then_remind_erase_and_count(database: Database) -> None:
+    refused, _ = await _receive(database, "matrix:$a")
+    waiting, _ = await _receive(database, "fhir:body:2", source=Source.FHIR, referrer_room=None, identifiers=())
+    async with database.unit() as uow:
+        r, effects = await referrals.refuse(uow, refused, why="situation non complexe", refer_to="SSIAD Est",
+                                            by="@coord:x", now=NOW + timedelta(days=2))
+    assert r.status is Status.REFUSED and effects[0].params["where"]["params"]["service"] == "SSIAD Est"
+    async with database.unit() as uow:
+        with pytest.raises(DomainError) as err:
+            await referrals.refuse(uow, refused, why="encore", refer_to=None, by="@coord:x", now=NOW)
+        assert err.value.key == "error.referral_decided"
+    sweeper = referrals.ReferralSweeper(database, reminder_days=7, erase_days=90)
+    assert await sweeper.sweep(NOW + timedelta(days=6)) == 0
+    assert await sweeper.sweep(NOW + timedelta(days=7)) == 1
+    assert await sweeper.sweep(NOW + timedelta(days=7, hours=2)) == 0  # once a day
+    assert await sweeper.sweep(NOW + timedelta(days=8)) == 1
+    assert await sweeper.sweep(NOW + timedelta(days=92)) == 2  # reminder + erasure
+    async with database.unit() as uow:
+        erased = await uow.referrals.lock(refused)
+        pending = await uow.referrals.pending()
+        reminders = await uow.outbox.count("pending")
+        _, sections = await report.build(uow, date(2026, 3, 1), date(2026, 3, 31), today=date(2026, 3, 31),
+                                         case_managers=CMS, limits=LIMITS)
+    assert erased is not None and (erased.name, erased.reason, erased.identifiers, erased.refusal) == ("", "", (), None)
+    assert erased.status is Status.REFUSED and [p.ref for p in pending] == [waiting]
+    assert reminders == 3
+    figures = sections["referrals"]
+    assert (figures["matrix.received"], figures["matrix.refused"], figures["fhir.received"],
+            figures["fhir.pending"], figures["total.received"]) == (1, 1, 1, 1, 2)
+    assert figures["matrix.median_days_to_decision"] == 2
+
+
+async def test_triage_room_is_asked_once_and_new_members_are_invited(database: Database) -> None:
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW) == 2  # create + welcome
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW + timedelta(hours=1)) == 0
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x", "@cm3:x"], NOW + timedelta(hours=2)) == 1
+    async with database.unit() as uow:
+        entries = await uow.outbox.pending(NOW + timedelta(hours=3))
+    assert [(e.action, e.payload.get("user_id")) for e in entries] == [
+        ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x")]
