@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -130,7 +131,6 @@ def test_reminder_after_n_days_once_a_day() -> None:
     assert not referral.reminder_due(r, NOW + timedelta(days=6, hours=23), date(2026, 3, 8))
     later = NOW + timedelta(days=7)
     assert referral.reminder_due(r, later, later.date())
-    from dataclasses import replace
     reminded = replace(r, reminded_on=later.date())
     assert not referral.reminder_due(reminded, later, later.date())
     assert referral.reminder_due(reminded, later + timedelta(days=1), later.date() + timedelta(days=1))
@@ -160,7 +160,8 @@ def test_figures_by_source_with_median_time_to_decision() -> None:
     rows = [row("matrix", "accepted", 0, 48), row("matrix", "refused", 1, 96), row("matrix", "pending", 2, None),
             row("fhir", "accepted", 0, 5), row("fhir", "accepted", 40, 1)]  # the last is outside the period
     out = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31))
-    assert (out["matrix.received"], out["matrix.accepted"], out["matrix.refused"], out["matrix.pending"]) == (3, 1, 1, 1)
+    matrix = (out["matrix.received"], out["matrix.accepted"], out["matrix.refused"], out["matrix.pending"])
+    assert matrix == (3, 1, 1, 1)
     assert out["matrix.median_days_to_decision"] == 3 and out["matrix.median_hours_to_decision"] == 72
     assert (out["fhir.received"], out["fhir.accepted"], out["fhir.median_hours_to_decision"]) == (1, 1, 5)
     assert out["fhir.median_days_to_decision"] == 0
