@@ -70,8 +70,11 @@ class Relais:
         desk_people = {u: "case_manager" for u in config.care.case_managers}
         desk_people |= {u: "pilot" for u in config.care.pilots}
         self.desk_people = desk_people
+        # The integrated access point is open once its triage team is named (SPEC §8, §9):
+        # only then does the bot accept direct rooms from people it does not know.
+        referrals_open = bool(config.care.coordinators)
         self.intake = Intake(self.db, self.client, self.dispatcher, desk_people,
-                             allowed_servers=config.matrix.allowed_servers)
+                             referrer_servers=config.matrix.allowed_servers if referrals_open else ())
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -105,7 +108,8 @@ class Relais:
         await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
                                    reset=self.config.encryption.reset_cross_signing)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
-        await ensure_triage(self.db, self.settings.triage_team, self.clock.now())
+        if self.config.care.coordinators:
+            await ensure_triage(self.db, self.settings.triage_team, self.clock.now())
         token = await self.intake.stored_token()
         self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
@@ -120,7 +124,8 @@ class Relais:
 
     async def _start_http(self) -> None:
         intake = ReferralIntake(self.db, self.clock, self.config.matrix.allowed_servers,
-                                self.config.matrix.user_id, on_enqueued=self.outbox.wake)
+                                self.config.matrix.user_id, on_enqueued=self.outbox.wake,
+                                open_=bool(self.config.care.coordinators))
         app = build_http_app(self.metrics, self.readiness,
                              [*fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics),
                               *referral_routes(intake, self.config.http.fhir_token)])

@@ -15,6 +15,7 @@ from typing import Protocol
 from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
 
 from hub.bots.client import BotClient
+from hub.domain.team import server_of
 from hub.services.desks import adopt_desk
 from hub.storage.database import Database
 
@@ -48,9 +49,10 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
 
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
-                 desk_people: dict[str, str], allowed_servers: tuple[str, ...] = ()) -> None:
+                 desk_people: dict[str, str], referrer_servers: tuple[str, ...] = ()) -> None:
         self.db = db
-        self.allowed_servers = allowed_servers
+        # Servers whose users may open a direct room to refer a person; () keeps them out.
+        self.referrer_servers = referrer_servers
         self.client = client
         self.dispatcher = dispatcher
         self.desk_people = desk_people
@@ -111,7 +113,7 @@ class Intake:
         person (SPEC §9): accepted only when it holds exactly the bot and that person and is
         encrypted; there only `!help` and `!refer` work for people not configured."""
         others = {e.state_key for e in state if isinstance(e, InviteMemberEvent)} - {sender, self.client.user_id}
-        if sender.rpartition(":")[2] not in self.allowed_servers or others:
+        if server_of(sender) not in self.referrer_servers or others:
             log.info("ignoring a direct invite to %s (server not allowed or more members)", room_id)
             return
         await self.client.join(room_id)

@@ -7,11 +7,14 @@ from hub.commands.context import Command, Ctx
 from hub.commands.handlers_desk import identifiers_from
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect, Notify
+from hub.domain.errors import DomainError
 from hub.domain.referral import Draft, Source
 from hub.services import cases, referrals
 
 
 async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
+    if not ctx.settings.coordinators:
+        raise DomainError("error.referral_closed")
     draft = Draft(source=Source.MATRIX, referrer=ctx.sender, name=inv.args["name"], born=inv.opts["born"],
                   reason=inv.opts["reason"] or "", identifiers=tuple(identifiers_from(inv)), gp=inv.opts["gp"],
                   referrer_room=ctx.room_id)

@@ -125,6 +125,8 @@ def referral_routes(intake: ReferralIntake, token: str | None) -> list[web.Route
         if not _authorised(request, token):
             return _outcome(401, "error", "login", "a valid bearer token is required",
                             headers={"WWW-Authenticate": 'Bearer realm="relais"'})
+        if not intake.open:
+            return _outcome(404, "error", "not-supported", "no integrated access point is configured here")
         if request.content_type not in _ACCEPTED_TYPES:
             return _outcome(415, "error", "structure", f"send {FHIR_JSON}")
         try:

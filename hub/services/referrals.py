@@ -228,8 +228,9 @@ class ReferralIntake:
     """Referrals that arrive outside a command (FHIR): one unit of work each, keyed by source."""
 
     def __init__(self, db: Database, clock: Any, allowed_servers: tuple[str, ...], bot_user: str,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 on_enqueued: Callable[[], None] | None = None, open_: bool = True) -> None:
         self.db = db
+        self.open = open_  # False: no triage team configured, referrals are not taken
         self.clock = clock
         self.allowed_servers = allowed_servers
         self.bot_user = bot_user
