@@ -73,6 +73,8 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
     dm = await _direct_room(doc, hub.bot)
     await _membership(doc, dm, hub.bot, "join")
 
+    helped = await hub.command("doc", dm, "!aide")
+    assert "!orienter" in helped.body and "!nouveau" not in helped.body and "!orientation" not in helped.body
     refused = await hub.command("doc", dm, '!nouveau "Paulette Exemple"')
     assert kind_of(refused) == "command.error" and "!orienter" in refused.body
     missing = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14')
