@@ -155,3 +155,16 @@ async def test_triage_room_is_asked_once_and_new_members_are_invited(database: D
         entries = await uow.outbox.pending(NOW + timedelta(hours=3))
     assert [(e.action, e.payload.get("user_id")) for e in entries] == [
         ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x")]
+
+
+async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with database.unit() as uow:
+            await referrals.receive(uow, _draft(), source_key="matrix:$crash", now=NOW,
+                                    allowed_servers=SERVERS, bot_user="@relais:x")
+            raise RuntimeError("the process dies before the commit")
+    # The replayed event (the claim was rolled back with it) makes the referral once.
+    assert await _receive(database, "matrix:$crash") == ("O-2026-0001", True)
+    assert await _receive(database, "matrix:$crash") == ("O-2026-0001", False)
+    async with database.unit() as uow:
+        assert [r.ref for r in await uow.referrals.pending()] == ["O-2026-0001"]

@@ -77,3 +77,16 @@ def test_a_bad_gp_or_date_is_a_usage_error_and_only_help_and_refer_reach_a_refer
     assert shown == set(REFERRER_COMMANDS)
     triage = {s.name for s in build_registry().available(Scope.TRIAGE, "triage")}
     assert triage == {"help", "referrals", "referral criteria", "referral accept", "referral refuse"}
+
+
+def test_the_pilots_report_labels_every_referral_figure_in_both_languages() -> None:
+    from datetime import date
+
+    from hub.domain.referral import figures
+
+    keys = figures([], date(2026, 1, 1), date(2026, 12, 31))
+    assert len(keys) == 18
+    for language in ("fr", "en"):
+        catalog = Catalog(language)
+        assert catalog.has("report.title.referrals")
+        assert [k for k in keys if not catalog.has(f"report.label.{k}")] == [], language
