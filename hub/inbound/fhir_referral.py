@@ -30,7 +30,8 @@ __all__ = ["PATH", "parse_service_request", "referral_routes"]
 
 log = logging.getLogger(__name__)
 PATH = "/fhir/ServiceRequest"
-INS_OIDS = {"1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.10"}  # INS-NIR, and its test OID (SPEC §7)
+INS_NIR = "1.2.250.1.213.1.4.8"
+INS_NIR_TEST = "1.2.250.1.213.1.4.10"  # accepted as an INS only with [alerts] ins_test_oids (SPEC §7)
 _STATUS = {Status.PENDING: "active", Status.ACCEPTED: "completed", Status.REFUSED: "revoked"}
 
 
@@ -60,7 +61,8 @@ def _patient(request: ServiceRequest) -> Patient:
     return chosen
 
 
-def _identifiers(patient: Patient) -> tuple[Identifier, ...]:
+def _identifiers(patient: Patient, ins_test_oids: bool) -> tuple[Identifier, ...]:
+    ins_oids = {INS_NIR, INS_NIR_TEST} if ins_test_oids else {INS_NIR}
     out: list[Identifier] = []
     for ident in patient.identifier or []:
         value = (ident.value or "").strip()
@@ -68,7 +70,7 @@ def _identifiers(patient: Patient) -> tuple[Identifier, ...]:
         if not value:
             continue
         oid = system[len("urn:oid:"):] if system.lower().startswith("urn:oid:") else ""
-        if oid in INS_OIDS:
+        if oid in ins_oids:
             try:
                 out.append(Identifier(INS, parse_nir(value)))
             except DomainError as exc:
@@ -100,18 +102,22 @@ def _requester(request: ServiceRequest) -> str:
     return shown[:255]
 
 
-def parse_service_request(body: bytes) -> tuple[Draft, str]:
-    """The referral draft and the key a resend is known by. Raises FhirError."""
+def parse_service_request(body: bytes, ins_test_oids: bool = False) -> tuple[Draft, str]:
+    """The referral draft and the key a resend is known by (the request's business identifier,
+    else its bytes). Raises FhirError. Identifiers: an INS-NIR OID becomes the `INS` authority
+    (key checked), another `urn:oid:` its OID, any other system the system as sent."""
     request = _load(body)
+    if request.status != "active":  # a draft, a revoked or an erroneous request refers nobody
+        raise FhirError(422, "processing", "ServiceRequest.status must be 'active'")
     patient = _patient(request)
     if patient.birthDate is None:
         raise FhirError(422, "required", "Patient.birthDate is required")
-    reason = " ".join(n.text for n in request.note or [] if n.text) or " ".join(
+    reason = "; ".join(n.text for n in request.note or [] if n.text) or "; ".join(
         c.text for c in request.reasonCode or [] if c.text)
     if not reason.strip():
         raise FhirError(422, "required", "the situation is required (note or reasonCode.text)")
     draft = Draft(source=Source.FHIR, referrer=_requester(request), name=_name(patient),
-                  born=patient.birthDate, reason=reason, identifiers=_identifiers(patient))
+                  born=patient.birthDate, reason=reason, identifiers=_identifiers(patient, ins_test_oids))
     business = next(((i.system or "", i.value) for i in request.identifier or [] if i.value), None)
     if business is not None:
         key = "fhir:id:" + hashlib.sha256(f"{business[0]}|{business[1]}".encode()).hexdigest()
@@ -120,7 +126,7 @@ def parse_service_request(body: bytes) -> tuple[Draft, str]:
     return draft, key
 
 
-def referral_routes(intake: ReferralIntake, token: str | None) -> list[web.RouteDef]:
+def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bool = False) -> list[web.RouteDef]:
     async def create(request: web.Request) -> web.Response:
         if not _authorised(request, token):
             return _outcome(401, "error", "login", "a valid bearer token is required",
@@ -130,7 +136,7 @@ def referral_routes(intake: ReferralIntake, token: str | None) -> list[web.Route
         if request.content_type not in _ACCEPTED_TYPES:
             return _outcome(415, "error", "structure", f"send {FHIR_JSON}")
         try:
-            draft, key = parse_service_request(await request.read())
+            draft, key = parse_service_request(await request.read(), ins_test_oids)
             ref, new = await intake.receive(draft, key)
         except FhirError as err:
             return _error(err)
