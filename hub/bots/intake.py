@@ -118,11 +118,14 @@ class Intake:
             return
         await self.client.join(room_id)
         api = self.client.api
-        encryption = await api.room_get_state_event(room_id, "m.room.encryption", "")
-        members = await api.joined_members(room_id)
-        joined = {m.user_id for m in getattr(members, "members", [])}
-        encrypted = getattr(encryption, "content", {}).get("algorithm") == "m.megolm.v1.aes-sha2"
-        if not encrypted or joined != {sender, self.client.user_id}:
+        # The invite's stripped state shows only the inviter: read the whole state once joined.
+        state_resp = await api.room_get_state(room_id)
+        events = getattr(state_resp, "events", None) or []
+        members = {e.get("state_key") for e in events if e.get("type") == "m.room.member"
+                   and (e.get("content") or {}).get("membership") in ("join", "invite", "knock")}
+        encrypted = any(e.get("type") == "m.room.encryption"
+                        and (e.get("content") or {}).get("algorithm") == "m.megolm.v1.aes-sha2" for e in events)
+        if not encrypted or members != {sender, self.client.user_id}:
             log.info("leaving %s: a referrer's room must be encrypted and hold only them and the bot", room_id)
             await api.room_leave(room_id)
             return

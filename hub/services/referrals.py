@@ -32,9 +32,14 @@ def _born(r: Referral) -> str:
     return r.born.isoformat() if r.born else "—"
 
 
-def new_notice(r: Referral) -> Notify:
-    """`referral.new` in the triage room: the name only inside this encrypted message."""
-    duplicate: Any = {"key": "referral.duplicate", "params": {"case": r.duplicate_of}} if r.duplicate_of else ""
+def new_notice(r: Referral, also_pending: Sequence[str] = ()) -> Notify:
+    """`referral.new` in the triage room: the name only inside this encrypted message. Flags a
+    person already followed, or already referred and still pending (`also_pending`)."""
+    duplicate: Any = ""
+    if r.duplicate_of:
+        duplicate = {"key": "referral.duplicate", "params": {"case": r.duplicate_of}}
+    elif also_pending:
+        duplicate = {"key": "referral.also_pending", "params": {"refs": ", ".join(also_pending)}}
     return Notify("referral.new", "", "referral.new", {
         "ref": r.ref, "name": r.name, "born": _born(r), "source": {"key": f"referral.source.{r.source.value}"},
         "referrer": r.referrer, "why": r.reason, "gp": r.gp or "—",
@@ -42,12 +47,19 @@ def new_notice(r: Referral) -> Notify:
     }, desk=TRIAGE_DESK)
 
 
+@dataclass(frozen=True)
+class Received:
+    referral: Referral
+    new: bool  # False: this source key was already received (a replay, a resend)
+    effects: list[Effect]  # the `referral.new` notice, for a new one
+
+
 async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime,
-                  allowed_servers: tuple[str, ...], bot_user: str) -> tuple[Referral, bool]:
-    """Check, number and store a referral; True when new. The caller enqueues `new_notice`."""
+                  allowed_servers: tuple[str, ...], bot_user: str) -> Received:
+    """Check, number and store a referral; the caller enqueues `effects` in the same unit of work."""
     known = await uow.referrals.by_source_key(source_key)
     if known is not None:
-        return known, False
+        return Received(known, False, [])
     name = persons.check_display_name(draft.name)
     if draft.born is None:
         raise DomainError("error.referral_born_missing")
@@ -59,6 +71,8 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
             raise DomainError("error.server_not_allowed", user=draft.gp, servers=", ".join(allowed_servers))
         if draft.gp == bot_user:
             raise DomainError("error.member_is_bot", user=draft.gp)
+    wanted = set(draft.identifiers)
+    also_pending = [p.ref for p in await uow.referrals.pending() if wanted & set(p.identifiers)]
     followed = {}
     for ident in draft.identifiers:
         owner = await uow.persons.owner_of(ident)
@@ -71,7 +85,7 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
     await uow.referrals.add(r, source_key)
     log.info("referral %s received from %s%s", ref, draft.source.value,
              " (already followed)" if r.duplicate_of else "")
-    return r, True
+    return Received(r, True, [new_notice(r, also_pending)])
 
 
 async def _locked(uow: UnitOfWork, ref: str) -> Referral:
@@ -240,14 +254,14 @@ class ReferralIntake:
         """(reference, new). DomainError for content the domain refuses; nothing is kept then."""
         now = self.clock.now()
         async with self.db.unit() as uow:
-            r, new = await receive(uow, draft, source_key=source_key, now=now,
-                                   allowed_servers=self.allowed_servers, bot_user=self.bot_user)
-            if new:
-                await enqueue(uow, f"referral:{r.ref}", [new_notice(r)], now)
-                await uow.audit.record(now, f"fhir:{draft.referrer}"[:255], "refer", None, {"ref": r.ref})
-        if new:
+            got = await receive(uow, draft, source_key=source_key, now=now,
+                                allowed_servers=self.allowed_servers, bot_user=self.bot_user)
+            if got.new:
+                await enqueue(uow, f"referral:{got.referral.ref}", got.effects, now)
+                await uow.audit.record(now, f"fhir:{draft.referrer}"[:255], "refer", None, {"ref": got.referral.ref})
+        if got.new:
             self.on_enqueued()
-        return r.ref, new
+        return got.referral.ref, got.new
 
     async def status(self, ref: str) -> Referral | None:
         async with self.db.unit() as uow:

@@ -24,8 +24,9 @@ TOKEN = "fhir-token-for-the-referral-tests"
 ENCRYPTED = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 
 
-async def _direct_room(client: nio.AsyncClient, bot: str, encrypted: bool = True) -> str:
-    resp = await client.room_create(is_direct=True, invite=[bot], preset=nio.RoomPreset.trusted_private_chat,
+async def _direct_room(client: nio.AsyncClient, bot: str, encrypted: bool = True, also: str | None = None) -> str:
+    invite = [bot, also] if also else [bot]
+    resp = await client.room_create(is_direct=True, invite=invite, preset=nio.RoomPreset.trusted_private_chat,
                                     initial_state=[ENCRYPTED] if encrypted else [])
     assert isinstance(resp, nio.RoomCreateResponse), resp
     return str(resp.room_id)
@@ -67,8 +68,11 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
     shown = json.dumps(getattr(state, "events", []))
     assert "Paulette" not in shown and '"algorithm": "m.megolm.v1.aes-sha2"' in shown
 
-    # A direct room without encryption is left; an encrypted one is kept.
+    # A direct room with a third person or without encryption is left; an encrypted one with only
+    # the referrer is kept.
+    crowded = await _direct_room(doc, hub.bot, also=hub.user("gp"))
     plain = await _direct_room(doc, hub.bot, encrypted=False)
+    await _membership(doc, crowded, hub.bot, "leave")
     await _membership(doc, plain, hub.bot, "leave")
     dm = await _direct_room(doc, hub.bot)
     await _membership(doc, dm, hub.bot, "join")

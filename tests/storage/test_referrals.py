@@ -35,9 +35,9 @@ def _draft(**kw: object) -> Draft:
 
 async def _receive(db: Database, key: str, **kw: object) -> tuple[str, bool]:
     async with db.unit() as uow:
-        r, new = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
-                                         allowed_servers=SERVERS, bot_user="@relais:x")
-        return r.ref, new
+        got = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
+                                      allowed_servers=SERVERS, bot_user="@relais:x")
+        return got.referral.ref, got.new
 
 
 async def test_migration_matches_the_models(database: Database) -> None:
@@ -54,6 +54,10 @@ async def test_a_referral_is_numbered_once_per_source_event(database: Database) 
     assert await _receive(database, "matrix:$a") == ("O-2026-0001", True)
     assert await _receive(database, "matrix:$a") == ("O-2026-0001", False)  # a replay finds it
     assert await _receive(database, "matrix:$b", identifiers=()) == ("O-2026-0002", True)
+    async with database.unit() as uow:  # the same person referred again while pending is flagged
+        again = await referrals.receive(uow, _draft(), source_key="matrix:$c", now=NOW,
+                                        allowed_servers=SERVERS, bot_user="@relais:x")
+    assert again.effects[0].params["duplicate"] == {"key": "referral.also_pending", "params": {"refs": "O-2026-0001"}}
     async with database.unit() as uow:
         stored = await uow.referrals.lock("O-2026-0001")
     assert stored is not None and stored.identifiers == (NIR,) and stored.gp == "@gp:x"
