@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hub.commands.context import Command, Ctx
 from hub.commands.handlers_desk import identifiers_from
-from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.referral import Draft, Source
@@ -15,7 +15,15 @@ from hub.services import cases, referrals
 async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
     if not ctx.settings.coordinators:
         raise DomainError("error.referral_closed")
-    draft = Draft(source=Source.MATRIX, referrer=ctx.sender, name=inv.args["name"], born=inv.opts["born"],
+    born = None
+    if inv.opts["born"] is not None:
+        # Read as a date here, not by the option's kind: the audit keeps dates, and the birth
+        # date of a person who may never be followed must go with the referral (SPEC §9).
+        try:
+            born = Arg("born", "date").convert(inv.opts["born"])
+        except UsageError as exc:
+            raise UsageError(exc.key, inv.spec, **exc.params) from None
+    draft = Draft(source=Source.MATRIX, referrer=ctx.sender, name=inv.args["name"], born=born,
                   reason=inv.opts["reason"] or "", identifiers=tuple(identifiers_from(inv)), gp=inv.opts["gp"],
                   referrer_room=ctx.room_id)
     got = await referrals.receive(ctx.uow, draft, source_key=f"matrix:{ctx.event_id}", now=ctx.now,
@@ -68,7 +76,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(CommandSpec(
         "refer", "orienter", Scope.DESK, Who.ANYONE, "help.refer",
         args=(Arg("name"),),
-        opts=(Opt("born", "date", alias="naissance"), Opt("ins"), Opt("id", repeat=True),
+        opts=(Opt("born", alias="naissance"), Opt("ins"), Opt("id", repeat=True),
               Opt("gp", "user", alias="medecin"), Opt("reason", alias="motif")),
     ), refer),
     Command(CommandSpec("referrals", "orientations", Scope.TRIAGE, Who.MEMBER, "help.referrals"), pending),

@@ -81,6 +81,8 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
     assert "!orienter" in helped.body and "!nouveau" not in helped.body and "!orientation" not in helped.body
     refused = await hub.command("doc", dm, '!nouveau "Paulette Exemple"')
     assert kind_of(refused) == "command.error" and "!orienter" in refused.body
+    bad_date = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-13-45 --motif "x"')
+    assert kind_of(bad_date) == "command.error" and "1938-13-45" in bad_date.body and "--naissance" in bad_date.body
     missing = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14')
     assert kind_of(missing) == "command.error" and "motif" in missing.body
     reply = await hub.command(
@@ -117,8 +119,9 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
         person = await uow.persons.get("R-2026-0001")
     assert person is not None and person.referent == hub.user("cm") and person.room_id == case_room
     async with relais.db.unit() as uow:
-        audit = [a[2] for a in await uow.audit.entries()]
-    assert {"refer", "referral criteria", "referral accept"} <= set(audit)
+        audit = await uow.audit.entries()
+    assert {"refer", "referral criteria", "referral accept"} <= {a[2] for a in audit}
+    assert "1938-07-14" not in json.dumps([a[3] for a in audit])  # the birth date goes with the referral
 
     # The FHIR path over real HTTP reaches the same triage room, and a refusal is readable there.
     url = f"http://127.0.0.1:{relais.http_port}/fhir/ServiceRequest"
