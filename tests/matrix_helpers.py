@@ -151,6 +151,11 @@ async def send_text(client: nio.AsyncClient, room_id: str, body: str) -> str:
 
     Returns the event id.
     """
+    return await send_content(client, room_id, {"msgtype": "m.text", "body": body})
+
+
+async def send_content(client: nio.AsyncClient, room_id: str, content: dict[str, Any]) -> str:
+    """Send an m.room.message with exactly this content, as a client would; returns the event id."""
     # Sync first: nio rotates the outbound megolm session when it sees a membership
     # event in /sync, or when keys_query reports a newly tracked user. A joiner whose
     # devices nio already tracks (e.g. from another shared room) is caught only by
@@ -168,7 +173,7 @@ async def send_text(client: nio.AsyncClient, room_id: str, body: str) -> str:
     response = await client.room_send(
         room_id,
         "m.room.message",
-        {"msgtype": "m.text", "body": body},
+        dict(content),
         ignore_unverified_devices=True,
     )
     if not isinstance(response, nio.RoomSendResponse):

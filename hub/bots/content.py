@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 MEGOLM = "m.megolm.v1.aes-sha2"
+#: Synapse refuses a PDU over 65 536 bytes of canonical JSON (MAX_PDU_SIZE; Matrix spec "Size
+#: limits"), measured on the event as stored: the encrypted content plus its envelope.
+MAX_EVENT_BYTES = 65_536
+#: The envelope around the encrypted content: room, sender, timestamps, auth and prev events,
+#: hashes, signatures. About 1 KiB on a quiet room; kept generous for busy rooms (many prev_events).
+ENVELOPE_BYTES = 4_096
+#: Largest sender_key, session_id, device_id and m.relates_to copy of an m.room.encrypted content.
+_ENCRYPTED_KEYS_BYTES = 600
 ROOM_STATE_TYPE = "fr.relais.room"  # holds only the pseudonymous case reference or "desk"
 
 
@@ -101,6 +111,14 @@ def notice(kind: str, case_ref: str, body: str, formatted: str,
     return content
 
 
+def in_thread(content: dict[str, Any], root: str, reply_to: str | None) -> dict[str, Any]:
+    """`content` posted in the thread of `root` (Matrix spec "Threading"); clients without
+    threads show it as a reply to `reply_to` (`is_falling_back`)."""
+    relation: dict[str, Any] = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                "m.in_reply_to": {"event_id": reply_to or root}}
+    return {**content, "m.relates_to": relation}
+
+
 def power_moved(current: dict[str, Any], from_user: str, to_user: str) -> dict[str, Any] | None:
     """The room's power levels with `from_user`'s level handed to `to_user`; None when nothing changes.
 
@@ -122,3 +140,20 @@ def replacement(original_event_id: str, new_content: dict[str, Any]) -> dict[str
     fallback["m.new_content"] = new_content
     fallback["m.relates_to"] = {"rel_type": "m.replace", "event_id": original_event_id}
     return fallback
+
+
+def encrypted_size(content: dict[str, Any], room_id: str) -> int:
+    """Bytes the m.room.encrypted event carrying `content` takes once stored, at most.
+
+    The plaintext is the JSON matrix-nio encrypts (`{"type", "content", "room_id"}`, ASCII with
+    `\\uXXXX` escapes: an accent costs 6 bytes, an emoji 12); Megolm pads it to AES blocks and
+    adds a version, index, MAC and Ed25519 signature (olm's megolm.md), then base64 (4/3)."""
+    plaintext = json.dumps({"type": "m.room.message", "content": content, "room_id": room_id},
+                           separators=(",", ":"))
+    blocks = 16 * (len(plaintext) // 16 + 1)
+    megolm = 1 + 6 + 4 + blocks + 8 + 64
+    return math.ceil(megolm * 4 / 3) + _ENCRYPTED_KEYS_BYTES + ENVELOPE_BYTES
+
+
+def fits(content: dict[str, Any], room_id: str) -> bool:
+    return encrypted_size(content, room_id) <= MAX_EVENT_BYTES

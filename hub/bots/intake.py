@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
 
@@ -30,8 +30,12 @@ MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
 class Commands(Protocol):
     """What intake hands each text message to (the command dispatcher, built in app.py)."""
 
-    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
-        """True when the message was a command for us that got an answer now."""
+    async def handle(self, event_id: str, sender: str, room_id: str, content: Mapping[str, Any] | str) -> bool:
+        """True when the message (its whole event content) was a command for us that got an answer now."""
+        ...
+
+    async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
+        """Tell the sender, without content, that a message of theirs could not be read."""
         ...
 
 
@@ -45,6 +49,23 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
     if membership == "ban":
         return "banned"
     return membership
+
+
+def message_content(event: RoomMessageText) -> dict[str, Any]:
+    """The event's whole content (formatted_body, m.mentions, m.relates_to, m.new_content):
+    nio's RoomMessageText keeps only some fields; its `source` keeps them all."""
+    content = (event.source or {}).get("content")
+    if isinstance(content, dict) and isinstance(content.get("body"), str):
+        return content
+    return {"msgtype": "m.text", "body": event.body, "format": event.format,
+            "formatted_body": event.formatted_body}
+
+
+def thread_of(event: MegolmEvent) -> str | None:
+    """The thread an encrypted event belongs to: its relation travels in clear (Matrix spec)."""
+    relation = ((event.source or {}).get("content") or {}).get("m.relates_to") or {}
+    root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
+    return root if isinstance(root, str) else None
 
 
 class Intake:
@@ -78,7 +99,7 @@ class Intake:
 
     async def _on_event(self, room_id: str, event: object) -> None:
         if isinstance(event, RoomMessageText):
-            if await self.dispatcher.handle(event.event_id, event.sender, room_id, event.body):
+            if await self.dispatcher.handle(event.event_id, event.sender, room_id, message_content(event)):
                 self.commands_handled += 1
         elif isinstance(event, RoomMemberEvent) and event.state_key != self.client.user_id:
             change = membership_change(event.sender, event.state_key, event.membership, event.prev_membership)
@@ -107,6 +128,7 @@ class Intake:
             elif time.monotonic() - since > UNDECRYPTABLE_PATIENCE_S:
                 log.warning("giving up on an undecryptable event in %s", room_id)
                 del self._undecrypted[event_id]
+                await self.dispatcher.undecryptable(event_id, event.sender, room_id, thread_of(event))
 
     async def _referrer_invite(self, room_id: str, sender: str, state: list[object]) -> None:
         """Anyone on an allowed server may open a direct encrypted room with the bot to refer a

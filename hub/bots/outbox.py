@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import ClientConnectionError
@@ -209,12 +211,23 @@ class OutboxWorker:
 
     async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
         payload: dict[str, Any] = entry.payload
-        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
-                      payload.get("params") or {}, tuple(payload.get("mentions") or ()))
+        wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c  # noqa: E731
         if payload.get("replaces"):
             async with self.db.unit() as uow:
                 original = await uow.outbox.event_id_of(payload["replaces"])
             if original:
-                body = content.replacement(original, body)
+                wrap = partial(_replacing, original)
+        elif payload.get("thread_root"):
+            wrap = partial(_threaded, payload["thread_root"], payload.get("in_reply_to"))
+        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
+                      payload.get("params") or {}, tuple(payload.get("mentions") or ()), room_id=room_id, wrap=wrap)
         txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
         return await self.client.send(room_id, body, txn)
+
+
+def _replacing(original: str, body: dict[str, Any]) -> dict[str, Any]:
+    return content.replacement(original, body)
+
+
+def _threaded(root: str, reply_to: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    return content.in_thread(body, root, reply_to)

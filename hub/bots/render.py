@@ -1,7 +1,15 @@
-"""Notify effect → notice content, in the configured language. Pure."""
+"""Notify effect → notice content, in the configured language. Pure.
+
+A notice always fits in one Matrix event (hub/bots/content.py `fits`, measured on the encoded
+and encrypted event, every copy included): when the full text would not, each long text in it
+is shortened with "…" and the notice says where the full text is (`!plan 4`); in the last
+resort the plain text alone is cut.
+"""
 
 from __future__ import annotations
 
+import html as html_lib
+from collections.abc import Callable
 from typing import Any
 
 from hub.bots import content
@@ -9,10 +17,50 @@ from hub.i18n.catalog import Catalog
 
 #: Kinds that call for someone's action: m.text, so their mentions notify (SPEC §5).
 ACTION_KINDS = frozenset({"referral.decision"})
+#: Where the full text of a shortened notice can be read, by kind (a catalog key or a command).
+POINTERS = {"plan.update": "!plan {number}", "plan.review": "!plan {number}"}
+DEFAULT_POINTER = "!aide"
+#: Longest text kept in a shortened notice, tried in turn.
+_CUTS = (400, 160, 60, 20)
+#: Room id length used when the target room is not known yet (room ids are at most 255 bytes).
+_ROOM_ID = "!" + "x" * 254
 
 
 def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
-           mentions: tuple[str, ...]) -> dict[str, Any]:
+           mentions: tuple[str, ...], *, room_id: str = _ROOM_ID,
+           wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c) -> dict[str, Any]:
+    """The notice content; `wrap` adds what the sender adds around it (a thread relation, an
+    m.replace edit with its second copy) so that the size is measured on what is really sent."""
+    built = wrap(_content(catalog, kind, case_ref, message, params, mentions))
+    if content.fits(built, room_id):
+        return built
+    pointer = _pointer(kind, params)
+    note = {"key": "notice.shortened", "params": {"pointer": pointer}}
+    for cut in _CUTS:
+        shortened = wrap(_content(catalog, kind, case_ref, message, _shorten(params, cut), mentions, note))
+        if content.fits(shortened, room_id):
+            return shortened
+    text = catalog.text(message, **_shorten(params, _CUTS[-1]))
+    tail = "\n" + catalog.text("notice.shortened", pointer=pointer)
+    while True:
+        text = text[: max(0, len(text) * 3 // 4)]
+        last = wrap(content.notice(kind, case_ref, text + "…" + tail,
+                                   html_lib.escape(text + "…" + tail).replace("\n", "<br>"), mentions))
+        if content.fits(last, room_id) or not text:
+            return last
+
+
+def _pointer(kind: str, params: dict[str, Any]) -> str:
+    """Where the full text is: the notice's own `pointer`, or its kind's command for its item."""
+    if params.get("pointer"):
+        return str(params["pointer"])
+    item = params.get("item")
+    number = item.get("number") if isinstance(item, dict) else params.get("number")
+    return POINTERS.get(kind, DEFAULT_POINTER).format(number=number if number is not None else "<n>")
+
+
+def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
+             mentions: tuple[str, ...], note: dict[str, Any] | None = None) -> dict[str, Any]:
     text = catalog.text(message, **params)
     html = catalog.html(message, **params)
     if kind == "command.error":
@@ -22,7 +70,22 @@ def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dic
         if usage:
             text += "\n" + catalog.text("usage", usage=usage)
             html += "<br>" + catalog.html("usage", usage=usage)
+    if note is not None:
+        text += "\n" + catalog.text(note["key"], **note["params"])
+        html += "<br>" + catalog.html(note["key"], **note["params"])
     body = content.notice(kind, case_ref, text, html, mentions)
     if kind in ACTION_KINDS:
         body["msgtype"] = "m.text"  # SPEC §5: .m.rule.suppress_notices would silence an m.notice
     return body
+
+
+def _shorten(value: Any, cut: int) -> Any:
+    """Every string in `value` (nested messages and lists included) cut to `cut` characters;
+    catalog keys are left alone."""
+    if isinstance(value, str):
+        return value if len(value) <= cut else value[: cut - 1] + "…"
+    if isinstance(value, list):
+        return [_shorten(v, cut) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k == "key" else _shorten(v, cut) for k, v in value.items()}
+    return value

@@ -7,12 +7,17 @@ reference the user is given, and never stops the other commands.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.clock import Clock
 from hub.commands.context import Ctx, Settings, UserDirectory
+from hub.commands.normalise import Message, read_message
 from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
 from hub.commands.registry import REFERRER_COMMANDS, Registry
 from hub.domain import team
@@ -22,6 +27,19 @@ from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+#: An undecryptable message is reported to its sender at most this often per room.
+UNDECRYPTABLE_REPEAT = timedelta(hours=1)
+#: How much of a corrected command is quoted back when an edit is not run.
+EDIT_EXCERPT = 300
+
+
+def accepted_marker(event_id: str) -> str:
+    """Claimed with the effects of an accepted command: its edits must not run it again. Event ids
+    may take the claim column's 255 characters: a longer marker is a digest."""
+    marker = f"accepted:{event_id}"
+    return marker if len(marker) <= 255 else "accepted:#" + hashlib.sha256(event_id.encode()).hexdigest()
+
 
 # Audit detail keeps identifiers (users, roles, dates, references), never free text or names.
 _AUDITED_KINDS = {"user", "case_ref", "date", "int", "choice"}
@@ -46,10 +64,17 @@ class Dispatcher:
         self.clock = clock
         self.directory = directory
         self.on_enqueued = on_enqueued or (lambda: None)
+        self._told_undecryptable: dict[tuple[str, str], datetime] = {}
 
-    async def handle(self, event_id: str, sender: str, room_id: str, body: str) -> bool:
-        """Handle one message; True when it was a command for us that got an answer now."""
-        if sender == self.settings.bot_user or not is_command(body.strip()):
+    async def handle(self, event_id: str, sender: str, room_id: str,
+                     content: Mapping[str, Any] | str) -> bool:
+        """Handle one message (its event content, or a plain body); True when it was a command for
+        us that got an answer now. Edits (`m.replace`) run only when the command they correct
+        was not accepted; a command typed in a thread is answered in that thread."""
+        if sender == self.settings.bot_user:
+            return False
+        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+        if not is_command(message.text):
             return False
         now = self.clock.now()
         error: DomainError | None = None
@@ -63,8 +88,14 @@ class Dispatcher:
                 if ctx is None:
                     return False  # not a room of ours: the claim alone is kept
                 case_ref = ctx.case_ref
-                effects = await self._run(ctx, body.strip())
-                await enqueue(uow, f"cmd:{event_id}", effects, now)
+                command_id = message.replaces or event_id
+                if message.replaces and await uow.events.seen(accepted_marker(command_id)):
+                    effects: list[Effect] = [ctx.reply("command.edit_not_run",
+                                                       command=_excerpt(message.text))]
+                else:
+                    effects = await self._run(ctx, message.text)
+                    await uow.events.claim(accepted_marker(command_id), now)
+                await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now)
             self.on_enqueued()
             return True
         except UsageError as exc:
@@ -75,15 +106,52 @@ class Dispatcher:
             ref = secrets.token_hex(4)
             log.exception("command failed in room %s (reference %s)", room_id, ref)
             error = DomainError("error.internal", ref=ref)
-        return await self._reply_error(event_id, room_id, case_ref, error, spec)
+        return await self._reply_error(event_id, room_id, case_ref, error, spec, message)
+
+    async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
+        """Tell `sender` (no content: none could be read) that their message could not be read and
+        what to do; at most once per UNDECRYPTABLE_REPEAT and room, only in rooms of ours."""
+        if sender == self.settings.bot_user:
+            return False
+        now = self.clock.now()
+        last = self._told_undecryptable.get((room_id, sender))
+        async with self.db.unit() as uow:
+            if not await uow.events.claim(event_id, now):
+                return False
+            ctx = await self._context(uow, sender, room_id)
+            if ctx is None or (last is not None and now - last < UNDECRYPTABLE_REPEAT):
+                return False
+            notice = Notify("command.error", ctx.case_ref, "error.undecryptable", {"sender": sender},
+                            mentions=(sender,), room_id=room_id)
+            if thread_root:
+                notice = replace(notice, thread_root=thread_root, in_reply_to=event_id)
+            await enqueue(uow, f"cmd:{event_id}", [notice], now)
+        self._told_undecryptable[(room_id, sender)] = now
+        self.on_enqueued()
+        return True
+
+    def _placed(self, effects: list[Effect], ctx: Ctx, message: Message, event_id: str) -> list[Effect]:
+        """The answers to a command typed in a thread go to that thread."""
+        if not message.thread_root:
+            return effects
+        here = ctx.person.room_id == ctx.room_id if ctx.person else False
+        return [
+            replace(e, thread_root=message.thread_root, in_reply_to=event_id)
+            if isinstance(e, Notify) and not e.desk and (
+                e.room_id == ctx.room_id or (e.room_id is None and here and e.case_ref == ctx.case_ref))
+            else e
+            for e in effects
+        ]
 
     async def _reply_error(self, event_id: str, room_id: str, case_ref: str, error: DomainError,
-                           spec: CommandSpec | None) -> bool:
+                           spec: CommandSpec | None, message: Message) -> bool:
         now = self.clock.now()
         params = dict(error.params)
         if spec is not None:
             params["usage"] = spec.usage(french=self.settings.language == "fr")
         notice = Notify("command.error", case_ref, error.key, params, room_id=room_id)
+        if message.thread_root:
+            notice = replace(notice, thread_root=message.thread_root, in_reply_to=event_id)
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
                 return False
@@ -159,3 +227,7 @@ class Dispatcher:
             for spec in self.registry.available(scope, ctx.desk_role)
         ]
         return ctx.reply("help.header", lines=lines)
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= EDIT_EXCERPT else text[:EDIT_EXCERPT - 1] + "…"

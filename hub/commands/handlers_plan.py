@@ -8,6 +8,7 @@ from typing import Any
 from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
 from hub.domain.effects import Effect
+from hub.domain.errors import DomainError
 from hub.domain.evaluations import Evaluation, Reason
 from hub.domain.persons import Person
 from hub.domain.plan import ItemStatus
@@ -37,7 +38,14 @@ def _person(ctx: Ctx) -> Person:
 # --- the plan -------------------------------------------------------------------------------
 
 async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    return [await _plan_reply(ctx, None)]
+    number: int | None = inv.args.get("n")
+    if number is None:
+        return [await _plan_reply(ctx, None)]
+    view = await plans.view(ctx.uow, _person(ctx))
+    item = next((i for i in (*view.open, *view.closed) if i.number == number), None)
+    if item is None:
+        raise DomainError("error.plan_no_item", item=number)
+    return [ctx.reply("plan.one", case=ctx.case_ref, number=number, item=plans.item_lines([item])[0])]
 
 
 async def as_of(ctx: Ctx, inv: Invocation) -> list[Effect]:
@@ -50,7 +58,7 @@ async def as_of(ctx: Ctx, inv: Invocation) -> list[Effect]:
 async def _plan_reply(ctx: Ctx, when: date | None) -> Effect:
     view = await plans.view(ctx.uow, _person(ctx), when)
     params: dict[str, Any] = {"case": ctx.case_ref, "count": len(view.open), "items": plans.item_lines(view.open),
-                              "date": when.isoformat() if when else None}
+                              "date": when.isoformat() if when else None, "pointer": "!plan <n>"}
     params["closed"] = (
         {"key": "plan.closed_list", "params": {"numbers": ", ".join(str(i.number) for i in view.closed)}}
         if view.closed else ""
@@ -133,7 +141,8 @@ _NUMBER = Arg("n", "int")
 
 # The plan and evaluation commands, in the order `!help` lists them.
 COMMANDS: tuple[Command, ...] = (
-    Command(CommandSpec("plan", "plan", Scope.ROOM, Who.MEMBER, "help.plan"), show),
+    Command(CommandSpec("plan", "plan", Scope.ROOM, Who.MEMBER, "help.plan",
+                        args=(Arg("n", "int", optional=True),)), show),
     Command(CommandSpec(
         "plan add", "plan ajouter", Scope.ROOM, Who.CASE_MANAGER, "help.plan_add",
         args=(Arg("need"), Arg("action")),

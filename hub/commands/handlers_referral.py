@@ -26,7 +26,7 @@ async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
     draft = Draft(source=Source.MATRIX, referrer=ctx.sender, name=inv.args["name"], born=born,
                   reason=inv.opts["reason"] or "", identifiers=tuple(identifiers_from(inv)), gp=inv.opts["gp"],
                   referrer_room=ctx.room_id)
-    got = await referrals.receive(ctx.uow, draft, source_key=f"matrix:{ctx.event_id}", now=ctx.now,
+    got = await referrals.receive(ctx.uow, draft, source_key=referrals.source_key("matrix", ctx.event_id), now=ctx.now,
                                   allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user)
     return [*got.effects, ctx.reply("reply.refer", ref=got.referral.ref)]
 

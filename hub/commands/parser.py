@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +10,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from hub.commands.normalise import QuoteError, Token, normalise, option_name, tokenise, typed_option
+from hub.domain import limits
 from hub.domain.errors import DomainError
 
 USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
@@ -75,6 +76,8 @@ class Arg:
     aliases: dict[str, str] = field(default_factory=dict)  # French word → canonical choice
 
     def convert(self, raw: str) -> Any:
+        if self.kind == "text" and len(raw) > limits.limit(self.name):
+            raise UsageError("error.too_long", arg=self.name, max=limits.limit(self.name), length=len(raw))
         if self.kind == "choice":
             # Accents and case are ignored on both sides: "étendue", "etendue" and "ÉTENDUE" match.
             words = {fold(word): choice for word, choice in self.aliases.items()}
@@ -141,10 +144,11 @@ def is_command(body: str) -> bool:
     return body.startswith("!") and len(body) > 1 and not body[1].isspace()
 
 
-def _words(body: str) -> list[str]:
+def _words(body: str) -> list[Token]:
+    """Words after the `!`, with spans in `body` (already normalised: hub/commands/normalise.py)."""
     try:
-        return shlex.split(body[1:])
-    except ValueError:
+        return [Token(t.value, t.quoted, t.start + 1, t.end + 1) for t in tokenise(body[1:])]
+    except QuoteError:
         raise UsageError("error.quotes") from None
 
 
@@ -153,10 +157,10 @@ def fold(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
 
 
-def _match(words: list[str], specs: Sequence[CommandSpec]) -> tuple[CommandSpec, int, bool] | None:
+def _match(words: list[Token], specs: Sequence[CommandSpec]) -> tuple[CommandSpec, int, bool] | None:
     """Longest command name (English or French) that prefixes the words."""
     best: tuple[CommandSpec, int, bool] | None = None
-    lowered = [fold(w) for w in words]
+    lowered = [fold(w.value) if not w.quoted else "" for w in words]
     for spec in specs:
         for names, french in ((spec.name.split(), False), (spec.alias.split(), True)):
             n = len(names)
@@ -166,70 +170,108 @@ def _match(words: list[str], specs: Sequence[CommandSpec]) -> tuple[CommandSpec,
 
 
 def parse(body: str, specs: Sequence[CommandSpec]) -> Invocation:
+    """Normalised command text (`!…`) → Invocation; UsageError (with the spec once known).
+
+    Free text needs no quotes: words past the last positional argument, or after a free-text
+    option's value, join that text as typed (`!rupture l'aide ne passe plus`)."""
+    body = normalise(body)
     words = _words(body)
     if not words:
         raise UsageError("error.unknown_command", command=body)
     found = _match(words, specs)
     if found is None:
-        raise UsageError("error.unknown_command", command=words[0])
+        raise UsageError("error.unknown_command", command=words[0].value)
     try:
-        return _bind(found[0], words[found[1]:])
+        return _bind(found[0], body, words[found[1]:])
     except UsageError as exc:
         if exc.spec is None:
             raise UsageError(exc.key, found[0], **exc.params) from None
         raise
 
 
-def _bind(spec: CommandSpec, rest: list[str]) -> Invocation:
-    positionals: list[str] = []
-    opts: dict[str, Any] = {}
+@dataclass
+class _Slot:
+    """A value being read: one word, or free text spanning several words of the body."""
+
+    value: str
+    start: int
+    end: int
+    joined: bool = False
+
+    def text(self, body: str) -> str:
+        return body[self.start:self.end] if self.joined else self.value
+
+
+def _slot(token: Token) -> _Slot:
+    return _Slot(token.value, token.start, token.end)
+
+
+def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
+    positionals: list[_Slot] = []
+    raw_opts: dict[str, list[_Slot]] = {}
     by_name = {o.name: o for o in spec.opts} | {o.alias: o for o in spec.opts if o.alias}
+    free: _Slot | None = None  # the free text that a further word would extend
     i = 0
     while i < len(rest):
-        word = rest[i]
-        if word.startswith("--") and len(word) > 2:
-            opt = by_name.get(fold(word[2:]))
-            if opt is None:
-                raise UsageError("error.unknown_option", spec, option=word)
+        token = rest[i]
+        name = option_name(token)
+        opt = by_name.get(fold(name)) if name is not None else None
+        if opt is None and name is not None and typed_option(token):
+            raise UsageError("error.unknown_option", spec, option=token.value)
+        if opt is not None:
+            free = None
             if opt.flag:
-                opts[opt.name] = True
+                raw_opts[opt.name] = [_Slot("", token.start, token.end)]
                 i += 1
                 continue
             if opt.many:
                 j = i + 1
-                while j < len(rest) and not rest[j].startswith("--"):
-                    opts.setdefault(opt.name, []).append(opt.convert(rest[j]))
+                while j < len(rest) and not _is_option(rest[j], by_name):
+                    raw_opts.setdefault(opt.name, []).append(_slot(rest[j]))
                     j += 1
                 if j == i + 1:
-                    raise UsageError("error.option_needs_value", spec, option=word)
+                    raise UsageError("error.option_needs_value", spec, option=token.value)
                 i = j
                 continue
-            if i + 1 >= len(rest):
-                raise UsageError("error.option_needs_value", spec, option=word)
-            value = opt.convert(rest[i + 1])
-            if opt.repeat:
-                opts.setdefault(opt.name, []).append(value)
-            elif opt.name in opts:
-                raise UsageError("error.option_twice", spec, option=word)
-            else:
-                opts[opt.name] = value
+            if i + 1 >= len(rest) or _is_option(rest[i + 1], by_name):
+                raise UsageError("error.option_needs_value", spec, option=token.value)
+            value = _slot(rest[i + 1])
+            if opt.name in raw_opts and not opt.repeat:
+                raise UsageError("error.option_twice", spec, option=token.value)
+            raw_opts.setdefault(opt.name, []).append(value)
+            if opt.kind == "text" and not opt.repeat:
+                free = value
             i += 2
             continue
-        positionals.append(word)
+        if len(positionals) < len(spec.args):
+            slot = _slot(token)
+            positionals.append(slot)
+            free = slot if spec.args[len(positionals) - 1].kind == "text" else None
+        elif free is not None:
+            free.end, free.joined = token.end, True
+        else:
+            raise UsageError("error.too_many_arguments", spec, extra=token.value)
         i += 1
     args: dict[str, Any] = {}
     for index, arg in enumerate(spec.args):
         if index < len(positionals):
-            args[arg.name] = arg.convert(positionals[index])
+            args[arg.name] = arg.convert(positionals[index].text(body))
         elif not arg.optional:
             raise UsageError("error.missing_argument", spec, arg=arg.name)
         else:
             args[arg.name] = None
-    if len(positionals) > len(spec.args):
-        raise UsageError("error.too_many_arguments", spec, extra=positionals[len(spec.args)])
+    opts: dict[str, Any] = {}
     for opt in spec.opts:
-        if opt.repeat or opt.many:
-            opts.setdefault(opt.name, [])
+        slots = raw_opts.get(opt.name)
+        if opt.flag:
+            opts[opt.name] = bool(slots)
+        elif opt.repeat or opt.many:
+            opts[opt.name] = [opt.convert(s.text(body)) for s in slots or ()]
         else:
-            opts.setdefault(opt.name, False if opt.flag else None)
+            opts[opt.name] = opt.convert(slots[0].text(body)) if slots else None
     return Invocation(spec, args, opts)
+
+
+def _is_option(token: Token, by_name: dict[str, Opt]) -> bool:
+    name = option_name(token)
+    return name is not None and (typed_option(token) or fold(name) in by_name)

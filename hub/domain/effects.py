@@ -23,6 +23,8 @@ class Notify:
     room_id: str | None = None  # explicit target room; else the desk below, else the case room
     desk: str | None = None  # post in this user's desk (its room may not exist yet)
     replaces: str | None = None  # outbox key of an earlier notice to edit (m.replace)
+    thread_root: str | None = None  # post in this thread (m.thread): a command typed there
+    in_reply_to: str | None = None  # with thread_root: the event answered in the thread
 
 
 @dataclass(frozen=True)

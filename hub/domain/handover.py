@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from hub.domain import plan, team
+from hub.domain import limits, plan, team
 from hub.domain.effects import Effect, Invite, Kick, MovePower, Notify
 from hub.domain.errors import DomainError
 from hub.domain.evaluations import Evaluation
@@ -107,6 +107,8 @@ def professional(
         raise DomainError("error.not_member", user=leaver_id)
     if leaver_id == referent:
         raise DomainError("error.remove_referent", user=leaver_id)
+    limits.check("reason", reason)
+    limits.check("org", organisation)
     ended = replace(leaver, until=now, end_reason=reason)
     remaining = [m for m in team.active(members) if m.user_id != leaver_id]
     mentions = team.mentions_for(remaining, referent)

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from hub.domain import limits
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 
@@ -114,6 +115,10 @@ def add_item(
         raise PlanError("error.plan_empty", field="need")
     if action_text is None:
         raise PlanError("error.plan_empty", field="action")
+    limits.check("need", need_text)
+    limits.check("action", action_text)
+    limits.check("provider", _clean(provider_org))
+    limits.check("frequency", _clean(frequency))
     user = _clean(provider_user)
     if user is not None:
         split_provider(user)  # validates the Matrix id
@@ -176,6 +181,8 @@ def set_item(
             raise PlanError("error.plan_bad_value", field="review", value=str(value))
         new = replace(new, review=value)
         _check_dates(new.start, new.review)
+    limits.check("provider", new.provider_org)
+    limits.check("frequency", new.frequency)
     diff = _diff(item, new)
     if not diff:
         raise PlanError("error.plan_no_change", item=item.number)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from hub.domain import limits
 from hub.domain.effects import Effect, Invite, Kick, Notify
 from hub.domain.errors import DomainError
 
@@ -83,6 +84,7 @@ def add_member(
         raise DomainError("error.member_is_bot", user=user_id)
     if find(team, user_id) is not None:
         raise DomainError("error.already_member", user=user_id)
+    limits.check("org", organisation)
     member = Member(user_id=user_id, role=role, since=now, organisation=organisation)
     effects: list[Effect] = [
         Invite(case_ref, user_id),
@@ -104,6 +106,7 @@ def remove_member(
     member = find(team, user_id)
     if member is None:
         raise DomainError("error.not_member", user=user_id)
+    limits.check("reason", reason)
     ended = replace(member, until=now, end_reason=reason)
     effects: list[Effect] = [
         Notify("team.update", case_ref, "team.removed",

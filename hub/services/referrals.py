@@ -7,6 +7,7 @@ what made it (the Matrix event, the FHIR request), so a replay finds it instead 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -30,6 +31,12 @@ TRIAGE_MEMBERS_KEY = "triage_members"
 
 def _born(r: Referral) -> str:
     return r.born.isoformat() if r.born else "—"
+
+
+def source_key(source: str, made_by: str) -> str:
+    """What a referral is known by (the Matrix event id): within its column, a digest past it."""
+    key = f"{source}:{made_by}"
+    return key if len(key) <= 255 else f"{source}:#" + hashlib.sha256(made_by.encode()).hexdigest()
 
 
 def new_notice(r: Referral, also_pending: Sequence[str] = ()) -> Notify:

@@ -75,7 +75,10 @@ class AlertRepo:
 
     async def store_message(self, source: str, sender: str, control_id: str, sha256: str, raw: bytes,
                             now: datetime) -> StoredMessage:
-        """Keep a message once per (sender, control id, content hash)."""
+        """Keep a message once per (sender, control id, content hash). Sender and control id are
+        kept to their columns' 255 characters (HL7 allows longer MSH-3^MSH-4), on every backend
+        alike, so a resend still finds the stored message."""
+        sender, control_id = sender[:255], control_id[:255]
         row = await self._find(sender, control_id, sha256)
         if row is None:
             try:

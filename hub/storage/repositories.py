@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -232,6 +233,17 @@ class DeskRepo:
         return None if row is None else row.room_id
 
 
+OUTBOX_KEY_MAX = 128  # outbox.key String(128)
+
+
+def fit_key(key: str) -> str:
+    """An outbox key as stored: unchanged when it fits its column, else a readable head and the
+    digest of the whole (keys embed event and room ids, up to 255 characters each)."""
+    if len(key) <= OUTBOX_KEY_MAX:
+        return key
+    return key[:OUTBOX_KEY_MAX - 65] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
 class OutboxEntry:
     __slots__ = ("action", "attempts", "case_ref", "id", "key", "payload")
 
@@ -251,6 +263,7 @@ class OutboxRepo:
     async def add(self, key: str, action: str, case_ref: str | None, payload: dict[str, Any],
                   now: datetime) -> bool:
         """Enqueue once per key: a replayed command or resent message adds nothing."""
+        key = fit_key(key)
         exists = await self.s.execute(select(OutboxRow.id).where(OutboxRow.key == key))
         if exists.scalar_one_or_none() is not None:
             return False
@@ -295,7 +308,7 @@ class OutboxRepo:
         )
 
     async def event_id_of(self, key: str) -> str | None:
-        result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == key))
+        result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == fit_key(key)))
         return result.scalar_one_or_none()
 
     async def count(self, state: str) -> int:
@@ -335,6 +348,10 @@ class EventRepo:
         self.s.add(ProcessedEventRow(event_id=event_id, at=now))
         await self.s.flush()
         return True
+
+    async def seen(self, event_id: str) -> bool:
+        """True when `event_id` was claimed (and committed) before."""
+        return await self.s.get(ProcessedEventRow, event_id) is not None
 
 
 class KeyValueRepo:

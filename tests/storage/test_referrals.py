@@ -172,3 +172,11 @@ async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: D
     assert await _receive(database, "matrix:$crash") == ("O-2026-0001", False)
     async with database.unit() as uow:
         assert [r.ref for r in await uow.referrals.pending()] == ["O-2026-0001"]
+
+
+async def test_an_event_id_of_255_characters_keys_its_referral(database: Database) -> None:
+    long_id = "$" + "e" * 254
+    key = referrals.source_key("matrix", long_id)
+    assert len(key) <= 255 and key != referrals.source_key("matrix", long_id[:-1] + "f")
+    assert await _receive(database, key) == ("O-2026-0001", True)
+    assert await _receive(database, referrals.source_key("matrix", long_id)) == ("O-2026-0001", False)

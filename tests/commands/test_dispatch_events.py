@@ -1,0 +1,99 @@
+"""The dispatcher on a real database (each backend): edits run at most once, answers follow the thread,
+an undecryptable message is reported once an hour (issue 16 §4, §5, §7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hub.clock import FakeClock
+from hub.commands.context import Settings
+from hub.commands.dispatcher import Dispatcher
+from hub.commands.registry import build_registry
+from hub.domain.caseload import Limits
+from hub.services.desks import adopt_desk
+from hub.storage.database import Database
+
+pytestmark = pytest.mark.db
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CM, DESK = "@cm:x", "!desk:x"
+
+
+class Directory:
+    async def user_exists(self, user_id: str) -> bool:
+        return True
+
+
+def edit(original: str, text: str) -> dict[str, Any]:
+    return {"msgtype": "m.text", "body": f"* {text}", "m.new_content": {"msgtype": "m.text", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original}}
+
+
+async def _notices(database: Database) -> list[dict[str, Any]]:
+    async with database.unit() as uow:
+        entries = await uow.outbox.pending(T0 + timedelta(days=1))
+    return [e.payload for e in entries if e.action == "notify"]
+
+
+@pytest.fixture
+async def dispatcher(database: Database) -> tuple[Dispatcher, FakeClock]:
+    await adopt_desk(database, CM, "case_manager", DESK)
+    clock = FakeClock(T0)
+    settings = Settings(language="fr", bot_user="@bot:x", allowed_servers=("x",), limits=Limits(40, 60, 5),
+                        case_managers=(CM,), pilots=())
+    return Dispatcher(database, build_registry(), settings, clock, Directory()), clock
+
+
+async def test_an_edit_runs_only_when_the_command_was_refused_and_never_twice(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    assert await d.handle("$accepted", CM, DESK, {"msgtype": "m.text", "body": "!file-active"})
+    assert await d.handle("$edit1", CM, DESK, edit("$accepted", "!aide"))
+    assert await d.handle("$refused", CM, DESK, {"msgtype": "m.text", "body": "!nouveau"})
+    assert await d.handle("$edit2", CM, DESK, edit("$refused", "!nouveau « Paulette Exemple »"))
+    assert await d.handle("$edit3", CM, DESK, edit("$refused", "!nouveau « Paulette Autre »"))
+    assert not await d.handle("$edit2", CM, DESK, edit("$refused", "!nouveau « Paulette Exemple »"))
+    messages = [n["message"] for n in await _notices(database)]
+    assert messages == ["reply.caseload", "command.edit_not_run", "error.missing_argument",
+                        "team.opened", "reply.new", "command.edit_not_run"]
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 2  # one file opened, not two
+
+
+async def test_answers_to_a_thread_command_go_to_the_thread(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    thread = {"rel_type": "m.thread", "event_id": "$root", "is_falling_back": True,
+              "m.in_reply_to": {"event_id": "$root"}}
+    assert await d.handle("$t1", CM, DESK, {"msgtype": "m.text", "body": "!aide", "m.relates_to": thread})
+    assert await d.handle("$t2", CM, DESK, {"msgtype": "m.text", "body": "!inconnue", "m.relates_to": thread})
+    assert await d.handle("$main", CM, DESK, {"msgtype": "m.text", "body": "!aide"})
+    placed = [(n["thread_root"], n["in_reply_to"]) for n in await _notices(database)]
+    assert placed == [("$root", "$t1"), ("$root", "$t2"), (None, None)]
+
+
+async def test_an_undecryptable_message_is_reported_once_an_hour_to_its_sender_only_in_our_rooms(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, clock = dispatcher
+    assert await d.undecryptable("$u1", CM, DESK, thread_root="$root")
+    assert not await d.undecryptable("$u2", CM, DESK)  # a minute later: not again
+    clock.advance(timedelta(hours=1))
+    assert not await d.undecryptable("$u1", CM, DESK)  # the same event: claimed once
+    assert await d.undecryptable("$u3", CM, DESK)
+    assert not await d.undecryptable("$u4", "@other:x", DESK)  # not the desk's owner
+    assert not await d.undecryptable("$u5", CM, "!unknown:x")
+    notices = await _notices(database)
+    assert [(n["message"], n["mentions"], n["thread_root"]) for n in notices] == [
+        ("error.undecryptable", [CM], "$root"), ("error.undecryptable", [CM], None)]
+    assert all(set(n["params"]) == {"sender"} for n in notices)  # nothing of the content
+
+
+async def test_an_edit_of_a_command_with_the_longest_event_id(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    original = "$" + "e" * 254  # event ids may take 255 bytes (Matrix spec, "Event IDs")
+    assert await d.handle(original, CM, DESK, {"msgtype": "m.text", "body": "!file-active"})
+    assert await d.handle("$edit", CM, DESK, edit(original, "!aide"))
+    assert [n["message"] for n in await _notices(database)] == ["reply.caseload", "command.edit_not_run"]
