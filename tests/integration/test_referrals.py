@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -49,7 +49,8 @@ def _triage_invite(client: nio.AsyncClient, bot: str) -> str | None:
 async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub: Hub) -> None:
     await hub.client("coord")
     await hub.setup(care={"coordinators": [hub.user("coord")]}, http={"fhir_token": TOKEN})
-    relais = await hub.start(clock=FakeClock(T0))
+    clock = FakeClock(T0)
+    relais = await hub.start(clock=clock)
     coord, cm = await hub.client("coord"), await hub.client("cm")
     doc, gp = await hub.client("doc"), await hub.client("gp")
 
@@ -152,6 +153,11 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
             assert resp.status == 200 and resp.headers["Location"] == "/fhir/ServiceRequest/O-2026-0002"
         fhir_new = await wait_for_event(coord, triage, is_notice("referral.new", hub.bot))
         assert "Louise Martin" in fhir_new.body and "FHIR" in fhir_new.body
+        # Undecided for 7 days: reminded in the triage room (the scheduler's sweep, clock moved).
+        clock.advance(timedelta(days=7))
+        assert await relais.referrals.sweep(clock.now()) == 1
+        reminder = await wait_for_event(coord, triage, is_notice("referral.reminder", hub.bot))
+        assert "O-2026-0002" in reminder.body and "7" in reminder.body and "Martin" not in reminder.body
         refusal = await hub.command("coord", triage,
                                     '!orientation refuser O-2026-0002 "relève du SSIAD" --vers "SSIAD Est"')
         assert kind_of(refusal) == "command.reply", refusal.body
