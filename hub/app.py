@@ -129,7 +129,7 @@ class Relais:
         app = build_http_app(self.metrics, self.readiness,
                              [*fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics),
                               *referral_routes(intake, self.config.http.fhir_token,
-                                               self.config.alerts.ins_test_oids)])
+                                               self.config.alerts.ins_test_oids, self.metrics)])
         self._http = web.AppRunner(app, access_log=None)
         await self._http.setup()
         site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)

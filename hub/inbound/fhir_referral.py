@@ -24,6 +24,7 @@ from hub.domain.persons import INS, Identifier, parse_nir
 from hub.domain.referral import Draft, Source, Status
 from hub.inbound.fhir_http import _ACCEPTED_TYPES, FHIR_JSON, _authorised, _error, _outcome
 from hub.inbound.fhir_notify import FhirError
+from hub.metrics import Metrics
 from hub.services.referrals import ReferralIntake
 
 __all__ = ["PATH", "parse_service_request", "referral_routes"]
@@ -126,26 +127,38 @@ def parse_service_request(body: bytes, ins_test_oids: bool = False) -> tuple[Dra
     return draft, key
 
 
-def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bool = False) -> list[web.RouteDef]:
+def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bool = False,
+                    metrics: Metrics | None = None) -> list[web.RouteDef]:
+    def count(outcome: str) -> None:
+        if metrics is not None:
+            metrics.referrals.labels(source="fhir", outcome=outcome).inc()
+
     async def create(request: web.Request) -> web.Response:
         if not _authorised(request, token):
+            count("unauthorised")
             return _outcome(401, "error", "login", "a valid bearer token is required",
                             headers={"WWW-Authenticate": 'Bearer realm="relais"'})
         if not intake.open:
+            count("closed")
             return _outcome(404, "error", "not-supported", "no integrated access point is configured here")
         if request.content_type not in _ACCEPTED_TYPES:
+            count("rejected")
             return _outcome(415, "error", "structure", f"send {FHIR_JSON}")
         try:
             draft, key = parse_service_request(await request.read(), ins_test_oids)
             ref, new = await intake.receive(draft, key)
         except FhirError as err:
+            count("rejected")
             return _error(err)
         except DomainError as err:
+            count("rejected")
             return _outcome(422, "error", "business-rule", f"refused: {err.key}")
         except Exception:
             log.exception("could not store a FHIR referral: answering 503 so that the sender retries")
+            count("store_failed")
             return _outcome(503, "error", "transient", "temporary storage failure, please resend",
                             headers={"Retry-After": "30"})
+        count("received" if new else "duplicate")
         location = f"{PATH}/{ref}"
         body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [{
             "severity": "information", "code": "informational",
