@@ -145,7 +145,7 @@ class OutboxWorker:
         if entry.action in ("invite", "invite_desk"):
             await self.client.invite(room_id, payload["user_id"])
             return None
-        if entry.action == "kick":
+        if entry.action in ("kick", "kick_desk"):
             await self.client.kick(room_id, payload["user_id"], self.catalog.text(payload["reason_key"]))
             return None
         if entry.action == "notify":

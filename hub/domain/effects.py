@@ -69,6 +69,15 @@ class InviteToDesk:
 
 
 @dataclass(frozen=True)
+class KickFromDesk:
+    """Remove a user from a room that is not a person's (the triage room: rights follow the config)."""
+
+    desk: str
+    user_id: str
+    reason_key: str = "kick.reason"
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -89,7 +98,8 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | MovePower | SendFile
+Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | MovePower
+          | SendFile)
 
 #: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
 TRIAGE_DESK = "triage"

@@ -14,6 +14,7 @@ from hub.domain.effects import (
     Invite,
     InviteToDesk,
     Kick,
+    KickFromDesk,
     MovePower,
     Notify,
     SendFile,
@@ -23,6 +24,7 @@ from hub.storage.database import UnitOfWork
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
     MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
+    KickFromDesk: "kick_desk",
 }
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.domain import caseload, persons, referral, team
-from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify
 from hub.domain.errors import DomainError
 from hub.domain.referral import Draft, Referral
 from hub.domain.team import Role
@@ -174,8 +174,9 @@ async def pending_lines(uow: UnitOfWork, now: datetime) -> list[dict[str, Any]]:
 
 
 async def ensure_triage(db: Database, members: Sequence[str], now: datetime) -> int:
-    """At start: the triage room exists once (it survives restarts) and every configured
-    coordinator and case manager is invited to it; returns the number of effects enqueued."""
+    """At start: the triage room exists once (it survives restarts), every configured
+    coordinator and case manager is invited to it and whoever is no longer configured removed;
+    returns the number of effects enqueued."""
     wanted = list(dict.fromkeys(members))
     if not wanted:
         return 0
@@ -188,9 +189,12 @@ async def ensure_triage(db: Database, members: Sequence[str], now: datetime) -> 
                                                           desk=TRIAGE_DESK)]
             key = "triage:create"
         else:
+            # Rights follow the configuration: a coordinator or case manager no longer named
+            # leaves the room (new referrals carry names), a newly named one is invited.
             effects = [InviteToDesk(TRIAGE_DESK, user) for user in wanted if user not in known]
-            key = f"triage:invite:{now.isoformat()}"
-        await uow.kv.set(TRIAGE_MEMBERS_KEY, json.dumps(sorted(set(known) | set(wanted))))
+            effects += [KickFromDesk(TRIAGE_DESK, user, "triage.removed") for user in known if user not in wanted]
+            key = f"triage:members:{now.isoformat()}"
+        await uow.kv.set(TRIAGE_MEMBERS_KEY, json.dumps(sorted(wanted)))
         return await enqueue(uow, key, effects, now)
 
 

@@ -155,10 +155,12 @@ async def test_triage_room_is_asked_once_and_new_members_are_invited(database: D
     assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW) == 2  # create + welcome
     assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW + timedelta(hours=1)) == 0
     assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x", "@cm3:x"], NOW + timedelta(hours=2)) == 1
+    assert await referrals.ensure_triage(database, ["@cm1:x", "@cm3:x"], NOW + timedelta(hours=3)) == 1
+    assert await referrals.ensure_triage(database, ["@cm1:x", "@cm3:x"], NOW + timedelta(hours=4)) == 0
     async with database.unit() as uow:
-        entries = await uow.outbox.pending(NOW + timedelta(hours=3))
+        entries = await uow.outbox.pending(NOW + timedelta(hours=5))
     assert [(e.action, e.payload.get("user_id")) for e in entries] == [
-        ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x")]
+        ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x"), ("kick_desk", "@coord:x")]
 
 
 async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: Database) -> None:
