@@ -153,6 +153,13 @@ class OutboxWorker:
         if entry.action == "send_file":
             txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
             return await attachments.send_file(self.db, self.client, entry, room_id, txn)
+        if entry.action == "redact":
+            async with self.db.unit() as uow:
+                sent = await uow.outbox.event_id_of(payload["notice_key"])
+            if sent is not None:
+                txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
+                await self.client.redact(room_id, sent, self.catalog.text(payload["reason_key"]), txn)
+            return None
         if entry.action == "move_power":
             await self._move_power(room_id, payload["from_user"], payload["to_user"])
             return None

@@ -28,7 +28,7 @@ async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
                   referrer_room=ctx.room_id)
     got = await referrals.receive(ctx.uow, draft, source_key=referrals.source_key("matrix", ctx.event_id), now=ctx.now,
                                   allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user)
-    return [*got.effects, ctx.reply("reply.refer", ref=got.referral.ref)]
+    return [ctx.reply("reply.refer", ref=got.referral.ref)]
 
 
 async def pending(ctx: Ctx, inv: Invocation) -> list[Effect]:
@@ -64,9 +64,9 @@ async def accept(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def refuse(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    r, effects = await referrals.refuse(ctx.uow, inv.args["ref"], why=inv.args["reason"], refer_to=inv.opts["to"],
-                                        by=ctx.sender, now=ctx.now)
-    return [*effects, ctx.reply("reply.referral_refused", ref=r.ref)]
+    r = await referrals.refuse(ctx.uow, inv.args["ref"], why=inv.args["reason"], refer_to=inv.opts["to"],
+                               by=ctx.sender, now=ctx.now)
+    return [ctx.reply("reply.referral_refused", ref=r.ref)]
 
 
 _REF = Arg("ref")

@@ -78,6 +78,17 @@ class KickFromDesk:
 
 
 @dataclass(frozen=True)
+class Redact:
+    """Redact a notice the bot sent, named by its outbox key (erasure: SPEC §9). Where it was sent
+    is `room_id`, else the desk `desk`. Nothing happens when the notice was never sent."""
+
+    notice_key: str
+    room_id: str | None = None
+    desk: str | None = None
+    reason_key: str = "redact.reason"
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -99,7 +110,7 @@ class SendFile:
 
 
 Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | MovePower
-          | SendFile)
+          | Redact | SendFile)
 
 #: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
 TRIAGE_DESK = "triage"

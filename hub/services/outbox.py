@@ -17,6 +17,7 @@ from hub.domain.effects import (
     KickFromDesk,
     MovePower,
     Notify,
+    Redact,
     SendFile,
 )
 from hub.storage.database import UnitOfWork
@@ -24,7 +25,7 @@ from hub.storage.database import UnitOfWork
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
     MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
-    KickFromDesk: "kick_desk",
+    KickFromDesk: "kick_desk", Redact: "redact",
 }
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.domain import caseload, persons, referral, team
-from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify, Redact
 from hub.domain.errors import DomainError
 from hub.domain.referral import Draft, Referral
 from hub.domain.team import Role
@@ -54,19 +54,29 @@ def new_notice(r: Referral, also_pending: Sequence[str] = ()) -> Notify:
     }, desk=TRIAGE_DESK)
 
 
+def new_key(ref: str) -> str:
+    """Outbox key prefix of a referral's `referral.new` notice (redacted on erasure)."""
+    return f"referral-new:{ref}"
+
+
+def decision_key(ref: str) -> str:
+    """Outbox key prefix of a referral's `referral.decision` notice (redacted on erasure)."""
+    return f"referral-decision:{ref}"
+
+
 @dataclass(frozen=True)
 class Received:
     referral: Referral
     new: bool  # False: this source key was already received (a replay, a resend)
-    effects: list[Effect]  # the `referral.new` notice, for a new one
 
 
 async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime,
                   allowed_servers: tuple[str, ...], bot_user: str) -> Received:
-    """Check, number and store a referral; the caller enqueues `effects` in the same unit of work."""
+    """Check, number and store a referral, and enqueue its `referral.new` notice to the triage
+    room in the same unit of work (under `new_key`, so that erasure can redact it)."""
     known = await uow.referrals.by_source_key(source_key)
     if known is not None:
-        return Received(known, False, [])
+        return Received(known, False)
     name = persons.check_display_name(draft.name)
     if draft.born is None:
         raise DomainError("error.referral_born_missing")
@@ -92,7 +102,8 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
     await uow.referrals.add(r, source_key)
     log.info("referral %s received from %s%s", ref, draft.source.value,
              " (already followed)" if r.duplicate_of else "")
-    return Received(r, True, [new_notice(r, also_pending)])
+    await enqueue(uow, new_key(ref), [new_notice(r, also_pending)], now)
+    return Received(r, True)
 
 
 async def _locked(uow: UnitOfWork, ref: str) -> Referral:
@@ -108,12 +119,13 @@ async def record_criteria(uow: UnitOfWork, ref: str, pairs: Sequence[str]) -> Re
     return r
 
 
-def _decision(r: Referral, message: str, params: dict[str, Any]) -> list[Effect]:
-    """`referral.decision` to the referrer's direct room, m.text mentioning them (SPEC §5)."""
+async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime) -> None:
+    """`referral.decision` to the referrer's direct room, m.text mentioning them (SPEC §5),
+    enqueued under `decision_key` so that erasure can redact it."""
     if r.referrer_room is None:
-        return []  # a FHIR referrer reads the ServiceRequest's status
-    return [Notify("referral.decision", "", message, {"ref": r.ref, "name": r.name, **params},
-                   mentions=(r.referrer,), room_id=r.referrer_room)]
+        return  # a FHIR referrer reads the ServiceRequest's status
+    await enqueue(uow, decision_key(r.ref), [Notify("referral.decision", "", message, {"ref": r.ref, "name": r.name,
+                                                    **params}, mentions=(r.referrer,), room_id=r.referrer_room)], now)
 
 
 @dataclass(frozen=True)
@@ -147,16 +159,17 @@ async def accept(uow: UnitOfWork, ref: str, *, by: str, requested: str | None, c
         effects.extend(invited)
     decided = referral.accept(r, case_ref=case_ref, by=by, now=now)
     await uow.referrals.save(decided)
-    effects.extend(_decision(decided, "referral.accepted", {"cm": referent}))
+    await _decision(uow, decided, "referral.accepted", {"cm": referent}, now)
     return Accepted(decided, case_ref, referent, warnings, effects)
 
 
 async def refuse(uow: UnitOfWork, ref: str, *, why: str, refer_to: str | None, by: str,
-                 now: datetime) -> tuple[Referral, list[Effect]]:
+                 now: datetime) -> Referral:
     decided = referral.refuse(await _locked(uow, ref), why=why, refer_to=refer_to, by=by, now=now)
     await uow.referrals.save(decided)
     where: Any = {"key": "referral.refer_to", "params": {"service": decided.refer_to}} if decided.refer_to else ""
-    return decided, _decision(decided, "referral.refused", {"why": decided.refusal, "where": where})
+    await _decision(uow, decided, "referral.refused", {"why": decided.refusal, "where": where}, now)
+    return decided
 
 
 async def pending_lines(uow: UnitOfWork, now: datetime) -> list[dict[str, Any]]:
@@ -198,6 +211,14 @@ async def ensure_triage(db: Database, members: Sequence[str], now: datetime) -> 
         return await enqueue(uow, key, effects, now)
 
 
+def erasure_effects(r: Referral) -> list[Effect]:
+    """Redact what the bot posted with the person's name: the triage notice and the decision."""
+    effects: list[Effect] = [Redact(f"{new_key(r.ref)}:0", desk=TRIAGE_DESK)]
+    if r.referrer_room is not None:
+        effects.append(Redact(f"{decision_key(r.ref)}:0", room_id=r.referrer_room))
+    return effects
+
+
 class ReferralSweeper:
     """Daily: remind undecided referrals in the triage room; erase refused ones' personal data."""
 
@@ -225,6 +246,7 @@ class ReferralSweeper:
                     done += 1
             for r in await uow.referrals.refused_unerased(now - timedelta(days=self.erase_days)):
                 if referral.erase_due(r, now, self.erase_days):
+                    await enqueue(uow, f"referral-erase:{r.ref}", erasure_effects(r), now)
                     await uow.referrals.save(referral.erase(r, now))
                     done += 1
         if done:
@@ -268,7 +290,6 @@ class ReferralIntake:
             got = await receive(uow, draft, source_key=source_key, now=now,
                                 allowed_servers=self.allowed_servers, bot_user=self.bot_user)
             if got.new:
-                await enqueue(uow, f"referral:{got.referral.ref}", got.effects, now)
                 await uow.audit.record(now, f"fhir:{draft.referrer}"[:255], "refer", None, {"ref": got.referral.ref})
         if got.new:
             self.on_enqueued()

@@ -170,3 +170,14 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
         assert "Martin" not in metrics and "O-2026" not in metrics
     async with relais.db.unit() as uow:
         assert len(await uow.referrals.pending()) == 0
+    # 90 days after the refusal its personal data goes, and the triage notice naming the person
+    # is redacted on the homeserver; the counts stay.
+    clock.advance(timedelta(days=90))
+    assert await relais.referrals.sweep(clock.now()) == 1
+    redaction = await wait_for_event(
+        coord, triage, lambda e: isinstance(e, nio.RedactionEvent) and e.redacts == fhir_new.event_id)
+    assert redaction.sender == hub.bot
+    async with relais.db.unit() as uow:
+        erased = await uow.referrals.lock("O-2026-0002")
+        counts = await uow.referrals.count_rows()
+    assert erased is not None and erased.name == "" and erased.reason == "" and len(counts) == 2

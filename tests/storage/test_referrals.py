@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -33,6 +34,13 @@ def _draft(**kw: object) -> Draft:
     return Draft(**args)  # type: ignore[arg-type]
 
 
+async def _payload(db: Database, key: str) -> dict[str, Any]:
+    """The pending outbox entry under `key` (parameters are kept until it is sent)."""
+    async with db.unit() as uow:
+        entries = await uow.outbox.pending(NOW + timedelta(days=400))
+    return next(e.payload for e in entries if e.key == key)
+
+
 async def _receive(db: Database, key: str, **kw: object) -> tuple[str, bool]:
     async with db.unit() as uow:
         got = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
@@ -54,10 +62,13 @@ async def test_a_referral_is_numbered_once_per_source_event(database: Database) 
     assert await _receive(database, "matrix:$a") == ("O-2026-0001", True)
     assert await _receive(database, "matrix:$a") == ("O-2026-0001", False)  # a replay finds it
     assert await _receive(database, "matrix:$b", identifiers=()) == ("O-2026-0002", True)
-    async with database.unit() as uow:  # the same person referred again while pending is flagged
-        again = await referrals.receive(uow, _draft(), source_key="matrix:$c", now=NOW,
-                                        allowed_servers=SERVERS, bot_user="@relais:x")
-    assert again.effects[0].params["duplicate"] == {"key": "referral.also_pending", "params": {"refs": "O-2026-0001"}}
+    # The same person referred again while pending is flagged in the triage notice.
+    assert await _receive(database, "matrix:$c") == ("O-2026-0003", True)
+    first = await _payload(database, "referral-new:O-2026-0001:0")
+    again = await _payload(database, "referral-new:O-2026-0003:0")
+    assert first["desk"] == "triage" and first["params"]["name"] == "Paulette Exemple"
+    assert not first["params"]["duplicate"]
+    assert again["params"]["duplicate"] == {"key": "referral.also_pending", "params": {"refs": "O-2026-0001"}}
     async with database.unit() as uow:
         stored = await uow.referrals.lock("O-2026-0001")
     assert stored is not None and stored.identifiers == (NIR,) and stored.gp == "@gp:x"
@@ -98,9 +109,9 @@ async def test_accept_opens_the_file_for_the_case_manager_with_most_room(databas
     assert done.referent == "@cm2:x" and done.case_ref == "R-2026-0002"
     kinds = [(type(e).__name__, getattr(e, "user_id", None) or getattr(e, "kind", None)) for e in done.effects]
     assert ("Invite", "@gp:x") in kinds and ("Invite", "@cm2:x") in kinds and ("CreateRoom", None) in kinds
-    decision = [e for e in done.effects if getattr(e, "kind", "") == "referral.decision"]
-    assert len(decision) == 1 and decision[0].mentions == ("@doc:x",) and decision[0].room_id == "!dm:x"
-    assert decision[0].params["cm"] == "@cm2:x"
+    decision = await _payload(database, f"referral-decision:{ref}:0")
+    assert decision["kind"] == "referral.decision" and decision["mentions"] == ["@doc:x"]
+    assert decision["room_id"] == "!dm:x" and decision["params"]["cm"] == "@cm2:x"
     async with database.unit() as uow:
         person = await uow.persons.get("R-2026-0002")
         members = {m.user_id: m.role.value for m in await uow.team.members("R-2026-0002")}
@@ -123,9 +134,10 @@ async def test_refuse_then_remind_erase_and_count(database: Database) -> None:
     refused, _ = await _receive(database, "matrix:$a")
     waiting, _ = await _receive(database, "fhir:body:2", source=Source.FHIR, referrer_room=None, identifiers=())
     async with database.unit() as uow:
-        r, effects = await referrals.refuse(uow, refused, why="situation non complexe", refer_to="SSIAD Est",
-                                            by="@coord:x", now=NOW + timedelta(days=2))
-    assert r.status is Status.REFUSED and effects[0].params["where"]["params"]["service"] == "SSIAD Est"
+        r = await referrals.refuse(uow, refused, why="situation non complexe", refer_to="SSIAD Est",
+                                   by="@coord:x", now=NOW + timedelta(days=2))
+    told = await _payload(database, f"referral-decision:{refused}:0")
+    assert r.status is Status.REFUSED and told["params"]["where"]["params"]["service"] == "SSIAD Est"
     async with database.unit() as uow:
         with pytest.raises(DomainError) as err:
             await referrals.refuse(uow, refused, why="encore", refer_to=None, by="@coord:x", now=NOW)
@@ -144,7 +156,10 @@ async def test_refuse_then_remind_erase_and_count(database: Database) -> None:
                                          case_managers=CMS, limits=LIMITS)
     assert erased is not None and (erased.name, erased.reason, erased.identifiers, erased.refusal) == ("", "", (), None)
     assert erased.status is Status.REFUSED and [p.ref for p in pending] == [waiting]
-    assert reminders == 3
+    assert reminders == 2 + 1 + 3 + 2  # 2 triage notices, 1 decision, 3 reminders, 2 redactions
+    redactions = [await _payload(database, f"referral-erase:{refused}:{i}") for i in (0, 1)]
+    assert [(p["notice_key"], p["desk"], p["room_id"]) for p in redactions] == [
+        (f"referral-new:{refused}:0", "triage", None), (f"referral-decision:{refused}:0", None, "!dm:x")]
     figures = sections["referrals"]
     assert (figures["matrix.received"], figures["matrix.refused"], figures["fhir.received"],
             figures["fhir.pending"], figures["total.received"]) == (1, 1, 1, 1, 2)
