@@ -197,3 +197,19 @@ async def test_an_event_id_of_255_characters_keys_its_referral(database: Databas
     assert len(key) <= 255 and key != referrals.source_key("matrix", long_id[:-1] + "f")
     assert await _receive(database, key) == ("O-2026-0001", True)
     assert await _receive(database, referrals.source_key("matrix", long_id)) == ("O-2026-0001", False)
+
+
+@pytest.mark.parametrize(("ref", "key"), [("O-2026-0099", "error.referral_unknown"),
+                                          ("R-2026-0001", "error.referral_ref"), ("0-2026-0001", "error.referral_ref")])
+async def test_an_unknown_or_malformed_reference_is_named_in_the_error(database: Database, ref: str, key: str) -> None:
+    await _receive(database, "matrix:$a")
+    for act in (lambda uow: referrals.record_criteria(uow, ref, ["autonomie=oui"]),
+                lambda uow: referrals.refuse(uow, ref, why="x", refer_to=None, by="@c:x", now=NOW),
+                lambda uow: referrals.accept(uow, ref, by="@c:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                             allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)):
+        async with database.unit() as uow:
+            with pytest.raises(DomainError) as err:
+                await act(uow)
+        assert err.value.key == key
+    async with database.unit() as uow:
+        assert [r.criteria.autonomy for r in await uow.referrals.pending()] == [None]  # nothing changed
