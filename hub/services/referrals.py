@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from hub.clock import Clock
 from hub.domain import caseload, persons, referral, team
 from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify, Redact
 from hub.domain.errors import DomainError
@@ -274,7 +275,7 @@ async def export_section(uow: UnitOfWork, case_ref: str) -> Any:
 class ReferralIntake:
     """Referrals that arrive outside a command (FHIR): one unit of work each, keyed by source."""
 
-    def __init__(self, db: Database, clock: Any, allowed_servers: tuple[str, ...], bot_user: str,
+    def __init__(self, db: Database, clock: Clock, allowed_servers: tuple[str, ...], bot_user: str,
                  on_enqueued: Callable[[], None] | None = None, open_: bool = True) -> None:
         self.db = db
         self.open = open_  # False: no triage team configured, referrals are not taken
