@@ -325,6 +325,7 @@ port = {self.mllp_port}
 
 [http]
 port = {self.http_port}
+admin_port = 0
 """, encoding="utf-8")
 
     async def start(self, timeout: float = 600) -> float:  # noqa: ASYNC109

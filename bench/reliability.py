@@ -118,20 +118,26 @@ def render(figures: list[Figures], fuzz: dict[str, tuple[int, int]], backend: st
     lines += [
         "",
         "The FHIR endpoint is fuzzed by `tests/fuzz/test_fuzz.py` over a real socket (200 bodies per run: "
-        "random bytes, random JSON, the Da Vinci sample with one field replaced or removed, wrong tokens and "
-        "content types): always 200/400/401/413/415/422 with an OperationOutcome, never a 500.",
+        "random bytes, random JSON, JSON nested up to 100 000 levels deep, the Da Vinci sample with one field "
+        "replaced, removed or buried under deep arrays, wrong tokens and content types): always "
+        "200/400/401/413/415/422 with an OperationOutcome, never a 500.",
         "",
         "## Access control",
         "",
         f"Access-matrix cells checked: **{cell_count()}** (`tests/security/test_access_matrix.py`, in the "
         "test-suite on SQLite and PostgreSQL). Each cell is an actor (referent case manager, co-case manager, "
         "GP, another case manager, pilot, an account outside the team) typing a command on the real Synapse: "
-        "the expected allow/refuse is a literal table from SPEC §2–§4, a refusal must change no record, an "
-        "accepted command must be audited once. People outside the team are never invited: their join and "
-        "their messages are refused by the homeserver. Also checked there: invites to servers not in "
-        "`allowed_servers` refused, a removed member neither receives nor can decrypt the bot's next notice, "
-        "MLLP peers outside `allowed_peers` closed without an ACK and FHIR without the token answered 401, "
-        "nothing kept in either case.",
+        "the expected allow/refuse is a literal table from SPEC §2–§4, a refusal must change no record, every "
+        "accepted command (reading ones and `!aide` included) must be audited once. People outside the team "
+        "are never invited: their join and their messages are refused by the homeserver. Also checked there: "
+        "invites to servers not in `allowed_servers` refused, a removed member neither receives nor can "
+        "decrypt the bot's next notice, MLLP peers outside `allowed_peers` closed without an ACK and FHIR "
+        "without the token answered 401, nothing kept in either case. `tests/security/"
+        "test_rights_follow_config.py` restarts a hub with a changed `[care]`: a case manager taken off the "
+        "list loses their desk (told, the bot leaves) and their rights on files, a changed role takes effect, "
+        "the role `case_manager` is refused to anyone not listed, a pilot never joins a team, and a direct "
+        "room is adopted as a desk only encrypted and between the bot and its owner. Rules and storage: "
+        "`docs/security.md`.",
         "",
         "## Found and fixed while measuring",
         "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -16,9 +17,9 @@ from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
 from hub.commands.dispatcher import Dispatcher
 from hub.commands.registry import build_registry
-from hub.config import Config
+from hub.config import Config, reveal
 from hub.domain.caseload import Limits
-from hub.http import build_http_app
+from hub.http import build_admin_app, build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
 from hub.inbound.fhir_notify import parse_bundle
@@ -38,6 +39,7 @@ from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triag
 from hub.storage import migrate
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
+from hub.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,12 @@ class Relais:
                              referrer_servers=config.matrix.allowed_servers if referrals_open else ())
         self.tasks = TaskGroup()
         self._http: web.AppRunner | None = None
+        self._admin: web.AppRunner | None = None
         self.http_port: int | None = None
+        self.admin_port: int | None = None
+        http = config.http
+        self._http_tls = (server_context("http", http.tls_cert, http.tls_key)
+                          if http.tls_cert is not None and http.tls_key is not None else None)
         self.alerts = AlertService(self.db, self.clock, {"hl7": parse_hl7, "fhir": parse_bundle},
                                    ins_test_oids=config.alerts.ins_test_oids, metrics=self.metrics,
                                    on_enqueued=self.outbox.wake)
@@ -105,7 +112,7 @@ class Relais:
         await migrate.require_head(self.db.engine)
         await self.client.login()
         # Before the first sync: clients in "only signed devices" mode need the signed device.
-        await ensure_cross_signing(self.client.api, self.client.store, self.config.matrix.password,
+        await ensure_cross_signing(self.client.api, self.client.store, reveal(self.config.matrix.password),
                                    reset=self.config.encryption.reset_cross_signing)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
         if self.config.care.coordinators:
@@ -123,25 +130,24 @@ class Relais:
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _start_http(self) -> None:
+        http = self.config.http
         intake = ReferralIntake(self.db, self.clock, self.config.matrix.allowed_servers,
                                 self.config.matrix.user_id, on_enqueued=self.outbox.wake,
                                 open_=bool(self.config.care.coordinators))
-        app = build_http_app(self.metrics, self.readiness,
-                             [*fhir_routes(self.alerts, self.config.http.fhir_token, self.metrics),
-                              *referral_routes(intake, self.config.http.fhir_token,
-                                               self.config.alerts.ins_test_oids, self.metrics)])
+        app = build_http_app(self.readiness, [
+            *fhir_routes(self.alerts, reveal(http.fhir_token), self.metrics),
+            *referral_routes(intake, reveal(http.fhir_token), self.config.alerts.ins_test_oids, self.metrics)])
         self._http = web.AppRunner(app, access_log=None)
-        await self._http.setup()
-        site = web.TCPSite(self._http, self.config.http.host, self.config.http.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http.port
+        self.http_port = await _serve(self._http, http.host, http.port, self._http_tls)
+        self._admin = web.AppRunner(build_admin_app(self.metrics, self.readiness), access_log=None)
+        self.admin_port = await _serve(self._admin, http.admin_host, http.admin_port, None)
+        log.info("HTTP on %s:%s (%s), metrics on %s:%s", http.host, self.http_port,
+                 "HTTPS" if self._http_tls else "plain HTTP", http.admin_host, self.admin_port)
 
     async def readiness(self) -> dict[str, bool]:
         database = await self.db.ping()
         if database:
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 self.metrics.outbox_pending.set(await uow.outbox.count("pending"))
                 self.metrics.outbox_failed.set(await uow.outbox.count("failed"))
         self.metrics.homeserver_up.set(1 if self.client.connected else 0)
@@ -158,8 +164,9 @@ class Relais:
             log.warning("stopping with outbox entries still pending (they are kept)")
         self.outbox.stop()
         await self.tasks.cancel_all()
-        if self._http is not None:
-            await self._http.cleanup()
+        for runner in (self._http, self._admin):
+            if runner is not None:
+                await runner.cleanup()
         await self.client.close()
         await self.db.close()
 
@@ -173,3 +180,11 @@ class Relais:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await self.stop()
+
+
+async def _serve(runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext | None) -> int:
+    """Start `runner` on host:port (port 0: any free one); return the bound port."""
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
+    await site.start()
+    return int(runner.addresses[0][1]) if runner.addresses else port

@@ -6,32 +6,64 @@ with one line naming the key path instead of being silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hub.errors import ConfigError
 
 _PLACEHOLDERS = {"", "…", "...", "changeme", "change-me", "secret", "password", "xxx"}
+#: A bearer token guards the hospitals' door: shorter than this, it can be guessed (issue 17).
+MIN_FHIR_TOKEN = 32
 
 
-def _refuse_placeholder(value: str | None) -> str | None:
-    if value is not None and value.strip().lower() in _PLACEHOLDERS:
+def _refuse_placeholder(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
         raise ValueError("is a placeholder: set a real secret (or use the *_file key)")
     return value
 
 
-def _read_secret_file(path: str | None) -> str | None:
+def _read_secret_file(path: str | None) -> SecretStr | None:
     if path is None:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
     except OSError as exc:
         raise ValueError(f"cannot read secret file {path!r}: {exc.strerror}") from exc
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The secret's text, for the one call that needs it (a login, a token comparison).
+
+    Secrets stay SecretStr everywhere else, so a repr or a log line shows '**********'."""
+    return None if secret is None else secret.get_secret_value()
+
+
+def _check_file(key: str, path: str | None) -> None:
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{key}: {path} is not a readable file")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name or a wildcard ("0.0.0.0", "::", "") reaches beyond the machine
 
 
 class _Section(BaseModel):
@@ -41,9 +73,9 @@ class _Section(BaseModel):
 class MatrixConfig(_Section):
     homeserver: str = "http://127.0.0.1:8008"
     user_id: str = Field(pattern=r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-:\[\]]+$")
-    password: str | None = None
+    password: SecretStr | None = None
     password_file: str | None = None
-    access_token: str | None = None
+    access_token: SecretStr | None = None
     access_token_file: str | None = None
     device_name: str = "Relais"
     store_path: str = "var/store"
@@ -104,16 +136,52 @@ class CareConfig(_Section):
     def _target_below_max(self) -> CareConfig:
         if self.caseload_target > self.caseload_max:
             raise ValueError("caseload_target: must not exceed caseload_max")
+        both = sorted(set(self.case_managers) & set(self.pilots))
+        if both:  # a pilot sees counts only (SPEC §2): one person cannot be both
+            raise ValueError(f"pilots: {both[0]} is also in case_managers")
         return self
 
 
-class MllpConfig(_Section):
+class TlsFiles(_Section):
+    """PEM files of a listener's certificate: both or neither (SPEC §7)."""
+
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsFiles:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise ValueError(f"{missing}: is required with {'tls_cert' if missing == 'tls_key' else 'tls_key'}")
+        for key in ("tls_cert", "tls_key"):
+            _check_file(key, getattr(self, key))
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+class MllpConfig(TlsFiles):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=2575, ge=0, le=65535)
     max_frame_bytes: int = Field(default=1_048_576, ge=1024)
     idle_timeout_s: float = Field(default=300.0, gt=0)
     allowed_peers: tuple[str, ...] = ()
+    # Mutual TLS: senders must present a certificate issued by this CA (PEM).
+    tls_client_ca: str | None = None
+
+    @model_validator(mode="after")
+    def _guarded(self) -> MllpConfig:
+        _check_file("tls_client_ca", self.tls_client_ca)
+        if self.tls_client_ca is not None and not self.tls:
+            raise ValueError("tls_client_ca: needs tls_cert and tls_key")
+        # HL7 carries names, INS and stays: beyond this machine, encrypt it or name the senders.
+        if self.enabled and not _is_loopback(self.host) and not self.tls and not self.allowed_peers:
+            raise ValueError(f"host: {self.host!r} reaches beyond loopback: set tls_cert and tls_key, "
+                             "or allowed_peers")
+        return self
 
 
 class AlertsConfig(_Section):
@@ -121,18 +189,26 @@ class AlertsConfig(_Section):
     mllp: MllpConfig = MllpConfig()
 
 
-class HttpConfig(_Section):
+class HttpConfig(TlsFiles):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
-    fhir_token: str | None = None
+    fhir_token: SecretStr | None = None
     fhir_token_file: str | None = None
+    # /metrics lives here, apart from the hospitals' door (loopback unless said otherwise).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8091, ge=0, le=65535)
 
     _check_token = field_validator("fhir_token")(_refuse_placeholder)
 
     @model_validator(mode="after")
     def _token(self) -> HttpConfig:
-        object.__setattr__(self, "fhir_token", self.fhir_token or _read_secret_file(self.fhir_token_file))
+        token = self.fhir_token or _read_secret_file(self.fhir_token_file)
+        object.__setattr__(self, "fhir_token", token)
+        if token is not None and len(token.get_secret_value()) < MIN_FHIR_TOKEN:
+            key = "fhir_token" if self.fhir_token_file is None else "fhir_token_file"
+            raise ValueError(f"{key}: is shorter than {MIN_FHIR_TOKEN} characters: "
+                             "use a long random one (e.g. `openssl rand -hex 32`)")
         return self
 
 

@@ -66,6 +66,7 @@ port = {mllp_port}
 
 [http]
 port = {http_port}
+admin_port = 0
 fhir_token = "demo-fhir-token-not-for-production"
 """, encoding="utf-8")
     return path
@@ -236,7 +237,8 @@ def instructions(synapse: DevSynapse, case_ref: str, relais: Relais) -> str:
         "Relais demo is running.",
         f"  Homeserver : {synapse.url}   (server name: {synapse.server_name})",
         f"  Demo file  : {case_ref} (room 'Suivi {case_ref}')",
-        f"  Health     : http://127.0.0.1:{relais.http_port}/readyz",
+        f"  Health     : http://127.0.0.1:{relais.http_port}/readyz"
+        f"   (metrics: http://127.0.0.1:{relais.admin_port}/metrics)",
         "  Log in from any Matrix client (Element: 'Edit' the homeserver, paste the URL above):",
     ]
     lines += [f"    @{lp}:{synapse.server_name} / {DEMO_PASSWORD}  — {role}" for lp, role in ACCOUNTS]

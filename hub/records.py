@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from hub.config import Config
 from hub.domain.caseload import Limits
@@ -57,7 +59,26 @@ async def report_csv(config: Config, start: date | None, end: date | None) -> st
 
 
 def write_private(path: str, text: str) -> None:
-    """The export holds personal data: readable by its owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
+    """Write the export (personal data) readable by its owner only, whole or not at all.
+
+    The text goes to a temporary file in the same folder, created 0600 with O_EXCL and
+    O_NOFOLLOW (a symlink planted at the temporary name is refused, never followed), then
+    renamed over `path`: an existing file's looser mode or a symlink at `path` is replaced, not
+    written through. Raises RecordError naming the path when the folder cannot take it.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise RecordError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RecordError(f"cannot write {path}: {exc.strerror}") from None

@@ -63,7 +63,7 @@ class Hub:
                 "pilots": [self.user(n) for n in pilots], **sections.pop("care", {})}
         matrix = {"homeserver": self.synapse.url, "user_id": self.bot, "password": BOT_PASSWORD,
                   "store_path": str(self.tmp / f"store{self.tag}"), **sections.pop("matrix", {})}
-        http = {"port": 0, **sections.pop("http", {})}
+        http = {"port": 0, "admin_port": 0, **sections.pop("http", {})}
         alerts = sections.pop("alerts", {})
         alerts.setdefault("mllp", {}).setdefault("port", 0)
         toml.write_text("", encoding="utf-8")

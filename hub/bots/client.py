@@ -22,6 +22,7 @@ from nio import (
     JoinedMembersError,
     LoginResponse,
     RoomCreateResponse,
+    RoomGetStateResponse,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -31,7 +32,7 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from hub.config import MatrixConfig
+from hub.config import MatrixConfig, reveal
 from hub.errors import MatrixError, TransientError
 
 if TYPE_CHECKING:
@@ -139,16 +140,17 @@ class BotClient:
             self.nio = self._new_client(saved["device_id"])
             self.nio.restore_login(self.user_id, saved["device_id"], saved["access_token"])
             log.info("restored device %s", saved["device_id"])
-        elif self.config.access_token:
+        elif (access_token := reveal(self.config.access_token)):
             self.nio = self._new_client(None)
-            self.nio.access_token = self.config.access_token
+            self.nio.access_token = access_token
             who = _check(await self.nio.whoami(), "whoami")
             assert isinstance(who, WhoamiResponse)
-            self.nio.restore_login(self.user_id, who.device_id or "", self.config.access_token)
-            self._save(who.device_id or "", self.config.access_token)
+            self.nio.restore_login(self.user_id, who.device_id or "", access_token)
+            self._save(who.device_id or "", access_token)
         else:
             self.nio = self._new_client(None)
-            resp = await self.nio.login(password=self.config.password, device_name=self.config.device_name)
+            resp = await self.nio.login(password=reveal(self.config.password) or "",
+                                        device_name=self.config.device_name)
             _check(resp, "login")
             assert isinstance(resp, LoginResponse)
             self._save(resp.device_id, resp.access_token)
@@ -353,6 +355,20 @@ class BotClient:
 
     async def join(self, room_id: str) -> None:
         _check(await self.api.join(room_id), "join")
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]]:
+        """Every state event of a room the bot is in, as the homeserver serves them."""
+        resp = await self.api.room_get_state(room_id)
+        _check(resp, "room_state")
+        assert isinstance(resp, RoomGetStateResponse)
+        return [dict(e) for e in resp.events]
+
+    async def leave(self, room_id: str) -> None:
+        """Leave (and forget) a room; leaving a room already left is not an error."""
+        resp = await self.api.room_leave(room_id)
+        if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
+            _check(resp, "leave")
+        await self.api.room_forget(room_id)
 
     async def user_exists(self, user_id: str) -> bool:
         resp = await self.api.get_profile(user_id)

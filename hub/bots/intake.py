@@ -83,7 +83,7 @@ class Intake:
         self.membership_handlers: list[MembershipHandler] = []
 
     async def stored_token(self) -> str | None:
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             return await uow.kv.get(SYNC_TOKEN_KEY)
 
     async def on_sync(self, resp: SyncResponse) -> None:
@@ -138,18 +138,12 @@ class Intake:
         if server_of(sender) not in self.referrer_servers or others:
             log.info("ignoring a direct invite to %s (server not allowed or more members)", room_id)
             return
-        await self.client.join(room_id)
-        api = self.client.api
-        # The invite's stripped state shows only the inviter: read the whole state once joined.
-        state_resp = await api.room_get_state(room_id)
-        events = getattr(state_resp, "events", None) or []
-        members = {e.get("state_key") for e in events if e.get("type") == "m.room.member"
-                   and (e.get("content") or {}).get("membership") in ("join", "invite", "knock")}
-        encrypted = any(e.get("type") == "m.room.encryption"
-                        and (e.get("content") or {}).get("algorithm") == "m.megolm.v1.aes-sha2" for e in events)
-        if not encrypted or members != {sender, self.client.user_id}:
-            log.info("leaving %s: a referrer's room must be encrypted and hold only them and the bot", room_id)
-            await api.room_leave(room_id)
+        await self.client.join(room_id)  # a room's state is readable by its members only
+        # The same rule as a desk's (the invite's stripped state shows only the inviter).
+        refusal = desk_refusal(await self.client.room_state(room_id), self.client.user_id, sender)
+        if refusal is not None:
+            log.info("left %s instead of taking it as a referrer's room: %s", room_id, refusal)
+            await self.client.leave(room_id)
             return
         async with self.db.unit() as uow:
             await uow.referrals.add_referrer_room(room_id, sender)
@@ -168,7 +162,38 @@ class Intake:
             if role is None or not event.content.get("is_direct"):
                 log.info("ignoring an invite to %s", room_id)
                 return
-            await self.client.join(room_id)
+            await self.client.join(room_id)  # a room's state is readable by its members only
+            refusal = desk_refusal(await self.client.room_state(room_id), self.client.user_id, event.sender)
+            if refusal is not None:
+                log.warning("left %s instead of adopting it as a desk: %s", room_id, refusal)
+                await self.client.leave(room_id)  # the person keeps the desk they have
+                return
             await adopt_desk(self.db, event.sender, role, room_id)
             log.info("joined a desk opened by a configured %s", role)
             return
+
+
+#: Join rules under which nobody enters without an invite.
+_CLOSED_JOIN_RULES = ("invite", "knock")
+
+
+def desk_refusal(state: list[dict[str, Any]], bot: str, owner: str) -> str | None:
+    """Why this room cannot become `owner`'s desk, or None when it can (SPEC §3, issue 17): it
+    must be end-to-end encrypted (megolm), invite-only, and hold exactly the bot and its owner
+    (joined, invited or knocking counts)."""
+    by_type: dict[str, dict[str, Any]] = {}
+    members: dict[str, str] = {}
+    for event in state:
+        content = event.get("content") or {}
+        if event.get("type") == "m.room.member":
+            members[str(event.get("state_key"))] = str(content.get("membership"))
+        elif event.get("state_key") == "":
+            by_type[str(event.get("type"))] = content
+    if by_type.get("m.room.encryption", {}).get("algorithm") != "m.megolm.v1.aes-sha2":
+        return "not end-to-end encrypted"
+    if by_type.get("m.room.join_rules", {}).get("join_rule", "invite") not in _CLOSED_JOIN_RULES:
+        return "not invite-only"
+    present = {user for user, membership in members.items() if membership in ("join", "invite", "knock")}
+    if present != {bot, owner} or members.get(owner) != "join":
+        return f"{len(present)} members instead of the bot and its owner"
+    return None

@@ -90,7 +90,7 @@ class OutboxWorker:
 
     async def drain(self) -> bool:
         """Perform every due entry in order; stop at the first transient failure."""
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             entries = await uow.outbox.pending(self.clock.now())
         for entry in entries:
             if self._stopping.is_set():
@@ -117,8 +117,11 @@ class OutboxWorker:
         if room_id:
             return str(room_id)
         if entry.payload.get("desk"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
+                open_desk = desk_room is not None or await uow.desks.exists(entry.payload["desk"])
+            if not open_desk:  # closed: its owner is no longer configured (never waits forever)
+                raise MatrixError("the desk was closed", "M_DESK_CLOSED")
             if desk_room is None:
                 raise RoomNotReady("desk not created yet")
             return desk_room  # not cached: a person may adopt another room as their desk
@@ -126,7 +129,7 @@ class OutboxWorker:
         known = self._rooms.get(ref)
         if known is not None:
             return known
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             person = await uow.persons.get(ref)
         if person is None or person.room_id is None:
             raise RoomNotReady(f"no room yet for {entry.case_ref}")
@@ -160,6 +163,9 @@ class OutboxWorker:
                 txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
                 await self.client.redact(room_id, sent, self.catalog.text(payload["reason_key"]), txn)
             return None
+        if entry.action == "leave":
+            await self.client.leave(room_id)
+            return None
         if entry.action == "move_power":
             await self._move_power(room_id, payload["from_user"], payload["to_user"])
             return None
@@ -180,10 +186,13 @@ class OutboxWorker:
 
     async def _create_desk(self, entry: OutboxEntry) -> str:
         owner = entry.payload["user_id"]
-        async with self.db.unit() as uow:
+        async with self.db.read() as uow:
             existing = await uow.desks.room_of(owner)
+            still_open = existing is not None or await uow.desks.exists(owner)
         if existing:
             return existing
+        if not still_open:
+            raise MatrixError("the desk was closed before it was created", "M_DESK_CLOSED")
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, {"desk": owner}) if entry.attempts else None
         if room_id is None:
             spec = content.desk_room(owner, self.catalog.text("desk.name"), self.client.user_id,
@@ -220,7 +229,7 @@ class OutboxWorker:
         payload: dict[str, Any] = entry.payload
         wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c  # noqa: E731
         if payload.get("replaces"):
-            async with self.db.unit() as uow:
+            async with self.db.read() as uow:
                 original = await uow.outbox.event_id_of(payload["replaces"])
             if original:
                 wrap = partial(_replacing, original)

@@ -33,6 +33,14 @@ class Settings:
     def triage_team(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.coordinators, *self.case_managers)))
 
+    def desk_role(self, user_id: str) -> str | None:
+        """"pilot", "case_manager" or None (no longer configured): read at every command."""
+        if user_id in self.pilots:
+            return "pilot"
+        if user_id in self.case_managers:
+            return "case_manager"
+        return None
+
 
 @dataclass
 class Ctx:

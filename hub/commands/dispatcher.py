@@ -41,18 +41,12 @@ def accepted_marker(event_id: str) -> str:
     return marker if len(marker) <= 255 else "accepted:#" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
-# Audit detail keeps identifiers (users, roles, dates, references), never free text or names.
-_AUDITED_KINDS = {"user", "case_ref", "date", "int", "choice"}
-
-
 def audit_detail(inv: Invocation) -> dict[str, Any]:
-    detail: dict[str, Any] = {}
-    for spec_arg in (*inv.spec.args, *inv.spec.opts):
-        value = inv.args.get(spec_arg.name, inv.opts.get(spec_arg.name))
-        if value in (None, [], False):
-            continue
-        detail[spec_arg.name] = str(value) if spec_arg.kind in _AUDITED_KINDS else "<text>"
-    return detail
+    """{"fields": [names of the arguments given]}: the audit keeps who, when, which command, which
+    file and which fields (SPEC §4), never a value (a birth date, a name, a reason, a NIR)."""
+    given = [arg.name for arg in (*inv.spec.args, *inv.spec.opts)
+             if inv.args.get(arg.name, inv.opts.get(arg.name)) not in (None, [], False, "")]
+    return {"fields": given} if given else {}
 
 
 class Dispatcher:
@@ -118,7 +112,10 @@ class Dispatcher:
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
                 return False
-            ctx = await self._context(uow, sender, room_id)
+            try:
+                ctx = await self._context(uow, sender, room_id)
+            except DomainError:  # a desk whose owner is no longer configured: nothing to say
+                return False
             if ctx is None or (last is not None and now - last < UNDECRYPTABLE_REPEAT):
                 return False
             notice = Notify("command.error", ctx.case_ref, "error.undecryptable", {"sender": sender},
@@ -169,7 +166,10 @@ class Dispatcher:
         if desk is not None:
             if desk[0] != sender:
                 return None  # only the owner talks to the bot in a desk
-            ctx.desk_role = desk[1]
+            # The configuration, not the row written when the desk opened, says what they may do.
+            ctx.desk_role = self.settings.desk_role(sender)
+            if ctx.desk_role is None:
+                raise DomainError("error.not_configured")
             return ctx
         if await uow.referrals.referrer_of(room_id) == sender:
             ctx.desk_role = "referrer"  # a direct room opened to refer a person (SPEC §9)
@@ -189,11 +189,9 @@ class Dispatcher:
             raise UsageError(wrong[spec.scope], spec)
         await self._authorise(ctx, spec)
         handler = self.registry.handler(spec)
-        if handler is None:
-            return [self._help(ctx, scope)]
-        effects = await handler(ctx, inv)
-        if spec.mutating:
-            await ctx.uow.audit.record(ctx.now, ctx.sender, spec.name, ctx.case_ref or None, audit_detail(inv))
+        effects: list[Effect] = [self._help(ctx, scope)] if handler is None else await handler(ctx, inv)
+        # SPEC §4: every accepted command is audited, reading ones included (who read a file).
+        await ctx.uow.audit.record(ctx.now, ctx.sender, spec.name, ctx.case_ref or None, audit_detail(inv))
         return effects
 
     async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
@@ -217,7 +215,10 @@ class Dispatcher:
         assert person is not None
         if not person.is_open:
             raise DomainError("error.case_closed", case=person.case_ref)
-        if ctx.sender not in team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent):
+        managers = team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent)
+        # Rights follow [care] case_managers at every command: someone taken off the list keeps
+        # their team row (history) but no longer changes the file.
+        if ctx.sender not in managers or ctx.sender not in self.settings.case_managers:
             raise DomainError("error.not_allowed")
 
     def _help(self, ctx: Ctx, scope: Scope) -> Notify:

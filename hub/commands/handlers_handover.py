@@ -33,10 +33,15 @@ async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
             and successor not in (settings.bot_user, inv.args["user"])
             and not await ctx.directory.user_exists(successor)):
         raise DomainError("error.unknown_user", user=successor)
-    return await handovers.remove_member(
+    leaver = team.find(await ctx.uow.team.members(ctx.case_ref), inv.args["user"])
+    effects = await handovers.remove_member(
         ctx.uow, _person(ctx), inv.args["user"], successor, inv.opts["reason"], organisation=inv.opts["org"],
         by=ctx.sender, now=ctx.now, allowed_servers=settings.allowed_servers, bot_user=settings.bot_user,
     )
+    # After the handover's own rules (their refusals come first); raising here rolls the unit back.
+    if successor is not None and leaver is not None:  # the successor takes the leaver's role
+        team.check_eligible(successor, leaver.role, case_managers=settings.case_managers, pilots=settings.pilots)
+    return effects
 
 
 async def transfer(ctx: Ctx, inv: Invocation) -> list[Effect]:

@@ -52,6 +52,7 @@ async def add(ctx: Ctx, inv: Invocation) -> list[Effect]:
         members, ctx.case_ref, user, Role(inv.args["role"]), inv.opts["org"], by=ctx.sender, now=ctx.now,
         allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user,
     )
+    team.check_eligible(user, member.role, case_managers=ctx.settings.case_managers, pilots=ctx.settings.pilots)
     # Outside the care team (carer, other), only with the person's extended consent (L1110-4).
     await consent.check_can_join(ctx.uow, ctx.case_ref, user, member.role)
     # Checked after the pure rules so a refused server is never even looked up.

@@ -89,6 +89,13 @@ class Redact:
 
 
 @dataclass(frozen=True)
+class LeaveRoom:
+    """The bot leaves a room (a desk whose owner is no longer configured)."""
+
+    room_id: str
+
+
+@dataclass(frozen=True)
 class MovePower:
     """Hand a case room's power level from one user to another (a file changing case manager)."""
 
@@ -109,8 +116,8 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | MovePower
-          | Redact | SendFile)
+Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | LeaveRoom
+          | MovePower | Redact | SendFile)
 
 #: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
 TRIAGE_DESK = "triage"

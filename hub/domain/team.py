@@ -66,6 +66,17 @@ def mentions_for(team: tuple[Member, ...] | list[Member], referent: str) -> tupl
     return tuple(dict.fromkeys([referent, *gps]))
 
 
+def check_eligible(user_id: str, role: Role, *, case_managers: tuple[str, ...] | frozenset[str],
+                   pilots: tuple[str, ...] | frozenset[str]) -> None:
+    """Who may hold a place in a team (SPEC §2, issue 17): the role `case_manager` gives every
+    mutating right on the file, so only people listed in `[care] case_managers` take it; a pilot
+    sees the territory's counts only and is never a member. Raises DomainError."""
+    if user_id in pilots:
+        raise DomainError("error.member_is_pilot", user=user_id)
+    if role is Role.CASE_MANAGER and user_id not in case_managers:
+        raise DomainError("error.case_manager_not_configured", user=user_id)
+
+
 def add_member(
     team: tuple[Member, ...] | list[Member],
     case_ref: str,

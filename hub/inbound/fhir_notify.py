@@ -52,14 +52,37 @@ def operation_outcome(err: FhirError) -> dict[str, Any]:
     }
 
 
+#: A notification bundle nests about a dozen levels (Bundle.entry.resource.identifier.type.coding…);
+#: far deeper JSON is an attack on the parsers' recursion, refused before it reaches them.
+MAX_DEPTH = 64
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when arrays and objects nest more than `limit` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _load(body: bytes | Mapping[str, Any]) -> Bundle:
     if isinstance(body, bytes | bytearray):
         try:
             data = json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
             raise FhirError(400, "structure", "body is not valid JSON") from exc
+        except RecursionError:  # 100 kB of "[": the decoder's own recursion gives up
+            raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels") from None
     else:
         data = dict(body)
+    if _too_deep(data):
+        raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise FhirError(400, "structure", "body is not a FHIR Bundle")
     try:

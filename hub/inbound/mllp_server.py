@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import logging
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 
 from hub.clock import Clock
@@ -24,12 +25,14 @@ from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, parse, read_header
 from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
+from hub.tls import server_context
 
 __all__ = ["FrameHandler", "Hl7Listener", "MllpServer"]
 
 log = logging.getLogger(__name__)
 _READ = 65536
 _STOP_GRACE_S = 5.0
+_HANDSHAKE_S = 30.0
 _FRAME_ERRORS: dict[str, tuple[AckCode, str, str]] = {  # ACK code, HL7 table 0357 code, text
     "too_large": ("AE", "207", "frame too large"),
     "truncated": ("AE", "100", "frame truncated: a new frame started before its end"),
@@ -105,14 +108,22 @@ class MllpServer:
         self.config = config
         self.on_frame = on_frame
         self._allowed = _networks(config.allowed_peers)
+        # Built now: a certificate that does not load stops the start before anything else runs.
+        self._tls: ssl.SSLContext | None = None
+        if config.tls_cert is not None and config.tls_key is not None:
+            self._tls = server_context("alerts.mllp", config.tls_cert, config.tls_key, config.tls_client_ca)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.port: int | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.config.host, self.config.port)
+        config, context = self.config, self._tls
+        self._server = await asyncio.start_server(
+            self._serve, config.host, config.port, ssl=context,
+            ssl_handshake_timeout=min(config.idle_timeout_s, _HANDSHAKE_S) if context else None)
         self.port = int(self._server.sockets[0].getsockname()[1])
-        log.info("MLLP listening on %s:%s", self.config.host, self.port)
+        log.info("MLLP listening on %s:%s (%s)", config.host, self.port,
+                 "plain TCP" if context is None else "mutual TLS" if config.tls_client_ca else "TLS")
         return self.port
 
     async def stop(self) -> None:

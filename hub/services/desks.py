@@ -1,32 +1,63 @@
-"""Desks: each configured case manager and pilot gets one direct room with the bot, once."""
+"""Desks: each configured case manager and pilot gets one direct room with the bot, once.
+
+The configuration is the authority (issue 17): at start, a desk whose owner is no longer
+configured is closed (its owner is told, the bot leaves), and a changed role is written.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from hub.domain.effects import CreateDesk, Effect, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, LeaveRoom, Notify
 from hub.services.outbox import enqueue
-from hub.storage.database import Database
+from hub.storage.database import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 async def ensure_desks(db: Database, people: Iterable[tuple[str, str]], now: datetime) -> int:
-    """Open the missing desks; a restart opens none again (the desk row is the memory)."""
+    """Bring the desks in line with the configuration; return how many were opened.
+
+    `people` is (user_id, role) for everyone configured. A restart opens none again (the desk
+    row is the memory); the outbox keys carry `now`, so someone taken off the list and put back
+    later gets a new desk.
+    """
+    configured = dict(people)
     opened = 0
     async with db.unit() as uow:
-        for user_id, role in people:
+        for user_id, role, room_id in await uow.desks.all():
+            if user_id == TRIAGE_DESK:
+                continue  # the triage room is kept by services/referrals.ensure_triage
+            if user_id not in configured:
+                await _close(uow, user_id, room_id, now)
+            elif configured[user_id] != role:
+                await uow.desks.set_role(user_id, configured[user_id])
+                log.info("a desk changed role to %s", configured[user_id])
+        for user_id, role in configured.items():
             if await uow.desks.ensure(user_id, role):
                 effects: list[Effect] = [
                     CreateDesk(user_id),
                     Notify("command.reply", "", "desk.welcome", {}, desk=user_id),
                 ]
-                await enqueue(uow, f"desk:{user_id}", effects, now)
+                await enqueue(uow, f"desk:{user_id}:{now.isoformat()}", effects, now)
                 opened += 1
     return opened
 
 
+async def _close(uow: UnitOfWork, user_id: str, room_id: str | None, now: datetime) -> None:
+    await uow.desks.remove(user_id)
+    if room_id is not None:
+        effects: list[Effect] = [Notify("command.reply", "", "desk.closed", {}, room_id=room_id),
+                                 LeaveRoom(room_id)]
+        await enqueue(uow, f"desk-closed:{room_id}:{now.isoformat()}", effects, now)
+    log.info("closed a desk whose owner is no longer configured")
+
+
 async def adopt_desk(db: Database, user_id: str, role: str, room_id: str) -> None:
-    """A configured person invited the bot to a direct room: it becomes their desk."""
+    """A configured person invited the bot to a direct room that passed the checks of
+    bots/intake.py (encrypted, only the bot and them): it becomes their desk."""
     async with db.unit() as uow:
         await uow.desks.ensure(user_id, role)
         await uow.desks.set_room(user_id, room_id)

@@ -117,8 +117,7 @@ async def acknowledge(uow: UnitOfWork, person: Person, user: str, now: datetime)
     done, effects = handover.acknowledge(await uow.handovers.of_case(person.case_ref), user, now=now)
     assert done.id is not None
     await uow.handovers.acknowledge(done.id, now)
-    await uow.audit.record(now, user, "ack", person.case_ref, {"handover": done.id})
-    return effects
+    return effects  # audited by the dispatcher, like every accepted command
 
 
 class HandoverReminders:

@@ -15,6 +15,7 @@ from hub.domain.effects import (
     InviteToDesk,
     Kick,
     KickFromDesk,
+    LeaveRoom,
     MovePower,
     Notify,
     Redact,
@@ -25,7 +26,7 @@ from hub.storage.database import UnitOfWork
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
     MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
-    KickFromDesk: "kick_desk", Redact: "redact",
+    KickFromDesk: "kick_desk", Redact: "redact", LeaveRoom: "leave",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,21 +33,49 @@ from hub.storage.repositories import (
     TeamRepo,
 )
 
+#: Execution option naming how a SQLite transaction begins (DEFERRED or IMMEDIATE).
+BEGIN_OPTION = "relais_sqlite_begin"
+
+
+def private_sqlite_file(database: str) -> None:
+    """Create the SQLite file 0600 in a folder created 0700, whatever the umask; tighten an
+    existing file. It holds names, INS and care plans (SPEC §3: no personal data readable by
+    others). SQLite gives its -wal and -shm files the database file's permissions."""
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # mkdir's mode is masked by the umask
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
 
 def make_engine(url: str) -> AsyncEngine:
+    """The engine for `url`. SQL parameters (names, birth dates, clinical text) never reach an
+    exception message or a log line (`hide_parameters`). On SQLite every transaction begins with
+    BEGIN IMMEDIATE: it takes the single write lock before its first read, so two units touching
+    one person run one after the other, as PostgreSQL's SELECT … FOR UPDATE makes them there
+    (read-only work, connections opened outside a unit and migrations begin DEFERRED)."""
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"hide_parameters": True}
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            private_sqlite_file(parsed.database)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # The driver's own implicit BEGIN (deferred, and only before a write) is turned off:
+            # _begin below says when and how a transaction begins (SQLAlchemy's aiosqlite recipe).
+            dbapi_conn.isolation_level = None
             # WAL lets readers (metrics, /readyz) run while the outbox writes.
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -54,7 +83,35 @@ def make_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    else:
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _no_row_values(context: Any) -> None:
+            # PostgreSQL's DETAIL quotes the row ("Key (authority, value)=(INS, 2550…) already
+            # exists", "Failing row contains (…)"), and asyncpg prints it with the exception:
+            # dropped before the error reaches any log line.
+            forget_row_values(context.original_exception)
+
     return engine
+
+
+def forget_row_values(exc: BaseException | None) -> None:
+    """Clear the `detail` PostgreSQL attaches to an error and its causes (asyncpg's
+    PostgresError shows it in str()); the message and SQLSTATE stay."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "detail", None):
+            try:
+                exc.detail = None  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        exc = exc.__cause__ or exc.__context__
 
 
 class UnitOfWork:
@@ -80,11 +137,22 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(self.engine.execution_options(**{BEGIN_OPTION: "IMMEDIATE"}),
+                                            expire_on_commit=False)
+        self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[UnitOfWork]:
+        """One unit of work: committed whole or rolled back. On SQLite it holds the write lock
+        from its first statement (BEGIN IMMEDIATE)."""
         async with self._sessions() as session, session.begin():
+            yield UnitOfWork(session)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        """A unit that only reads (polling, lookups): on SQLite it takes no write lock, so the
+        frequent reads never queue behind writers nor hold writers back."""
+        async with self._reads() as session, session.begin():
             yield UnitOfWork(session)
 
     async def ping(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.persons import Identifier, Person
@@ -44,7 +44,8 @@ class PersonRepo:
 
     async def lock(self, case_ref: str) -> None:
         """Serialise the changes to one file — plan, consent, handovers, closure, alerts — within
-        this unit of work (a PostgreSQL row lock; SQLite has one writer at a time anyway)."""
+        this unit of work: a PostgreSQL row lock; on SQLite the unit already holds the database's
+        write lock from its BEGIN IMMEDIATE (hub/storage/database.py), taken before its first read."""
         await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
 
     async def _row(self, case_ref: str) -> PersonRow | None:
@@ -223,6 +224,17 @@ class DeskRepo:
     async def set_room(self, user_id: str, room_id: str) -> None:
         await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(room_id=room_id))
 
+    async def all(self) -> list[tuple[str, str, str | None]]:
+        """Every desk as (user_id, role, room_id or None while not created)."""
+        result = await self.s.execute(select(DeskRow).order_by(DeskRow.user_id))
+        return [(r.user_id, r.role, r.room_id) for r in result.scalars()]
+
+    async def set_role(self, user_id: str, role: str) -> None:
+        await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(role=role))
+
+    async def remove(self, user_id: str) -> None:
+        await self.s.execute(delete(DeskRow).where(DeskRow.user_id == user_id))
+
     async def owner(self, room_id: str) -> tuple[str, str] | None:
         result = await self.s.execute(select(DeskRow).where(DeskRow.room_id == room_id))
         row = result.scalar_one_or_none()
@@ -231,6 +243,9 @@ class DeskRepo:
     async def room_of(self, user_id: str) -> str | None:
         row = await self.s.get(DeskRow, user_id)
         return None if row is None else row.room_id
+
+    async def exists(self, user_id: str) -> bool:
+        return await self.s.get(DeskRow, user_id) is not None
 
 
 OUTBOX_KEY_MAX = 128  # outbox.key String(128)

@@ -34,7 +34,7 @@ from tests.hub_harness import BOT_PASSWORD, Hub, is_notice, kind_of, new_tag
 from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
 
 ROOT = Path(__file__).resolve().parents[2]
-FHIR_TOKEN = "fhir-token-faults-7d1c0b"
+FHIR_TOKEN = "fhir-token-faults-7d1c0b-0a93e5f1c2d4b6a8"
 PATIENT_AUTHORITY, PATIENT_ID = "CHU-X", "F4ULT01"
 PATIENT_NAME = "Germaine Faultière"
 
@@ -265,6 +265,7 @@ class World:
     db: Database = field(init=False)
     mllp_port: int = 0
     http_port: int = 0
+    admin_port: int = 0
     case_ref: str = ""
     room_id: str = ""
     desk_id: str = ""
@@ -280,7 +281,8 @@ class World:
             "care": {"case_managers": [h.user("cm"), h.user("cm2")], "pilots": [h.user("pilot")]},
             "alerts": {"ins_test_oids": True},
             "alerts.mllp": {"host": "127.0.0.1", "port": self.mllp_port, "allowed_peers": ["127.0.0.1"]},
-            "http": {"host": "127.0.0.1", "port": self.http_port, "fhir_token": FHIR_TOKEN},
+            "http": {"host": "127.0.0.1", "port": self.http_port, "fhir_token": FHIR_TOKEN,
+                     "admin_port": self.admin_port},
         }
 
     async def setup(self, homeserver: str | None = None, with_gp: bool = True) -> None:
@@ -288,7 +290,7 @@ class World:
         self.hub.bot = await self.synapse.register(f"relais{self.hub.tag}", BOT_PASSWORD)
         for name in ("cm", "cm2", "pilot", "gp"):
             await self.hub.client(name)
-        self.mllp_port, self.http_port = free_port(), free_port()
+        self.mllp_port, self.http_port, self.admin_port = free_port(), free_port(), free_port()
         config = write_toml(self.tmp / f"relais{self.hub.tag}.toml", self.config_sections(homeserver))
         engine = make_engine(self.db_url)
         await migrate.upgrade(engine)

@@ -99,7 +99,7 @@ async def test_slow_peer_cut_frames_flood_and_graceful_stop(world: World) -> Non
     assert figures.alerts_acked == 6 and figures.alert_notices == 12
 
     # Nothing secret, nominative or clinical in the DEBUG log, the metrics or the room state.
-    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{world.http_port}/metrics") as r:
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{world.admin_port}/metrics") as r:
         metrics = await r.text()
     gp = await world.hub.client("gp")
     state = json.dumps([e for e in (await gp.room_get_state(world.room_id)).events])

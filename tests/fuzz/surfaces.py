@@ -199,8 +199,25 @@ def _delete(doc: Any, path: tuple[Any, ...]) -> Any:
     return copy
 
 
+#: Deeply nested JSON (issue 17): the parsers' recursion must not turn it into a 500.
+DEEP = st.builds(lambda opener, depth, inside: (opener * depth + inside).encode(),
+                 st.sampled_from(["[", '{"a":', '[{"x":', "[[", '{"resourceType":"Bundle","entry":[']),
+                 st.integers(min_value=60, max_value=100_000), st.sampled_from(["", "1", "]", "}"]))
+
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 FHIR_BODY = st.one_of(
     st.binary(max_size=300),
+    DEEP,
+    st.builds(lambda p, d: json.dumps(_replace(ADMIT, p, _nested(d))).encode(), st.sampled_from(ADMIT_PATHS),
+              st.integers(min_value=50, max_value=900)),
     JSON.map(lambda d: json.dumps(d).encode()),
     st.builds(lambda p, v: json.dumps(_replace(ADMIT, p, v)).encode(), st.sampled_from(ADMIT_PATHS), JSON),
     st.builds(lambda p: json.dumps(_delete(ADMIT, p)).encode(), st.sampled_from(ADMIT_PATHS)),

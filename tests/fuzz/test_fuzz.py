@@ -20,7 +20,7 @@ from hub.services.alerts import AlertService
 from hub.storage.database import Database
 from tests.fuzz.surfaces import fuzz_command_parser, fuzz_fhir, fuzz_hl7, fuzz_mllp
 
-TOKEN = "fuzz-fhir-token-5e1f"
+TOKEN = "fuzz-fhir-token-5e1f-8b3a0c7e2d9f4a61"
 N = {"commands": 400, "hl7": 400, "mllp": 300, "fhir": 200}
 
 
@@ -81,6 +81,20 @@ async def fhir(database: Database) -> AsyncIterator[FhirEndpoint]:
     await endpoint.start()
     yield endpoint
     await endpoint.stop()
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,  # issue 17: the JSON decoder's recursion gave up → 500
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"resourceType": "Bundle", "type": "message", "entry": ' + b"[" * 500 + b"]" * 500 + b"}",
+    b'{"a": ' * 20_000 + b"1" + b"}" * 20_000,
+])
+async def test_deeply_nested_json_is_a_400_with_an_operation_outcome(fhir: FhirEndpoint, body: bytes) -> None:
+    status, outcome = await fhir.post(body, "good")
+    assert status == 400, (status, outcome)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "structure" and "nested" in outcome["issue"][0]["diagnostics"]
 
 
 @pytest.mark.db

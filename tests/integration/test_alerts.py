@@ -18,7 +18,7 @@ from tests.matrix_helpers import accept_invite, send_text, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 
-TOKEN = "fhir-token-for-the-alert-tests"
+TOKEN = "fhir-token-for-the-alert-tests-7c2e91d0"
 ALERT_KINDS = ("alert.admission", "alert.transfer", "alert.discharge", "alert.cancelled", "handover.setting")
 
 

@@ -124,7 +124,8 @@ async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: 
     assert hub.relais is not None
     async with hub.relais.db.unit() as uow:
         audit = await uow.audit.entries(case_ref)
-    assert [a[2] for a in audit] == ["team add"]  # only the accepted mutation is audited
+    # The accepted commands, the reading one included (SPEC §4); the refused ones are not audited.
+    assert [a[2] for a in audit] == ["team add", "team"]
     assert "Jeanne" not in repr(audit)
 
 

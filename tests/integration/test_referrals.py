@@ -163,7 +163,7 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
         assert kind_of(refusal) == "command.reply", refusal.body
         async with http.get(url + "/O-2026-0002", headers=headers) as resp:
             assert resp.status == 200 and (await resp.json(content_type=None))["status"] == "revoked"
-        async with http.get(f"http://127.0.0.1:{relais.http_port}/metrics") as resp:
+        async with http.get(f"http://127.0.0.1:{relais.admin_port}/metrics") as resp:
             metrics = await resp.text()
         assert 'relais_referrals_total{outcome="received",source="fhir"} 1.0' in metrics
         assert 'relais_referrals_total{outcome="duplicate",source="fhir"} 1.0' in metrics

@@ -29,7 +29,7 @@ from tests.samples_path import SAMPLES
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 
-TOKEN = "fhir-token-access-matrix-3b9e"
+TOKEN = "fhir-token-access-matrix-3b9e-5a0f7d2c61e8"
 #: The person of the main file carries the identifiers of the hospital samples used below.
 MAIN = '!nouveau "Jeanne Dupont" --born 1938-05-14 --id test1:PATID1234 --id 2.16.840.1.113883.4.3.25:S99952689'
 
@@ -51,6 +51,8 @@ ROOM_MATRIX: list[tuple[str, dict[str, str]]] = [
     ("!plan",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!consentement",         {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!eval",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
+    ("!id",                   {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
+    ("!aide",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!equipe ajouter",       {"gp": N, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!equipe retirer",       {"gp": N, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!plan ajouter",         {"gp": N, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
@@ -68,6 +70,7 @@ ROOM_MATRIX: list[tuple[str, dict[str, str]]] = [
 # a stranger cannot join someone's desk (checked below).
 DESK_ORDER = ("pilot", "cm3", "cm2", "cm")
 DESK_MATRIX: list[tuple[str, dict[str, str]]] = [
+    ("!aide",        {"pilot": Y, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!file-active", {"pilot": N, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!nouveau",     {"pilot": N, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!transferer",  {"pilot": N, "cm3": N, "cm2": N, "cm": Y}),  # cm: their own second file
@@ -182,9 +185,9 @@ class Matrix:
             if changed:
                 self.failures.append(f"{where}: refused but changed {changed}")
         else:
+            # SPEC §4: every accepted command is audited, the reading ones too (who read the file).
             new = (await audit_actions(self.hub))[len(audit_before):]
-            mutating = label not in ("!equipe", "!plan", "!consentement", "!eval")
-            expected_audit = [(self.hub.user(who), mutating_name(label, command))] if mutating else []
+            expected_audit = [(self.hub.user(who), audit_name(label, command))]
             if new != expected_audit:
                 self.failures.append(f"{where}: audit {new} instead of {expected_audit}")
         return reply
@@ -198,12 +201,14 @@ class Matrix:
             self.failures.append(f"{who} × {command!r}: the homeserver answered {status}, not 403")
 
 
-def mutating_name(label: str, command: str) -> str:
+def audit_name(label: str, command: str) -> str:
     """The audit log's name of the command typed (the canonical English words)."""
     if label == "!consentement informe":
         return {"informe": "consent informed", "donne": "consent given", "refuse": "consent refused"}[
             command.split()[1]]
-    return {"!equipe ajouter": "team add", "!equipe retirer": "team remove", "!plan ajouter": "plan add",
+    return {"!equipe": "team", "!plan": "plan", "!consentement": "consent", "!eval": "eval", "!id": "id",
+            "!aide": "help", "!equipe ajouter": "team add", "!equipe retirer": "team remove",
+            "!plan ajouter": "plan add",
             "!eval faite": "eval done", "!lieu": "move", "!consentement informe": "consent informed",
             "!rupture": "break", "!id ajouter": "id add", "!cloturer": "close", "!file-active": "caseload",
             "!nouveau": "new", "!transferer": "transfer", "!rapport": "report"}[label]

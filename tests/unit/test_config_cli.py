@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.__main__ import main
-from hub.config import load_config
+from hub.config import load_config, reveal
 from hub.errors import ConfigError
 
 GOOD = """
@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_example_config_is_valid_once_a_secret_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELAIS_MATRIX__PASSWORD", "from-the-environment")
     config = load_config(Path(__file__).parents[2] / "config" / "relais.example.toml")
-    assert config.matrix.password == "from-the-environment"
+    assert reveal(config.matrix.password) == "from-the-environment"
     assert config.care.caseload_max == 60 and config.care.language == "fr"
 
 
@@ -69,7 +69,7 @@ def test_secret_from_file(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("file-secret\n", encoding="utf-8")
     config = load_config(write(tmp_path, f'[matrix]\nuser_id = "@r:x.org"\npassword_file = "{secret}"\n'))
-    assert config.matrix.password == "file-secret"
+    assert reveal(config.matrix.password) == "file-secret"
 
 
 def test_check_config_cli_names_the_key_and_fails(tmp_path: Path) -> None:
@@ -87,3 +87,61 @@ def test_run_refuses_an_unmigrated_database(tmp_path: Path, capsys: pytest.Captu
     assert main(["run", "-c", str(path)]) == 1
     assert "relais db upgrade" in capsys.readouterr().err
     assert main(["db", "upgrade", "-c", str(path)]) == 0
+
+
+# --- secrets and transport (issue 17) ------------------------------------------------------------
+
+LONG_TOKEN = "f3a9c1e7d5b2048a6e9c3f1d7b5a2e08"  # 32 characters
+
+
+def test_secrets_never_show_in_a_repr_or_a_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    text = GOOD.replace("a-long-real-secret", "pw-7Hq2ZxK9") + f'\n[http]\nfhir_token = "{LONG_TOKEN}"\n'
+    config = load_config(write(tmp_path, text))
+    assert reveal(config.http.fhir_token) == LONG_TOKEN and reveal(config.matrix.password) == "pw-7Hq2ZxK9"
+    import logging
+    logging.getLogger("test").warning("config %s / %r / %s", config, config.http, config.model_dump())
+    for shown in (repr(config), str(config), caplog.text, str(config.model_dump())):
+        assert LONG_TOKEN not in shown and "pw-7Hq2ZxK9" not in shown
+
+
+@pytest.mark.parametrize("token", ["short-token", "fhir-token-access-matrix-3b9e", "x" * 31])
+def test_check_config_refuses_a_fhir_token_shorter_than_32(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], token: str) -> None:
+    path = write(tmp_path, GOOD + f'\n[http]\nfhir_token = "{token}"\n')
+    assert main(["check-config", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "http.fhir_token" in err and "32" in err and token not in err
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + f'\n[http]\nfhir_token_file = "{secret}"\n'))
+    assert caught.value.key == "http.fhir_token_file"
+    assert main(["check-config", "-c", str(write(tmp_path, GOOD + f'\n[http]\nfhir_token = "{LONG_TOKEN}"\n'))]) == 0
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "mllp.example.org", ""])
+def test_an_mllp_listener_beyond_loopback_needs_tls_or_allowed_peers(tmp_path: Path, host: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + f'\n[alerts.mllp]\nhost = "{host}"\n'))
+    assert caught.value.key == "alerts.mllp.host"
+    assert "tls_cert" in str(caught.value) and "allowed_peers" in str(caught.value)
+    guarded = load_config(write(tmp_path, GOOD + f'\n[alerts.mllp]\nhost = "{host}"\nallowed_peers = ["10.1.2.3"]\n'))
+    assert guarded.alerts.mllp.host == host
+    # Loopback needs neither; a disabled listener binds nothing.
+    for ok in ('host = "127.0.0.1"', 'host = "::1"', 'host = "localhost"', f'host = "{host}"\nenabled = false'):
+        load_config(write(tmp_path, GOOD + f"\n[alerts.mllp]\n{ok}\n"))
+
+
+def test_tls_files_come_in_pairs_and_must_exist(tmp_path: Path) -> None:
+    pem = tmp_path / "cert.pem"
+    pem.write_text("x", encoding="utf-8")
+    cases = [
+        (f'[alerts.mllp]\ntls_cert = "{pem}"', "alerts.mllp.tls_key"),
+        (f'[http]\ntls_key = "{pem}"', "http.tls_cert"),
+        (f'[http]\ntls_cert = "{pem}"\ntls_key = "{tmp_path / "missing.pem"}"', "http.tls_key"),
+        (f'[alerts.mllp]\ntls_client_ca = "{pem}"', "alerts.mllp.tls_client_ca"),
+    ]
+    for extra, key in cases:
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(tmp_path, GOOD + "\n" + extra + "\n"))
+        assert caught.value.key == key, (extra, caught.value)
