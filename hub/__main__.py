@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,10 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     for name in PRIVATE_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not verbose:
+        from hub.bots.client import quiet_nio_noise
+
+        quiet_nio_noise()
 
 
 def _iso_date(text: str) -> date:
@@ -46,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("run", "run the hub"), ("check-config", "validate a configuration file")):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", required=True)
+        if name == "check-config":
+            p.add_argument("--online", action="store_true",
+                           help="also try the database, the homeserver, the bot's login and the people")
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="migrate the database to the current schema")
@@ -67,11 +75,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _upgrade(config: Config) -> str:
-    from hub.storage import migrate
+    from hub.storage import migrate, reachability
     from hub.storage.database import make_engine
 
-    engine = make_engine(config.database.url)
+    url = config.database.url
+    engine = make_engine(url)
     try:
+        try:
+            await reachability.connect(engine, url)
+        except Exception as exc:
+            reason = reachability.transient(exc)
+            if reason is None:
+                raise
+            # Run by hand or before `relais run` (ExecStartPre): say it and stop; no wait here.
+            raise RelaisError(f"database {reachability.public_url(url)} unreachable ({reason})") from None
         before, after = await migrate.upgrade(engine)
     finally:
         await engine.dispose()
@@ -84,18 +101,36 @@ async def _run(config: Config) -> None:
     await Relais(config).run_forever()
 
 
+def _check_config(config: Config, path: str, online: bool) -> int:
+    from hub import checks
+
+    findings = checks.offline_findings(config)
+    if online:
+        findings += asyncio.run(checks.online_findings(config))
+    for finding in findings:
+        print(finding)
+    failed = any(f.level == "error" for f in findings)
+    print(f"{path}: {'errors found' if failed else 'OK'}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
         if args.command == "demo":
+            if importlib.util.find_spec("synapse") is None:
+                print("relais: `relais demo` runs a private Synapse, which is not installed: install the "
+                      "demo extra, e.g. `.venv/bin/pip install 'relais[demo]'` (or `pip install '.[demo]'` "
+                      "from a clone)", file=sys.stderr)
+                return EXIT_ERROR
             from hub.demo import run_demo
 
             return asyncio.run(run_demo(args.data, args.port, args.exit_when_ready,
                                         announce=lambda text: print(text, flush=True)))
         config = load_config(args.config)
         if args.command == "check-config":
-            print(f"{args.config}: OK")
+            return _check_config(config, args.config, args.online)
         elif args.command == "db":
             print(asyncio.run(_upgrade(config)))
         elif args.command == "run":

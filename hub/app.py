@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from aiohttp import web
+from nio import SyncResponse
 
 from hub.bots.client import BotClient
-from hub.bots.crosssigning import ensure_cross_signing
+from hub.bots.client import transient as homeserver_transient
+from hub.bots.crosssigning import ensure_cross_signing, query_keys
 from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker
+from hub.bots.readable import ReadableWatcher, readable_users
 from hub.bots.trust import DeviceTrust, UnreachableNotices
 from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
@@ -19,6 +25,7 @@ from hub.commands.dispatcher import Dispatcher
 from hub.commands.registry import build_registry
 from hub.config import Config, reveal
 from hub.domain.caseload import Limits
+from hub.errors import RelaisError
 from hub.http import build_admin_app, build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
@@ -27,6 +34,7 @@ from hub.inbound.fhir_referral import referral_routes
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
+from hub.retry import Stopped, wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
 from hub.services.alerts import AlertService
 from hub.services.concertations import ConcertationSweeper
@@ -36,12 +44,13 @@ from hub.services.desks import ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
 from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triage
-from hub.storage import migrate
+from hub.storage import migrate, reachability
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
 from hub.tls import server_context
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def settings_from(config: Config) -> Settings:
@@ -53,6 +62,15 @@ def settings_from(config: Config) -> Settings:
         case_managers=care.case_managers, pilots=care.pilots, reevaluation_days=care.reevaluation_days,
         coordinators=care.coordinators,
     )
+
+
+async def _listening(section: str, host: str, port: int, starting: Awaitable[T]) -> T:
+    """A listener that cannot bind is one line naming its key, not a traceback."""
+    try:
+        return await starting
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RelaisError(f"{section} cannot listen on {host}:{port}: {reason}") from None
 
 
 class Relais:
@@ -77,7 +95,10 @@ class Relais:
         referrals_open = bool(config.care.coordinators)
         self.intake = Intake(self.db, self.client, self.dispatcher, desk_people,
                              referrer_servers=config.matrix.allowed_servers if referrals_open else ())
+        self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
+                                        on_enqueued=self.outbox.wake)
         self.tasks = TaskGroup()
+        self._stop_asked = asyncio.Event()  # set by a signal while start() still waits
         self._http: web.AppRunner | None = None
         self._admin: web.AppRunner | None = None
         self.http_port: int | None = None
@@ -108,26 +129,68 @@ class Relais:
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
 
-    async def start(self, wait_ready: float = 60.0) -> None:
+    async def start(self, wait_ready: float | None = 60.0) -> None:
+        """Wait for the database and the homeserver (one log line per attempt), log in, start
+        everything. What waiting cannot fix raises a RelaisError; a refused or cancelled start
+        closes what it opened and logs out the device it created (none is left behind).
+        `wait_ready`: seconds to wait for the first sync (None: as long as it takes)."""
+        try:
+            await self._start(wait_ready)
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _start(self, wait_ready: float | None) -> None:
+        db_url = self.config.database.url
+        stop = self._stop_asked
+        await wait_until(f"database {reachability.public_url(db_url)}",
+                         lambda: reachability.connect(self.db.engine, db_url), reachability.transient, stop=stop)
         await migrate.require_head(self.db.engine)
-        await self.client.login()
+        homeserver = f"homeserver {self.config.matrix.homeserver}"
+        await wait_until(homeserver, self.client.server_versions, homeserver_transient, stop=stop)
+        await wait_until(homeserver, self.client.login, homeserver_transient, stop=stop)
         # Before the first sync: clients in "only signed devices" mode need the signed device.
-        await ensure_cross_signing(self.client.api, self.client.store, reveal(self.config.matrix.password),
-                                   reset=self.config.encryption.reset_cross_signing)
-        await ensure_desks(self.db, self.desk_people.items(), self.clock.now())
+        # (Idempotent: repeated when the homeserver goes away in between.)
+        await wait_until(homeserver, lambda: ensure_cross_signing(
+            self.client.api, self.client.store, reveal(self.config.matrix.password),
+            reset=self.config.encryption.reset_cross_signing), homeserver_transient, stop=stop)
+        people = sorted(self.desk_people)
+        readable: set[str] = set()
+        if people:  # a desk's welcome waits for a device its owner can read it on
+            keys = await wait_until(homeserver, lambda: query_keys(self.client.api, people), homeserver_transient,
+                                    stop=stop)
+            readable = readable_users(keys, people, self.config.encryption.trust)
+        await ensure_desks(self.db, self.desk_people.items(), self.clock.now(), readable)
         if self.config.care.coordinators:
             await ensure_triage(self.db, self.settings.triage_team, self.clock.now())
         token = await self.intake.stored_token()
-        self.tasks.spawn(self.client.sync_forever(token, self.intake.on_sync), "matrix-sync")
+        self.tasks.spawn(self.client.sync_forever(token, self._on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
+        self.tasks.spawn(self.readable.run(), "readability")
+        self.readable.wake()  # devices may have changed while Relais was stopped
         await self.scheduler.start()
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
         if self.config.alerts.mllp.enabled:
-            self.mllp_port = await self.mllp.start()
+            mllp = self.config.alerts.mllp
+            self.mllp_port = await _listening("[alerts.mllp]", mllp.host, mllp.port, self.mllp.start())
         if self.config.http.enabled:
             await self._start_http()
-        await asyncio.wait_for(self.client.synced_once.wait(), wait_ready)
+        synced = asyncio.ensure_future(self.client.synced_once.wait())
+        asked = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({synced, asked}, timeout=wait_ready, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+            asked.cancel()
+        if stop.is_set():
+            raise Stopped
+        if not self.client.synced_once.is_set():
+            raise TimeoutError(f"no first sync within {wait_ready} s")
         log.info("Relais ready as %s", self.config.matrix.user_id)
+
+    async def _on_sync(self, response: SyncResponse) -> None:
+        await self.intake.on_sync(response)
+        self.readable.on_sync(response)
 
     async def _start_http(self) -> None:
         http = self.config.http
@@ -138,9 +201,11 @@ class Relais:
             *fhir_routes(self.alerts, reveal(http.fhir_token), self.metrics),
             *referral_routes(intake, reveal(http.fhir_token), self.config.alerts.ins_test_oids, self.metrics)])
         self._http = web.AppRunner(app, access_log=None)
-        self.http_port = await _serve(self._http, http.host, http.port, self._http_tls)
+        self.http_port = await _listening("[http]", http.host, http.port,
+                                          _serve(self._http, http.host, http.port, self._http_tls))
         self._admin = web.AppRunner(build_admin_app(self.metrics, self.readiness), access_log=None)
-        self.admin_port = await _serve(self._admin, http.admin_host, http.admin_port, None)
+        self.admin_port = await _listening("[http] admin", http.admin_host, http.admin_port,
+                                           _serve(self._admin, http.admin_host, http.admin_port, None))
         log.info("HTTP on %s:%s (%s), metrics on %s:%s", http.host, self.http_port,
                  "HTTPS" if self._http_tls else "plain HTTP", http.admin_host, self.admin_port)
 
@@ -153,6 +218,20 @@ class Relais:
         self.metrics.homeserver_up.set(1 if self.client.connected else 0)
         return {"database": database, "homeserver": self.client.connected}
 
+    async def _abort(self) -> None:
+        self.client.stop()
+        self.outbox.stop()
+        self.readable.stop()
+        await self.scheduler.stop()
+        await self.mllp.stop()
+        await self.tasks.cancel_all()
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+        await self.client.forget_new_device()
+        await self.client.close()
+        await self.db.close()
+
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Graceful: stop taking events, let the outbox finish what it can, keep the device."""
         self.client.stop()
@@ -163,6 +242,7 @@ class Relais:
         except TimeoutError:
             log.warning("stopping with outbox entries still pending (they are kept)")
         self.outbox.stop()
+        self.readable.stop()
         await self.tasks.cancel_all()
         for runner in (self._http, self._admin):
             if runner is not None:
@@ -171,15 +251,34 @@ class Relais:
         await self.db.close()
 
     async def run_forever(self) -> None:
-        await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        """Until SIGINT or SIGTERM, which also end a start still waiting for its dependencies."""
         import signal
 
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        starting = asyncio.create_task(self.start(wait_ready=None), name="start")
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            # Asked to stop while starting: the waits end at once; a request under way gets a
+            # few seconds to finish before it is cancelled.
+            self._stop_asked.set()
+            await asyncio.wait({starting}, timeout=5.0)
+            starting.cancel()
+            (outcome,) = await asyncio.gather(starting, return_exceptions=True)
+            if outcome is None:  # it got ready meanwhile
+                await self.stop()
+            log.info("Relais stopped before it was ready")
+            return
+        try:
+            starting.result()  # a refused start: its error, for the CLI's one line
+            await stopping
+        finally:
+            stopping.cancel()
         await self.stop()
+        log.info("Relais stopped")
 
 
 async def _serve(runner: web.AppRunner, host: str, port: int, tls: ssl.SSLContext | None) -> int:

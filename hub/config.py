@@ -109,13 +109,18 @@ class MatrixConfig(_Section):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///var/relais.db"
+    # A file holding the whole URL, password included (e.g. /run/credentials/relais/db_url):
+    # the password stays out of the TOML and out of the process environment.
+    url_file: str | None = None
 
-    @field_validator("url")
-    @classmethod
-    def _driver(cls, value: str) -> str:
-        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError("must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
-        return value
+    @model_validator(mode="after")
+    def _url_from_file(self) -> DatabaseConfig:
+        from_file = reveal(_read_secret_file(self.url_file))
+        if from_file:
+            object.__setattr__(self, "url", from_file)
+        if not self.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("url: must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
+        return self
 
 
 class CareConfig(_Section):
@@ -244,6 +249,18 @@ class Config(BaseSettings):
         return (env_settings, init_settings)
 
 
+def secret_source(section: BaseModel, key: str) -> str:
+    """Where the secret `key` of a section came from, for an error message (never its value)."""
+    name = type(section).__name__.removesuffix("Config").lower()
+    env = f"RELAIS_{name.upper()}__{key.upper()}"
+    if os.environ.get(env) or os.environ.get(env.lower()):
+        return f"the environment variable {env}"
+    path = getattr(section, f"{key}_file", None)
+    if path:
+        return f"the file {path} ([{name}] {key}_file)"
+    return f"[{name}] {key} in the configuration file"
+
+
 def _describe(exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(root)"
@@ -259,8 +276,41 @@ def _describe(exc: ValidationError) -> ConfigError:
     return ConfigError(key, message)
 
 
+#: Keys holding a file or folder path, in any section (besides a SQLite [database] url).
+_PATH_KEYS = ("_file", "_path", "tls_cert", "tls_key", "tls_client_ca")
+
+
+def _anchor(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    return value
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths written in the file are relative to the file's folder, wherever `relais`
+    is started from (a systemd unit, cron, a shell in another folder): the config and what it
+    names travel together. Paths from RELAIS_* variables keep the working directory, as any
+    path typed in a shell."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out[key] = _anchor_paths(value, base)
+        elif key.endswith(_PATH_KEYS):
+            out[key] = _anchor(value, base)
+        else:
+            out[key] = value
+    database = out.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        url: str = database["url"]
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+            out["database"] = {**database, "url": prefix + _anchor(url.removeprefix(prefix), base)}
+    return out
+
+
 def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config:
-    """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key."""
+    """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key.
+    Relative paths in the file (and in `overrides`) are taken from the file's folder."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -271,6 +321,8 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides)
+    if path is not None:
+        data = _anchor_paths(data, Path(path).resolve().parent)
     try:
         return Config(**data)
     except ValidationError as exc:

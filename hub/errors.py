@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hub.domain.errors import DomainError
 
-__all__ = ["ConfigError", "DomainError", "MatrixError", "RelaisError", "SchemaError", "TransientError"]
+__all__ = ["ConfigError", "DatabaseRefused", "DomainError", "LoginRefused", "MatrixError", "RelaisError",
+           "SchemaError", "TransientError"]
 
 
 class RelaisError(Exception):
@@ -33,3 +34,17 @@ class MatrixError(RelaisError):
 
 class TransientError(MatrixError):
     """Try again later: homeserver away, rate limited, room not yet synced."""
+
+
+class DatabaseRefused(RelaisError):
+    """The database server answered but will not serve us (no such database, wrong password):
+    waiting does not fix it; the message says what the operator does."""
+
+
+class LoginRefused(MatrixError):
+    """The homeserver refused the bot's credentials; the message names the account, the
+    homeserver and where the secret came from."""
+
+    def __init__(self, message: str, errcode: str | None) -> None:
+        super().__init__("login", errcode)
+        self.args = (message,)

@@ -47,15 +47,16 @@ async def report_csv(config: Config, start: date | None, end: date | None) -> st
     db = Database(config.database.url)
     try:
         await migrate.require_head(db.engine)
+        today = datetime.now(UTC).date()
         async with db.unit() as uow:
             period, sections = await report.build(
-                uow, start, end, today=datetime.now(UTC).date(), case_managers=care.case_managers,
+                uow, start, end, today=today, case_managers=care.case_managers,
                 limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month))
     except DomainError as exc:
         raise _refusal(config, exc) from None
     finally:
         await db.close()
-    return report.to_csv(period, sections)
+    return report.to_csv(period, sections, today)
 
 
 def write_private(path: str, text: str) -> None:

@@ -14,7 +14,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientConnectionError, ClientError, ClientResponse
+from aiohttp import (
+    ClientConnectionError,
+    ClientConnectorDNSError,
+    ClientError,
+    ClientResponse,
+    ClientSession,
+    ClientSSLError,
+    ClientTimeout,
+)
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -32,8 +40,8 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
-from hub.config import MatrixConfig, reveal
-from hub.errors import MatrixError, TransientError
+from hub.config import MatrixConfig, reveal, secret_source
+from hub.errors import LoginRefused, MatrixError, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -62,6 +70,44 @@ def _check(response: Any, what: str) -> Any:
         cls = TransientError if code in TRANSIENT_CODES else MatrixError
         raise cls(what, code, response.retry_after_ms)
     return response
+
+
+def transient(exc: BaseException) -> str | None:
+    """Why waiting for the homeserver may help, or None (see hub.retry)."""
+    if isinstance(exc, ClientSSLError):
+        return None  # a certificate problem: the operator's to fix (server_versions says so)
+    if isinstance(exc, ClientConnectorDNSError):
+        return "host name not resolved"
+    if isinstance(exc, ClientConnectionError):
+        return "connection refused" if "connect" in type(exc).__name__.lower() else type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, TransientError):
+        return f"answered {exc.errcode or 'an error'}"
+    return None
+
+
+#: Answers to a login that no wait will fix (Matrix spec, "Login"; Synapse's user lock codes).
+_REFUSED_LOGIN = {"M_FORBIDDEN", "M_USER_DEACTIVATED", "M_UNKNOWN_TOKEN", "M_USER_LOCKED",
+                  "M_USER_SUSPENDED", "M_INVALID_USERNAME"}
+
+
+class _NioNoise(logging.Filter):
+    """nio warns "Timed out, sleeping for 0s" on every retried request and "Error validating
+    response" on every error answer, which this module turns into exceptions and log lines of
+    its own: at the default level an operator would read them by the hundred during an outage."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not message.startswith(("Timed out, sleeping", "Error validating response"))
+
+
+def quiet_nio_noise() -> None:
+    """Install the filter on nio's loggers (called once by the CLI)."""
+    for name in ("nio.client.async_client", "nio.responses"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NioNoise) for f in logger.filters):
+            logger.addFilter(_NioNoise())
 
 
 _MAX_429 = 20
@@ -104,6 +150,7 @@ class BotClient:
         self.connected = False
         self._room_version: str | None = None
         self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
+        self.new_device = False  # this process created the bot's device (see forget_new_device)
 
     @property
     def user_id(self) -> str:
@@ -128,8 +175,49 @@ class BotClient:
         return _RateLimitedClient(self.config.homeserver, self.user_id, device_id=device_id or "",
                            store_path=str(self.store), config=nio_config)
 
+    async def server_versions(self) -> list[str]:
+        """GET /_matrix/client/versions (no authentication): the spec versions the homeserver
+        speaks. Raises TransientError on a 5xx (a proxy before a stopped homeserver), MatrixError
+        when the URL answers but is not a Matrix homeserver; connection errors pass through."""
+        url = f"{self.config.homeserver}/_matrix/client/versions"
+        async with ClientSession(timeout=ClientTimeout(total=15)) as session:
+            try:
+                return await self._versions(session, url)
+            except ClientSSLError as exc:
+                raise MatrixError(f"TLS with {self.config.homeserver} failed ({exc}): check its certificate",
+                                  "M_TLS") from None
+
+    async def _versions(self, session: ClientSession, url: str) -> list[str]:
+        async with session.get(url) as resp:
+            if resp.status >= 500:
+                raise TransientError("versions", f"HTTP {resp.status}")
+            try:
+                data = await resp.json(content_type=None)
+            except ValueError:
+                data = None
+            if resp.status != 200 or not isinstance(data, dict) or not isinstance(data.get("versions"), list):
+                raise MatrixError(f"{self.config.homeserver} is not a Matrix homeserver "
+                                  f"(HTTP {resp.status} on /_matrix/client/versions)", "M_NOT_MATRIX")
+            return [str(v) for v in data["versions"]]
+
+    def _refused(self, key: str, errcode: str | None) -> LoginRefused:
+        what = "password" if key == "password" else "access token"
+        return LoginRefused(
+            f"login refused ({errcode}) for {self.user_id} on {self.config.homeserver}: check the "
+            f"{what}, which comes from {secret_source(self.config, key)}", errcode)
+
     async def login(self) -> None:
-        """Restore the kept device, or log in once and keep it (never a new device per start)."""
+        """Restore the kept device, or log in once and keep it (never a new device per start).
+        Raises LoginRefused (wrong password or token), TransientError or a connection error
+        (wait and call again: nothing is left open)."""
+        try:
+            await self._login()
+        except BaseException:
+            await self.close()
+            self.nio = None
+            raise
+
+    async def _login(self) -> None:
         self.store.mkdir(parents=True, exist_ok=True)
         os.chmod(self.store, 0o700)
         session = self._session_file()
@@ -139,11 +227,21 @@ class BotClient:
                 raise MatrixError(f"store {self.store} belongs to {saved.get('user_id')}", "M_FORBIDDEN")
             self.nio = self._new_client(saved["device_id"])
             self.nio.restore_login(self.user_id, saved["device_id"], saved["access_token"])
+            who = await self.nio.whoami()
+            if isinstance(who, ErrorResponse) and who.status_code == "M_UNKNOWN_TOKEN":
+                raise LoginRefused(
+                    f"the device {saved['device_id']} kept in {session} was logged out on {self.config.homeserver}"
+                    f" (M_UNKNOWN_TOKEN): remove {session} to log in again with a new device; the bot's "
+                    "cross-signing identity in the store is kept", who.status_code)
+            _check(who, "whoami")
             log.info("restored device %s", saved["device_id"])
         elif (access_token := reveal(self.config.access_token)):
             self.nio = self._new_client(None)
             self.nio.access_token = access_token
-            who = _check(await self.nio.whoami(), "whoami")
+            who = await self.nio.whoami()
+            if isinstance(who, ErrorResponse) and who.status_code in _REFUSED_LOGIN:
+                raise self._refused("access_token", who.status_code)
+            _check(who, "whoami")
             assert isinstance(who, WhoamiResponse)
             self.nio.restore_login(self.user_id, who.device_id or "", access_token)
             self._save(who.device_id or "", access_token)
@@ -151,8 +249,11 @@ class BotClient:
             self.nio = self._new_client(None)
             resp = await self.nio.login(password=reveal(self.config.password) or "",
                                         device_name=self.config.device_name)
+            if isinstance(resp, ErrorResponse) and resp.status_code in _REFUSED_LOGIN:
+                raise self._refused("password", resp.status_code)
             _check(resp, "login")
             assert isinstance(resp, LoginResponse)
+            self.new_device = True
             self._save(resp.device_id, resp.access_token)
             log.info("logged in with new device %s", resp.device_id)
         if self.api.should_upload_keys:
@@ -216,6 +317,28 @@ class BotClient:
         if api.should_claim_keys:
             await api.keys_claim(api.get_users_for_key_claiming())
         await api.send_to_device_messages()
+
+    async def forget_new_device(self) -> None:
+        """A start refused after this process logged in: log the new device out (so members'
+        clients do not encrypt for a device nobody runs) and forget it locally. A device restored
+        from the store is never touched."""
+        if not self.new_device or self.nio is None:
+            return
+        device_id = self.nio.device_id
+        try:
+            resp = await self.nio.logout()
+        except (ClientConnectionError, TimeoutError) as exc:
+            log.warning("could not log out device %s after the refused start (%s): delete it from "
+                        "the bot's account by hand", device_id, type(exc).__name__)
+            return
+        if isinstance(resp, ErrorResponse):
+            log.warning("could not log out device %s after the refused start (%s)", device_id, resp.status_code)
+            return
+        self.new_device = False
+        self._session_file().unlink(missing_ok=True)
+        # nio's olm account for that device: useless now, and a next start must not restore it.
+        (self.store / f"{self.user_id}_{device_id}.db").unlink(missing_ok=True)
+        log.info("device %s logged out: the start was refused", device_id)
 
     def stop(self) -> None:
         self._stopping.set()

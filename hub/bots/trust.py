@@ -8,7 +8,8 @@ the list again once they pass), so nio's own key sharing leaves them out; nio ro
 room's megolm session whenever that list changes. `all` shares with every device, as before.
 
 A team member left with no device to share with cannot read the room any more: the case
-manager is told once per (room, member) through the outbox.
+manager is told once per (room, member) through the outbox, and the member is kept until they
+have a readable device (bots/readable.py then catches them up).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hub.clock import Clock
 from hub.domain.effects import Notify
 from hub.domain.team import case_managers
 from hub.services.outbox import enqueue
+from hub.services.readability import note_unreadable
 from hub.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -120,12 +122,15 @@ class UnreachableNotices:
                     return  # not a room of ours
                 case_ref, managers = "", [desk[0]]
             mentions = tuple(dict.fromkeys(managers))
+            await note_unreadable(uow, room_id, users, self.clock.now())  # followed up once readable
             for user in users:
                 notice = Notify(UNREACHABLE_KIND, case_ref, UNREACHABLE_KIND, {"user": user},
                                 mentions=mentions, room_id=room_id)
                 added += await enqueue(uow, f"unreachable:{room_id}:{user}", [notice], self.clock.now())
         if added:
-            log.warning("%d member(s) of %s have no cross-signed device; case manager told",
-                        added, case_ref or "a desk")
+            if case_ref:
+                log.warning("%d member(s) of %s have no cross-signed device; case manager told", added, case_ref)
+            else:
+                log.warning("%d member(s) of a desk have no cross-signed device; the desk's owner told", added)
             if self.on_enqueued is not None:
                 self.on_enqueued()

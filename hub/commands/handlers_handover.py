@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from hub.commands.context import Command, Ctx
@@ -77,10 +78,16 @@ def _section_lines(name: str, section: Section) -> list[dict[str, Any]]:
     return lines
 
 
+def _as_of(day: date | None) -> dict[str, Any] | str:
+    return "" if day is None else {"key": "report.as_of", "params": {"date": day.isoformat()}}
+
+
 async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
     p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.now.date(),
                                      case_managers=ctx.settings.case_managers, limits=ctx.settings.limits)
+    today = ctx.now.date()
     blocks = [{"key": "report.section", "params": {"title": {"key": f"report.title.{name}"},
+                                                   "as_of": _as_of(report.as_of(name, p, today)),
                                                    "lines": _section_lines(name, section)}}
               for name, section in sections.items()]
     return [Notify("command.reply", "", "report.header",

@@ -7,22 +7,26 @@ configured is closed (its owner is told, the bot leaves), and a changed role is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import datetime
 
 from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, LeaveRoom, Notify
 from hub.services.outbox import enqueue
+from hub.services.readability import defer_welcome
 from hub.storage.database import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-async def ensure_desks(db: Database, people: Iterable[tuple[str, str]], now: datetime) -> int:
+async def ensure_desks(db: Database, people: Iterable[tuple[str, str]], now: datetime,
+                       readable: Container[str] | None = None) -> int:
     """Bring the desks in line with the configuration; return how many were opened.
 
     `people` is (user_id, role) for everyone configured. A restart opens none again (the desk
     row is the memory); the outbox keys carry `now`, so someone taken off the list and put back
-    later gets a new desk.
+    later gets a new desk. The welcome is posted with the desk when its owner is in `readable`
+    (None: everyone), else once they have a device that can read it (services/readability.py):
+    posted before, it would stay undecryptable for them.
     """
     configured = dict(people)
     opened = 0
@@ -37,10 +41,11 @@ async def ensure_desks(db: Database, people: Iterable[tuple[str, str]], now: dat
                 log.info("a desk changed role to %s", configured[user_id])
         for user_id, role in configured.items():
             if await uow.desks.ensure(user_id, role):
-                effects: list[Effect] = [
-                    CreateDesk(user_id),
-                    Notify("command.reply", "", "desk.welcome", {}, desk=user_id),
-                ]
+                effects: list[Effect] = [CreateDesk(user_id)]
+                if readable is None or user_id in readable:
+                    effects.append(Notify("command.reply", "", "desk.welcome", {}, desk=user_id))
+                else:
+                    await defer_welcome(uow, user_id, now)
                 await enqueue(uow, f"desk:{user_id}:{now.isoformat()}", effects, now)
                 opened += 1
     return opened

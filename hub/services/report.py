@@ -1,7 +1,8 @@
 """The pilot's report: named sections of counts, computed by `hub.domain.report` from plain rows.
 
-Another feature adds a section by appending to `SECTIONS`. `to_csv` gives the operator's CLI
-output: one `section,key,value` line per figure.
+Another feature adds a section by appending to `SECTIONS` (and to `AS_OF` when it describes one
+day rather than the period). `to_csv` gives the operator's CLI output: one
+`section,key,value,measured` line per figure.
 """
 
 from __future__ import annotations
@@ -116,6 +117,26 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
 )
 
 
+#: Sections that are a state on one day, not a count over the period: "end" (the period's last
+#: day) or "today" (no history is kept for them). Every other section counts the period.
+AS_OF: dict[str, str] = {
+    "caseload": "end", "limits": "end",
+    "reevaluations": "today", "unmet_needs": "today", "consent": "today",
+}
+
+
+def as_of(name: str, p: Period, today: date) -> date | None:
+    """The day a snapshot section describes; None for a section counted over the period."""
+    when = AS_OF.get(name)
+    return None if when is None else p.end if when == "end" else today
+
+
+def measured(name: str, p: Period, today: date) -> str:
+    """The CSV's `measured` column: `period` or `at YYYY-MM-DD`."""
+    day = as_of(name, p, today)
+    return "period" if day is None else f"at {day.isoformat()}"
+
+
 async def build(uow: UnitOfWork, start: date | None, end: date | None, *, today: date,
                 case_managers: tuple[str, ...], limits: Limits,
                 sections: Sequence[tuple[str, SectionFn]] = SECTIONS) -> tuple[Period, dict[str, Section]]:
@@ -124,13 +145,16 @@ async def build(uow: UnitOfWork, start: date | None, end: date | None, *, today:
     return p, {name: await fn(inp) for name, fn in sections}
 
 
-def to_csv(p: Period, sections: dict[str, Section]) -> str:
+def to_csv(p: Period, sections: dict[str, Section], today: date) -> str:
+    """`section,key,value,measured`: `measured` is `period` for a count over the period, or
+    `at <date>` for a state on that day (AS_OF)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "key", "value"])
-    writer.writerow(["period", "from", p.start.isoformat()])
-    writer.writerow(["period", "to", p.end.isoformat()])
+    writer.writerow(["section", "key", "value", "measured"])
+    writer.writerow(["period", "from", p.start.isoformat(), ""])
+    writer.writerow(["period", "to", p.end.isoformat(), ""])
     for name, section in sections.items():
+        when = measured(name, p, today)
         for key, value in section.items():
-            writer.writerow([name, key, value])
+            writer.writerow([name, key, value, when])
     return out.getvalue()

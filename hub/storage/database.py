@@ -21,6 +21,7 @@ from hub.storage.repos_alerts import AlertRepo
 from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
 from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
+from hub.storage.repos_readability import ReadabilityRepo
 from hub.storage.repos_referral import ReferralRepo
 from hub.storage.repos_report import ReportRepo
 from hub.storage.repositories import (
@@ -64,7 +65,10 @@ def make_engine(url: str) -> AsyncEngine:
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-            private_sqlite_file(parsed.database)
+            try:
+                private_sqlite_file(parsed.database)
+            except OSError:
+                pass  # a folder or file that cannot be made: the first connection says it in one line
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -131,6 +135,7 @@ class UnitOfWork:
         self.consent = ConsentRepo(session)
         self.concertations = ConcertationRepo(session)
         self.referrals = ReferralRepo(session)
+        self.readability = ReadabilityRepo(session)
 
 
 class Database:

@@ -43,6 +43,13 @@ async def upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
     return before, head_revision()
 
 
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's schema revision; None when it holds no schema yet."""
+    async with engine.connect() as conn:
+        current: str | None = await conn.run_sync(_current)
+    return current
+
+
 async def require_head(engine: AsyncEngine) -> None:
     """`relais run` refuses an unmigrated (or newer) database with a clear message."""
     async with engine.connect() as conn:

@@ -261,7 +261,8 @@ async def test_closing_a_file_empties_the_room_keeps_a_read_only_record_and_expo
     assert kind_of(refused) == "command.error"
 
     report = await hub.command("pilot", pilot_desk, "!rapport --du 2026-01-01 --au 2026-03-31")
-    assert "Dossiers actifs par gestionnaire de cas" in report.body
+    assert "Dossiers actifs par gestionnaire de cas — au 2026-03-31" in report.body
+    assert "Transitions par lieu d'arrivée\n" in report.body  # counted over the period: no date
     for line in (f"{hub.user('cm')} : 0", "2026-03 : 1", "décès : 1", "d'approche : 1", "actions : 0"):
         assert line in report.body, line
     assert "Jeanne" not in report.body and case_ref not in report.body

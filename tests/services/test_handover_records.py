@@ -169,8 +169,15 @@ async def test_the_report_matches_a_seeded_territory(database: Database, tmp_pat
     code = await asyncio.to_thread(main, ["report", "-c", str(config), "--from", "2026-01-01", "--to", "2026-03-31"])
     assert code == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["section", "key", "value"] and ["period", "to", "2026-03-31"] in rows
-    figures = {(s, k): int(v) for s, k, v in rows[1:] if s != "period"}
+    assert rows[0] == ["section", "key", "value", "measured"] and ["period", "to", "2026-03-31", ""] in rows
+    figures = {(s, k): int(v) for s, k, v, _ in rows[1:] if s != "period"}
+    # Each figure says whether it counts the period or describes one day.
+    measured = {s: m for s, _k, _v, m in rows[1:] if s != "period"}
+    today = datetime.now(UTC).date().isoformat()
+    assert measured["caseload"] == measured["limits"] == "at 2026-03-31"
+    assert measured["reevaluations"] == measured["unmet_needs"] == measured["consent"] == f"at {today}"
+    assert {measured[s] for s in ("intake", "transitions", "breaks", "handovers", "closures",
+                                  "concertations")} == {"period"}
     assert {k: v for (s, k), v in figures.items() if s == "caseload"} == expected["caseload"]
     assert {k: v for (s, k), v in figures.items() if s == "breaks"} == expected["breaks"]
     assert figures[("intake", "2026-01")] == 2 and figures[("unmet_needs", "items")] == 3

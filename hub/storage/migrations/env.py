@@ -9,6 +9,7 @@ from hub.storage import (  # noqa: F401 - registers their tables
     models_consent,
     models_handover,
     models_plan,
+    models_readability,
     models_referral,
 )
 from hub.storage.models import Base
