@@ -49,6 +49,7 @@ from common import (
     create_rooms,
     database,
     kind_of,
+    load,
     local_id,
     login_token,
     machine,
@@ -61,6 +62,7 @@ from common import (
     seed_files,
     synapse,
     table,
+    verdict,
     wait_outbox_empty,
 )
 
@@ -302,8 +304,17 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
                      ratio(percentile(relais.latencies, 99), percentile(r.latencies, 99)),
                      f"{relais.throughput / r.throughput:.0%}"])
     print(f"\nalerts: {args.persons} persons, {args.count} alerts at {args.rate}/s then {args.count} flat out, "
-          f"database {args.db}\n{machine()}\n")
+          f"database {args.db}\n{machine()}\n{load()}\n")
     print(table(rows))
+    nio_e2ee = by.get("nio E2EE")
+    if nio_e2ee is not None:
+        print()
+        p50 = percentile(relais.latencies, 50) / percentile(nio_e2ee.latencies, 50)
+        p99 = percentile(relais.latencies, 99) / percentile(nio_e2ee.latencies, 99)
+        print(verdict("alert latency p50 / bare nio E2EE", p50, 1.2))
+        print(verdict("alert latency p99 / bare nio E2EE", p99, 1.5))
+        print(verdict("sustained alerts/s / bare nio E2EE", relais.throughput / nio_e2ee.throughput, 0.9,
+                      "%", at_least=True))
 
 
 async def main() -> None:

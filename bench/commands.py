@@ -32,6 +32,7 @@ from common import (
     create_rooms,
     database,
     kind_of,
+    load,
     login_token,
     machine,
     make_client,
@@ -43,6 +44,7 @@ from common import (
     seed_files,
     synapse,
     table,
+    verdict,
     wait_outbox_empty,
 )
 
@@ -124,8 +126,11 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     for name, times in results.items():
         rows.append([name, *(ms(percentile(times, q)) for q in (50, 95, 99))])
     rows.append(["relais / echo", *(ratio(percentile(relais, q), percentile(echo, q)) for q in (50, 95, 99))])
-    print(f"\ncommands: {args.rounds} sequential `{COMMAND}` round trips, database {args.db}\n{machine()}\n")
+    print(f"\ncommands: {args.rounds} sequential `{COMMAND}` round trips, database {args.db}\n{machine()}\n"
+          f"{load()}\n")
     print(table(rows))
+    print()
+    print(verdict("command round trip p50 / bare nio echo bot", percentile(relais, 50) / percentile(echo, 50), 1.1))
 
 
 async def main() -> None:

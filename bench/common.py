@@ -71,6 +71,23 @@ def ratio(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}×" if baseline > 0 else "n/a"
 
 
+def verdict(target: str, measured: float, limit: float, unit: str = "×", *, at_least: bool = False,
+            note: str = "") -> str:
+    """One machine-readable line per target of issue 18: `target <what> <op> <limit> (measured
+    <value>[; note]) : met|missed`. `grep '^target '` gives them all; the last word is the verdict."""
+    met = measured >= limit if at_least else measured <= limit
+    shown = f"{measured:.0%}" if unit == "%" else f"{measured:.2f}{unit}"
+    bound = f"{limit:.0%}" if unit == "%" else f"{limit:g}{unit}"
+    extra = f"; {note}" if note else ""
+    op = "≥" if at_least else "≤"
+    return f"target {target} {op} {bound} (measured {shown}{extra}) : {'met' if met else 'missed'}"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min)"
+
+
 def table(rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table (first row is the header), pasteable into bench/README.md."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -24,7 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import load, verdict
 from sqlalchemy import func, insert, select
 
 from hub.services.reevaluations import PromptSweeper
@@ -95,13 +97,20 @@ async def main() -> None:
             selecting = time.perf_counter() - started
         print(f"{backend}: candidate selection: {len(candidates)} files within 14 days of their due date "
               f"in {selecting * 1000:.0f} ms")
+        verdicts = []
         for label, now in (("first sweep", NOW), ("same-day sweep", NOW + timedelta(hours=1)),
                            ("next-day sweep", NOW + timedelta(days=1))):
+            cpu = time.process_time()
             seconds, count = await timed(sweeper, now)
-            print(f"{backend}: {label} over {args.persons} persons: {seconds:.2f} s, {count} prompts enqueued")
+            cpu = time.process_time() - cpu
+            print(f"{backend}: {label} over {args.persons} persons: {seconds:.2f} s "
+                  f"({cpu:.2f} s CPU in this process), {count} prompts enqueued")
+            verdicts.append(verdict(f"{label} over {args.persons} files on {backend}", seconds, 1.0, " s",
+                                    note=f"{cpu:.2f} s CPU here; {load()}"))
         async with db.unit() as uow:
             queued = (await uow.session.execute(select(func.count()).select_from(OutboxRow))).scalar_one()
         print(f"{backend}: outbox holds {queued} prompts")
+        print("\n".join(verdicts))
         await db.close()
 
 

@@ -40,7 +40,7 @@ from hub.services.alerts import AlertService
 from hub.services.concertations import ConcertationSweeper
 from hub.services.consent import ConsentReminders
 from hub.services.continuity import MembershipWatcher
-from hub.services.desks import ensure_desks
+from hub.services.desks import DeskGuard, ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
 from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triage
@@ -113,6 +113,8 @@ class Relais:
                                      on_enqueued=self.outbox.wake)
         self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake)
         self.intake.membership_handlers.append(self.continuity.on_membership)
+        self.desk_guard = DeskGuard(self.db, self.clock, on_enqueued=self.outbox.wake)
+        self.intake.membership_handlers.append(self.desk_guard.on_membership)
         self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
                                                     on_enqueued=self.outbox.wake)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake)

@@ -27,10 +27,13 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
+    Event,
     JoinedMembersError,
     LoginResponse,
+    MatrixRoom,
     RoomCreateResponse,
     RoomGetStateResponse,
+    RoomMemberEvent,
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
@@ -275,14 +278,20 @@ class BotClient:
         while not self._stopping.is_set():
             try:
                 first = not self.synced_once.is_set()
+                # Never full_state: a restart resumes from the token like any client, and a room's
+                # state is loaded the first time a send needs it (load_room), so the restart does
+                # not grow with the number of rooms.
                 resp = await self.api.sync(timeout=0 if first else 30_000, sync_filter=SYNC_FILTER,
-                                           since=token, full_state=first and token is not None)
+                                           since=token)
                 if isinstance(resp, ErrorResponse):
                     if resp.retry_after_ms:
                         await asyncio.sleep(resp.retry_after_ms / 1000)
                         continue
                     raise TransientError("sync", resp.status_code)
                 assert isinstance(resp, SyncResponse)
+                if self.trust is not None:
+                    # Before any await: no send may use a verdict older than this sync's news.
+                    self.trust.forget(list(resp.device_list.changed) + list(resp.device_list.left))
                 await self._crypto_housekeeping()
                 await handle(resp)
                 token = resp.next_batch
@@ -378,8 +387,12 @@ class BotClient:
         return self._room_version
 
     async def find_room(self, state_type: str, marker: dict[str, str]) -> str | None:
-        """After an interrupted createRoom, find the room it may have made by its marker."""
-        for room_id in list(self.api.rooms):
+        """After an interrupted createRoom, find the room it may have made by its marker.
+
+        Asks the homeserver for the joined rooms: since restarts sync incrementally, nio's
+        `rooms` holds only the rooms seen since the start."""
+        resp = _check(await self.api.joined_rooms(), "joined_rooms")
+        for room_id in reversed(list(resp.rooms)):
             resp = await self.api.room_get_state_event(room_id, state_type, "")
             if not isinstance(resp, ErrorResponse) and getattr(resp, "content", None) == marker:
                 return str(room_id)
@@ -411,6 +424,28 @@ class BotClient:
         chunk = (await resp.json()).get("chunk", [])
         self._note_invited(room_id, [e["state_key"] for e in chunk if e.get("state_key")])
 
+    async def load_room(self, room_id: str) -> None:
+        """Read a room's whole state (GET /rooms/{id}/state: encryption, every member, invited
+        ones included) into nio, the first time a send needs a room that the incremental sync
+        since the start has not shown in full. Raises TransientError if the homeserver fails."""
+        events = await self.room_state(room_id)
+        api = self.api
+        room = api.rooms.get(room_id)
+        if room is None:
+            room = api.rooms[room_id] = MatrixRoom(room_id, self.user_id, room_id in api.encrypted_rooms)
+        for raw in events:
+            event = Event.parse_event(raw)
+            if isinstance(event, RoomMemberEvent):
+                room.handle_membership(event)
+            elif isinstance(event, Event):
+                room.handle_event(event)
+        room.members_synced = True
+        if room.encrypted:
+            api.encrypted_rooms.add(room_id)
+            if api.olm is not None:
+                api.olm.update_tracked_users(room)  # their devices are queried before the key is shared
+                api.invalidate_outbound_session(room_id)
+
     async def kick(self, room_id: str, user_id: str, reason: str) -> None:
         resp = await self.api.room_kick(room_id, user_id, reason)
         if isinstance(resp, ErrorResponse) and resp.status_code == "M_FORBIDDEN" \
@@ -428,8 +463,12 @@ class BotClient:
         """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
         room = self.api.rooms.get(room_id)
         if room is None or not room.encrypted:
-            # Never send in clear: wait until sync has shown us the room and its encryption.
-            raise TransientError(f"room {room_id} not synced yet", None)
+            # Not seen since the start (incremental sync), or seen only through a few events.
+            await self.load_room(room_id)
+            room = self.api.rooms.get(room_id)
+        if room is None or not room.encrypted:
+            # Never send in clear: wait until the room's state shows its encryption.
+            raise TransientError(f"room {room_id} not encrypted (yet)", None)
         if not room.members_synced:
             members = await self.api.joined_members(room_id)
             if isinstance(members, JoinedMembersError):

@@ -45,10 +45,19 @@ def decide(response: Mapping[str, Any], members: Iterable[str], bot: str,
            known: Mapping[str, Mapping[str, str]]) -> Decision:
     """Pure: the /keys/query response for `members`, and the devices nio knows
     (user → device → Ed25519 key), give the devices to block and the members left out."""
+    members = list(members)
+    return decide_signed({u: cross_signed_devices(response, u) for u in members}, members, bot, known)
+
+
+def decide_signed(verdicts: Mapping[str, Mapping[str, str]], members: Iterable[str], bot: str,
+                  known: Mapping[str, Mapping[str, str]]) -> Decision:
+    """Pure: each member's cross-signed devices (user → device → Ed25519 key, as
+    `cross_signed_devices` gives them) against the devices nio knows. A device nio knows that the
+    verdict does not list — a new one, or one whose key changed — is blocked."""
     blocked: set[tuple[str, str]] = set()
     unreachable: list[str] = []
     for user in members:
-        signed = cross_signed_devices(response, user)
+        signed = verdicts.get(user, {})
         for device_id, ed25519 in known.get(user, {}).items():
             # Same device id with another key is another device: it is not the one verified.
             if signed.get(device_id) != ed25519:
@@ -62,11 +71,41 @@ Unreachable = Callable[[str, tuple[str, ...]], Awaitable[None]]
 
 
 class DeviceTrust:
-    """Applied by BotClient.send before nio shares the room key."""
+    """Applied by BotClient.send before nio shares the room key.
+
+    Each member's verdict (their cross-signed devices) is kept until the homeserver says their
+    keys changed: Synapse lists a user in sync's `device_lists.changed` when they add or remove
+    a device, or upload cross-signing keys or signatures (client-server API, "Tracking the
+    device list for a user"); BotClient calls `forget` for them before anything else sees that
+    sync. A stale verdict can only block: a device it does not list is never shared with.
+    """
 
     def __init__(self, mode: TrustMode, on_unreachable: Unreachable | None = None) -> None:
         self.mode = mode
         self.on_unreachable = on_unreachable
+        self._verdicts: dict[str, dict[str, str]] = {}
+        # Bumped by forget(): a /keys/query answer older than the news is not kept.
+        self._generation: dict[str, int] = {}
+        self.queries = 0  # /keys/query requests made (for tests and bench)
+
+    def forget(self, users: Iterable[str]) -> None:
+        """Drop the kept verdicts of these users (their device list or signatures changed)."""
+        for user in users:
+            self._verdicts.pop(user, None)
+            self._generation[user] = self._generation.get(user, 0) + 1
+
+    async def _verdicts_for(self, api: AsyncClient, members: list[str]) -> dict[str, dict[str, str]]:
+        missing = [u for u in members if u not in self._verdicts]
+        if missing:
+            before = {u: self._generation.get(u, 0) for u in missing}
+            self.queries += 1
+            response = await query_keys(api, missing)
+            fresh = {u: cross_signed_devices(response, u) for u in missing}
+            for user, signed in fresh.items():
+                if self._generation.get(user, 0) == before[user]:
+                    self._verdicts[user] = signed
+            return {**{u: self._verdicts[u] for u in members if u in self._verdicts}, **fresh}
+        return {u: self._verdicts[u] for u in members}
 
     async def apply(self, api: AsyncClient, room_id: str) -> Decision:
         olm = api.olm
@@ -78,7 +117,7 @@ class DeviceTrust:
         if self.mode == "all":
             decision = Decision(frozenset(), ())
         else:
-            decision = decide(await query_keys(api, members), members, api.user_id, known)
+            decision = decide_signed(await self._verdicts_for(api, members), members, api.user_id, known)
         for user in members:
             for device in olm.device_store.active_user_devices(user):
                 if device.id == api.device_id and user == api.user_id:
@@ -96,6 +135,7 @@ class DeviceTrust:
                         api.unblacklist_device(device)
                     log.info("room keys shared again with a device now cross-signed (or trust = all)")
         if decision.unreachable and self.on_unreachable is not None:
+            # Every send: the member is noted as waiting (bots/readable.py) each time anew.
             await self.on_unreachable(room_id, decision.unreachable)
         return decision
 

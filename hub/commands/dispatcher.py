@@ -41,6 +41,30 @@ def accepted_marker(event_id: str) -> str:
     return marker if len(marker) <= 255 else "accepted:#" + hashlib.sha256(event_id.encode()).hexdigest()
 
 
+def origin_marker(room_id: str, sender: str, event_id: str) -> str:
+    """Claimed with every command event (accepted or refused): an edit (`m.replace`) is one of
+    this command only when it comes from the same sender in the same room. Matrix does not check
+    an edit's sender: anyone can send an `m.replace` pointing at anyone's event (Matrix spec,
+    "Event replacements": clients must ignore one whose sender differs), and event ids are global."""
+    digest = hashlib.sha256(f"{room_id}\n{sender}\n{event_id}".encode()).hexdigest()
+    return f"origin:{digest}"
+
+
+def thread_key(room_id: str, sender: str, event_id: str) -> str:
+    """kv key (64 characters at most) of the thread a command was typed in: an edit carries only
+    its `m.replace` relation, and its answer must go to the original's thread."""
+    digest = hashlib.sha256(f"{room_id}\n{sender}\n{event_id}".encode()).hexdigest()
+    return f"thread:{digest[:56]}"
+
+
+async def _remember(uow: UnitOfWork, room_id: str, sender: str, event_id: str, message: Message,
+                    now: datetime) -> None:
+    """A command seen (accepted or refused): its author may edit it, here, in its thread."""
+    await uow.events.claim(origin_marker(room_id, sender, event_id), now)
+    if message.thread_root:
+        await uow.kv.set(thread_key(room_id, sender, event_id), message.thread_root)
+
+
 def audit_detail(inv: Invocation) -> dict[str, Any]:
     """{"fields": [names of the arguments given]}: the audit keeps who, when, which command, which
     file and which fields (SPEC §4), never a value (a birth date, a name, a reason, a NIR)."""
@@ -83,10 +107,19 @@ class Dispatcher:
                     return False  # not a room of ours: the claim alone is kept
                 case_ref = ctx.case_ref
                 command_id = message.replaces or event_id
-                if message.replaces and await uow.events.seen(accepted_marker(command_id)):
-                    effects: list[Effect] = [ctx.reply("command.edit_not_run",
-                                                       command=_excerpt(message.text))]
-                else:
+                effects: list[Effect] = []
+                if message.replaces and not await uow.events.seen(origin_marker(room_id, sender, command_id)):
+                    # Someone else's command, one from another room, or no command at all: an
+                    # edit of it never runs and never marks it (its author may still correct it).
+                    effects = [ctx.reply("command.edit_not_theirs", command=_excerpt(message.text))]
+                elif message.replaces:  # answered where the command it corrects was typed
+                    root = await uow.kv.get(thread_key(room_id, sender, command_id))
+                    message = replace(message, thread_root=root)
+                if message.replaces and not effects and await uow.events.seen(accepted_marker(command_id)):
+                    effects = [ctx.reply("command.edit_not_run", command=_excerpt(message.text))]
+                elif not effects:
+                    if not message.replaces:
+                        await _remember(uow, room_id, sender, event_id, message, now)
                     effects = await self._run(ctx, message.text)
                     await uow.events.claim(accepted_marker(command_id), now)
                 await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now)
@@ -100,7 +133,7 @@ class Dispatcher:
             ref = secrets.token_hex(4)
             log.exception("command failed in room %s (reference %s)", room_id, ref)
             error = DomainError("error.internal", ref=ref)
-        return await self._reply_error(event_id, room_id, case_ref, error, spec, message)
+        return await self._reply_error(event_id, sender, room_id, case_ref, error, spec, message)
 
     async def undecryptable(self, event_id: str, sender: str, room_id: str, thread_root: str | None = None) -> bool:
         """Tell `sender` (no content: none could be read) that their message could not be read and
@@ -140,7 +173,7 @@ class Dispatcher:
             for e in effects
         ]
 
-    async def _reply_error(self, event_id: str, room_id: str, case_ref: str, error: DomainError,
+    async def _reply_error(self, event_id: str, sender: str, room_id: str, case_ref: str, error: DomainError,
                            spec: CommandSpec | None, message: Message) -> bool:
         now = self.clock.now()
         params = dict(error.params)
@@ -152,6 +185,8 @@ class Dispatcher:
         async with self.db.unit() as uow:
             if not await uow.events.claim(event_id, now):
                 return False
+            if not message.replaces:  # a refused command: its author's edit may correct it
+                await _remember(uow, room_id, sender, event_id, message, now)
             await enqueue(uow, f"cmd:{event_id}", [notice], now)
         self.on_enqueued()
         return True

@@ -16,7 +16,14 @@ The one place where client and keyboard habits are undone before a command is pa
   marks) are never part of a word;
 - typographic quotes (“ ” „ ‟ « » ‹ › ‘ ’ ‚ ‛, with or without no-break spaces inside) are the
   ASCII quotes the person meant; an apostrophe inside a word is text (`l'aide`);
-- a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`).
+- a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`);
+- a pill is the n-th occurrence of its shown text, as in the HTML (a display name may also be a
+  command word); a permalink pasted as a word (`https://matrix.to/#/@u:server`, `matrix:u/…`) is
+  that user; a command wrapped as code (`` `!plan` ``, a fenced block) is the command;
+- `m.notice` (what bots send) and `m.emote` (`/me`) are never commands; a command quoted in a
+  reply fallback never runs.
+Who may edit what is not read here: the dispatcher runs an edit only for its command's own
+sender and room (Matrix lets anyone send an `m.replace`).
 """
 
 from __future__ import annotations
@@ -36,8 +43,18 @@ _OPTION = re.compile(f"^([{re.escape(DASHES)}]{{1,2}})(\\w.*)$", re.DOTALL)
 _QUOTE_MAP = {ord(c): '"' for c in DOUBLE_QUOTES} | {ord(c): "'" for c in SINGLE_QUOTES}
 _USER_IN_LINK = re.compile(r"#/(?:user/)?(@[^/?#\s]+:[^/?#\s]+)|^matrix:u/([^@!#$/?\s][^/?#\s]*:[^/?#\s]+)")
 _USER_ID = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]]+(:\d+)?$")
-_MD_LINK = re.compile(r"\[([^\[\]\n]*)\]\(\s*<?([^()\s<>]+)>?\s*\)")
+#: The end of a markdown link, `](target)`; its text, up to the `[` that opens it, is found by
+#: walking back at most LINK_TEXT_MAX characters (Synapse keeps display names to 256): a regex
+#: looking forward from every `[` costs a scan of the message each, a minute for 60 kB of `[\]`.
+_LINK_TARGET = re.compile(r"\]\(\s*<?([^()\s<>]+)>?\s*\)")
+LINK_TEXT_MAX = 512
+#: A permalink pasted as a word (Element's "Share profile" / "Copy link"), maybe `<…>` and followed
+#: by sentence punctuation.
+_BARE_LINK = re.compile(r"(?<!\S)<?((?:https?://|matrix:)[^\s<>]+?)>?([.,;:!?…]*)(?!\S)")
 _FALLBACK_LINE = re.compile(r"^>.*$")
+#: Past this many pills, they are read from the HTML alone (placing each in `body` costs a scan
+#: of the message: a 60 kB message of pills must not hold the sync loop for seconds).
+MAX_PILLS = 64
 
 
 @dataclass(frozen=True)
@@ -81,13 +98,21 @@ def read_message(content: Mapping[str, Any]) -> Message:
     reply_to = reply_to if isinstance(reply_to, str) else None
     if rel_type == "m.replace" and target:
         new = content.get("m.new_content")
-        if not isinstance(new, Mapping):
+        if not isinstance(new, Mapping) or _not_typed(new.get("msgtype", content.get("msgtype"))):
             return Message("", replaces=target)
         return Message(command_text(new), replaces=target)
+    if _not_typed(content.get("msgtype")):
+        return Message("", reply_to=reply_to)
     thread_root = target if rel_type == "m.thread" else None
     if thread_root and relation.get("is_falling_back") is True:
         reply_to = None  # the "reply" only helps clients without threads: not a real reply
     return Message(command_text(content), thread_root=thread_root, reply_to=reply_to)
+
+
+def _not_typed(msgtype: object) -> bool:
+    """`m.notice` is what bots send and must never be answered (Matrix spec, "m.notice": it
+    prevents loops between bots); `m.emote` is `/me …`, an action, not a command."""
+    return msgtype in ("m.notice", "m.emote")
 
 
 def command_text(content: Mapping[str, Any]) -> str:
@@ -103,9 +128,22 @@ def command_text(content: Mapping[str, Any]) -> str:
         except Exception:  # malformed HTML: the body alone is read
             html_reader = _HtmlReader()
         if html_reader.pills:
-            body = _pills_in_body(body, html_reader.pills) or html_reader.text()
-    body = _MD_LINK.sub(_markdown_pill, body)
-    return normalise(body)
+            placed = _pills_in_body(body, html_reader.pills) if len(html_reader.pills) <= MAX_PILLS else None
+            body = placed or html_reader.text()
+    body = _BARE_LINK.sub(_bare_pill, _markdown_pills(body))
+    return unwrap_code(normalise(body))
+
+
+def unwrap_code(text: str) -> str:
+    """A command sent as code (`` `!plan` ``, or a ``` fenced block: Element sends `<code>`) is the
+    command: people paste what a help notice shows as code. Only a wrapped `!…` is unwrapped."""
+    fenced = re.fullmatch(r"```[^\n`]*\n(.*?)\n?```", text, re.DOTALL)
+    inner = fenced.group(1) if fenced else None
+    if inner is None and len(text) > 2 and text[0] == text[-1] == "`" and "`" not in text[1:-1]:
+        inner = text[1:-1]
+    if inner is not None and inner.strip().startswith("!"):
+        return inner.strip()
+    return text
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -124,9 +162,10 @@ def strip_reply_fallback(body: str) -> str:
 def normalise(text: str) -> str:
     """Spaces, invisible characters and quotes as the person meant them (NFC, trimmed)."""
     out: list[str] = []
-    for char in unicodedata.normalize("NFC", text):
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    for index, char in enumerate(text):
         category = unicodedata.category(char)
-        if category == "Cf":
+        if category == "Cf" and not _in_emoji(text, index, out):
             continue
         if char in "\n\r\t" or category in ("Zs", "Zl", "Zp"):
             out.append("\n" if char in "\n\r" or category in ("Zl", "Zp") else " ")
@@ -135,6 +174,21 @@ def normalise(text: str) -> str:
         else:
             out.append(char)
     return "".join(out).translate(_QUOTE_MAP).strip()
+
+
+def _in_emoji(text: str, index: int, out: list[str]) -> bool:
+    """A zero-width joiner between two emoji (👩‍⚕️, 👨‍👩‍👧) or a tag character after one (🏴 flags of
+    regions) is part of the emoji, not an invisible mark (Unicode TS #51)."""
+    char = text[index]
+    after_emoji = bool(out) and (_emoji_like(out[-1]) or 0xE0020 <= ord(out[-1]) <= 0xE007F)
+    if char == "\u200d":
+        return after_emoji and index + 1 < len(text) and _emoji_like(text[index + 1])
+    return 0xE0020 <= ord(char) <= 0xE007F and after_emoji
+
+
+def _emoji_like(char: str) -> bool:
+    return unicodedata.category(char) in ("So", "Sk") or char in "\ufe0f\u2640\u2642\u2695" or (
+        0x1F3FB <= ord(char) <= 0x1F3FF)
 
 
 def user_in_link(href: str) -> str | None:
@@ -205,29 +259,80 @@ def _closing_single(text: str, i: int) -> int | None:
         i = close + 1
 
 
-def _markdown_pill(found: re.Match[str]) -> str:
-    user = user_in_link(found.group(2))
-    return user if user is not None else found.group(0)
+def _bare_pill(found: re.Match[str]) -> str:
+    user = user_in_link(found.group(1))
+    return user + found.group(2) if user is not None else found.group(0)
 
 
-def _pills_in_body(body: str, pills: list[tuple[str, str]]) -> str | None:
-    """Each pill's shown text replaced, in order, by its user id; None when one is missing."""
+def _markdown_pills(body: str) -> str:
+    """Each markdown link to a user (`[Name](https://matrix.to/#/@u:server)`, Element X) as the
+    user id; other links stay text. At most MAX_PILLS links are read."""
+    out: list[str] = []
+    cursor = done = 0
+    for found in _LINK_TARGET.finditer(body):
+        if done >= MAX_PILLS:
+            break
+        user = user_in_link(found.group(1))
+        floor = max(cursor, found.start() - LINK_TEXT_MAX)
+        start = None if user is None else _link_text_start(body, found.start(), floor)
+        if user is None or start is None:
+            continue
+        out += [body[cursor:start], user]
+        cursor, done = found.end(), done + 1
+    out.append(body[cursor:])
+    return "".join(out)
+
+
+def _link_text_start(body: str, close: int, floor: int) -> int | None:
+    """Where the `[` opening the link text that `body[close]` (a `]`) ends is: nested brackets
+    (`Dr [P]`) and escaped ones (`\\[`) are text. None before `floor` or across a new line."""
+    depth, i = 0, close - 1
+    while i >= floor:
+        char = body[i]
+        if char == "\n":
+            return None
+        if char in "[]" and i > floor and body[i - 1] == "\\":
+            i -= 2
+            continue
+        if char == "]":
+            depth += 1
+        elif char == "[":
+            if depth == 0:
+                return i
+            depth -= 1
+        i -= 1
+    return None
+
+
+def _pills_in_body(body: str, pills: list[tuple[str, str, str]]) -> str | None:
+    """Each pill's shown text replaced by its user id; None when one cannot be placed.
+
+    A pill is the n-th occurrence of its shown text in the HTML (`prefix` is the HTML's text
+    before it, earlier pills as their shown text), so it is the n-th occurrence in `body` too:
+    a display name that is also a command word or a word of a free text (`equipe`, `Anne` in
+    `"Soins Anne"`) is never taken for the pill."""
     out: list[str] = []
     cursor = 0
-    for shown, user in pills:
+    for shown, user, prefix in pills:
         shown = shown.removeprefix("@") if not _USER_ID.match(shown) else shown
-        link = re.compile(r"\[@?" + re.escape(shown) + r"\]\([^)\s]*\)")
-        by_link = link.search(body, cursor)
-        at = body.find(shown, cursor) if shown else -1
-        if by_link is not None and (at < 0 or by_link.start() <= at):
-            out.append(body[cursor:by_link.start()])
-            cursor = by_link.end()
-        elif at >= 0:
-            before = at - 1 if at > cursor and body[at - 1] == "@" and not shown.startswith("@") else at
-            out.append(body[cursor:before])
-            cursor = at + len(shown)
-        else:
+        if not shown:
             return None
+        at, skip = -1, prefix.count(shown)
+        for _ in range(skip + 1):
+            at = body.find(shown, at + 1)
+            if at < 0:
+                return None
+        if at < cursor:
+            return None
+        start, end = at, at + len(shown)
+        link = re.compile(r"\[@?" + re.escape(shown) + r"\]\([^)\s]*\)")
+        by_link = link.match(body, start - 2 if body[start - 2:start] == "[@" else start - 1)
+        if start > cursor and by_link is not None and by_link.start() >= cursor:
+            start, end = by_link.start(), by_link.end()
+        elif start > cursor and body[start - 1] == "@" and not shown.startswith("@"):
+            start -= 1
+        out.append(body[cursor:start])
+        cursor = end
         if body.startswith(": ", cursor):  # older Element Web: "Name: " for a mention
             cursor += 1
         out.append(user)
@@ -240,8 +345,9 @@ class _HtmlReader(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.pills: list[tuple[str, str]] = []
+        self.pills: list[tuple[str, str, str]] = []  # (shown text, user id, text before it)
         self._parts: list[str] = []
+        self._plain: list[str] = []  # the text with pills as their shown text
         self._in_reply = 0
         self._link: str | None = None
         self._shown: list[str] = []
@@ -256,6 +362,7 @@ class _HtmlReader(HTMLParser):
             self._shown = []
         elif tag in ("br", "p", "div", "li"):
             self._parts.append("\n")
+            self._plain.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "mx-reply":
@@ -263,8 +370,11 @@ class _HtmlReader(HTMLParser):
         elif self._in_reply:
             return
         elif tag == "a" and self._link is not None:
-            self.pills.append(("".join(self._shown).strip(), self._link))
+            shown = "".join(self._shown).strip()
+            prefix = "".join(self._plain) if len(self.pills) < MAX_PILLS else ""
+            self.pills.append((shown, self._link, prefix))
             self._parts.append(self._link)
+            self._plain.append(shown)
             self._link = None
 
     def handle_data(self, data: str) -> None:
@@ -274,6 +384,7 @@ class _HtmlReader(HTMLParser):
             self._shown.append(data)
         else:
             self._parts.append(data)
+            self._plain.append(data)
 
     def text(self) -> str:
         return "".join(self._parts)

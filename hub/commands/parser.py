@@ -10,7 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from hub.commands.normalise import QuoteError, Token, normalise, option_name, tokenise, typed_option
+from hub.commands.normalise import DASHES, QuoteError, Token, normalise, option_name, tokenise, typed_option
 from hub.domain import limits
 from hub.domain.errors import DomainError
 
@@ -32,32 +32,57 @@ class Who(StrEnum):
     TRIAGE = "triage"  # the coordinators and case managers, in the triage room
 
 
+#: Sentence punctuation a person may put after a word (`!aide ?`, `@gp:example.org,`, `medecin.`):
+#: never part of a command word, a user id, a choice, a number, a date or a case reference.
+TRAILING = ".,;:!?…"
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_FRENCH_DATE = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})")
+_DASH_MAP = {ord(c): "-" for c in DASHES}
+
+
 def _date(text: str) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    """ISO `2026-11-27` or French `27/11/2026`, `1/2/2026`, `27.11.2026`, `27-11-2026` (SPEC §6:
+    French dates are accepted as input); any dash a keyboard makes, full-width digits. A two-digit
+    year is refused: a birth date in 26 is 1926 or 2026."""
+    text = unicodedata.normalize("NFKC", text).translate(_DASH_MAP)
+    if found := _ISO_DATE.fullmatch(text):
+        year, month, day = found.group(1, 2, 3)
+    elif found := _FRENCH_DATE.fullmatch(text):
+        day, month, year = found.group(1, 3, 4)
+    else:
         raise ValueError
-    return date.fromisoformat(text)
+    return date(int(year), int(month), int(day))
 
 
 def _user(text: str) -> str:
+    """`@local:server`, also written `<@local:server>`; lower-cased (Matrix user ids are lower
+    case, and a phone capitalises the first letter it sees)."""
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    text = text.lower()
     if not USER_ID.match(text):
         raise ValueError
     return text
 
 
 def _case_ref(text: str) -> str:
+    text = text.upper()
     if not CASE_REF.match(text):
         raise ValueError
     return text
 
 
 def _int(text: str) -> int:
-    if not text.isdigit():
+    text = unicodedata.normalize("NFKC", text)
+    if not (text.isascii() and text.isdigit()):
         raise ValueError
     return int(text)
 
 
 def _text(text: str) -> str:
-    if not text.strip():
+    """Free text with something in it: `!rupture ?` or `!plan ajouter . .` asks for help (the
+    usage line answers it); it records no break made of a question mark."""
+    if not any(char.isalnum() or unicodedata.category(char) == "So" for char in text):
         raise ValueError
     return text
 
@@ -78,6 +103,8 @@ class Arg:
     def convert(self, raw: str) -> Any:
         if self.kind == "text" and len(raw) > limits.limit(self.name):
             raise UsageError("error.too_long", arg=self.name, max=limits.limit(self.name), length=len(raw))
+        if self.kind != "text":
+            raw = raw.rstrip(TRAILING) or raw
         if self.kind == "choice":
             # Accents and case are ignored on both sides: "étendue", "etendue" and "ÉTENDUE" match.
             words = {fold(word): choice for word, choice in self.aliases.items()}
@@ -160,7 +187,7 @@ def fold(word: str) -> str:
 def _match(words: list[Token], specs: Sequence[CommandSpec]) -> tuple[CommandSpec, int, bool] | None:
     """Longest command name (English or French) that prefixes the words."""
     best: tuple[CommandSpec, int, bool] | None = None
-    lowered = [fold(w.value) if not w.quoted else "" for w in words]
+    lowered = [fold(w.value).rstrip(TRAILING) if not w.quoted else "" for w in words]
     for spec in specs:
         for names, french in ((spec.name.split(), False), (spec.alias.split(), True)):
             n = len(names)
@@ -181,8 +208,14 @@ def parse(body: str, specs: Sequence[CommandSpec]) -> Invocation:
     found = _match(words, specs)
     if found is None:
         raise UsageError("error.unknown_command", command=words[0].value)
+    rest = words[found[1]:]
     try:
-        return _bind(found[0], body, words[found[1]:])
+        try:
+            return _bind(found[0], body, rest)
+        except UsageError:
+            if not rest or rest[-1].quoted or rest[-1].value.strip(TRAILING):
+                raise
+            return _bind(found[0], body, rest[:-1])  # `!aide ?`, `!plan .`: a lone final mark
     except UsageError as exc:
         if exc.spec is None:
             raise UsageError(exc.key, found[0], **exc.params) from None

@@ -78,8 +78,11 @@ def check_new_identifiers(existing: tuple[Identifier, ...], new: tuple[Identifie
 
 
 def check_display_name(name: str) -> str:
+    """The name as shown, spaces collapsed; DomainError("error.display_name") when it is empty,
+    longer than 120 characters, or has no letter at all (`!nouveau ?` asks for help, it does not
+    open a file named "?")."""
     name = " ".join(name.split())
-    if not name or len(name) > 120:
+    if not name or len(name) > 120 or not any(char.isalpha() for char in name):
         raise DomainError("error.display_name")
     return name
 

@@ -7,9 +7,10 @@ configured is closed (its owner is told, the bot leaves), and a changed role is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from datetime import datetime
 
+from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, LeaveRoom, Notify
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
@@ -66,3 +67,45 @@ async def adopt_desk(db: Database, user_id: str, role: str, room_id: str) -> Non
     async with db.unit() as uow:
         await uow.desks.ensure(user_id, role)
         await uow.desks.set_room(user_id, room_id)
+
+
+#: Memberships by which someone other than its owner could read what the bot says in a desk.
+_INTRUSIONS = ("join", "invite", "knock")
+
+
+class DeskGuard:
+    """A desk stays a private room of the bot and its owner after adoption too (SPEC §3, issue 17
+    §3): when anyone else joins it, is invited to it or knocks, the bot says so there (no
+    content), leaves it, and opens a new desk for its owner. What the bot would answer there
+    next (a caseload, names) must never reach a third person."""
+
+    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.clock = clock
+        self.on_enqueued = on_enqueued
+
+    async def on_membership(self, room_id: str, event_id: str, user_id: str, change: str) -> None:
+        """Intake's membership handler: (room, event, the member whose membership changed, change)."""
+        if change in _INTRUSIONS and await self.intruded(room_id, event_id, user_id):
+            self.on_enqueued()
+
+    async def intruded(self, room_id: str, event_id: str, user_id: str) -> bool:
+        """True when `user_id` entering `room_id` made a desk no longer private (handled once)."""
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            desk = await uow.desks.owner(room_id)
+            if desk is None or desk[0] == user_id or desk[0] == TRIAGE_DESK:
+                return False  # the triage room has members by design (services/referrals.py)
+            if not await uow.events.claim(event_id, now):
+                return False
+            owner = desk[0]
+            await uow.desks.set_room(owner, None)
+            effects: list[Effect] = [
+                Notify("command.reply", "", "desk.not_private", {}, room_id=room_id),
+                LeaveRoom(room_id),
+                CreateDesk(owner),
+                Notify("command.reply", "", "desk.welcome", {}, desk=owner),
+            ]
+            await enqueue(uow, f"desk-not-private:{event_id}", effects, now)
+        log.warning("left a desk that someone other than its owner entered; a new desk is opened")
+        return True

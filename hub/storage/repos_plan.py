@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, union, update
+from sqlalchemy import func, insert, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.evaluations import Evaluation, Reason, Tool
 from hub.domain.plan import ItemStatus, PlanItem
 from hub.domain.team import Role
+from hub.storage.bulk import insert_rows
 from hub.storage.models import MemberRow, OutboxRow, PersonRow
 from hub.storage.models_plan import EvaluationDueRow, EvaluationRow, PlanItemRow, SentPromptRow
 
@@ -239,13 +240,12 @@ class PlanRepo:
         wanted = set(keys)
         if not wanted:
             return set()
-        # Row-value IN: one probe of the unique index per pair (two separate IN lists would
-        # probe their cross product).
+        # One expanding IN on the case (a single bound list, no per-pair SQL to build), then the
+        # pairs kept here: a file has a few sent occasions, so few rows come back.
+        refs = sorted({ref for ref, _ in wanted})
         result = await self.s.execute(
-            select(SentPromptRow.case_ref, SentPromptRow.occasion)
-            .where(tuple_(SentPromptRow.case_ref, SentPromptRow.occasion).in_(sorted(wanted)))
-        )
-        return {(ref, occasion) for ref, occasion in result.all()}
+            select(SentPromptRow.case_ref, SentPromptRow.occasion).where(SentPromptRow.case_ref.in_(refs)))
+        return {(ref, occasion) for ref, occasion in result.all() if (ref, occasion) in wanted}
 
     async def is_sent(self, case_ref: str, occasion: str) -> bool:
         result = await self.s.execute(
@@ -253,9 +253,8 @@ class PlanRepo:
         return result.first() is not None
 
     async def record_sent(self, keys: Iterable[tuple[str, str]], now: datetime) -> None:
-        params = [{"case_ref": ref, "occasion": occasion, "sent_at": now} for ref, occasion in keys]
-        if params:
-            await self.s.execute(insert(SentPromptRow), params)
+        await insert_rows(self.s, SentPromptRow.__table__,
+                          [{"case_ref": ref, "occasion": occasion, "sent_at": now} for ref, occasion in keys])
 
     async def enqueue_notices(self, entries: Iterable[tuple[str, str | None, dict[str, Any]]], now: datetime) -> None:
         """Outbox `notify` entries (key, case_ref, payload) in one multi-row insert.
@@ -264,7 +263,6 @@ class PlanRepo:
         key at a time. No existence check is needed here: a prompt's key is written only with its
         `sent_prompts` row, whose unique (case, occasion) was checked in the same transaction.
         """
-        params = [{"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
-                   "state": "pending", "attempts": 0} for key, ref, payload in entries]
-        if params:
-            await self.s.execute(insert(OutboxRow), params)
+        await insert_rows(self.s, OutboxRow.__table__, [
+            {"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
+             "state": "pending", "attempts": 0} for key, ref, payload in entries])

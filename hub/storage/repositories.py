@@ -221,7 +221,8 @@ class DeskRepo:
         await self.s.flush()
         return True
 
-    async def set_room(self, user_id: str, room_id: str) -> None:
+    async def set_room(self, user_id: str, room_id: str | None) -> None:
+        """The desk's room; None while a new one is to be created (the outbox sets it)."""
         await self.s.execute(update(DeskRow).where(DeskRow.user_id == user_id).values(room_id=room_id))
 
     async def all(self) -> list[tuple[str, str, str | None]]:

@@ -3,6 +3,7 @@ an undecryptable message is reported once an hour (issue 16 §4, §5, §7)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,3 +98,76 @@ async def test_an_edit_of_a_command_with_the_longest_event_id(
     assert await d.handle(original, CM, DESK, {"msgtype": "m.text", "body": "!file-active"})
     assert await d.handle("$edit", CM, DESK, edit(original, "!aide"))
     assert [n["message"] for n in await _notices(database)] == ["reply.caseload", "command.edit_not_run"]
+
+
+CM2, DESK2, ROOM = "@cm2:x", "!desk2:x", "!person:x"
+
+
+async def _two_rooms(database: Database, d: Dispatcher) -> str:
+    """A second case manager's desk, and a person's room where CM manages the file."""
+    await adopt_desk(database, CM2, "case_manager", DESK2)
+    d.settings = replace(d.settings, case_managers=(CM, CM2))
+    assert await d.handle("$open", CM, DESK, {"msgtype": "m.text", "body": "!nouveau « Paulette Exemple »"})
+    async with database.unit() as uow:
+        await uow.persons.set_room("R-2026-0001", ROOM)
+    return "R-2026-0001"
+
+
+async def test_an_edit_from_someone_else_or_from_another_room_never_runs_nor_blocks_the_author(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    """Synapse accepts an m.replace from anyone, pointing at any event id (Matrix spec, "Event
+    replacements": the receiver must check the sender). Review r16."""
+    d, _ = dispatcher
+    await _two_rooms(database, d)
+    assert await d.handle("$refused", CM, DESK, {"msgtype": "m.text", "body": "!nouveau"})
+    # Someone else's edit of CM's refused command: not run, and it must not mark it as accepted.
+    assert await d.handle("$x1", CM2, DESK2, edit("$refused", "!nouveau « Autre Personne »"))
+    # The author's own edit, but sent in another room: not run either.
+    assert await d.handle("$x2", CM, ROOM, edit("$refused", "!nouveau « Autre Personne »"))
+    # CM's accepted command edited by CM2: not run, and not told "already carried out".
+    assert await d.handle("$x3", CM2, DESK2, edit("$open", "!file-active"))
+    # The author corrects their own command where they typed it: it runs, once.
+    assert await d.handle("$fix", CM, DESK, edit("$refused", "!nouveau « Paulette Seconde »"))
+    messages = [n["message"] for n in await _notices(database)]
+    assert messages == ["team.opened", "reply.new", "error.missing_argument", "command.edit_not_theirs",
+                        "command.edit_not_theirs", "command.edit_not_theirs", "team.opened", "reply.new"]
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 3  # Paulette Exemple and Paulette Seconde only
+        assert (await uow.persons.get("R-2026-0002")).display_name == "Paulette Seconde"  # type: ignore[union-attr]
+
+
+async def test_an_edit_of_a_message_that_was_not_a_command_does_not_run(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    assert not await d.handle("$chat", CM, DESK, {"msgtype": "m.text", "body": "bonjour"})
+    assert await d.handle("$e", CM, DESK, edit("$chat", "!nouveau « Paulette Exemple »"))
+    assert [n["message"] for n in await _notices(database)] == ["command.edit_not_theirs"]
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 1
+
+
+async def test_an_edit_of_a_thread_command_is_answered_in_that_thread(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    """The edit carries only its m.replace relation: the thread is the original's (review r16)."""
+    d, _ = dispatcher
+    thread = {"rel_type": "m.thread", "event_id": "$root", "is_falling_back": True,
+              "m.in_reply_to": {"event_id": "$root"}}
+    assert await d.handle("$t", CM, DESK, {"msgtype": "m.text", "body": "!nouveau", "m.relates_to": thread})
+    assert await d.handle("$e1", CM, DESK, edit("$t", "!nouveau « Paulette Exemple »"))
+    assert await d.handle("$e2", CM, DESK, edit("$t", "!nouveau « Paulette Autre »"))
+    placed = [(n["message"], n["thread_root"], n["in_reply_to"]) for n in await _notices(database)]
+    assert placed == [("error.missing_argument", "$root", "$t"), ("team.opened", None, None),
+                      ("reply.new", "$root", "$e1"), ("command.edit_not_run", "$root", "$e2")]
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("!nouveau ?", "error.missing_argument"), ("!nouveau .", "error.missing_argument"),
+    ("!nouveau « … »", "error.bad_text"), ("!nouveau 123", "error.display_name"),
+    ("!nouveau « 1938 » --naissance 1938-07-14", "error.display_name")])
+async def test_a_name_without_a_letter_opens_no_file(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock], text: str, key: str) -> None:
+    d, _ = dispatcher
+    assert await d.handle("$n", CM, DESK, {"msgtype": "m.text", "body": text})
+    assert [n["message"] for n in await _notices(database)] == [key]
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 1

@@ -100,6 +100,14 @@ async def test_element_and_phone_shapes_are_understood_and_answered_where_typed(
     # 5. Edits: a refused command corrected runs once; an accepted one never runs again.
     wrong_id, wrong = await _say(hub, room_id, {"msgtype": "m.text", "body": '!plan ajouter "Toilette"'})
     assert kind_of(wrong) == "command.error"
+    # Synapse takes an m.replace from anyone: another member's "edit" of cm's command never runs,
+    # and never stops cm from correcting it (review r16).
+    await accept_invite(await hub.client("gp"), room_id)
+    _, foreign = await _say(hub, room_id, {
+        "msgtype": "m.text", "body": '* !plan ajouter "Intrus" "Rien"',
+        "m.new_content": {"msgtype": "m.text", "body": '!plan ajouter "Intrus" "Rien"'},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": wrong_id}}, name="gp")
+    assert kind_of(foreign) == "command.reply" and "rien exécuté" in foreign.body, foreign.body
     edit = {"msgtype": "m.text", "body": '* !plan ajouter "Toilette" "Aide à domicile"',
             "m.new_content": {"msgtype": "m.text", "body": '!plan ajouter "Toilette" "Aide à domicile"'},
             "m.relates_to": {"rel_type": "m.replace", "event_id": wrong_id}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import nio
 import pytest
 from sqlalchemy import select
 
@@ -180,7 +181,11 @@ async def test_restart_answers_commands_sent_while_down_once_and_creates_nothing
     assert len(ids) == len(set(ids))
     replies = [e for e in notices if kind_of(e) == "command.reply"]
     assert len(replies) == 2  # one per !team typed, the one sent while down included
-    bot_rooms = [r for r in relais.client.api.rooms.values() if r.name == f"Suivi {case_ref}"]
+    # Asked of the homeserver: a restart syncs from its token, so nio holds only the rooms seen since.
+    joined = await relais.client.api.joined_rooms()
+    assert isinstance(joined, nio.JoinedRoomsResponse)
+    names = [await relais.client.api.room_get_state_event(r, "m.room.name") for r in joined.rooms]
+    bot_rooms = [n for n in names if getattr(n, "content", {}).get("name") == f"Suivi {case_ref}"]
     assert len(bot_rooms) == 1
     # The same device throughout: the kept store was reused.
     assert relais.client.api.device_id == (await hub.client("cm")).device_id or True

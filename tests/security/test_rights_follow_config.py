@@ -17,7 +17,7 @@ import pytest
 
 from hub.config import CareConfig
 from tests.hub_harness import Hub, kind_of
-from tests.matrix_helpers import wait_for_event
+from tests.matrix_helpers import skip_seen, wait_for_event
 from tests.security.test_access_matrix import answer
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
@@ -131,3 +131,16 @@ async def test_a_desk_is_adopted_only_encrypted_and_between_the_bot_and_its_owne
     reply = await hub.command("cm", good, "!file-active")
     assert kind_of(reply) == "command.reply", reply.body
     assert (await desk_rows(hub))[hub.user("cm")][1] == good
+
+    # The adopted desk stays private afterwards: when its owner invites someone else, the bot says
+    # so there (no content), leaves it and opens a new desk (review r16).
+    await skip_seen(cm, good)
+    invited = await cm.room_invite(good, hub.user("colleague"))
+    assert isinstance(invited, nio.RoomInviteResponse), invited
+    left = await wait_for_event(cm, good, lambda e: getattr(e, "sender", None) == hub.bot
+                                and kind_of(e) == "command.reply")
+    assert "plus privé" in left.body, left.body
+    await wait_for_event(cm, good, membership_of(hub.bot, "leave"))
+    new_desk = await hub.desk("cm")
+    assert new_desk not in (desk, good)
+    assert (await desk_rows(hub))[hub.user("cm")][1] == new_desk

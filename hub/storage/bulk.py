@@ -1,0 +1,44 @@
+"""Many rows into one table in one executemany, without SQLAlchemy's per-row machinery.
+
+The re-evaluation sweep writes tens of thousands of rows at once (one outbox entry and one sent
+occasion per prompt). Through the ORM, or even a Core `insert()` with a list of parameter
+sets, SQLAlchemy builds and processes a parameter dictionary per row, which was most of the
+sweep's time. Here the INSERT is compiled once for the backend, each column's bind processor
+(the same ones SQLAlchemy would apply: time zones and date formats on SQLite, JSON encoding…)
+is looked up once, and the driver receives plain tuples, in its own executemany (sqlite3's, or
+asyncpg's prepared-statement pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import FromClause, Table, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def insert_rows(session: AsyncSession, table: FromClause, rows: Sequence[Mapping[str, Any]]) -> int:
+    """INSERT every row (all with the same keys, the table's column names) into `table` (a
+    model's `__table__`) in the session's transaction; returns how many. Integrity errors come
+    out as SQLAlchemy's IntegrityError."""
+    assert isinstance(table, Table), "a mapped table"
+    if not rows:
+        return 0
+    names = list(rows[0])
+    conn = await session.connection()
+    dialect = conn.dialect
+    compiled = insert(table).values({name: None for name in names}).compile(dialect=dialect)
+    order = list(compiled.positiontup or names) if compiled.positional else names
+    columns = [table.c[name] for name in order]  # the bind names are the column names given
+    processors: list[Callable[[Any], Any] | None] = [
+        column.type._cached_bind_processor(dialect) for column in columns]
+    keys = [column.key for column in columns]
+    pairs = list(zip(keys, processors, strict=True))
+    if compiled.positional:
+        params: list[Any] = [tuple(p(row[k]) if p is not None else row[k] for k, p in pairs) for row in rows]
+    else:
+        params = [{key: (p(row[k]) if p is not None else row[k]) for key, (k, p) in zip(order, pairs, strict=True)}
+                  for row in rows]
+    await conn.exec_driver_sql(str(compiled), params)
+    return len(rows)
