@@ -213,3 +213,15 @@ async def test_an_unknown_or_malformed_reference_is_named_in_the_error(database:
         assert err.value.key == key
     async with database.unit() as uow:
         assert [r.criteria.autonomy for r in await uow.referrals.pending()] == [None]  # nothing changed
+
+
+async def test_the_desk_guard_leaves_the_triage_room_alone(database: Database) -> None:
+    from hub.clock import FakeClock
+    from hub.services.desks import DeskGuard
+
+    await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW)
+    async with database.unit() as uow:
+        await uow.desks.set_room("triage", "!triage:x")
+    assert not await DeskGuard(database, FakeClock(NOW)).intruded("!triage:x", "$join", "@coord:x")
+    async with database.unit() as uow:
+        assert await uow.desks.room_of("triage") == "!triage:x"
