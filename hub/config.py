@@ -171,8 +171,10 @@ class MllpConfig(TlsFiles):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=2575, ge=0, le=65535)
-    max_frame_bytes: int = Field(default=1_048_576, ge=1024)
+    # An ADT may embed a document (OBX-5, base64): 8 MiB holds a 6 MB one.
+    max_frame_bytes: int = Field(default=8_388_608, ge=1024, le=268_435_456)
     idle_timeout_s: float = Field(default=300.0, gt=0)
+    partial_frame_timeout_s: float = Field(default=2.0, gt=0, le=60)
     allowed_peers: tuple[str, ...] = ()
     # Mutual TLS: senders must present a certificate issued by this CA (PEM).
     tls_client_ca: str | None = None

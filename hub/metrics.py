@@ -18,6 +18,9 @@ class Metrics:
                                    registry=self.registry)
         self.alerts = Counter("relais_alerts_total", "Hospital messages received",
                               ["source", "outcome"], registry=self.registry)
+        self.hl7_problems = Counter("relais_hl7_problems_total",
+                                    "HL7 messages answered AE/AR, blocks refused, blocks answered after an idle wait",
+                                    ["reason"], registry=self.registry)
         self.alerts_unmatched = Counter("relais_alerts_unknown_person_total",
                                         "Hospital messages for nobody followed (dropped)", registry=self.registry)
         self.referrals = Counter("relais_referrals_total", "Referrals sent to the integrated access point",

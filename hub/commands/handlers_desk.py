@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from hub.commands.context import Command, Ctx
-from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
 from hub.domain.effects import Effect, Notify
+from hub.domain.errors import DomainError
 from hub.domain.persons import INS, Identifier, parse_identifier, parse_nir
 from hub.services import cases
 
 
+def identifier(inv: Invocation, text: str) -> Identifier:
+    """An identifier no message could match is a usage error: answered with the usage line."""
+    try:
+        return parse_identifier(text)
+    except UsageError:
+        raise
+    except DomainError as exc:
+        raise UsageError(exc.key, inv.spec, **exc.params) from None
+
+
 def identifiers_from(inv: Invocation) -> list[Identifier]:
-    idents = [parse_identifier(text) for text in inv.opts.get("id", [])]
+    idents = [identifier(inv, text) for text in inv.opts.get("id", [])]
     if inv.opts.get("ins"):
         idents.insert(0, Identifier(INS, parse_nir(inv.opts["ins"])))
     return idents

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hub.commands import handlers_handover
 from hub.commands.context import Command, Ctx
-from hub.commands.handlers_desk import identifiers_from
+from hub.commands.handlers_desk import identifier, identifiers_from
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain import persons, team
 from hub.domain.effects import Effect
@@ -71,7 +71,7 @@ async def id_add(ctx: Ctx, inv: Invocation) -> list[Effect]:
     positional = inv.args.get("identifier")
     new = identifiers_from(inv)
     if positional:
-        new.append(persons.parse_identifier(positional))
+        new.append(identifier(inv, positional))
     if not new:
         raise DomainError("error.missing_argument", arg="authority:id")
     persons.check_new_identifiers(_person(ctx).identifiers, tuple(new))

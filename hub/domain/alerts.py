@@ -40,8 +40,9 @@ class Alert:
     trigger: str  # "A01", "notification-admit", …
     event_time: datetime  # always timezone-aware
     identifiers: tuple[PatientId, ...]
-    facility: str = ""
+    facility: str = ""  # where the event happened, as the message gives it ("" when absent)
     unit: str = ""
+    sender_facility: str = ""  # MSH-4 / MessageHeader.sender: shown when `facility` is absent, never compared
     patient_class: str = ""  # PV1-2 (I, O, E, P…) or Encounter.class code
     discharge_disposition: str = ""  # PV1-36 or hospitalization.dischargeDisposition code
     discharge_destination: str = ""  # PV1-37 or hospitalization.destination display
@@ -71,3 +72,4 @@ class AlertRecord:
     movement_id: str = ""
     notice_key: str | None = None  # outbox key of the notice it posted (None: silent)
     cancelled: bool = False
+    cancelled_by: int | None = None  # the alert that cancelled it (itself: a cancellation row)

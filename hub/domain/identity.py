@@ -5,6 +5,7 @@ A person is matched by identifier only (SPEC §7), never by name or birth date.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +16,9 @@ __all__ = [
     "INS_NIR_OID",
     "INS_NIR_TEST_OID",
     "PatientId",
+    "authority_key",
     "matches",
+    "spellings",
 ]
 
 INS = "INS"  # the authority a person's INS-NIR is recorded under
@@ -37,9 +40,47 @@ class PatientId:
     type_code: str = ""  # CX.5 ("PI", "INS", "NH", …) or Identifier.type v2-0203 code
 
 
+_URN_OID = "urn:oid:"
+_OID = re.compile(r"[0-2](?:\.(?:0|[1-9]\d*))+")
+_DOTTED = re.compile(r"[\d.]*\.[\d.]*")  # meant as an OID (a namespace may be all digits: a FINESS)
+_URL = re.compile(r"(?i)(https?)://([^/\s?#]+)([^\s]*)")
+_SCHEMES = frozenset({"urn", "oid", "http", "https"})  # the start of a URN or URL cut short, not a namespace
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+
+
 def _bare_oid(authority: str) -> str:
     authority = authority.strip()
-    return authority[len("urn:oid:") :] if authority.lower().startswith("urn:oid:") else authority
+    return authority[len(_URN_OID) :] if authority.lower().startswith(_URN_OID) else authority
+
+
+def authority_key(authority: str) -> str | None:
+    """What an authority designates, for comparison; None when no message could carry it.
+
+    An OID and `urn:oid:<OID>` are one key (`oid:<OID>`); a URL (a FHIR Identifier.system)
+    compares without case in its scheme and host and without a trailing slash; a namespace id
+    (HL7 HD.1, e.g. "CHU-X") compares without case. SPEC §4, §7.
+    """
+    text = authority.strip()
+    if not text:
+        return None
+    bare = _bare_oid(text)
+    if bare != text or _DOTTED.fullmatch(text):
+        return f"oid:{bare}" if _OID.fullmatch(bare) else None
+    url = _URL.fullmatch(text)
+    if url is not None:
+        scheme, host, path = url.groups()
+        return f"url:{scheme.lower()}://{host.lower()}{path.rstrip('/')}"
+    if _NAMESPACE.fullmatch(text) and text.casefold() not in _SCHEMES:
+        return f"ns:{text.casefold()}"
+    return None
+
+
+def spellings(authority: str) -> tuple[str, ...]:
+    """The ways one authority may be written down: an OID bare and as `urn:oid:`."""
+    key = authority_key(authority)
+    if key is not None and key.startswith("oid:"):
+        return (key[4:], _URN_OID + key[4:])
+    return (authority.strip(),)
 
 
 def matches(
@@ -50,9 +91,10 @@ def matches(
 ) -> bool:
     """True when one of the person's (authority, value) pairs designates an alert identifier.
 
-    `authority` is a namespace ("CHU-X"), an OID, or "INS". A namespace or OID matches the
-    identifier's namespace id or universal id. "INS" matches an identifier whose universal id
-    is the INS-NIR or INS-NIA OID, or one of the national test OIDs when `ins_test_oids`.
+    `authority` is a namespace ("CHU-X"), an OID, `urn:oid:<OID>`, a URL, or "INS". It
+    matches the identifier's namespace id or universal id when both designate the same
+    authority (`authority_key`). "INS" matches an identifier whose universal id is the
+    INS-NIR or INS-NIA OID, or one of the national test OIDs when `ins_test_oids`.
     An identifier under a test OID never matches in production, however the person's
     authority is spelled.
     """
@@ -60,7 +102,7 @@ def matches(
     candidates = [
         pid
         for pid in alert_ids
-        if pid.value.strip() and (ins_test_oids or pid.authority_oid not in _INS_TEST_OIDS)
+        if pid.value.strip() and (ins_test_oids or _bare_oid(pid.authority_oid) not in _INS_TEST_OIDS)
     ]
     for authority, value in person_ids:
         authority, value = authority.strip(), value.strip()
@@ -70,8 +112,10 @@ def matches(
             if pid.value.strip() != value:
                 continue
             if authority.upper() == INS:
-                if pid.authority_oid in accepted_ins:
+                if _bare_oid(pid.authority_oid) in accepted_ins:
                     return True
-            elif _bare_oid(authority) in {pid.authority, _bare_oid(pid.authority_oid)} - {""}:
+                continue
+            wanted = authority_key(authority)
+            if wanted is not None and wanted in {authority_key(pid.authority), authority_key(pid.authority_oid)}:
                 return True
     return False

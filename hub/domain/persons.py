@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from hub.domain.errors import DomainError
+from hub.domain.identity import authority_key
 from hub.domain.settings import Setting
 
 CASE_REF = re.compile(r"^R-\d{4}-\d{4,}$")
 INS = "INS"  # authority label for an INS-NIR given with --ins
-_AUTHORITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+_VALUE = re.compile(r"[^\s|^~\\&:]{1,64}")  # no HL7 separator: no message could carry it
 _NIR = re.compile(r"^[12378]\d{2}(0[1-9]|1[0-2]|[2-9]\d)(\d{2}|2A|2B)\d{6}\d{2}$")
 
 
 @dataclass(frozen=True)
 class Identifier:
-    authority: str  # "INS", a namespace such as "CHU-X", or an OID
+    authority: str  # "INS", a namespace such as "CHU-X", an OID, urn:oid:<OID> or a URL
     value: str
 
     def label(self) -> str:
@@ -60,21 +61,35 @@ def parse_nir(text: str) -> str:
 
 
 def parse_identifier(text: str) -> Identifier:
-    """`<authority>:<id>` where authority is a namespace (CHU-X) or an OID."""
-    authority, sep, value = text.partition(":")
-    if not sep or not value or not _AUTHORITY.match(authority) or len(value) > 64:
-        raise DomainError("error.identifier_format", value=text)
-    if authority.upper() == INS:
+    """`<authority>:<id>`; the authority is everything before the LAST colon (SPEC §4): a
+    namespace id (CHU-X), an OID, `urn:oid:<OID>` or a URL (a FHIR Identifier.system).
+
+    An identifier no hospital message could ever carry is refused (DomainError
+    `error.identifier_format`): an authority of none of those forms (a mistyped OID, another
+    URN, a bare scheme), an empty value, or one with spaces or HL7 separators.
+    """
+    authority, sep, value = text.strip().rpartition(":")
+    authority = authority.strip()
+    if authority.lower().startswith("urn:oid:"):
+        authority = "urn:oid:" + authority[len("urn:oid:") :]
+    if sep and authority.upper() == INS:
         return Identifier(INS, parse_nir(value))
+    if not sep or not _VALUE.fullmatch(value) or len(authority) > 255 or authority_key(authority) is None:
+        raise DomainError("error.identifier_format", value=text)
     return Identifier(authority, value)
 
 
+def _key(ident: Identifier) -> tuple[str | None, str]:
+    return (INS if ident.authority == INS else authority_key(ident.authority)), ident.value
+
+
 def check_new_identifiers(existing: tuple[Identifier, ...], new: tuple[Identifier, ...]) -> None:
-    seen = set(existing)
+    """Refuses an identifier given twice, however its authority is spelled."""
+    seen = {_key(i) for i in existing}
     for ident in new:
-        if ident in seen:
+        if _key(ident) in seen:
             raise DomainError("error.identifier_duplicate", value=ident.label())
-        seen.add(ident)
+        seen.add(_key(ident))
 
 
 def check_display_name(name: str) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "hospital_event",
     "is_cancellation",
     "local_day",
+    "location_changed",
     "manual_move",
     "setting_after",
 ]
@@ -105,6 +106,11 @@ def _when(moment: datetime) -> str:
 def _place(facility: str, unit: str) -> Any:
     shown = " — ".join(part for part in (facility, unit) if part)
     return shown or {"key": "alert.place_unknown"}
+
+
+def location_changed(before: tuple[str, str], after: tuple[str, str]) -> bool:
+    """(facility, unit) pairs: changed when a part given in both differs; "" is not given."""
+    return any(b and a and b != a for b, a in zip(before, after, strict=True))
 
 
 def is_cancellation(alert: Alert) -> bool:
@@ -204,16 +210,22 @@ def hospital_event(
     if alert.event not in _NOTICES:
         return Outcome()
     location = (alert.facility, alert.unit)
-    if alert.event is AlertEvent.update and (last_location is None or location == last_location):
-        return Outcome()  # A08: silent unless the location changes
+    if alert.event is AlertEvent.update:
+        if last_location is None or not location_changed(last_location, location):
+            return Outcome()  # A08: silent unless the location changes
+        # A part the update leaves out is where it was (the unit moved within the same facility).
+        location = (alert.facility or last_location[0], alert.unit)
     late = last_movement is not None and alert.event_time < last_movement
     target = setting_after(alert)
+    if (alert.event in (AlertEvent.transfer, AlertEvent.leave_return) and not alert.patient_class.strip()
+            and person.setting in HOSPITAL_LIKE):
+        target = None  # no patient class given: still where they were (absent is never a change)
     kind, message = _NOTICES[alert.event]
     if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
         message = "alert.admission_emergency"
     params: dict[str, Any] = {
         "when": _when(alert.event_time),
-        "place": _place(*location),
+        "place": _place(location[0] or alert.sender_facility, location[1]),
         "late": {"key": "alert.late"} if late else "",
     }
     if alert.event is AlertEvent.transfer:

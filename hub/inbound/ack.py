@@ -8,7 +8,7 @@ from typing import Literal
 
 from hub.inbound.hl7v2 import MshHeader
 
-__all__ = ["ERROR_TEXTS", "build_ack", "escape"]
+__all__ = ["ERROR_TEXTS", "build_ack", "build_batch", "escape"]
 
 AckCode = Literal["AA", "AE", "AR"]
 
@@ -121,3 +121,52 @@ def _err(cwe: str, text: str, version: str, seps: str) -> str:
         # v2.3/2.4 only know ERR-1 (ELD): segment^sequence^field^code, code as CE subcomponents
         return fs.join(["ERR", comp * 3 + cwe.replace(comp, sub)])
     return fs.join(["ERR", "", "", cwe, "E", "", "", "", escape(text, seps)])
+
+
+def _header_fields(line: bytes) -> tuple[str, list[str]]:
+    """(separators, fields) of an FHS or BHS line; fields[n] is field n, as in MSH."""
+    text = line.decode("latin-1")
+    if len(text) < 4:
+        return "|^~\\&", [text]
+    fs = text[3]
+    parts = text.split(fs)
+    return fs + (parts[1] if len(parts) > 1 else "^~\\&"), [parts[0], fs, *parts[1:]]
+
+
+def _batch_header(name: str, line: bytes, *, control_id: str, now: datetime, application: str) -> str:
+    seps, fields = _header_fields(line)
+
+    def at(n: int) -> str:
+        return fields[n] if len(fields) > n else ""
+
+    # Sender and receiver swapped; field 11 our control id, field 12 the batch/file we answer.
+    out = [name, seps[1:], at(5) or application, at(6), at(3), at(4), _ts(now), "", "", "",
+           escape(control_id, seps), at(11)]
+    return seps[0].join(out)
+
+
+def build_batch(fhs: bytes, batches: list[tuple[bytes, list[bytes]]], *, control_id: str, now: datetime,
+                application: str = "RELAIS") -> bytes:
+    """The answer to an HL7 batch (v2.5 §2.10.3): for each inbound batch, a batch holding one
+    ACK per message, in order.
+
+    `[FHS] {BHS {ACK} BTS} [FTS]`, FHS only when the inbound file had one. BHS-12 / FHS-12 quote
+    the inbound BHS-11 / FHS-11 (a batch without BHS takes the FHS's); BTS-1 counts the ACKs,
+    FTS-1 the batches. `batches` is (inbound BHS line or b"", ACKs). The ACKs keep their own
+    encoding; the batch segments are ASCII.
+    """
+    out = []
+    if fhs:
+        out.append(_lines([_batch_header("FHS", fhs, control_id=control_id, now=now, application=application)]))
+    for n, (bhs, acks) in enumerate(batches, start=1):
+        source = bhs or fhs
+        fs = _header_fields(source)[0][0]
+        head = _batch_header("BHS", source, control_id=f"{control_id}-{n}", now=now, application=application)
+        out += [_lines([head]), *acks, _lines([fs.join(["BTS", str(len(acks))])])]
+    if fhs:
+        out.append(_lines([_header_fields(fhs)[0][0].join(["FTS", str(len(batches))])]))
+    return b"".join(out)
+
+
+def _lines(segments: list[str]) -> bytes:
+    return ("\r".join(segments) + "\r").encode("ascii", "replace")

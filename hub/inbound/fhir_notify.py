@@ -198,12 +198,12 @@ def parse_bundle(body: bytes | Mapping[str, Any]) -> Alert:
     facility = ""
     if encounter is not None and encounter.serviceProvider is not None:
         facility = encounter.serviceProvider.display or ""
-    if not facility and header.sender is not None:
-        facility = header.sender.display or ""
+    # The sender names the hospital when the encounter does not: shown, never compared.
+    sender_facility = (header.sender.display or "") if header.sender is not None else ""
     unit = ""
     if encounter is not None and encounter.location:
         shown = encounter.location[-1].location.display or ""
-        unit = shown if shown != facility else ""
+        unit = shown if shown not in (facility, sender_facility) else ""
     hospitalization = encounter.hospitalization if encounter else None
     disposition = destination = ""
     if hospitalization is not None:
@@ -224,6 +224,7 @@ def parse_bundle(body: bytes | Mapping[str, Any]) -> Alert:
         event_time=event_time,
         identifiers=identifiers,
         facility=facility,
+        sender_facility=sender_facility,
         unit=unit,
         patient_class=patient_class,
         discharge_disposition=disposition,

@@ -7,6 +7,7 @@ some of them, and python-hl7 drops every segment after MSH when segments end wit
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,9 @@ __all__ = [
     "Hl7Error",
     "IsAck",
     "MshHeader",
+    "NotActed",
     "decode",
+    "digest",
     "normalise",
     "parse",
     "read_header",
@@ -42,7 +45,11 @@ EVENTS: dict[str, AlertEvent] = {
     "A22": AlertEvent.leave_return,
     "A08": AlertEvent.update,
     "A40": AlertEvent.merge,
+    # IHE PAM France: movement update. Acted on only when it changes the location of the
+    # movement it names (ZBE-1), like an A08 (SPEC §7).
+    "Z99": AlertEvent.update,
 }
+_TRIGGER = re.compile(r"[AZ][0-9A-Z]{2}")
 _TRANSFERS = frozenset({AlertEvent.transfer, AlertEvent.cancel_transfer})
 
 # MSH-18 (HL7 table 0211) → Python codec; anything else falls back to UTF-8 then Latin-1.
@@ -80,7 +87,7 @@ class Hl7Error(Exception):
     """A message we answer with AE (content error) or AR (not supported).
 
     `error_code` is from HL7 table 0357; `header` is None when MSH itself was unreadable.
-    `reason` never quotes message content.
+    `reason` never quotes message content; `key` is its short name for logs and metric labels.
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class Hl7Error(Exception):
         *,
         error_code: str = "207",
         header: MshHeader | None = None,
+        key: str = "invalid",
     ) -> None:
         super().__init__(f"{code} {error_code}: {reason}")
         self.code: AckCode = code
@@ -98,6 +106,16 @@ class Hl7Error(Exception):
         self.control_id = control_id
         self.error_code = error_code
         self.header = header
+        self.key = key
+
+
+class NotActed(Exception):
+    """An ADT event Relais does not act on (A28, A31, A47…): acknowledged AA, counted, not kept."""
+
+    def __init__(self, header: MshHeader, trigger: str) -> None:
+        super().__init__(f"ADT {trigger}")
+        self.header = header
+        self.trigger = trigger
 
 
 class IsAck(Exception):
@@ -182,9 +200,12 @@ def _part(rep: str, d: _Delims, c: int = 1, s: int = 1) -> str:
     if c > len(comps):
         return ""
     subs = comps[c - 1].split(d.subcomponent)
-    return _unescape(subs[s - 1], d).strip() if s <= len(subs) else ""
+    if s > len(subs) or subs[s - 1].strip() == _NULL:
+        return ""  # `""` is HL7's explicit null: never shown, never compared (v2.5 §2.5.3)
+    return _unescape(subs[s - 1], d).strip()
 
 
+_NULL = '""'
 _ESCAPES = {"F": "field", "S": "component", "T": "subcomponent", "R": "repetition", "E": "escape"}
 
 
@@ -215,11 +236,11 @@ def _unescape(value: str, d: _Delims) -> str:
 
 def _delims(text: str) -> _Delims:
     if not text.startswith("MSH") or len(text) < 5:
-        raise Hl7Error("AE", "no MSH segment", error_code="100")
+        raise Hl7Error("AE", "no MSH segment", error_code="100", key="no_msh")
     fs = text[3]
     enc = text[4:].split(fs, 1)[0].split("\r", 1)[0]
     if len(enc) < 1 or len(enc) > 5:
-        raise Hl7Error("AE", "invalid MSH-2 encoding characters", error_code="102")
+        raise Hl7Error("AE", "invalid MSH-2 encoding characters", error_code="102", key="bad_separators")
     chars = (enc + "\0\0\0\0")[:4]
     component, repetition, escape, subcomponent = (
         chars[0],
@@ -229,7 +250,7 @@ def _delims(text: str) -> _Delims:
     )
     used = [fs, component, repetition, subcomponent] + ([escape] if escape else [])
     if len(set(used)) != len(used) or any(ch.isalnum() or ch.isspace() for ch in used):
-        raise Hl7Error("AE", "invalid MSH-1/MSH-2 separators", error_code="102")
+        raise Hl7Error("AE", "invalid MSH-1/MSH-2 separators", error_code="102", key="bad_separators")
     return _Delims(fs, component, repetition, escape, subcomponent)
 
 
@@ -245,6 +266,24 @@ def _segments(text: str, d: _Delims) -> list[_Segment]:
 
 
 # ---------------------------------------------------------------- MSH
+
+
+def digest(raw: bytes) -> str:
+    """SHA-256 of a message as a resend would repeat it: segment ends normalised, empty trailing
+    fields dropped and MSH-7 (date/time of message, which engines regenerate when they resend)
+    left out."""
+    text = normalise(decode(raw))
+    try:
+        d = _delims(text)
+    except Hl7Error:
+        return hashlib.sha256(text.encode()).hexdigest()
+    lines = text.split("\r")
+    fields = lines[0].split(d.field)
+    if len(fields) > 6:
+        fields[6] = ""  # MSH-7 (fields[0] is "MSH", MSH-1 is the separator itself)
+    lines[0] = d.field.join(fields)
+    empty = d.field + d.component + d.repetition + d.subcomponent + " "
+    return hashlib.sha256("\r".join(line.rstrip(empty) for line in lines).encode()).hexdigest()
 
 
 def read_header(raw: bytes) -> MshHeader:
@@ -264,7 +303,7 @@ def _header(text: str, codec: str) -> tuple[MshHeader, _Delims, list[_Segment]]:
         receiving_facility=msh.raw(6),
         message_type=msh.get(9, 1),
         trigger=msh.get(9, 2),
-        control_id=msh.raw(10).strip(),
+        control_id="" if msh.raw(10).strip() == _NULL else msh.raw(10).strip(),
         processing_id=msh.raw(11),
         version=msh.raw(12),
         charset=msh.raw(18),
@@ -352,50 +391,55 @@ def parse(raw: bytes) -> Alert:
     header, d, segments = _header(text, codec)
     ctl = header.control_id
 
-    def fail(code: AckCode, reason: str, error_code: str) -> Hl7Error:
-        return Hl7Error(code, reason, ctl, error_code=error_code, header=header)
+    def fail(code: AckCode, reason: str, error_code: str, key: str) -> Hl7Error:
+        return Hl7Error(code, reason, ctl, error_code=error_code, header=header, key=key)
 
-    if header.message_type == "ACK" or (
+    if header.message_type.upper() == "ACK" or (
         not header.message_type and _first(segments, "MSA") is not None
     ):
         raise IsAck(header)
-    if header.message_type != "ADT":
-        raise fail("AR", "unsupported message type", "200")
+    if header.message_type.upper() != "ADT":
+        raise fail("AR", "unsupported message type", "200", "unsupported_type")
     version = _VERSION.fullmatch(segments[0].get(12))
     if version is None or not 3 <= int(version.group(1)) <= 8:
-        raise fail("AR", "unsupported version", "203")
+        raise fail("AR", "unsupported version", "203", "unsupported_version")
     evn = _first(segments, "EVN")
-    trigger = header.trigger or (evn.get(1) if evn else "")  # MSH-9.2 wins over EVN-1
+    trigger = (header.trigger or (evn.get(1) if evn else "")).upper()  # MSH-9.2 wins over EVN-1
+    if not trigger:
+        raise fail("AE", "no trigger event (MSH-9.2, EVN-1)", "101", "no_trigger")
     event = EVENTS.get(trigger)
     if event is None:
-        raise fail("AR", "unsupported trigger event", "201")
+        if _TRIGGER.fullmatch(trigger):
+            raise NotActed(header, trigger)
+        raise fail("AE", "invalid trigger event", "103", "bad_trigger")
 
     pid = _first(segments, "PID")
     if pid is None:
-        raise fail("AE", "no PID segment", "100")
+        raise fail("AE", "no PID segment", "100", "no_pid")
     identifiers = _patient_ids(pid, 3)
     if not identifiers:
-        raise fail("AE", "no patient identifier in PID-3", "101")
+        raise fail("AE", "no patient identifier in PID-3", "101", "no_identifier")
     merged: tuple[PatientId, ...] = ()
     if event is AlertEvent.merge:
         merged = tuple(
             ident for mrg in segments if mrg.name == "MRG" for ident in _patient_ids(mrg, 1)
         )
         if not merged:
-            raise fail("AE", "no prior identifier in MRG-1", "101")
+            raise fail("AE", "no prior identifier in MRG-1", "101", "no_prior_identifier")
 
     msh = segments[0]
     candidates = ([evn.get(6), evn.get(2)] if evn else []) + [msh.get(7)]
     event_time = next((t for t in map(_parse_ts, candidates) if t is not None), None)
     if event_time is None:
-        raise fail("AE", "no valid event time (EVN-6, EVN-2, MSH-7)", "102")
+        raise fail("AE", "no valid event time (EVN-6, EVN-2, MSH-7)", "102", "no_event_time")
 
     pv1 = _first(segments, "PV1")
     zbe = _first(segments, "ZBE")
     empty = _Segment("", (), d)
     pv1 = pv1 or empty
     zbe = zbe or empty
-    facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2) or msh.get(4, 1) or msh.get(4, 2)
+    # Only what PV1-3 says is a location: MSH-4 names the sender, shown when PV1-3.4 is absent.
+    facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2)
     # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.
     unit = pv1.get(3, 1) or zbe.get(7, 1)
     transfer = event in _TRANSFERS
@@ -408,6 +452,7 @@ def parse(raw: bytes) -> Alert:
         event_time=event_time,
         identifiers=identifiers,
         facility=facility,
+        sender_facility=msh.get(4, 1) or msh.get(4, 2),
         unit=unit,
         patient_class=pv1.get(2),
         discharge_disposition=pv1.get(36),

@@ -1,10 +1,15 @@
-"""The MLLP listener: TCP in, one HL7 acknowledgement out per frame.
+"""The MLLP listener: TCP in, one answer out per block, one HL7 acknowledgement per message.
 
-Per frame: parse (pure) → keep the message (committed) → match it to a file → ACK. Matching
-failures do not change the answer: the message is kept and finished at the next start. An ACK
-is never acknowledged; every other frame gets an answer, malformed ones included, and the
-connection stays open for the next frame. Peers outside `allowed_peers` are closed at once;
-a connection silent for `idle_timeout_s` is closed.
+Per message: parse (pure) → keep the message (committed) → match it to a file → ACK. Matching
+failures do not change the answer: the message is kept and finished at the next start. A block
+holding several messages is answered with one block holding their ACKs in the same order; an
+HL7 batch with a batch of ACKs (v2.5 §2.10.3). An ACK is never acknowledged; every other block
+gets an answer, malformed ones included, and the connection stays open for the next one. A
+block left without its end byte is answered after `partial_frame_timeout_s` of silence. Peers
+outside `allowed_peers` are closed at once; a connection silent for `idle_timeout_s` is closed.
+
+Every AE/AR, refused block and late answer is logged once (reason, MSH-3/MSH-4, control id;
+never patient data) and counted in `relais_hl7_problems_total{reason}`.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from hub.clock import Clock
 from hub.config import MllpConfig
 from hub.errors import ConfigError
-from hub.inbound.ack import AckCode, build_ack
-from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, parse, read_header
+from hub.inbound.ack import AckCode, build_ack, build_batch
+from hub.inbound.hl7batch import split_block
+from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, NotActed, digest, parse, read_header
 from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
@@ -31,16 +38,27 @@ __all__ = ["FrameHandler", "Hl7Listener", "MllpServer"]
 
 log = logging.getLogger(__name__)
 _READ = 65536
+_MSH = re.compile(rb"MSH[^A-Za-z0-9\s]")
 _STOP_GRACE_S = 5.0
 _HANDSHAKE_S = 30.0
 _FRAME_ERRORS: dict[str, tuple[AckCode, str, str]] = {  # ACK code, HL7 table 0357 code, text
+    # AE, not AR: resending the same block cannot succeed (AR asks the sender to retry as is).
     "too_large": ("AE", "207", "frame too large"),
     "truncated": ("AE", "100", "frame truncated: a new frame started before its end"),
 }
 
 
+def _shown(value: str) -> str:
+    """A header field fit for a log line: printable ASCII, short."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in value)[:60] or "-"
+
+
+class FrameHandler(Protocol):
+    async def __call__(self, payload: bytes | FrameError, *, after_idle: bool = False) -> bytes | None: ...
+
+
 class Hl7Listener:
-    """Frame → ACK, through the alert service. No socket here."""
+    """Block → answer, through the alert service. No socket here."""
 
     def __init__(self, service: AlertService, clock: Clock, metrics: Metrics | None = None) -> None:
         self.service = service
@@ -51,46 +69,89 @@ class Hl7Listener:
         return build_ack(header, code, text, error_code, control_id=secrets.token_hex(8).upper(),
                          now=self.clock.now())
 
-    def _rejected(self, outcome: str) -> None:
+    def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.alerts.labels(source="hl7", outcome=outcome).inc()
 
-    async def on_frame(self, payload: bytes | FrameError) -> bytes | None:
-        """The acknowledgement to send back; None for a frame that is itself an ACK."""
+    def _problem(self, reason: str, header: MshHeader | None, detail: str) -> None:
+        """The operator's view: one line and one count per refused message, block or late answer."""
+        if self.metrics is not None:
+            self.metrics.hl7_problems.labels(reason=reason).inc()
+        sender = "-/-" if header is None else f"{_shown(header.sending_application)}/{_shown(header.sending_facility)}"
+        control = "-" if header is None else _shown(header.control_id)
+        log.warning("HL7 %s from %s, control id %s: %s", reason, sender, control, detail)
+
+    def _refuse(self, header: MshHeader | None, code: AckCode, text: str, error_code: str, reason: str) -> bytes:
+        self._count("store_failed" if reason == "store_failed" else "rejected")
+        self._problem(reason, header, f"answered {code} ({error_code}) {text}")
+        return self._ack(header, code, text, error_code)
+
+    async def on_frame(self, payload: bytes | FrameError, *, after_idle: bool = False) -> bytes | None:
+        """The answer to one block; None when there is nothing to answer (it held only ACKs)."""
         if isinstance(payload, FrameError):
             code, error_code, text = _FRAME_ERRORS[payload.reason]
+            msh = _MSH.search(payload.head)  # a batch's first message names the sender too
             try:
-                header: MshHeader | None = read_header(payload.head)
+                header: MshHeader | None = read_header(payload.head[msh.start():]) if msh else None
             except Hl7Error:
                 header = None
-            if header is not None and header.message_type == "ACK":
+            if header is not None and header.message_type.upper() == "ACK":
                 return None
-            self._rejected("rejected")
-            return self._ack(header, code, text, error_code)
+            return self._refuse(header, code, text, error_code, payload.reason)
+        block = split_block(payload)
+        if after_idle:
+            try:
+                first: MshHeader | None = read_header(block.messages[0]) if block.messages else None
+            except Hl7Error:
+                first = None
+            self._problem("idle_timeout", first, "block without its end byte: answered after the sender went quiet")
+        batches: list[tuple[bytes, list[bytes]]] = []
+        for batch in block.batches:
+            answers: list[bytes] = []
+            for kind, data in batch.items:
+                if kind == "s":
+                    answers.append(self._refuse(None, "AE", "no MSH segment", "100", "no_msh"))
+                    continue
+                answer = await self.on_message(data)
+                if answer is not None:
+                    answers.append(answer)
+            batches.append((batch.header, answers))
+        if block.is_batch:
+            return build_batch(block.fhs, batches, control_id=secrets.token_hex(8).upper(), now=self.clock.now())
+        return b"".join(ack for _header, acks in batches for ack in acks) or None
+
+    async def on_message(self, raw: bytes) -> bytes | None:
+        """The ACK of one message; None for a message that is itself an ACK."""
         try:
-            alert = parse(payload)
+            alert = parse(raw)
         except IsAck:
-            self._rejected("ack_ignored")
+            self._count("ack_ignored")
             return None
+        except NotActed as exc:
+            self._count("not_acted")  # SPEC §7: acknowledged, counted, not kept
+            return self._ack(exc.header, "AA")
         except Hl7Error as exc:
-            self._rejected("rejected")
-            return self._ack(exc.header, exc.code, exc.reason, exc.error_code)
-        header = read_header(payload)
+            return self._refuse(exc.header, exc.code, exc.reason, exc.error_code, exc.key)
+        except Exception as exc:  # a parser bug must not cost the other messages of the block their answer
+            try:
+                unread: MshHeader | None = read_header(raw)
+            except Exception:
+                unread = None
+            # The exception's text may quote the message: only its type is logged.
+            return self._refuse(unread, "AE", f"message could not be read ({type(exc).__name__})", "207",
+                                "unreadable")
+        header = read_header(raw)
         try:
-            received = await self.service.receive(alert, payload)
+            received = await self.service.receive(alert, raw, digest=digest(raw))
         except Exception:
             log.exception("could not store a hospital message: answering AR so that the sender retries")
-            self._rejected("store_failed")
-            return self._ack(header, "AR", "temporary storage failure, please resend", "207")
+            return self._refuse(header, "AR", "temporary storage failure, please resend", "207", "store_failed")
         if received.pending:
             try:
                 await self.service.process(received.message_id)
             except Exception:
                 log.exception("hospital message kept but not processed yet (retried at the next start)")
         return self._ack(header, "AA")
-
-
-FrameHandler = Callable[[bytes | FrameError], Awaitable[bytes | None]]
 
 
 def _networks(peers: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -177,16 +238,26 @@ class MllpServer:
     async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = MllpDecoder(self.config.max_frame_bytes)
         while True:
+            # A block still open waits only a short while: its sender may be waiting for us.
+            partial = decoder.pending > 0
+            wait = self.config.partial_frame_timeout_s if partial else self.config.idle_timeout_s
             try:
-                async with asyncio.timeout(self.config.idle_timeout_s):
+                async with asyncio.timeout(wait):
                     data = await reader.read(_READ)
             except TimeoutError:
+                if partial:
+                    await self._answer(decoder.flush(), writer, after_idle=True)
+                    continue
                 log.info("MLLP connection idle for %.0f s: closed", self.config.idle_timeout_s)
                 return
             if not data:
                 return
-            for item in decoder.feed(data):
-                ack = await self.on_frame(item)
-                if ack is not None:
-                    writer.write(frame(ack))
-                    await writer.drain()
+            await self._answer(decoder.feed(data), writer)
+
+    async def _answer(self, items: list[bytes | FrameError], writer: asyncio.StreamWriter, *,
+                      after_idle: bool = False) -> None:
+        for item in items:
+            ack = await self.on_frame(item, after_idle=after_idle)
+            if ack is not None:
+                writer.write(frame(ack))
+                await writer.drain()

@@ -3,6 +3,8 @@
 `receive` commits the raw message (deduplicated by sender, control id and content hash)
 before the sender gets its acknowledgement. `process` then matches it, in its own unit of
 work: a crash in between leaves it `received`, and `recover` finishes it at the next start.
+For each person it designates, the use case loads the person's history once, lets the domain
+decide (`domain.alert_decision.decide`) and persists the decision once.
 Notices go to the durable outbox with keys derived from the alert, so nothing is posted
 twice and a homeserver outage only delays them.
 """
@@ -16,13 +18,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from hub.clock import Clock
-from hub.domain import team, transitions
-from hub.domain.alerts import Alert, AlertEvent
+from hub.domain import alert_decision, team, transitions
+from hub.domain.alerts import Alert
 from hub.domain.effects import Effect
 from hub.domain.identity import PatientId, matches
 from hub.domain.persons import Identifier, Person
 from hub.domain.settings import Setting
-from hub.domain.transitions import Move, Outcome, SettingChange
+from hub.domain.transitions import Move, SettingChange
 from hub.metrics import Metrics
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
@@ -56,9 +58,13 @@ class AlertService:
         if self.metrics is not None:
             self.metrics.alerts.labels(source=source, outcome=outcome).inc()
 
-    async def receive(self, alert: Alert, raw: bytes) -> Received:
-        """Commit the message (once); raises if it could not be stored (the sender must retry)."""
-        digest = hashlib.sha256(raw).hexdigest()
+    async def receive(self, alert: Alert, raw: bytes, *, digest: str | None = None) -> Received:
+        """Commit the message (once); raises if it could not be stored (the sender must retry).
+
+        `digest` identifies the content for resends (default: SHA-256 of the bytes); HL7 passes
+        one that leaves out what a resend regenerates (hl7v2.digest).
+        """
+        digest = digest or hashlib.sha256(raw).hexdigest()
         async with self.db.unit() as uow:
             stored = await uow.alerts.store_message(alert.source, alert.sender[:255], alert.control_id[:255],
                                                     digest, raw, self.clock.now())
@@ -117,66 +123,42 @@ class AlertService:
         return matches(pairs, ids, ins_test_oids=self.ins_test_oids)
 
     async def _apply(self, uow: UnitOfWork, message_id: int, person: Person, alert: Alert, now: datetime) -> bool:
+        """Load the person's history once, decide in the domain, persist the decision once."""
         ref = person.case_ref
         await uow.persons.lock(ref)
-        person = await uow.persons.get(ref) or person
-        mentions = team.mentions_for(await uow.team.members(ref), person.referent)
-        alert_id = await uow.alerts.add_alert(message_id, ref, alert, now)
-        key = f"alert:{alert_id}"
-        if alert.event is AlertEvent.merge:
-            await self._merge(uow, person, alert, now)
-            outcome = Outcome()
-        elif transitions.is_cancellation(alert):
-            outcome = await self._cancel(uow, person, mentions, alert, alert_id, now)
-        else:
-            stay = await uow.alerts.last_stay_alert(ref, before=alert_id)
-            in_hospital = stay is not None and stay.event is not AlertEvent.discharge
-            outcome = transitions.hospital_event(
-                person, mentions, alert,
-                last_movement=_latest(person.setting_since, await uow.alerts.last_event_time(ref, before=alert_id)),
-                last_location=(stay.facility, stay.unit) if stay is not None and in_hospital else None,
-            )
-            if outcome.move is not None:
-                await record_move(uow, person, outcome.move, "hospital", alert.sender, now, alert_id=alert_id)
-        effects: list[Effect] = list(outcome.effects)
-        await enqueue(uow, key, effects, now)
-        await uow.alerts.set_notice(alert_id, f"{key}:0" if outcome.notice else None)
-        log.info("hospital %s for %s: %d notice(s)", alert.event.value, ref, len(effects))
-        return bool(effects)
+        history = await _history(uow, ref, person)
+        decision = alert_decision.decide(history, alert, ins_test_oids=self.ins_test_oids)
+        alert_id = await uow.alerts.record(message_id, ref, alert, decision, now, notice_key=_notice_key)
+        if decision.revert is not None:
+            undone = decision.revert
+            await uow.persons.restore_setting(ref, undone.previous, undone.previous_since, undone.previous_return)
+        if decision.move is not None:
+            await record_move(uow, history.person, decision.move, "hospital", alert.sender, now, alert_id=alert_id)
+        for old, new in decision.rekeys:
+            renamed = await uow.alerts.rekey_identifier(ref, old, new)
+            await uow.audit.record(now, alert.sender or "hospital", "alert merge", ref, {"rekeyed": renamed})
+        await enqueue(uow, _key(alert_id), decision.effects, now)
+        log.info("hospital %s for %s: %d notice(s)", alert.event.value, ref, len(decision.effects))
+        return bool(decision.effects)
 
-    async def _cancel(self, uow: UnitOfWork, person: Person, mentions: tuple[str, ...], alert: Alert,
-                      alert_id: int, now: datetime) -> Outcome:
-        ref = person.case_ref
-        original = await uow.alerts.find_original(ref, transitions.CANCELS.get(alert.event), alert.movement_id,
-                                                  before=alert_id)
-        if alert.event not in transitions.CANCELS:
-            # ZBE-4=CANCEL on another trigger: the row is a cancellation, never a standing movement.
-            await uow.alerts.mark_cancelled(alert_id, alert_id)
-        restored: Setting | None = None
-        if original is not None:
-            await uow.alerts.mark_cancelled(original.id, alert_id)
-            last = await uow.alerts.latest_change(ref)
-            # Undo the move only while it is still the latest one: a newer move stands.
-            if last is not None and last.alert_id == original.id:
-                await uow.alerts.revert_change(last, now)
-                await uow.persons.restore_setting(ref, last.previous, last.previous_since, last.previous_return)
-                restored = last.previous
-        return transitions.cancellation(person, mentions, alert, original, restored=restored)
 
-    async def _merge(self, uow: UnitOfWork, person: Person, alert: Alert, now: datetime) -> None:
-        """A40: the identifiers the person was known by under the old record take the new values."""
-        for ident in person.identifiers:
-            for old in alert.merged_identifiers:
-                if not matches([(ident.authority, ident.value)], [old], ins_test_oids=self.ins_test_oids):
-                    continue
-                survivor = next((pid for pid in alert.identifiers
-                                 if (pid.authority, pid.authority_oid) == (old.authority, old.authority_oid)), None)
-                if survivor is None or survivor.value == ident.value:
-                    continue
-                renamed = await uow.alerts.rekey_identifier(person.case_ref, ident,
-                                                            Identifier(ident.authority, survivor.value))
-                await uow.audit.record(now, alert.sender or "hospital", "alert merge", person.case_ref,
-                                       {"rekeyed": renamed})
+def _key(alert_id: int) -> str:
+    return f"alert:{alert_id}"
+
+
+def _notice_key(alert_id: int) -> str:
+    """The outbox key of an alert's own notice: the first effect enqueued under its key."""
+    return f"{_key(alert_id)}:0"
+
+
+async def _history(uow: UnitOfWork, ref: str, person: Person) -> alert_decision.AlertHistory:
+    person = await uow.persons.get(ref) or person  # read again under the lock
+    return alert_decision.AlertHistory(
+        person=person,
+        mentions=team.mentions_for(await uow.team.members(ref), person.referent),
+        alerts=tuple(await uow.alerts.alerts_of(ref)),
+        latest_change=await uow.alerts.latest_change(ref),
+    )
 
 
 def _latest(*moments: datetime | None) -> datetime | None:

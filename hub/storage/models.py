@@ -51,7 +51,7 @@ class IdentifierRow(Base):
     __table_args__ = (UniqueConstraint("authority", "value"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
-    authority: Mapped[str] = mapped_column(String(64))
+    authority: Mapped[str] = mapped_column(String(255))  # a URL (FHIR Identifier.system) fits
     value: Mapped[str] = mapped_column(String(64))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.domain.alert_decision import Decision
 from hub.domain.alerts import Alert, AlertEvent, AlertRecord
 from hub.domain.persons import Identifier
 from hub.domain.settings import Setting
@@ -47,7 +48,7 @@ def _record(row: AlertRow) -> AlertRecord:
         id=row.id, case_ref=row.case_ref, event=AlertEvent(row.event),
         event_time=_aware(row.event_time) or row.event_time, sender=row.sender, facility=row.facility,
         unit=row.unit, movement_id=row.movement_id, notice_key=row.notice_key,
-        cancelled=row.cancelled_by is not None,
+        cancelled=row.cancelled_by is not None, cancelled_by=row.cancelled_by,
     )
 
 
@@ -158,54 +159,32 @@ class AlertRepo:
 
     # ------------------------------------------------------------ alerts
 
-    async def add_alert(self, message_id: int, case_ref: str, alert: Alert, now: datetime) -> int:
+    async def record(self, message_id: int, case_ref: str, alert: Alert, decision: Decision, now: datetime,
+                     *, notice_key: Callable[[int], str]) -> int:
+        """Persist what `alert_decision.decide` decided: the alert row (its notice key, whether it
+        stands), the alerts it cancels and the move it undoes. Returns the new alert's id."""
         row = AlertRow(
             message_id=message_id, case_ref=case_ref, source=alert.source, sender=alert.sender[:255],
             event=alert.event.value, trigger=alert.trigger[:32], event_time=utc(alert.event_time),
             facility=alert.facility[:255], unit=alert.unit[:255], movement_id=alert.movement_id[:64],
-            received_at=now,
+            received_at=now, cancelled_by=decision.cancelled_by,
         )
         self.s.add(row)
         await self.s.flush()
+        if decision.notice:
+            row.notice_key = notice_key(row.id)
+        if decision.self_cancelled:
+            row.cancelled_by = row.id
+        if decision.cancels:
+            await self.s.execute(update(AlertRow).where(AlertRow.id.in_(decision.cancels))
+                                 .values(cancelled_by=row.id))
+        if decision.revert is not None:
+            await self.revert_change(decision.revert, now)
         return row.id
-
-    async def set_notice(self, alert_id: int, notice_key: str | None) -> None:
-        await self.s.execute(update(AlertRow).where(AlertRow.id == alert_id).values(notice_key=notice_key))
-
-    async def mark_cancelled(self, alert_id: int, by_alert: int) -> None:
-        await self.s.execute(update(AlertRow).where(AlertRow.id == alert_id).values(cancelled_by=by_alert))
 
     async def alerts_of(self, case_ref: str) -> list[AlertRecord]:
         result = await self.s.execute(select(AlertRow).where(AlertRow.case_ref == case_ref).order_by(AlertRow.id))
         return [_record(r) for r in result.scalars()]
-
-    async def find_original(self, case_ref: str, event: AlertEvent | None, movement_id: str,
-                            *, before: int) -> AlertRecord | None:
-        """The alert a cancellation refers to: same movement id if given, else the latest of its kind."""
-        query = (select(AlertRow)
-                 .where(AlertRow.case_ref == case_ref, AlertRow.cancelled_by.is_(None), AlertRow.id < before,
-                        AlertRow.event.in_([e.value for e in _STAY_EVENTS if e is not AlertEvent.update]))
-                 .order_by(AlertRow.id.desc()).limit(1))
-        if movement_id:
-            result = await self.s.execute(query.where(AlertRow.movement_id == movement_id))
-            row = result.scalar_one_or_none()
-            if row is not None:
-                return _record(row)
-        if event is None:
-            return None
-        result = await self.s.execute(query.where(AlertRow.event == event.value))
-        row = result.scalar_one_or_none()
-        return None if row is None else _record(row)
-
-    async def last_stay_alert(self, case_ref: str, *, before: int) -> AlertRecord | None:
-        """The latest standing alert that says where the person is in hospital (or that they left)."""
-        result = await self.s.execute(
-            select(AlertRow)
-            .where(AlertRow.case_ref == case_ref, AlertRow.cancelled_by.is_(None), AlertRow.id < before,
-                   AlertRow.event.in_([e.value for e in _STAY_EVENTS]))
-            .order_by(AlertRow.event_time.desc(), AlertRow.id.desc()).limit(1))
-        row = result.scalar_one_or_none()
-        return None if row is None else _record(row)
 
     async def last_event_time(self, case_ref: str, *, before: int | None = None) -> datetime | None:
         """Time of the newest standing hospital movement (those recorded before alert `before`)."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hub.domain.alerts import Alert, AlertEvent, PatientId
 from hub.domain.identity import matches
-from hub.inbound.hl7v2 import Hl7Error, IsAck, decode, parse, read_header
+from hub.inbound.hl7v2 import Hl7Error, IsAck, NotActed, decode, digest, parse, read_header
 from tests.samples_path import SAMPLES
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -86,7 +86,8 @@ def test_merge_sample(samples: Path) -> None:
     assert alert.identifiers == (PatientId("12345", "BCBS", "", "MR"),)
     assert alert.merged_identifiers == (PatientId("56789", "BCBS", "", "MR"),)
     assert alert.event_time == datetime(2019, 4, 23, 12, 46, 37, tzinfo=UTC)  # +0215
-    assert alert.facility == "Ntierprise Clinic"  # no PV1: MSH-4
+    # No PV1: no location (absent is never a change); MSH-4 names the sender, for display.
+    assert alert.facility == "" and alert.sender_facility == "Ntierprise Clinic"
 
 
 def test_pam_france_admission(samples: Path) -> None:
@@ -197,8 +198,8 @@ def _error(raw: bytes | str) -> Hl7Error:
     ("mutate", "code", "error_code"),
     [
         (lambda t: t.replace("ADT^A01^ADT_A01", "ORU^R01^ORU_R01"), "AR", "200"),
-        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A99"), "AR", "201"),
-        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A31^ADT_A05"), "AR", "201"),
+        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^1-2"), "AE", "103"),  # not a trigger event code
+        (lambda t: t.replace("ADT^A01^ADT_A01", "ADT^A1^ADT_A01"), "AE", "103"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "|2.2|"), "AR", "203"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "|2.9|"), "AR", "203"),
         (lambda t: t.replace("|2.5^FRA^2.11|", "||"), "AR", "203"),
@@ -314,3 +315,47 @@ def test_parse_only_raises_hl7_errors_on_hl7_like_text(tail: str, version: str) 
 @given(st.binary(max_size=300))
 def test_parse_only_raises_hl7_errors_on_any_bytes(raw: bytes) -> None:
     _survives(b"MSH" + raw)
+
+
+# ---------------------------------------------------------------- issue 15: feeds as engines send them
+
+MESSAGES = Path(__file__).parent / "messages"
+
+
+def _msg(name: str) -> bytes:
+    return (MESSAGES / name).read_bytes().replace(b"\n", b"\r")
+
+
+def test_explicit_null_is_no_value_anywhere() -> None:
+    alert = parse(_msg("a01-null-location.hl7"))
+    assert (alert.facility, alert.unit, alert.patient_class) == ("", "", "I")
+    assert alert.sender_facility == "CHU-X"
+    nulls = _msg("a01-geria.hl7").replace(b"PID|1||910031^^^CHU-X^PI", b'PID|1||""~910031^^^""&1.2.3&ISO^""')
+    assert parse(nulls).identifiers == (PatientId("910031", "", "1.2.3", ""),)
+    assert parse(_msg("a01-geria.hl7").replace(b"|L-1|", b'|""|')).control_id == ""
+
+
+def test_absent_location_is_not_taken_from_msh_4() -> None:
+    alert = parse(_msg("a08-no-location.hl7"))
+    assert (alert.facility, alert.unit, alert.sender_facility) == ("", "", "CHU-X")
+
+
+@pytest.mark.parametrize("trigger", ["A28", "A31", "A47", "A60", "Z80", "a14"])
+def test_adt_events_not_acted_on_are_told_apart(trigger: str) -> None:
+    with pytest.raises(NotActed) as caught:
+        parse(_msg("a28-add-person.hl7").replace(b"A28", trigger.encode()))
+    assert caught.value.trigger == trigger.upper() and caught.value.header.control_id == "U-28"
+
+
+def test_z99_is_an_update_of_the_movement_it_names() -> None:
+    alert = parse(_msg("pam-z99-same-movement-new-unit.hl7"))
+    assert (alert.event, alert.trigger, alert.movement_id, alert.unit, alert.facility) == (
+        AlertEvent.update, "Z99", "MVT-1", "CARDIO", "CHU-Y")
+
+
+def test_a_resend_has_the_same_digest_whatever_its_msh_7_and_line_ends() -> None:
+    raw = _msg("a01-geria.hl7")
+    resent = raw.replace(b"|20261127214228||ADT", b"|20261128063000||ADT").replace(b"\r", b"\r\n")
+    assert digest(resent) == digest(raw)
+    assert digest(raw.replace(b"GERIA^12^1^CHU-X", b"GERIA^12^1^CHU-X^^|||")) == digest(raw)  # empty trailing fields
+    assert digest(raw.replace(b"GERIA", b"CARDIO")) != digest(raw)

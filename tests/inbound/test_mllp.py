@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.inbound.mllp import FrameError, MllpDecoder, frame
+from hub.inbound.mllp import FrameError, MllpDecoder, frame, message_start
 
 MSG = b"MSH|^~\\&|A|B|C|D|20240306111154||ADT^A01|1|P|2.5\rPID|1||42^^^CHU-X^PI\r"
 
@@ -22,21 +22,42 @@ def test_junk_before_start_block_is_skipped() -> None:
     assert dec.pending == 0
 
 
-def test_several_frames_in_one_read() -> None:
-    assert MllpDecoder().feed(frame(b"one") + frame(b"two") + frame(b"")) == [b"one", b"two", b""]
+def test_several_frames_in_one_read_and_an_empty_block_is_not_a_message() -> None:
+    assert MllpDecoder().feed(frame(b"one") + frame(b"two") + frame(b"") + frame(b" \r\n")) == [b"one", b"two"]
 
 
 def test_frame_split_across_reads_including_the_end_block() -> None:
     dec = MllpDecoder()
     data = frame(MSG)
     assert dec.feed(data[:10]) == []
-    assert dec.feed(data[10:-1]) == []  # ends on 0x1C: not yet a frame
-    assert dec.pending > 0
-    assert dec.feed(data[-1:]) == [MSG]
+    assert dec.pending == 0  # mid-segment: still arriving, nothing an idle answer could deliver
+    assert dec.feed(data[10:-2]) == []
+    assert dec.pending == len(MSG)  # a whole message held, its end byte not yet here
+    assert dec.feed(data[-2:-1]) == [MSG]  # 0x1C ends the block: the 0x0D is not waited for
+    assert dec.feed(data[-1:]) == [] and dec.pending == 0
 
 
-def test_lone_fs_inside_payload_is_data() -> None:
-    assert MllpDecoder().feed(b"\x0ba\x1cb\x1c\x0d") == [b"a\x1cb"]
+def test_fs_alone_ends_a_block_and_what_follows_outside_a_block_is_noise() -> None:
+    # 0x1C never occurs in HL7 text: a sender that omits the 0x0D is answered at once.
+    assert MllpDecoder().feed(b"\x0ba\x1cb\x1c\x0d") == [b"a"]
+    assert MllpDecoder().feed(b"\x0b" + MSG + b"\x1c") == [MSG]
+
+
+def test_a_block_that_lost_its_start_byte_is_still_a_message() -> None:
+    dec = MllpDecoder()
+    assert dec.feed(b"\r\n" + frame(MSG)[1:]) == [MSG]
+    assert dec.feed(b"xx" + MSG + b"\x1c\x1c\r\r" + b"\x0b\x0b" + MSG + b"\x1c") == [MSG, MSG]
+
+
+def test_flush_delivers_an_open_block_or_an_unframed_message_and_drops_noise() -> None:
+    dec = MllpDecoder()
+    assert dec.feed(b"\x0b" + MSG) == [] and dec.pending == len(MSG)
+    assert dec.flush() == [MSG] and dec.pending == 0
+    assert dec.feed(b"noise MSH") == [] and dec.pending == 0  # no message start yet
+    assert dec.feed(b"|^~\\&|A\r") == [] and dec.pending > 0
+    assert dec.flush() == [b"MSH|^~\\&|A\r"]
+    assert dec.feed(b"\r\n  garbage \r\n") == [] and dec.pending == 0
+    assert dec.flush() == []
 
 
 def test_too_large_reported_once_then_next_frame_read() -> None:
@@ -53,14 +74,17 @@ def test_frame_of_exactly_max_frame_passes() -> None:
 
 
 def test_start_block_inside_a_frame_reports_truncation_and_restarts() -> None:
-    assert MllpDecoder().feed(b"\x0bhalf a mess" + frame(b"whole")) == [
-        FrameError("truncated"),
-        b"whole",
-    ]
+    cut = MllpDecoder().feed(b"\x0b" + MSG[:30] + frame(b"whole"))
+    assert cut == [FrameError("truncated"), b"whole"]
+    assert isinstance(cut[0], FrameError) and cut[0].head == MSG[:30]
+    # A repeated start byte, or noise without a message before it, is not a message.
+    assert MllpDecoder().feed(b"\x0b\x0bjunk\x0b" + frame(b"whole")) == [b"whole"]
 
 
-payloads = st.binary(max_size=40).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b""))
-junk = st.binary(max_size=6).map(lambda b: b.replace(b"\x0b", b""))
+payloads = (st.binary(max_size=40).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b""))
+            .filter(lambda b: bool(b.strip())))
+junk = (st.binary(max_size=6).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b""))
+        .filter(lambda b: message_start(b) < 0))
 
 
 def _feed_in_pieces(dec: MllpDecoder, stream: bytes, cuts: list[int]) -> list[bytes | FrameError]:
@@ -91,3 +115,15 @@ def test_any_byte_stream_gives_the_same_result_however_split(
 ) -> None:
     whole = MllpDecoder(max_frame).feed(stream)
     assert _feed_in_pieces(MllpDecoder(max_frame), stream, cuts) == whole
+
+
+def test_flush_never_reads_a_block_cut_mid_segment_as_complete() -> None:
+    dec = MllpDecoder()
+    assert dec.feed(b"\x0b" + MSG[:-5]) == []
+    assert dec.pending == 0  # still arriving: the listener keeps waiting for the rest
+    assert dec.feed(MSG[-5:] + b"  ") == [] and dec.pending == len(MSG) + 2
+    assert dec.flush() == [MSG]
+    assert dec.feed(b"\x0b" + MSG[:-5]) == []
+    flushed = dec.flush()
+    assert flushed == [FrameError("truncated")]
+    assert isinstance(flushed[0], FrameError) and flushed[0].head == MSG[:-5]

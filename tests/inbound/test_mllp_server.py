@@ -7,98 +7,21 @@ No homeserver here: what would be posted is read from the outbox. The integratio
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from hub.clock import FakeClock
-from hub.config import MllpConfig
 from hub.domain.alerts import AlertEvent
-from hub.domain.caseload import Limits
-from hub.domain.persons import parse_identifier
 from hub.domain.settings import Setting
-from hub.domain.team import Member, Role
-from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import parse
 from hub.inbound.mllp import frame
-from hub.inbound.mllp_server import Hl7Listener, MllpServer
-from hub.metrics import Metrics
-from hub.services import cases
 from hub.services.alerts import UNMATCHED_COUNTER, AlertService
 from hub.storage.database import Database
-from hub.storage.models import OutboxRow
 from hub.storage.models_alerts import InboundMessageRow
+from tests.inbound.alert_stack import MAX_FRAME, PARSERS, Stack, make_stack
 from tests.inbound.mllp_client import GHH, MllpClient, err_code, msa, sample
 
 pytestmark = [pytest.mark.db]
-
-NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-PARSERS = {"hl7": parse, "fhir": parse_bundle}
-MAX_FRAME = 16384
-
-
-@dataclass
-class Stack:
-    db: Database
-    clock: FakeClock
-    metrics: Metrics
-    service: AlertService
-    server: MllpServer
-
-    @property
-    def port(self) -> int:
-        assert self.server.port is not None
-        return self.server.port
-
-    async def person(self, *ids: str, gp: str | None = "@gp:test") -> str:
-        async with self.db.unit() as uow:
-            person, _warn, _effects = await cases.open_case(
-                uow, referent="@cm:test", name="Jeanne Test", born=None,
-                identifiers=[parse_identifier(i) for i in ids], limits=Limits(40, 60, 50), now=self.clock.now())
-            if gp:
-                await uow.team.add(person.case_ref, Member(gp, Role.GP, self.clock.now()))
-        return person.case_ref
-
-    async def notices(self, case_ref: str) -> list[dict[str, Any]]:
-        async with self.db.unit() as uow:
-            rows = await uow.session.execute(
-                select(OutboxRow).where(OutboxRow.case_ref == case_ref, OutboxRow.action == "notify",
-                                        OutboxRow.key.like("alert:%")).order_by(OutboxRow.id))
-            return [{"key": r.key, **r.payload} for r in rows.scalars()]
-
-    async def messages(self) -> int:
-        async with self.db.unit() as uow:
-            return await uow.alerts.count_messages()
-
-    async def setting(self, case_ref: str) -> tuple[Setting, Any]:
-        async with self.db.unit() as uow:
-            person = await uow.persons.get(case_ref)
-        assert person is not None
-        return person.setting, person.hospital_return
-
-
-async def _stack(db: Database, **mllp: Any) -> Stack:
-    clock = FakeClock(NOW)
-    metrics = Metrics()
-    service = AlertService(db, clock, PARSERS, ins_test_oids=True, metrics=metrics)
-    config = MllpConfig(port=0, max_frame_bytes=MAX_FRAME, **mllp)
-    server = MllpServer(config, Hl7Listener(service, clock, metrics).on_frame)
-    await server.start()
-    return Stack(db, clock, metrics, service, server)
-
-
-@pytest.fixture
-async def stack(database: Database) -> AsyncIterator[Stack]:
-    s = await _stack(database)
-    try:
-        yield s
-    finally:
-        await s.server.stop()
-
 
 def with_time(raw: bytes, stamp: str) -> bytes:
     """The GHH samples carry their event time in EVN-6: move it."""
@@ -326,7 +249,7 @@ async def test_acknowledged_but_unprocessed_messages_are_finished_once_at_the_ne
 
 async def test_store_failure_answers_ar_so_the_sender_retries(db_url: str) -> None:
     unmigrated = Database(db_url)  # no tables: every write fails
-    s = await _stack(unmigrated)
+    s = await make_stack(unmigrated)
     client = await MllpClient.connect(s.port)
     try:
         ack = await client.send(sample("ADT-A01-01.hl7"))
@@ -338,7 +261,7 @@ async def test_store_failure_answers_ar_so_the_sender_retries(db_url: str) -> No
 
 
 async def test_peers_outside_the_allow_list_and_idle_connections_are_closed(database: Database) -> None:
-    s = await _stack(database, allowed_peers=("10.0.0.0/8",))
+    s = await make_stack(database, allowed_peers=("10.0.0.0/8",))
     try:
         client = await MllpClient.connect(s.port)
         await client.write(frame(sample("ADT-A01-01.hl7")))
@@ -346,7 +269,7 @@ async def test_peers_outside_the_allow_list_and_idle_connections_are_closed(data
         await client.close()
     finally:
         await s.server.stop()
-    s = await _stack(database, allowed_peers=("127.0.0.1",), idle_timeout_s=0.2)
+    s = await make_stack(database, allowed_peers=("127.0.0.1",), idle_timeout_s=0.2)
     try:
         client = await MllpClient.connect(s.port)
         assert msa(await client.send(sample("ADT-A01-01.hl7")))[0] == "AA"

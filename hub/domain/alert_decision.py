@@ -1,0 +1,172 @@
+"""What one hospital message does to one followed person, decided once, pure (SPEC §6, §7).
+
+The use case (services/alerts.py) loads the person's `AlertHistory`, calls `decide`, and
+persists the `Decision` in one go. Rules, in SPEC terms:
+
+- a cancellation (A11/A12/A13, or ZBE-4 = CANCEL) cancels the standing event of the same
+  movement (ZBE-1), else the latest of the kind it cancels; the move that event made is undone
+  while it is still the latest one;
+- a cancellation that arrives before its event (same ZBE-1) waits for it: when the event
+  arrives it is recorded as cancelled and posts nothing, moves nobody;
+- an A08, or an IHE PAM France Z99 for the current movement, posts a location change only
+  when a part of the location given in both (facility, unit) differs: absent is never a change;
+- A40 renames the person's identifiers that the merged record held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.domain import transitions
+from hub.domain.alerts import Alert, AlertEvent, AlertRecord
+from hub.domain.effects import Notify
+from hub.domain.identity import matches
+from hub.domain.persons import Identifier, Person
+from hub.domain.settings import Setting
+from hub.domain.transitions import CANCELS, Move, SettingChange
+
+__all__ = ["AlertHistory", "Decision", "decide"]
+
+_STAY = frozenset({AlertEvent.admission, AlertEvent.transfer, AlertEvent.update, AlertEvent.leave_return,
+                   AlertEvent.discharge})
+_CANCELLABLE = _STAY - {AlertEvent.update}
+Z99 = "Z99"
+
+
+@dataclass(frozen=True)
+class AlertHistory:
+    """What is known of one person when a hospital message arrives (loaded once).
+
+    alerts: the person's earlier alerts in arrival order, cancelled ones included.
+    latest_change: the newest standing move (hospital or `!move`), None when none.
+    """
+
+    person: Person
+    mentions: tuple[str, ...]
+    alerts: tuple[AlertRecord, ...] = ()
+    latest_change: SettingChange | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to persist for the new alert, and the notices to post (alert notice first when `notice`).
+
+    cancels: earlier alerts this one cancels. cancelled_by: an earlier cancellation that
+    cancels this one as it arrives. self_cancelled: this alert is itself a cancellation row
+    that stands for nothing (ZBE-4 = CANCEL on a non-cancel trigger). revert: the move to undo.
+    rekeys: (old, new) identifiers of the person after a merge.
+    """
+
+    effects: list[Notify] = field(default_factory=list)
+    notice: bool = False
+    move: Move | None = None
+    cancels: tuple[int, ...] = ()
+    cancelled_by: int | None = None
+    self_cancelled: bool = False
+    revert: SettingChange | None = None
+    restored: Setting | None = None
+    rekeys: tuple[tuple[Identifier, Identifier], ...] = ()
+
+
+def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool) -> Decision:
+    if alert.event is AlertEvent.merge:
+        return Decision(rekeys=_rekeys(history.person, alert, ins_test_oids=ins_test_oids))
+    if transitions.is_cancellation(alert):
+        return _cancellation(history, alert)
+    waiting = _waiting_cancellation(history.alerts, alert)
+    if waiting is not None:
+        return Decision(cancelled_by=waiting.id)
+    standing = sorted((a for a in history.alerts if not a.cancelled and a.event in _STAY),
+                      key=lambda a: (a.event_time, a.id))
+    last_location = _location(standing)
+    if alert.trigger == Z99:
+        # A movement update changes where the person is only for the movement they are in.
+        movements = [a for a in standing if a.movement_id]
+        current = movements[-1] if movements else None
+        if (current is None or current.event is AlertEvent.discharge or last_location is None
+                or current.movement_id != alert.movement_id):
+            return Decision()
+    moments = [history.person.setting_since, *(a.event_time for a in standing)]
+    known = [m for m in moments if m is not None]
+    outcome = transitions.hospital_event(
+        history.person, history.mentions, alert,
+        last_movement=max(known) if known else None, last_location=last_location,
+    )
+    return Decision(effects=list(outcome.effects), notice=outcome.notice, move=outcome.move)
+
+
+def _location(stay_events: list[AlertRecord]) -> tuple[str, str] | None:
+    """(facility, unit) where the person is in hospital, None when not known to be there.
+
+    Each event says what it gives; a part it leaves out stays as it was (a unit is kept only
+    within the same facility), and a discharge ends the stay.
+    """
+    location: tuple[str, str] | None = None
+    for event in stay_events:
+        if event.event is AlertEvent.discharge:
+            location = None
+        elif event.event is AlertEvent.admission:
+            location = (event.facility, event.unit)
+        elif location is None:  # an update after a discharge does not put anyone back in hospital
+            location = (event.facility, event.unit) if event.event is not AlertEvent.update else None
+        else:
+            facility = event.facility or location[0]
+            location = (facility, event.unit or (location[1] if facility == location[0] else ""))
+    return location
+
+
+def _cancellation(history: AlertHistory, alert: Alert) -> Decision:
+    original = _original(history.alerts, CANCELS.get(alert.event), alert.movement_id)
+    self_cancelled = alert.event not in CANCELS
+    if original is None:
+        outcome = transitions.cancellation(history.person, history.mentions, alert, None, restored=None)
+        return Decision(effects=list(outcome.effects), self_cancelled=self_cancelled)
+    last = history.latest_change
+    # Undo the move only while it is still the latest one: a newer move stands.
+    revert = last if last is not None and last.alert_id == original.id else None
+    restored = revert.previous if revert is not None else None
+    outcome = transitions.cancellation(history.person, history.mentions, alert, original, restored=restored)
+    return Decision(effects=list(outcome.effects), cancels=(original.id,), self_cancelled=self_cancelled,
+                    revert=revert, restored=restored)
+
+
+def _original(alerts: tuple[AlertRecord, ...], event: AlertEvent | None, movement_id: str) -> AlertRecord | None:
+    """The alert a cancellation refers to: same movement id if given, else the latest of its kind."""
+    standing = [a for a in alerts if not a.cancelled and a.event in _CANCELLABLE]
+    if movement_id:
+        same = [a for a in standing if a.movement_id == movement_id]
+        if same:
+            return same[-1]
+    if event is None:
+        return None
+    kind = [a for a in standing if a.event is event]
+    return kind[-1] if kind else None
+
+
+def _waiting_cancellation(alerts: tuple[AlertRecord, ...], alert: Alert) -> AlertRecord | None:
+    """A cancellation of this very movement that arrived first and has cancelled nothing yet."""
+    if not alert.movement_id:
+        return None
+    used = {a.cancelled_by for a in alerts if a.cancelled_by is not None and a.cancelled_by != a.id}
+    for earlier in alerts:
+        if earlier.movement_id != alert.movement_id or earlier.id in used:
+            continue
+        cancels = CANCELS.get(earlier.event)
+        if cancels is alert.event or (earlier.cancelled_by == earlier.id and earlier.event is alert.event):
+            return earlier
+    return None
+
+
+def _rekeys(person: Person, alert: Alert, *, ins_test_oids: bool) -> tuple[tuple[Identifier, Identifier], ...]:
+    """A40: the identifiers the person was known by under the old record take the new values."""
+    out = []
+    for ident in person.identifiers:
+        for old in alert.merged_identifiers:
+            if not matches([(ident.authority, ident.value)], [old], ins_test_oids=ins_test_oids):
+                continue
+            survivor = next((pid for pid in alert.identifiers
+                             if (pid.authority, pid.authority_oid) == (old.authority, old.authority_oid)), None)
+            if survivor is not None and survivor.value != ident.value:
+                out.append((ident, Identifier(ident.authority, survivor.value)))
+    return tuple(out)
+
