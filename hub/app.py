@@ -6,17 +6,18 @@ import asyncio
 import logging
 import os
 import ssl
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
 from aiohttp import web
 from nio import SyncResponse
 
-from hub.bots.client import BotClient
+from hub.bots.client import SYNC_LONG_POLL_MS, BotClient
 from hub.bots.client import transient as homeserver_transient
 from hub.bots.crosssigning import ensure_cross_signing, query_keys
 from hub.bots.intake import Intake
-from hub.bots.outbox import OutboxWorker
+from hub.bots.outbox import OutboxWorker, RetryPolicy
 from hub.bots.readable import ReadableWatcher, readable_users
 from hub.bots.trust import DeviceTrust, UnreachableNotices
 from hub.clock import Clock, SystemClock
@@ -36,7 +37,7 @@ from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
 from hub.retry import Stopped, wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
-from hub.services.alerts import AlertService
+from hub.services.alerts import RECOVER_INTERVAL_S, AlertService
 from hub.services.concertations import ConcertationSweeper
 from hub.services.consent import ConsentReminders
 from hub.services.continuity import MembershipWatcher
@@ -44,6 +45,7 @@ from hub.services.desks import DeskGuard, ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
 from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triage
+from hub.services.rights import RightsReminders
 from hub.storage import migrate, reachability
 from hub.storage.database import Database
 from hub.tasks import TaskGroup
@@ -82,7 +84,9 @@ class Relais:
         self.client = BotClient(config.matrix)
         self.catalog = Catalog(config.care.language)
         self.settings = settings_from(config)
-        self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock)
+        policy = RetryPolicy(concurrency=config.outbox.concurrency, cap_s=config.outbox.retry_cap_s,
+                             max_age_s=config.outbox.max_age_s)
+        self.outbox = OutboxWorker(self.db, self.client, self.catalog, self.clock, policy, self.metrics)
         self.client.trust = DeviceTrust(config.encryption.trust,
                                         UnreachableNotices(self.db, self.clock, self.outbox.wake))
         self.dispatcher = Dispatcher(self.db, build_registry(), self.settings, self.clock,
@@ -93,7 +97,7 @@ class Relais:
         # The integrated access point is open once its triage team is named (SPEC §8, §9):
         # only then does the bot accept direct rooms from people it does not know.
         referrals_open = bool(config.care.coordinators)
-        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people,
+        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people, self.metrics,
                              referrer_servers=config.matrix.allowed_servers if referrals_open else ())
         self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
                                         on_enqueued=self.outbox.wake)
@@ -121,12 +125,16 @@ class Relais:
         self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
         self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,
                                          config.care.referral_erase_days, on_enqueued=self.outbox.wake)
+        self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.
             Job("concertations", self.concertations.sweep, 300.0),
             Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
             Job("referrals", self.referrals.sweep, SWEEP_INTERVAL_S),
+            Job("rights-reminders", self.rights_reminders.sweep, SWEEP_INTERVAL_S),
+            # A hospital message acknowledged but left unprocessed by a database hiccup.
+            Job("alert-recovery", self.alerts.recover_settled, RECOVER_INTERVAL_S),
         ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
@@ -205,20 +213,42 @@ class Relais:
         self._http = web.AppRunner(app, access_log=None)
         self.http_port = await _listening("[http]", http.host, http.port,
                                           _serve(self._http, http.host, http.port, self._http_tls))
-        self._admin = web.AppRunner(build_admin_app(self.metrics, self.readiness), access_log=None)
+        self._admin = web.AppRunner(build_admin_app(self.metrics, self.readiness, refresh=self.refresh_metrics),
+                                    access_log=None)
         self.admin_port = await _listening("[http] admin", http.admin_host, http.admin_port,
                                            _serve(self._admin, http.admin_host, http.admin_port, None))
         log.info("HTTP on %s:%s (%s), metrics on %s:%s", http.host, self.http_port,
                  "HTTPS" if self._http_tls else "plain HTTP", http.admin_host, self.admin_port)
 
     async def readiness(self) -> dict[str, bool]:
-        database = await self.db.ping()
-        if database:
+        """/readyz: the database answers, the last sync succeeded, intake moved on and the oldest
+        undelivered outbox entry waits less than `[health] stall_after_s`."""
+        oldest = await self.refresh_metrics()
+        database = oldest is not None
+        stall = self.config.health.stall_after_s
+        outbox_ok = oldest is not None and oldest <= stall
+        # A quiet /sync long-polls for up to SYNC_LONG_POLL_MS before intake moves on.
+        intake_ok = time.monotonic() - self.intake.advanced_at <= stall + SYNC_LONG_POLL_MS / 1000
+        return {"database": database, "homeserver": self.client.connected, "outbox": outbox_ok, "intake": intake_ok}
+
+    async def refresh_metrics(self) -> float | None:
+        """Bring the gauges read from the database up to date; returns the oldest undelivered
+        outbox entry's age in seconds (0 when none waits), None when the database does not answer."""
+        self.metrics.homeserver_up.set(1 if self.client.connected else 0)
+        self.metrics.intake_lag.set(round(time.monotonic() - self.intake.advanced_at, 1))
+        if not await self.db.ping():
+            return None
+        try:
             async with self.db.read() as uow:
                 self.metrics.outbox_pending.set(await uow.outbox.count("pending"))
                 self.metrics.outbox_failed.set(await uow.outbox.count("failed"))
-        self.metrics.homeserver_up.set(1 if self.client.connected else 0)
-        return {"database": database, "homeserver": self.client.connected}
+                self.metrics.intake_dead_held.set(await uow.intake_dead.count())
+                oldest = await uow.outbox.oldest_pending_since()
+        except Exception:
+            return None
+        age = 0.0 if oldest is None else max(0.0, (self.clock.now() - oldest).total_seconds())
+        self.metrics.outbox_oldest.set(round(age, 1))
+        return age
 
     async def _abort(self) -> None:
         self.client.stop()

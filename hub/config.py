@@ -219,6 +219,21 @@ class HttpConfig(TlsFiles):
         return self
 
 
+class OutboxConfig(_Section):
+    """How the outbox retries (per entry, per room); see hub/bots/outbox.py."""
+
+    concurrency: int = Field(default=8, ge=1, le=64)  # rooms served at once
+    retry_cap_s: float = Field(default=60.0, ge=1.0)  # longest wait between two tries of one entry
+    # An entry still failing this long after it was enqueued, while the homeserver answers, is
+    # dead-lettered and its file's referent told (a homeserver outage only delays notices).
+    max_age_s: float = Field(default=3600.0, ge=10.0)
+
+
+class HealthConfig(_Section):
+    # /readyz fails while the oldest waiting outbox entry, or the last sync handled, is older.
+    stall_after_s: float = Field(default=300.0, ge=1.0)
+
+
 class EncryptionConfig(_Section):
     trust: Literal["cross_signed", "all"] = "cross_signed"
     # Replace the bot's cross-signing keys held by the homeserver; explicit, for one start.
@@ -237,6 +252,8 @@ class Config(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     http: HttpConfig = HttpConfig()
     encryption: EncryptionConfig = EncryptionConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    health: HealthConfig = HealthConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from hub.metrics import Metrics
 
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
+Refresh = Callable[[], Awaitable[object]]
 
 
 def _probes(app: web.Application, ready: ReadyCheck) -> None:
@@ -35,10 +36,13 @@ def build_http_app(ready: ReadyCheck, routes: Iterable[web.AbstractRouteDef] = (
     return app
 
 
-def build_admin_app(metrics: Metrics, ready: ReadyCheck) -> web.Application:
-    """The operator's listener: the probes and /metrics (Prometheus text format)."""
+def build_admin_app(metrics: Metrics, ready: ReadyCheck, refresh: Refresh | None = None) -> web.Application:
+    """The operator's listener: the probes and /metrics (Prometheus text format). `refresh`
+    brings the gauges read from the database up to date before /metrics answers."""
 
     async def metrics_view(_request: web.Request) -> web.Response:
+        if refresh is not None:
+            await refresh()
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

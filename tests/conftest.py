@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,15 +17,27 @@ hypothesis.settings.register_profile("relais", derandomize=True, database=None)
 hypothesis.settings.load_profile("relais")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test using the homeserver or a database is marked so the PostgreSQL pass selects it
-    (.ci/run: -m "db or matrix"), even if its author forgot the marker."""
+    (.ci/run: -m "db or matrix"), even if its author forgot the marker. A test that only means
+    something on PostgreSQL (`postgres_only`) is deselected, not skipped, outside that pass: CI
+    runs both passes and skips nothing."""
+    on_postgres = bool(os.environ.get(POSTGRES_ENV))
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "synapse" in names and item.get_closest_marker("matrix") is None:
             item.add_marker(pytest.mark.matrix)
         if "db_url" in names and item.get_closest_marker("db") is None:
             item.add_marker(pytest.mark.db)
+        if item.get_closest_marker("postgres_only") is not None and not on_postgres:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +53,6 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dev
 
 # --- databases: every storage and integration test runs on the backend CI selects ---------
 
-import os  # noqa: E402
 import secrets as _secrets  # noqa: E402
 
 from hub.storage import migrate  # noqa: E402

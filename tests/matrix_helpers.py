@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import aiohttp
 import nio
 
 from hub.devserver import DevSynapse
@@ -217,3 +219,38 @@ async def cross_sign(client: nio.AsyncClient) -> str:
 async def make_unsigned_client(synapse: DevSynapse, localpart: str, tmp_path: Path) -> nio.AsyncClient:
     """Like make_client, but the device is certainly not cross-signed (a legacy client)."""
     return await make_client(synapse, localpart, tmp_path, cross_signed=False)
+
+
+# --- the homeserver administrator (Synapse admin API) -----------------------------------
+
+async def admin_token(synapse: DevSynapse) -> str:
+    """A homeserver administrator's access token (an admin registered with the shared secret)."""
+    name, password = f"admin{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    user = await synapse.register(name, password, admin=True)
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{synapse.url}/_matrix/client/v3/login",
+            json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+                  "password": password}) as resp:
+        assert resp.status == 200, await resp.text()
+        return str((await resp.json())["access_token"])
+
+
+async def admin(synapse: DevSynapse, token: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http, \
+            http.request(method, synapse.url + path, json=body) as resp:
+        data: dict[str, Any] = await resp.json()
+        assert resp.status == 200, (resp.status, data)
+        return data
+
+
+async def delete_room(synapse: DevSynapse, token: str, room_id: str) -> None:
+    """Synapse admin API: DELETE /_synapse/admin/v2/rooms/<id> (members removed, room purged)."""
+    started = await admin(synapse, token, "DELETE", f"/_synapse/admin/v2/rooms/{room_id}", {"purge": True})
+    deadline = time.monotonic() + 60
+    while True:
+        status = await admin(synapse, token, "GET", f"/_synapse/admin/v2/rooms/delete_status/{started['delete_id']}")
+        if status["status"] == "complete":
+            return
+        assert status["status"] != "failed", status
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)

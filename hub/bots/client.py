@@ -7,6 +7,7 @@ deal with exceptions, split into transient (retry later) and permanent ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from nio import (
     RoomPreset,
     RoomSendResponse,
     RoomVisibility,
+    ShareGroupSessionResponse,
     SyncResponse,
     UploadResponse,
     WhoamiResponse,
@@ -44,7 +46,7 @@ from nio import (
 from nio.crypto.attachments import encrypt_attachment
 
 from hub.config import MatrixConfig, reveal, secret_source
-from hub.errors import LoginRefused, MatrixError, TransientError
+from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomNotSynced, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -64,14 +66,44 @@ SYNC_FILTER: dict[str, Any] = {
     },
 }
 
-TRANSIENT_CODES = {"M_LIMIT_EXCEEDED", "M_UNKNOWN", None}
+#: How long one /sync waits for news: a quiet hub handles a sync at least this often.
+SYNC_LONG_POLL_MS = 30_000
+
+
+def transient_answer(http_status: int | None, errcode: str | None) -> bool:
+    """Classify a homeserver error answer (Matrix C-S API §"API standards"): 429 and 5xx are worth
+    retrying, every other 4xx is permanent — the request itself is wrong for this server, whatever
+    the errcode (Synapse reports some permanent refusals as M_UNKNOWN). Without an HTTP status (nio
+    could not read the answer), only M_LIMIT_EXCEEDED, M_UNKNOWN and no errcode count as transient."""
+    if errcode == "M_LIMIT_EXCEEDED" or http_status == 429:
+        return True
+    if http_status is None:
+        return errcode in (None, "M_UNKNOWN")
+    return http_status >= 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: a transient error answer, a timeout, a dropped or refused
+    connection. False for a permanent answer, a room that is gone, a bug (e.g. a bad payload)."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, MatrixError):
+        return False
+    return isinstance(exc, ClientConnectionError | TimeoutError | ConnectionError)
+
+
+def http_status_of(response: Any) -> int | None:
+    """The HTTP status of the answer behind a nio response (None when there was none)."""
+    transport = getattr(response, "transport_response", None)
+    status = getattr(transport, "status", None)
+    return status if isinstance(status, int) else None
 
 
 def _check(response: Any, what: str) -> Any:
     if isinstance(response, ErrorResponse):
-        code = response.status_code
-        cls = TransientError if code in TRANSIENT_CODES else MatrixError
-        raise cls(what, code, response.retry_after_ms)
+        code, status = response.status_code, http_status_of(response)
+        cls = TransientError if transient_answer(status, code) else MatrixError
+        raise cls(what, code, response.retry_after_ms, status)
     return response
 
 
@@ -142,6 +174,44 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
         last: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
         return last
 
+    # --- room keys delivered, not only sent ---------------------------------------------------
+    # nio's share_group_session sends the room key in to-device requests gathered with
+    # return_exceptions=True, then marks the outbound session shared whatever happened: a request
+    # lost on a dropped connection (after nio's own retries) or refused left some devices without
+    # the key, and they could not read a notice until the session rotated. Here a share that did
+    # not fully reach the homeserver discards the outbound session and fails the send: the next
+    # try makes a new session and shares it with every device again.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failed_shares: set[str] = set()  # rooms whose current share lost a request
+
+    async def _send(self, response_class: type, method: str, path: str, data: Any = None,
+                    response_data: tuple[Any, ...] | None = None, *args: Any, **kwargs: Any) -> Any:
+        if response_class is not ShareGroupSessionResponse or not response_data:
+            return await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
+        room_id = str(response_data[0])
+        try:
+            resp = await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
+        except BaseException:
+            self._share_failed(room_id)
+            raise
+        if isinstance(resp, ErrorResponse):
+            self._share_failed(room_id)
+        return resp
+
+    def _share_failed(self, room_id: str) -> None:
+        self._failed_shares.add(room_id)
+
+    async def share_group_session(self, room_id: str, ignore_unverified_devices: bool = False) -> Any:
+        self._failed_shares.discard(room_id)
+        resp = await super().share_group_session(room_id, ignore_unverified_devices=ignore_unverified_devices)
+        if room_id in self._failed_shares:
+            self._failed_shares.discard(room_id)
+            self.invalidate_outbound_session(room_id)
+            raise KeyShareFailed(f"the room key of {room_id} did not reach every device; session discarded")
+        return resp
+
 
 class BotClient:
     def __init__(self, config: MatrixConfig) -> None:
@@ -153,6 +223,7 @@ class BotClient:
         self.connected = False
         self._room_version: str | None = None
         self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
+        self._share_lock = asyncio.Lock()
         self.new_device = False  # this process created the bot's device (see forget_new_device)
 
     @property
@@ -281,7 +352,7 @@ class BotClient:
                 # Never full_state: a restart resumes from the token like any client, and a room's
                 # state is loaded the first time a send needs it (load_room), so the restart does
                 # not grow with the number of rooms.
-                resp = await self.api.sync(timeout=0 if first else 30_000, sync_filter=SYNC_FILTER,
+                resp = await self.api.sync(timeout=0 if first else SYNC_LONG_POLL_MS, sync_filter=SYNC_FILTER,
                                            since=token)
                 if isinstance(resp, ErrorResponse):
                     if resp.retry_after_ms:
@@ -292,11 +363,13 @@ class BotClient:
                 if self.trust is not None:
                     # Before any await: no send may use a verdict older than this sync's news.
                     self.trust.forget(list(resp.device_list.changed) + list(resp.device_list.left))
+                # nio has taken the bot's rooms from this answer: they are known even if handling
+                # the events fails below (and the batch is replayed).
+                self.connected = True
+                self.synced_once.set()
                 await self._crypto_housekeeping()
                 await handle(resp)
                 token = resp.next_batch
-                self.connected = True
-                self.synced_once.set()
                 backoff = 1.0
             except (ClientConnectionError, TimeoutError, TransientError) as exc:
                 self.connected = False
@@ -463,12 +536,14 @@ class BotClient:
         """Send an encrypted event; the transaction id makes a retried send a no-op on Synapse."""
         room = self.api.rooms.get(room_id)
         if room is None or not room.encrypted:
-            # Not seen since the start (incremental sync), or seen only through a few events.
+            # Not seen since the start (incremental sync), or seen only through a few events. A
+            # room the bot is no longer in (deleted by an administrator, the bot removed) answers
+            # 403/404 here: a permanent failure, never retried for ever.
             await self.load_room(room_id)
             room = self.api.rooms.get(room_id)
         if room is None or not room.encrypted:
             # Never send in clear: wait until the room's state shows its encryption.
-            raise TransientError(f"room {room_id} not encrypted (yet)", None)
+            raise RoomNotSynced(f"room {room_id} not encrypted (yet)")
         if not room.members_synced:
             members = await self.api.joined_members(room_id)
             if isinstance(members, JoinedMembersError):
@@ -478,9 +553,14 @@ class BotClient:
             await self.api.keys_query()
         if self.trust is not None:
             await self.trust.apply(self.api, room_id)  # blacklists devices the policy excludes
+        # Sends to several rooms run at once (the outbox's lanes); room key shares are made one at
+        # a time so two rooms never claim one-time keys for the same devices together.
+        olm = self.api.olm
+        sharing = olm is not None and olm.should_share_group_session(room_id)
         try:
-            resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
-                                            ignore_unverified_devices=True)
+            async with self._share_lock if sharing else contextlib.nullcontext():
+                resp = await self.api.room_send(room_id, "m.room.message", content, tx_id=txn_id,
+                                                ignore_unverified_devices=True)
         except Exception as exc:
             # nio marks the room "sharing a group session" before keys/claim and clears the mark
             # only after it: a failed claim (429 — which nio cannot even parse —, connection lost)

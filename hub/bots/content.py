@@ -97,10 +97,15 @@ def triage_room(name: str, bot: str, room_version: str, members: list[str]) -> d
     }
 
 
+#: Kinds that call for someone's action go out as m.text: the default push rule
+#: `.m.rule.suppress_notices` silences every m.notice, mentions included (SPEC §5).
+ACTION_KINDS = frozenset({"rights.review", "delivery.failed", "referral.decision"})
+
+
 def notice(kind: str, case_ref: str, body: str, formatted: str,
            mentions: tuple[str, ...] = ()) -> dict[str, Any]:
     content: dict[str, Any] = {
-        "msgtype": "m.notice",
+        "msgtype": "m.text" if kind in ACTION_KINDS else "m.notice",
         "body": body,
         "format": "org.matrix.custom.html",
         "formatted_body": formatted,

@@ -3,6 +3,13 @@
 The sync token is stored only after the events it covers were handled, and held back while a
 command could not yet be decrypted (its key may arrive a moment later), so a restart replays
 rather than loses; replays are harmless because every command event is claimed once.
+
+Each event is handled on its own (mautrix's syncer does the same): one that fails does not stop
+the others of its batch. The batch is then replayed after a pause, and an event that failed
+MAX_TRIES times (the database being reachable) is recorded as a dead letter — its id, room and
+error class, no content — so the token moves on and no single event stalls the sync. A
+timeline the homeserver cut short (`limited`, after an outage in a busy room) is back-filled
+from `prev_batch` to where the last sync ended, so commands typed meanwhile are answered.
 """
 
 from __future__ import annotations
@@ -10,12 +17,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from nio import InviteMemberEvent, MegolmEvent, RoomMemberEvent, RoomMessageText, SyncResponse
+from nio import (
+    InviteMemberEvent,
+    MegolmEvent,
+    MessageDirection,
+    RoomMemberEvent,
+    RoomMessagesResponse,
+    RoomMessageText,
+    SyncResponse,
+)
 
-from hub.bots.client import BotClient
+from hub.bots.client import BotClient, http_status_of, is_transient, transient_answer
 from hub.domain.team import server_of
+from hub.errors import TransientError
+from hub.metrics import Metrics
 from hub.services.desks import adopt_desk
 from hub.storage.database import Database
 
@@ -23,6 +41,16 @@ log = logging.getLogger(__name__)
 
 SYNC_TOKEN_KEY = "sync_token"
 UNDECRYPTABLE_PATIENCE_S = 120.0
+#: Tries of one event before it is set aside; a transient cause (homeserver busy) gets more.
+MAX_TRIES = 3
+MAX_TRIES_TRANSIENT = 8
+#: Back-fill of a limited timeline: pages of BACKFILL_PAGE events, at most BACKFILL_PAGES of them.
+BACKFILL_PAGE = 100
+BACKFILL_PAGES = 20
+
+
+class EventsFailed(Exception):
+    """Some events of a sync failed and will be tried again: the batch is replayed."""
 
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
 
@@ -70,37 +98,111 @@ def thread_of(event: MegolmEvent) -> str | None:
 
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
-                 desk_people: dict[str, str], referrer_servers: tuple[str, ...] = ()) -> None:
+                 desk_people: dict[str, str], metrics: Metrics | None = None,
+                 referrer_servers: tuple[str, ...] = ()) -> None:
         self.db = db
         # Servers whose users may open a direct room to refer a person; () keeps them out.
         self.referrer_servers = referrer_servers
         self.client = client
         self.dispatcher = dispatcher
         self.desk_people = desk_people
+        self.metrics = metrics
         self._undecrypted: dict[str, tuple[str, MegolmEvent, float]] = {}
         self.commands_handled = 0
+        self.dead_letters = 0
         # Called with (room_id, event_id, user_id, change): see membership_change().
         self.membership_handlers: list[MembershipHandler] = []
+        self._failures: dict[str, int] = {}  # event id → failed tries so far
+        self._since: str | None = None  # where the last handled sync ended
+        #: time.monotonic() of the last sync handled to its end (readiness: is intake moving?)
+        self.advanced_at = time.monotonic()
 
     async def stored_token(self) -> str | None:
         async with self.db.read() as uow:
-            return await uow.kv.get(SYNC_TOKEN_KEY)
+            self._since = await uow.kv.get(SYNC_TOKEN_KEY)
+        return self._since
 
     async def on_sync(self, resp: SyncResponse) -> None:
+        failed = 0
         for room_id, info in resp.rooms.invite.items():
-            await self._on_invite(room_id, info.invite_state)
+            key = f"invite:{room_id}"
+            async with self.db.read() as uow:
+                # A pending invite comes again with every full-state sync (each start).
+                if await uow.intake_dead.has(key):
+                    continue
+            failed += not await self._one(room_id, key, self._on_invite(room_id, info.invite_state))
         for room_id, info in resp.rooms.join.items():
-            for event in info.timeline.events:
-                await self._on_event(room_id, event)
+            events = list(info.timeline.events)
+            if info.timeline.limited and info.timeline.prev_batch and self._since:
+                events = await self._backfill(room_id, info.timeline.prev_batch, self._since) + events
+            for event in events:
+                event_id = getattr(event, "event_id", None) or f"{room_id}:{type(event).__name__}"
+                failed += not await self._one(room_id, event_id, self._on_event(room_id, event))
+        if failed:
+            raise EventsFailed(f"{failed} event(s) failed; the batch will be replayed")
         await self._retry_undecrypted()
         if not self._undecrypted:
             async with self.db.unit() as uow:
                 await uow.kv.set(SYNC_TOKEN_KEY, resp.next_batch)
+        self._since = resp.next_batch
+        self.advanced_at = time.monotonic()
+
+    async def _one(self, room_id: str, event_id: str, handling: Awaitable[None]) -> bool:
+        """Handle one event; False when it failed and must be tried again (the batch replayed)."""
+        try:
+            await handling
+        except Exception as exc:
+            tries = self._failures.get(event_id, 0) + 1
+            limit = MAX_TRIES_TRANSIENT if is_transient(exc) else MAX_TRIES
+            if tries < limit or not await self.db.ping():
+                self._failures[event_id] = tries
+                log.warning("event in %s failed (%s), try %d of %d", room_id, type(exc).__name__, tries, limit,
+                            exc_info=exc)
+                return False
+            await self._dead_letter(room_id, event_id, exc, tries)
+        self._failures.pop(event_id, None)
+        return True
+
+    async def _dead_letter(self, room_id: str, event_id: str, exc: Exception, tries: int) -> None:
+        async with self.db.unit() as uow:
+            await uow.intake_dead.add(event_id, room_id, type(exc).__name__, tries, datetime.now(UTC))
+        self.dead_letters += 1
+        if self.metrics is not None:
+            self.metrics.intake_dead.inc()
+        log.error("event %s in %s set aside after %d failed tries (%s)", event_id, room_id, tries,
+                  type(exc).__name__)
+
+    async def _backfill(self, room_id: str, prev_batch: str, since: str) -> list[object]:
+        """The events a limited timeline left out: from `prev_batch` back to `since`, oldest first."""
+        chunks: list[object] = []
+        start: str | None = prev_batch
+        for _ in range(BACKFILL_PAGES):
+            if start is None:
+                break
+            resp = await self.client.api.room_messages(room_id, start=start, end=since,
+                                                       direction=MessageDirection.back, limit=BACKFILL_PAGE)
+            if not isinstance(resp, RoomMessagesResponse):
+                code, status = getattr(resp, "status_code", None), http_status_of(resp)
+                if transient_answer(status, code):  # the batch is replayed, the gap filled then
+                    raise TransientError("back-fill", code, getattr(resp, "retry_after_ms", None), status)
+                log.warning("back-fill of %s refused (%s %s): events may be missed", room_id, status, code)
+                break
+            chunks.extend(resp.chunk)
+            if not resp.chunk or resp.end in (None, start):
+                break
+            start = resp.end
+        else:
+            log.warning("back-fill of %s stopped after %d events", room_id, len(chunks))
+        if chunks:
+            log.info("back-filled %d events in %s after a limited sync", len(chunks), room_id)
+        return list(reversed(chunks))
 
     async def _on_event(self, room_id: str, event: object) -> None:
         if isinstance(event, RoomMessageText):
             if await self.dispatcher.handle(event.event_id, event.sender, room_id, message_content(event)):
                 self.commands_handled += 1
+                if self.metrics is not None:
+                    self.metrics.commands.labels(outcome="answered").inc()
         elif isinstance(event, RoomMemberEvent) and event.state_key != self.client.user_id:
             change = membership_change(event.sender, event.state_key, event.membership, event.prev_membership)
             for handler in self.membership_handlers:
@@ -124,7 +226,8 @@ class Intake:
             if decrypted is not None:
                 event.room_id = room_id
                 del self._undecrypted[event_id]
-                await self._on_event(room_id, decrypted)
+                if not await self._one(room_id, event_id, self._on_event(room_id, decrypted)):
+                    self._undecrypted[event_id] = (room_id, event, since)
             elif time.monotonic() - since > UNDECRYPTABLE_PATIENCE_S:
                 log.warning("giving up on an undecryptable event in %s", room_id)
                 del self._undecrypted[event_id]

@@ -1,29 +1,43 @@
 """The outbox worker: the only place that changes anything on Matrix.
 
-Entries are taken in order. An attempt to create a room is counted (committed) before the
-request, so after a crash an interrupted creation looks for the room it may have made instead
-of making a second one. Everything else is idempotent when repeated — a notice is resent with
-the same transaction id, which Synapse deduplicates; inviting or removing twice changes
-nothing — so it costs one commit, when it is done.
+Entries are done in order within their lane — one room: a person's room from its creation on,
+a desk, another room — and lanes proceed independently, several at once (up to a bound), the
+way Synapse's federation sender keeps one queue per destination. The effects of one cause (a
+command, a hospital message) also keep their order across lanes (hub/storage/repositories.py).
+Each entry keeps its own retry state: a transient failure (429, 5xx, timeout, lost connection)
+holds that entry, and the rest of its lane, until a next try chosen by exponential backoff with
+jitter (all are tried at once when the homeserver answers again after an outage); a permanent
+failure (any other 4xx, a room that is gone), or an entry still failing after its maximum age
+while the homeserver answers, is dead-lettered and the file's referent is told
+(`delivery.failed`). So one room that can never be reached delays only its own notices.
+
+An attempt to create a room is counted (committed) before the request, so after a crash an
+interrupted creation looks for the room it may have made — once the first sync has shown the
+bot's rooms — instead of making a second one. Everything else is idempotent when repeated — a
+notice is resent with the same transaction id, which Synapse deduplicates; inviting or removing
+twice changes nothing — so it costs one commit, when it is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from aiohttp import ClientConnectionError
-
 from hub.bots import attachments, content
-from hub.bots.client import BotClient
+from hub.bots.client import BotClient, is_transient
 from hub.bots.render import render
 from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK
-from hub.errors import MatrixError, TransientError
+from hub.errors import MatrixError, RoomGone, RoomNotSynced
 from hub.i18n.catalog import Catalog
+from hub.metrics import Metrics
+from hub.services.outbox import dead_letter
 from hub.storage.database import Database
 from hub.storage.repositories import OutboxEntry
 
@@ -33,20 +47,67 @@ log = logging.getLogger(__name__)
 _COUNTED = frozenset({"create_room", "create_desk", "create_triage"})
 
 
-class RoomNotReady(TransientError):
+class RoomNotReady(RoomNotSynced):
     pass
 
 
+#: Seconds between tries of an entry waiting on our own sync (RoomNotSynced): not backed off.
+SYNC_WAIT_S = 1.0
+#: At stop, how long the lanes may take to finish the entry in hand before they are cancelled.
+LANE_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`concurrency`: lanes served at once. Backoff: `base_s` × 2^(attempts−1), capped at `cap_s`,
+    the upper half jittered; a Retry-After from the homeserver is waited at least. `max_age_s`:
+    an entry still failing this long after it was enqueued is dead-lettered, but only while the
+    homeserver answers syncs — an outage delays notices, never drops them (SPEC §7)."""
+
+    concurrency: int = 8
+    base_s: float = 0.5
+    cap_s: float = 60.0
+    max_age_s: float = 3600.0
+
+    def delay(self, attempts: int, retry_after_s: float | None = None,
+              rand: Callable[[], float] = random.random) -> float:
+        """Seconds before try number `attempts` + 1 (`attempts` ≥ 1 failures so far)."""
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempts - 1))
+        wait = ceiling / 2 + rand() * ceiling / 2
+        return float(max(wait, min(retry_after_s or 0.0, self.cap_s)))
+
+
+def _wall() -> datetime:
+    """Retries are timed by the wall clock, not the injected Clock: a test that freezes the
+    domain's time must not freeze the outbox. (An entry's age is read on the Clock, like the time
+    it was enqueued.)"""
+    return datetime.now(UTC)
+
+
+def error_label(exc: BaseException) -> str:
+    """What went wrong, for the dead-letter record and logs: an errcode or class, no content."""
+    if isinstance(exc, MatrixError):
+        status = f" {exc.http_status}" if exc.http_status else ""
+        return f"{type(exc).__name__}{status} {exc.errcode or ''}".strip()
+    return type(exc).__name__
+
+
 class OutboxWorker:
-    def __init__(self, db: Database, client: BotClient, catalog: Catalog, clock: Clock) -> None:
+    def __init__(self, db: Database, client: BotClient, catalog: Catalog, clock: Clock,
+                 policy: RetryPolicy | None = None, metrics: Metrics | None = None) -> None:
         self.db = db
         self.client = client
         self.catalog = catalog
         self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.idle = asyncio.Event()
         self.sent = 0
+        self.dead = 0
+        # lane → the task serving it: one task per lane keeps the lane's order
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         # case_ref → room id: a person's room, once made, never changes
         self._rooms: dict[str, str] = {}
 
@@ -58,59 +119,149 @@ class OutboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                progressed = await self.drain()
-                backoff = 0.5
-            except (TransientError, ClientConnectionError, TimeoutError, OSError) as exc:
-                log.warning("outbox paused (%s); retrying in %.1f s", exc, backoff)
-                progressed = False
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except Exception:
-                log.exception("outbox pass failed; retrying")
-                await self._sleep(5)
-                continue
-            if not progressed:
-                self.idle.set()
+        # Before the first sync nio knows no room: every send would fail, and count as a try.
+        waits = [asyncio.create_task(self.client.synced_once.wait(), name="outbox-first-sync"),
+                 asyncio.create_task(self._stopping.wait(), name="outbox-stopping")]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        connected = True
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                next_retry: float | None = 2.0
                 try:
-                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                    if self.client.connected and not connected:
+                        await self._homeserver_back()
+                    connected = self.client.connected
+                    started = await self._start_lanes()
+                    next_retry = await self._next_retry_in()
+                except Exception as exc:  # the database away: try again shortly
+                    log.warning("outbox paused (%s)", error_label(exc))
+                    started = 0
+                if not started and not self._lanes and next_retry is None:
+                    self.idle.set()  # nothing pending at all
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(5.0, next_retry or 5.0))
                 except TimeoutError:
                     pass
                 self.idle.clear()
+        finally:
+            # Each lane finishes the entry in hand (its send and its commit: a send left
+            # uncommitted would only be resent, deduplicated, but counted twice as pending).
+            lanes = list(self._lanes.values())
+            if lanes:
+                _done, late = await asyncio.wait(lanes, timeout=LANE_GRACE_S)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*lanes, return_exceptions=True)
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _homeserver_back(self) -> None:
+        """The homeserver answers again after an outage: every lane waiting on a retry goes now,
+        instead of at the end of a backoff that grew while it was away."""
+        async with self.db.unit() as uow:
+            count = await uow.outbox.retry_all_now()
+        if count:
+            log.info("homeserver back: %d outbox entries retried now", count)
+
+    async def _next_retry_in(self) -> float | None:
+        """Seconds until the earliest lane waiting on a retry is due; None when none waits."""
+        async with self.db.read() as uow:
+            when = await uow.outbox.next_retry_at()
+        if when is None:
+            return None
+        return max(0.05, (when - _wall()).total_seconds())
+
+    async def _start_lanes(self) -> int:
+        room = self.policy.concurrency - len(self._lanes)
+        if room <= 0:
+            return 0
+        async with self.db.read() as uow:
+            heads = await uow.outbox.due_heads(_wall(), busy=set(self._lanes), limit=room)
+        for head in heads:
+            task = asyncio.create_task(self._serve(head.lane), name=f"outbox-lane-{head.id}")
+            self._lanes[head.lane] = task
+        return len(heads)
+
+    async def _serve(self, lane: str) -> None:
+        """Do a lane's due entries in order; stop when it is empty or waits for a retry."""
         try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
+            while not self._stopping.is_set():
+                async with self.db.read() as uow:
+                    entry = await uow.outbox.head_of(lane, _wall())
+                if entry is None or not await self.attempt(entry):
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away mid-way: this lane rests, the others go on
+            log.warning("outbox lane paused (%s)", error_label(exc))
+            try:
+                await asyncio.wait_for(self._stopping.wait(), 2.0)
+            except TimeoutError:
+                pass
+        finally:
+            self._lanes.pop(lane, None)
+            self._wake.set()
 
     async def drain(self) -> bool:
-        """Perform every due entry in order; stop at the first transient failure."""
-        async with self.db.read() as uow:
-            entries = await uow.outbox.pending(self.clock.now())
-        for entry in entries:
-            if self._stopping.is_set():
-                break
-            if entry.action in _COUNTED:
-                async with self.db.unit() as uow:
-                    await uow.outbox.mark_attempt(entry.id)
-            try:
-                event_id = await self._perform(entry)
-            except (TransientError, ClientConnectionError, TimeoutError):
-                raise
-            except MatrixError as exc:
-                log.error("outbox entry %s (%s) failed for good: %s", entry.id, entry.action, exc)
-                async with self.db.unit() as uow:
-                    await uow.outbox.failed(entry.id, str(exc))
-                continue
+        """Every due entry of every lane, now, one lane after another (for tests and tools)."""
+        progressed = False
+        while True:
+            async with self.db.read() as uow:
+                heads = await uow.outbox.due_heads(_wall())
+            if not heads:
+                return progressed
+            for head in heads:
+                progressed |= await self.attempt(head)
+
+    async def attempt(self, entry: OutboxEntry) -> bool:
+        """One try; True when the entry is finished (done or dead-lettered), False when it waits."""
+        if entry.action in _COUNTED:
             async with self.db.unit() as uow:
-                await uow.outbox.done(entry.id, event_id)
-            self.sent += 1
-        return bool(entries)
+                await uow.outbox.mark_attempt(entry.id)
+        try:
+            event_id = await self._perform(entry)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return await self._failed(entry, exc)
+        async with self.db.unit() as uow:
+            await uow.outbox.done(entry.id, event_id)
+        self.sent += 1
+        if self.metrics is not None:
+            self.metrics.notices_sent.inc()
+        return True
+
+    async def _failed(self, entry: OutboxEntry, exc: Exception) -> bool:
+        now = self.clock.now()
+        label = error_label(exc)
+        age = (now - entry.created_at).total_seconds()
+        # An unexpected exception (not a Matrix answer) is retried like a transient one: it may be
+        # the database; its maximum age still ends it.
+        retry = is_transient(exc) or not isinstance(exc, MatrixError)
+        if retry and not (age > self.policy.max_age_s and self.client.connected):
+            retry_after = exc.retry_after_ms / 1000 if isinstance(exc, MatrixError) and exc.retry_after_ms else None
+            wait = SYNC_WAIT_S if isinstance(exc, RoomNotSynced) else self.policy.delay(entry.attempts + 1, retry_after)
+            if isinstance(exc, MatrixError):
+                log.info("outbox entry %s (%s) failed (%s); retry in %.1f s", entry.id, entry.action, label, wait)
+            else:
+                log.warning("outbox entry %s (%s) failed (%s); retry in %.1f s", entry.id, entry.action, label,
+                            wait, exc_info=exc)
+            async with self.db.unit() as uow:
+                await uow.outbox.retry_later(entry.id, _wall() + timedelta(seconds=wait), label,
+                                             count=entry.action not in _COUNTED)
+            return False
+        why = label if not retry else f"{label} (still failing after {age:.0f} s)"
+        async with self.db.unit() as uow:
+            told = await dead_letter(uow, entry, why, now)
+        self.dead += 1
+        if self.metrics is not None:
+            self.metrics.outbox_dead.inc()
+        log.error("outbox entry %s (%s, %s) set aside for good: %s; %s", entry.id, entry.action,
+                  entry.case_ref or "-", why, "referent told" if told else "nobody to tell")
+        if told:
+            self._wake.set()
+        return True
 
     async def _room_of(self, entry: OutboxEntry) -> str:
         room_id = entry.payload.get("room_id")
@@ -123,7 +274,8 @@ class OutboxWorker:
             if not open_desk:  # closed: its owner is no longer configured (never waits forever)
                 raise MatrixError("the desk was closed", "M_DESK_CLOSED")
             if desk_room is None:
-                raise RoomNotReady("desk not created yet")
+                # The desk's creation comes first in this lane: done, it would have set the room.
+                raise RoomGone("no desk room (its creation failed)")
             return desk_room  # not cached: a person may adopt another room as their desk
         ref = entry.case_ref or ""
         known = self._rooms.get(ref)
@@ -132,7 +284,8 @@ class OutboxWorker:
         async with self.db.read() as uow:
             person = await uow.persons.get(ref)
         if person is None or person.room_id is None:
-            raise RoomNotReady(f"no room yet for {entry.case_ref}")
+            # The room's creation comes first in this lane: done, it would have set the room.
+            raise RoomGone(f"no room for {entry.case_ref} (its creation failed)")
         self._rooms[ref] = person.room_id
         return person.room_id
 
@@ -171,8 +324,15 @@ class OutboxWorker:
             return None
         raise MatrixError(f"unknown outbox action {entry.action}", "M_UNKNOWN_ACTION")
 
+    async def _after_first_sync(self, entry: OutboxEntry) -> None:
+        # Tried before (a crash in the middle?): the room it may have made is found among the
+        # bot's rooms, which only the first sync lists.
+        if entry.attempts and not self.client.synced_once.is_set():
+            raise RoomNotReady("waiting for the first sync before looking for the room")
+
     async def _create_case_room(self, entry: OutboxEntry) -> str:
         ref = entry.payload["case_ref"]
+        await self._after_first_sync(entry)
         marker = {"case": ref}
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, marker) if entry.attempts else None
         if room_id is None:
@@ -193,6 +353,7 @@ class OutboxWorker:
             return existing
         if not still_open:
             raise MatrixError("the desk was closed before it was created", "M_DESK_CLOSED")
+        await self._after_first_sync(entry)
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, {"desk": owner}) if entry.attempts else None
         if room_id is None:
             spec = content.desk_room(owner, self.catalog.text("desk.name"), self.client.user_id,

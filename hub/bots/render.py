@@ -15,8 +15,6 @@ from typing import Any
 from hub.bots import content
 from hub.i18n.catalog import Catalog
 
-#: Kinds that call for someone's action: m.text, so their mentions notify (SPEC §5).
-ACTION_KINDS = frozenset({"referral.decision"})
 #: Where the full text of a shortened notice can be read, by kind (a catalog key or a command).
 POINTERS = {"plan.update": "!plan {number}", "plan.review": "!plan {number}"}
 DEFAULT_POINTER = "!aide"
@@ -73,10 +71,7 @@ def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: d
     if note is not None:
         text += "\n" + catalog.text(note["key"], **note["params"])
         html += "<br>" + catalog.html(note["key"], **note["params"])
-    body = content.notice(kind, case_ref, text, html, mentions)
-    if kind in ACTION_KINDS:
-        body["msgtype"] = "m.text"  # SPEC §5: .m.rule.suppress_notices would silence an m.notice
-    return body
+    return content.notice(kind, case_ref, text, html, mentions)  # m.text for content.ACTION_KINDS
 
 
 def _shorten(value: Any, cut: int) -> Any:

@@ -222,6 +222,9 @@ class Dispatcher:
         if spec.scope is not None and spec.scope is not scope:
             wrong = {Scope.DESK: "error.desk_only", Scope.ROOM: "error.room_only", Scope.TRIAGE: "error.triage_only"}
             raise UsageError(wrong[spec.scope], spec)
+        if scope is Scope.TRIAGE and spec.scope is None and spec.name != "help":
+            # A desk-or-room command (`!rights`) would show the sender's files to the whole triage team.
+            raise UsageError("error.not_in_triage", spec)
         await self._authorise(ctx, spec)
         handler = self.registry.handler(spec)
         effects: list[Effect] = [self._help(ctx, scope)] if handler is None else await handler(ctx, inv)

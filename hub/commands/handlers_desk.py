@@ -51,7 +51,7 @@ async def caseload(ctx: Ctx, inv: Invocation) -> list[Effect]:
         "reply.caseload", active=load.active, target=limits.target, maximum=limits.maximum,
         intake=load.intake_this_month, intake_max=limits.intake_per_month,
         overdue=load.overdue_reevaluations, without_gp=load.without_gp,
-        without_provider=load.items_without_provider, files=refs,
+        without_provider=load.items_without_provider, files=refs, rights=load.rights_reviews,
     )]
 
 

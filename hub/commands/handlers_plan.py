@@ -7,12 +7,13 @@ from typing import Any
 
 from hub.commands.context import Command, Ctx
 from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
+from hub.domain.aggir import GridError
 from hub.domain.effects import Effect
 from hub.domain.errors import DomainError
 from hub.domain.evaluations import Evaluation, Reason
 from hub.domain.persons import Person
 from hub.domain.plan import ItemStatus
-from hub.services import plans
+from hub.services import plans, rights
 
 STATUS_ALIASES = {
     "propose": "proposed", "proposé": "proposed", "proposée": "proposed",
@@ -109,7 +110,8 @@ async def close(ctx: Ctx, inv: Invocation) -> list[Effect]:
 def _evaluation_params(evaluation: Evaluation) -> dict[str, Any]:
     return {
         "date": evaluation.date.isoformat(), "tool": evaluation.tool.value,
-        "gir": {"key": "eval.gir", "params": {"gir": evaluation.gir}} if evaluation.gir is not None else "",
+        "gir": ({"key": "eval.gir_grid", "params": {"gir": evaluation.gir, "grid": evaluation.grid}} if evaluation.grid
+                else {"key": "eval.gir", "params": {"gir": evaluation.gir}} if evaluation.gir is not None else ""),
         "reason_code": evaluation.reason.value, "evaluator": evaluation.evaluator,
     }
 
@@ -129,12 +131,17 @@ async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    evaluation, status = await plans.record_evaluation(
-        ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
-        gir=inv.opts["gir"], by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
-    )
-    return [ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
-                      **_evaluation_params(evaluation))]
+    grid = " ".join(inv.opts["grid"]) if inv.opts["grid"] else None
+    try:
+        evaluation, status, effects = await rights.record_evaluation(
+            ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
+            gir=inv.opts["gir"], grid=grid, by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
+        )
+    except GridError as exc:  # with the usage line: the grid is an argument typed wrong
+        raise UsageError(exc.key, inv.spec, **exc.params) from None
+    reply = ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
+                      **_evaluation_params(evaluation))
+    return [reply, *effects]
 
 
 _NUMBER = Arg("n", "int")
@@ -168,6 +175,7 @@ COMMANDS: tuple[Command, ...] = (
         opts=(Opt("tool", alias="outil"),
               Opt("reason", "choice", choices=tuple(r.value for r in Reason), aliases=REASON_ALIASES,
                   alias="motif"),
-              Opt("gir", "int")),
+              # `many`: "--grille ABC ABC AAAB" typed without quotes is one grid.
+              Opt("gir", "int"), Opt("grid", alias="grille", many=True)),
     ), eval_done),
 )

@@ -17,6 +17,7 @@ from hub.commands import (
     handlers_handover,
     handlers_plan,
     handlers_referral,
+    handlers_rights,
     handlers_team,
 )
 from hub.commands.context import Command, Handler
@@ -47,6 +48,8 @@ class Registry:
         for spec in self.specs:
             if spec.scope not in (None, scope):
                 continue
+            if scope is Scope.TRIAGE and spec.scope is None and spec.name != "help":
+                continue  # the dispatcher refuses them there (error.not_in_triage)
             if scope is Scope.DESK and spec.who is Who.PILOT and desk_role != "pilot":
                 continue
             if scope is Scope.DESK and spec.who is Who.CASE_MANAGER and desk_role == "pilot":
@@ -67,4 +70,5 @@ def build_registry() -> Registry:
         *handlers_consent.COMMANDS,
         *handlers_concertation.COMMANDS,
         *handlers_referral.COMMANDS,
+        *handlers_rights.COMMANDS,
     ))

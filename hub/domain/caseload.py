@@ -21,6 +21,7 @@ class Caseload:
     overdue_reevaluations: int = 0
     without_gp: int = 0
     items_without_provider: int = 0
+    rights_reviews: int = 0  # open APA reviews (SPEC §10)
 
 
 def check_intake(load: Caseload, limits: Limits) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from hub.domain import aggir
 from hub.domain.errors import DomainError
 
 DEFAULT_INTERVAL_DAYS = 182
@@ -40,6 +41,7 @@ class Evaluation:
     reason: Reason
     gir: int | None  # AGGIR's result, 1 (most dependent) to 6
     evaluator: str
+    grid: str | None = None  # the ten AGGIR letters it was computed from (hub.domain.aggir)
 
 
 def record(
@@ -50,13 +52,28 @@ def record(
     evaluator: str,
     *,
     today: dt.date,
+    grid: str | None = None,
 ) -> Evaluation:
-    """A validated evaluation: a known tool and reason, a GIR only from AGGIR, not in the future."""
+    """A validated evaluation: a known tool and reason, a GIR only from AGGIR, not in the future.
+
+    With `grid` (ten letters A/B/C, see `hub.domain.aggir.parse_grid`) the GIR is computed by
+    the official algorithm; a `gir` given as well must agree with it. Raises EvaluationError,
+    or aggir.GridError naming the bad position and variable.
+    """
     parsed_tool = _parse(Tool, tool, "error.eval_bad_tool")
     parsed_reason = _parse(Reason, reason, "error.eval_bad_reason")
     if when > today:
         raise EvaluationError("error.eval_in_future", date=when.isoformat(),
                               today=today.isoformat())
+    letters: str | None = None
+    if grid is not None:
+        if parsed_tool is not Tool.AGGIR:
+            raise EvaluationError("error.eval_grid_needs_aggir", tool=parsed_tool.value)
+        letters = aggir.parse_grid(grid)
+        computed = aggir.gir(letters)
+        if gir is not None and gir != computed:
+            raise EvaluationError("error.eval_gir_disagrees", gir=gir, computed=computed, grid=letters)
+        gir = computed
     if gir is not None:
         if parsed_tool is not Tool.AGGIR:
             raise EvaluationError("error.eval_gir_needs_aggir", tool=parsed_tool.value)
@@ -64,7 +81,7 @@ def record(
             raise EvaluationError("error.eval_bad_gir", gir=gir)
     if not evaluator.strip():
         raise EvaluationError("error.eval_no_evaluator")
-    return Evaluation(when, parsed_tool, parsed_reason, gir, evaluator.strip())
+    return Evaluation(when, parsed_tool, parsed_reason, gir, evaluator.strip(), letters)
 
 
 def default_reason(last: Evaluation | None, hospital_return: dt.date | None) -> Reason:

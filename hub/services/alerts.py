@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from hub.clock import Clock
 from hub.domain import alert_decision, team, transitions
@@ -33,6 +33,10 @@ from hub.storage.repos_alerts import utc
 log = logging.getLogger(__name__)
 
 UNMATCHED_COUNTER = "alerts_unmatched"
+#: The recovery job leaves alone messages younger than this: their own processing is under way.
+RECOVER_SETTLE_S = 15.0
+#: How often the recovery job runs (SPEC §7: nothing acknowledged is left unprocessed for long).
+RECOVER_INTERVAL_S = 30.0
 #: source ("hl7", "fhir") → the pure parser that made the Alert from the raw message
 Parsers = Mapping[str, Callable[[bytes], Alert]]
 
@@ -98,16 +102,27 @@ class AlertService:
             self.on_enqueued()
         return outcome
 
-    async def recover(self) -> int:
-        """Process what was acknowledged but not processed before a stop or a crash."""
+    async def recover(self, received_before: datetime | None = None) -> int:
+        """Process what was acknowledged but not processed: before a stop or a crash (at start), or
+        after a database hiccup between the commit and the processing (the periodic job, which
+        leaves alone what arrived in the last RECOVER_SETTLE_S, still being processed). Returns
+        how many were processed now."""
         async with self.db.unit() as uow:
-            pending = await uow.alerts.unprocessed()
+            pending = await uow.alerts.unprocessed(received_before)
+        done = 0
         for message_id in pending:
             try:
                 await self.process(message_id)
+                done += 1
             except Exception:
-                log.exception("hospital message %s could not be processed; kept for the next start", message_id)
-        return len(pending)
+                log.exception("hospital message %s could not be processed; kept for the next try", message_id)
+        if pending:
+            log.info("recovered %d of %d hospital message(s) left unprocessed", done, len(pending))
+        return done
+
+    async def recover_settled(self, now: datetime) -> int:
+        """The periodic job: messages received more than RECOVER_SETTLE_S before `now`."""
+        return await self.recover(now - timedelta(seconds=RECOVER_SETTLE_S))
 
     async def _persons_for(self, uow: UnitOfWork, alert: Alert) -> list[Person]:
         ids = (*alert.identifiers, *alert.merged_identifiers)

@@ -26,6 +26,7 @@ async def load_caseload(uow: UnitOfWork, referent: str, now: datetime) -> caselo
         without_gp=await uow.team.count_without_gp(refs),
         overdue_reevaluations=await plans.count_overdue(uow, referent, now.date()),
         items_without_provider=await uow.plans.count_without_provider(referent),
+        rights_reviews=await uow.rights.count_open(referent),
     )
 
 

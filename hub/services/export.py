@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
-from hub.services import concertations, consent, referrals
+from hub.services import concertations, consent, referrals, rights
 from hub.storage.database import UnitOfWork
 
 SectionFn = Callable[[UnitOfWork, Person], Awaitable[Any]]
@@ -100,6 +100,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("consent", consent.export_section),
     ("concertations", concertations.export_section),
     ("referral", _referral),
+    ("rights_reviews", rights.export_section),
 )
 
 

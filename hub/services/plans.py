@@ -169,23 +169,24 @@ async def evaluation_status(uow: UnitOfWork, person: Person) -> EvaluationStatus
     return EvaluationStatus(await uow.plans.last_evaluation(person.case_ref), due_date(record))
 
 
-def parse_tool(text: str | None, gir: int | None) -> Tool | str:
-    """Case-insensitive tool name; AGGIR when only a GIR is given, else interRAI-HC (France)."""
+def parse_tool(text: str | None, gir: int | None, grid: str | None = None) -> Tool | str:
+    """Case-insensitive tool name; AGGIR when only a GIR or a grid is given, else interRAI-HC (France)."""
     if text is None:
-        return Tool.AGGIR if gir is not None else Tool.INTERRAI_HC
+        return Tool.AGGIR if gir is not None or grid is not None else Tool.INTERRAI_HC
     by_lower = {t.value.lower(): t for t in Tool} | {"interrai": Tool.INTERRAI_HC, "autre": Tool.OTHER}
     return by_lower.get(text.strip().lower(), text)
 
 
 async def record_evaluation(
     uow: UnitOfWork, person: Person, when: date | None, *, tool: str | None, reason: str | None,
-    gir: int | None, by: str, now: datetime, interval_days: int,
+    gir: int | None, by: str, now: datetime, interval_days: int, grid: str | None = None,
 ) -> tuple[Evaluation, EvaluationStatus]:
     ref = person.case_ref
     await uow.persons.lock(ref)
     last = await uow.plans.last_evaluation(ref)
     chosen: Reason | str = reason if reason is not None else evaluations.default_reason(last, person.hospital_return)
-    evaluation = evaluations.record(when or now.date(), parse_tool(tool, gir), chosen, gir, by, today=now.date())
+    evaluation = evaluations.record(when or now.date(), parse_tool(tool, gir, grid), chosen, gir, by,
+                                    today=now.date(), grid=grid)
     await uow.plans.add_evaluation(ref, evaluation, now)
     latest = evaluation if last is None or evaluation.date >= last.date else last
     opened_on = person.opened_at.astimezone(UTC).date()

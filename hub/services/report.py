@@ -17,7 +17,7 @@ from typing import Any
 from hub.domain import report
 from hub.domain.caseload import Limits
 from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
-from hub.services import concertations, consent, plans, referrals
+from hub.services import concertations, consent, plans, referrals, rights
 from hub.storage.database import UnitOfWork
 
 
@@ -101,6 +101,10 @@ async def _referrals(inp: ReportInput) -> Section:
     return await referrals.report_section(inp.uow, inp.period.start, inp.period.end)
 
 
+async def _gir(inp: ReportInput) -> Section:
+    return await rights.report_counts(inp.uow)
+
+
 SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("caseload", _caseload),
     ("limits", _limits),
@@ -114,6 +118,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("consent", _consent),
     ("concertations", _concertations),
     ("referrals", _referrals),
+    ("gir", _gir),
 )
 
 
@@ -121,7 +126,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
 #: day) or "today" (no history is kept for them). Every other section counts the period.
 AS_OF: dict[str, str] = {
     "caseload": "end", "limits": "end",
-    "reevaluations": "today", "unmet_needs": "today", "consent": "today",
+    "reevaluations": "today", "unmet_needs": "today", "consent": "today", "gir": "today",
 }
 
 

@@ -24,10 +24,12 @@ from hub.storage.repos_plan import PlanRepo
 from hub.storage.repos_readability import ReadabilityRepo
 from hub.storage.repos_referral import ReferralRepo
 from hub.storage.repos_report import ReportRepo
+from hub.storage.repos_rights import RightsRepo
 from hub.storage.repositories import (
     AuditRepo,
     DeskRepo,
     EventRepo,
+    IntakeDeadLetterRepo,
     KeyValueRepo,
     OutboxRepo,
     PersonRepo,
@@ -127,6 +129,7 @@ class UnitOfWork:
         self.outbox = OutboxRepo(session)
         self.audit = AuditRepo(session)
         self.events = EventRepo(session)
+        self.intake_dead = IntakeDeadLetterRepo(session)
         self.kv = KeyValueRepo(session)
         self.plans = PlanRepo(session)
         self.alerts = AlertRepo(session)
@@ -136,6 +139,7 @@ class UnitOfWork:
         self.concertations = ConcertationRepo(session)
         self.referrals = ReferralRepo(session)
         self.readability = ReadabilityRepo(session)
+        self.rights = RightsRepo(session)
 
 
 class Database:

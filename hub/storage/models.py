@@ -100,7 +100,8 @@ class OutboxRow(Base):
     """Everything the bot must do on Matrix, committed with the state change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "state", "id"),)
+    __table_args__ = (Index("ix_outbox_pending", "state", "id"), Index("ix_outbox_lane", "state", "lane", "id"),
+                      Index("ix_outbox_cause", "cause", "state", "id"))
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(_TS)
@@ -108,10 +109,27 @@ class OutboxRow(Base):
     action: Mapped[str] = mapped_column(String(16))  # create_room | create_desk | invite | kick | notify
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | done | failed
+    # Entries of one lane (one room: "case:<ref>", "desk:<user>", "room:<id>") are done in order;
+    # lanes proceed independently of each other.
+    lane: Mapped[str | None] = mapped_column(String(300))
+    # What enqueued it (its key without the index): one cause's entries keep their order across lanes.
+    cause: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime | None] = mapped_column(_TS)
+    not_before: Mapped[datetime | None] = mapped_column(_TS)  # next try after a transient failure (wall clock)
     event_id: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IntakeDeadLetterRow(Base):
+    """An incoming Matrix event whose handling kept failing: set aside so the sync moves on.
+    Only where and what went wrong (an exception class name), never the event's content."""
+
+    __tablename__ = "intake_dead_letters"
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(255))
+    error: Mapped[str] = mapped_column(String(120))
+    attempts: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(_TS)
 
 
 class KeyValueRow(Base):

@@ -64,6 +64,7 @@ class EvaluationRow(Base):
     reason: Mapped[str] = mapped_column(String(16))
     gir: Mapped[int | None] = mapped_column(SmallInteger)
     evaluator: Mapped[str] = mapped_column(String(255))
+    grid: Mapped[str | None] = mapped_column(String(10))  # AGGIR's ten letters, when entered
     recorded_at: Mapped[datetime] = mapped_column(_TS)
 
 

@@ -112,9 +112,13 @@ class AlertRepo:
             return None
         return StoredMessage(row.id, row.source, row.state, created=False, raw=row.raw)
 
-    async def unprocessed(self) -> list[int]:
-        result = await self.s.execute(select(InboundMessageRow.id)
-                                      .where(InboundMessageRow.state == "received").order_by(InboundMessageRow.id))
+    async def unprocessed(self, received_before: datetime | None = None) -> list[int]:
+        """Messages acknowledged but not processed, oldest first; only those received before
+        `received_before` when given (the newer ones are being processed right now)."""
+        query = select(InboundMessageRow.id).where(InboundMessageRow.state == "received")
+        if received_before is not None:
+            query = query.where(InboundMessageRow.received_at < received_before)
+        result = await self.s.execute(query.order_by(InboundMessageRow.id))
         return list(result.scalars())
 
     async def mark_processed(self, message_id: int) -> None:

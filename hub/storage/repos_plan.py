@@ -16,6 +16,7 @@ from hub.domain.team import Role
 from hub.storage.bulk import insert_rows
 from hub.storage.models import MemberRow, OutboxRow, PersonRow
 from hub.storage.models_plan import EvaluationDueRow, EvaluationRow, PlanItemRow, SentPromptRow
+from hub.storage.repositories import cause_of, fit_key, lane_of
 
 
 def _aware(value: datetime) -> datetime:
@@ -138,7 +139,8 @@ class PlanRepo:
     async def add_evaluation(self, case_ref: str, evaluation: Evaluation, now: datetime) -> None:
         self.s.add(EvaluationRow(
             person_id=await self._person_id(case_ref), done_on=evaluation.date, tool=evaluation.tool.value,
-            reason=evaluation.reason.value, gir=evaluation.gir, evaluator=evaluation.evaluator, recorded_at=now,
+            reason=evaluation.reason.value, gir=evaluation.gir, evaluator=evaluation.evaluator, grid=evaluation.grid,
+            recorded_at=now,
         ))
         await self.s.flush()
 
@@ -152,7 +154,7 @@ class PlanRepo:
         row = result.scalar_one_or_none()
         if row is None:
             return None
-        return Evaluation(row.done_on, Tool(row.tool), Reason(row.reason), row.gir, row.evaluator)
+        return Evaluation(row.done_on, Tool(row.tool), Reason(row.reason), row.gir, row.evaluator, row.grid)
 
     async def set_due(self, case_ref: str, next_due: date, last_done_on: date | None, interval_days: int) -> None:
         person_id = await self._person_id(case_ref)
@@ -265,4 +267,5 @@ class PlanRepo:
         """
         await insert_rows(self.s, OutboxRow.__table__, [
             {"key": key, "action": "notify", "case_ref": ref, "payload": payload, "created_at": now,
-             "state": "pending", "attempts": 0} for key, ref, payload in entries])
+             "state": "pending", "attempts": 0, "lane": lane_of("notify", ref, payload),
+             "cause": fit_key(cause_of(key))} for key, ref, payload in entries])

@@ -67,5 +67,5 @@ class ReportRepo:
         result = await self.s.execute(
             select(EvaluationRow).join(PersonRow, PersonRow.id == EvaluationRow.person_id)
             .where(PersonRow.case_ref == case_ref).order_by(EvaluationRow.done_on, EvaluationRow.id))
-        return [(Evaluation(r.done_on, Tool(r.tool), Reason(r.reason), r.gir, r.evaluator),
+        return [(Evaluation(r.done_on, Tool(r.tool), Reason(r.reason), r.gir, r.evaluator, r.grid),
                  _aware(r.recorded_at) or r.recorded_at) for r in result.scalars()]

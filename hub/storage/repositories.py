@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from hub.domain.effects import TRIAGE_DESK
 from hub.domain.persons import Identifier, Person
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
@@ -17,6 +19,7 @@ from hub.storage.models import (
     AuditRow,
     DeskRow,
     IdentifierRow,
+    IntakeDeadLetterRow,
     KeyValueRow,
     MemberRow,
     OutboxRow,
@@ -261,7 +264,7 @@ def fit_key(key: str) -> str:
 
 
 class OutboxEntry:
-    __slots__ = ("action", "attempts", "case_ref", "id", "key", "payload")
+    __slots__ = ("action", "attempts", "case_ref", "created_at", "id", "key", "lane", "payload")
 
     def __init__(self, row: OutboxRow) -> None:
         self.id = row.id
@@ -270,25 +273,70 @@ class OutboxEntry:
         self.case_ref = row.case_ref
         self.payload: dict[str, Any] = dict(row.payload)
         self.attempts = row.attempts
+        self.lane = row.lane or ""
+        self.created_at = _aware(row.created_at) or row.created_at
+
+
+def cause_of(key: str) -> str:
+    """What enqueued an entry: its key without the effect's index (`cmd:$event`, `alert:12`)."""
+    return key.rsplit(":", 1)[0]
+
+
+def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lane: str | None = None) -> str:
+    """The lane of an outbox entry: the room it acts in, named before the room exists.
+
+    `case:<ref>` (a person's room: its creation, invites, notices), `desk:<user>` (a desk: its
+    creation and its notices), `room:<id>` (any other room). `room_lane` is the lane of an
+    explicit room id when that room is a known case room or desk, so a command reply keeps its
+    place among the other notices of the same room."""
+    if action == "create_desk":
+        return "desk:" + str(payload.get("user_id"))
+    if action == "create_triage":  # its welcome, invites and notices name the desk TRIAGE_DESK
+        return "desk:" + TRIAGE_DESK
+    if payload.get("room_id"):
+        return room_lane or "room:" + str(payload["room_id"])
+    if payload.get("desk"):
+        return "desk:" + str(payload["desk"])
+    return "case:" + (case_ref or "")
 
 
 class OutboxRepo:
+    """The durable queue of Matrix actions, ordered within a lane (one room), not globally.
+
+    The effects of one cause (a command, a hospital message) also keep their order across lanes —
+    `!new` answers in the desk once the file's room is made and its referent invited — and an
+    entry waits for nothing else, so a room that fails delays only its own lane and the rest of
+    its own cause (until that entry is done or set aside)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
     async def add(self, key: str, action: str, case_ref: str | None, payload: dict[str, Any],
                   now: datetime) -> bool:
         """Enqueue once per key: a replayed command or resent message adds nothing."""
+        cause = fit_key(cause_of(key))  # of the whole key: a digested one loses its index
         key = fit_key(key)
         exists = await self.s.execute(select(OutboxRow.id).where(OutboxRow.key == key))
         if exists.scalar_one_or_none() is not None:
             return False
-        self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload,
-                             created_at=now, state="pending", attempts=0))
+        room_lane = await self._room_lane(str(payload["room_id"])) if payload.get("room_id") else None
+        self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload, created_at=now,
+                             state="pending", attempts=0, lane=lane_of(action, case_ref, payload, room_lane),
+                             cause=cause))
         await self.s.flush()
         return True
 
+    async def _room_lane(self, room_id: str) -> str | None:
+        case = await self.s.execute(select(PersonRow.case_ref).where(PersonRow.room_id == room_id))
+        ref = case.scalar_one_or_none()
+        if ref is not None:
+            return "case:" + ref
+        desk = await self.s.execute(select(DeskRow.user_id).where(DeskRow.room_id == room_id))
+        owner = desk.scalar_one_or_none()
+        return None if owner is None else "desk:" + owner
+
     async def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
+        """Every pending entry due at `now`, oldest first (all lanes mixed)."""
         result = await self.s.execute(
             select(OutboxRow)
             .where(OutboxRow.state == "pending")
@@ -296,6 +344,49 @@ class OutboxRepo:
             .order_by(OutboxRow.id).limit(limit)
         )
         return [OutboxEntry(r) for r in result.scalars()]
+
+    def _heads(self) -> Any:
+        return (select(func.min(OutboxRow.id).label("id")).where(OutboxRow.state == "pending")
+                .group_by(OutboxRow.lane).subquery())
+
+    @staticmethod
+    def _free() -> Any:
+        """No earlier entry of the same cause is still pending."""
+        earlier = aliased(OutboxRow)
+        return ~exists().where(earlier.state == "pending", earlier.cause == OutboxRow.cause, earlier.id < OutboxRow.id)
+
+    @staticmethod
+    def _due(now: datetime) -> Any:
+        return (OutboxRow.not_before.is_(None)) | (OutboxRow.not_before <= now)
+
+    async def due_heads(self, now: datetime, busy: Collection[str] = (), limit: int = 100) -> list[OutboxEntry]:
+        """The first pending entry of each lane, when it is due, free (see the class) and its lane
+        not `busy`; oldest first."""
+        heads = self._heads()
+        query = select(OutboxRow).join(heads, heads.c.id == OutboxRow.id).where(self._due(now), self._free())
+        if busy:
+            query = query.where(OutboxRow.lane.not_in(list(busy)))
+        result = await self.s.execute(query.order_by(OutboxRow.id).limit(limit))
+        return [OutboxEntry(r) for r in result.scalars()]
+
+    async def head_of(self, lane: str, now: datetime) -> OutboxEntry | None:
+        """The first pending entry of `lane` if it is due and free; None when the lane is empty or waits."""
+        first = (select(func.min(OutboxRow.id)).where(OutboxRow.state == "pending", OutboxRow.lane == lane)
+                 .scalar_subquery())
+        result = await self.s.execute(select(OutboxRow).where(OutboxRow.id == first, self._due(now), self._free()))
+        row = result.scalar_one_or_none()
+        return None if row is None else OutboxEntry(row)
+
+    async def next_retry_at(self) -> datetime | None:
+        """When the earliest lane waiting on a retry is due again."""
+        heads = self._heads()
+        result = await self.s.execute(select(func.min(OutboxRow.not_before)).join(heads, heads.c.id == OutboxRow.id))
+        return _aware(result.scalar_one_or_none())
+
+    async def oldest_pending_since(self) -> datetime | None:
+        """When the oldest entry still waiting to be done was enqueued (None when none waits)."""
+        result = await self.s.execute(select(func.min(OutboxRow.created_at)).where(OutboxRow.state == "pending"))
+        return _aware(result.scalar_one_or_none())
 
     async def mark_attempt(self, entry_id: int) -> None:
         await self.s.execute(
@@ -314,14 +405,28 @@ class OutboxRepo:
         await self.s.execute(update(OutboxRow).where(OutboxRow.id == entry_id).values(**values))
 
     async def failed(self, entry_id: int, error: str) -> None:
-        await self.s.execute(
-            update(OutboxRow).where(OutboxRow.id == entry_id).values(state="failed", error=error[:500])
-        )
+        """Dead-letter an entry: it is never tried again. Its content is dropped like a sent one's;
+        `error` names what went wrong (an errcode, a class), never content."""
+        row = await self.s.get(OutboxRow, entry_id)
+        values: dict[str, Any] = {"state": "failed", "error": error[:500]}
+        if row is not None:
+            values["payload"] = {k: _SPENT.get(k, v) for k, v in row.payload.items()}
+        await self.s.execute(update(OutboxRow).where(OutboxRow.id == entry_id).values(**values))
 
-    async def retry_later(self, entry_id: int, when: datetime, error: str) -> None:
-        await self.s.execute(
-            update(OutboxRow).where(OutboxRow.id == entry_id).values(not_before=when, error=error[:500])
-        )
+    async def retry_later(self, entry_id: int, when: datetime, error: str, count: bool = True) -> None:
+        """A transient failure: hold the entry (and its lane) until `when`; `count` the attempt
+        unless it was counted before it was made (mark_attempt)."""
+        values: dict[str, Any] = {"not_before": when, "error": error[:500]}
+        if count:
+            values["attempts"] = OutboxRow.attempts + 1
+        await self.s.execute(update(OutboxRow).where(OutboxRow.id == entry_id).values(**values))
+
+    async def retry_all_now(self) -> int:
+        """Every entry waiting on a retry is due now; returns how many."""
+        result = await self.s.execute(update(OutboxRow).where(OutboxRow.state == "pending",
+                                                              OutboxRow.not_before.is_not(None))
+                                      .values(not_before=None))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def event_id_of(self, key: str) -> str | None:
         result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == fit_key(key)))
@@ -385,3 +490,30 @@ class KeyValueRepo:
         else:
             row.value = value
         await self.s.flush()
+
+
+class IntakeDeadLetterRepo:
+    """Incoming events set aside after failing again and again (no content: ids and an error class)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def add(self, event_id: str, room_id: str, error: str, attempts: int, now: datetime) -> bool:
+        if await self.s.get(IntakeDeadLetterRow, event_id) is not None:
+            return False
+        self.s.add(IntakeDeadLetterRow(event_id=event_id, room_id=room_id, error=error[:120], attempts=attempts,
+                                       at=now))
+        await self.s.flush()
+        return True
+
+    async def has(self, event_id: str) -> bool:
+        return await self.s.get(IntakeDeadLetterRow, event_id) is not None
+
+    async def count(self) -> int:
+        result = await self.s.execute(select(func.count()).select_from(IntakeDeadLetterRow))
+        return int(result.scalar_one())
+
+    async def entries(self) -> list[tuple[str, str, str, int]]:
+        """(event id, room id, error class, attempts), oldest first."""
+        result = await self.s.execute(select(IntakeDeadLetterRow).order_by(IntakeDeadLetterRow.at))
+        return [(r.event_id, r.room_id, r.error, r.attempts) for r in result.scalars()]

@@ -137,17 +137,19 @@ class Hospital:
     acked: list[str] = field(default_factory=list)
     queue: list[tuple[str, str, bytes]] = field(default_factory=list)  # (control id, trigger, raw)
     triggers: Counter[str] = field(default_factory=Counter)
+    patient_id: str = PATIENT_ID
+    prefix: str = "FLT"  # of the control ids: one per patient keeps them apart
 
     def add(self, count: int) -> None:
         for _ in range(count):
             n = self.sent
             trigger = "A01" if n % 2 == 0 else "A03"
             ts = (self.base + timedelta(minutes=10 * n)).strftime("%Y%m%d%H%M%S")
-            ctl = f"FLT-{n:05d}"
+            ctl = f"{self.prefix}-{n:05d}"
             segments = [
                 f"MSH|^~\\&|GAM|{PATIENT_AUTHORITY}|RELAIS|DAC|{ts}||ADT^{trigger}^ADT_{trigger}|{ctl}|P|2.5",
                 f"EVN||{ts}||||{ts}",
-                f"PID|1||{PATIENT_ID}^^^{PATIENT_AUTHORITY}&1.2.250.1.999.1&ISO^PI||FAULTIERE^GERMAINE||19360101|F",
+                f"PID|1||{self.patient_id}^^^{PATIENT_AUTHORITY}&1.2.250.1.999.1&ISO^PI||FAULTIERE^GERMAINE||19360101|F",
                 f"PV1|1|I|Gériatrie^^^{PATIENT_AUTHORITY}",
             ]
             self.queue.append((ctl, trigger, ("\r".join(segments) + "\r").encode("utf-8")))

@@ -8,15 +8,17 @@ import asyncio
 import random
 import re
 import sqlite3
+import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from hub.devserver import DevSynapse, free_port
+from hub.devserver import DevSynapse
 from tests.faults.harness import (
     Hospital,
     World,
@@ -25,6 +27,9 @@ from tests.faults.harness import (
     tally,
     until,
 )
+from tests.faults.proxy import FaultProxy
+from tests.hub_harness import is_notice
+from tests.matrix_helpers import admin_token, delete_room, wait_for_event
 
 ALERT_KINDS = ("alert.admission", "alert.discharge", "handover.setting")
 
@@ -159,60 +164,25 @@ def _homeserver_down(world: World) -> Any:
 # ------------------------------------------------------------------ 429 from a proxy in front of Synapse
 
 
-class RateLimitingProxy:
-    """A real HTTP reverse proxy: every `every`-th client request to Synapse gets a 429 M_LIMIT_EXCEEDED
-    with retry_after_ms, the others are forwarded as they are."""
+class RateLimitingProxy(FaultProxy):
+    """Every `every`-th client request to Synapse gets a 429 M_LIMIT_EXCEEDED with retry_after_ms,
+    the others are forwarded as they are."""
 
     def __init__(self, upstream: str, every: int = 3, retry_after_ms: int = 200) -> None:
-        self.upstream, self.every, self.retry_after_ms = upstream, every, retry_after_ms
+        super().__init__(upstream)
+        self.every, self.retry_after_ms = every, retry_after_ms
         self.seen = 0
-        self.limited = Counter[str]()
-        self.port = free_port()
-        self._runner: web.AppRunner | None = None
-        self._http: ClientSession | None = None
+        self.limited = self.faults
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._http = ClientSession(timeout=ClientTimeout(total=120), auto_decompress=False)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()  # aborts the long-polls being forwarded
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.StreamResponse:
+    def fault(self, request: web.Request) -> web.Response | None:
         path = request.path
-        limitable = "/login" not in path and "/versions" not in path
-        if limitable:
-            self.seen += 1
-            if self.seen % self.every == 0:
-                self.limited[_endpoint(path)] += 1
-                return web.json_response({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests",
-                                          "retry_after_ms": self.retry_after_ms}, status=429)
-        assert self._http is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with self._http.request(request.method, self.upstream + request.rel_url.raw_path_qs,
-                                      headers=headers, data=await request.read()) as upstream:
-            body = await upstream.read()
-            out = {k: v for k, v in upstream.headers.items()
-                   if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
-            return web.Response(status=upstream.status, body=body, headers=out)
-
-
-def _endpoint(path: str) -> str:
-    for name in ("sync", "send", "keys", "createRoom", "invite", "kick", "members", "state", "join", "profile"):
-        if f"/{name}" in path:
-            return name
-    return "other"
+        if "/login" in path or "/versions" in path:
+            return None
+        self.seen += 1
+        if self.seen % self.every:
+            return None
+        return web.json_response({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests",
+                                  "retry_after_ms": self.retry_after_ms}, status=429)
 
 
 async def rate_limited(world: World, proxy: RateLimitingProxy, alerts: int = 6, commands: int = 4) -> Figures:
@@ -335,3 +305,62 @@ def log_text(path: Path) -> str:
 def tracebacks(path: Path) -> list[str]:
     """Unexpected tracebacks in a hub log (a crash the hub did not expect)."""
     return re.findall(r"Traceback \(most recent call last\):\n(?:.*\n){0,40}?\S.*Error.*", log_text(path))
+
+
+# ------------------------------------------------------------------ poison: one file's room deleted
+
+
+async def room_deleted(world: World, rounds: int = 5) -> Figures:
+    """An administrator deletes one file's room (Synapse admin API) while hospital messages keep
+    coming for it and for another file. The other file's alerts must arrive at their usual
+    latency; every notice for the deleted room is dead-lettered and reported to the referent."""
+    hub = world.hub
+    gp = await hub.client("gp")
+    _ref, poisoned_room = await hub.open_case(desk=world.desk_id, text='!new "Rose Poison" --id CHU-X:POISON01')
+    healthy = Hospital(world.mllp_port)
+    poisoned = Hospital(world.mllp_port, patient_id="POISON01", prefix="PSN")
+
+    async def one_alert() -> float:
+        healthy.add(1)
+        kind = "alert.admission" if (healthy.sent - 1) % 2 == 0 else "alert.discharge"
+        started = time.monotonic()
+        await healthy.deliver_all()
+        await wait_for_event(gp, world.room_id, is_notice(kind, hub.bot), 120)
+        return time.monotonic() - started
+
+    before = [await one_alert() for _ in range(rounds)]
+    await delete_room(world.synapse, await admin_token(world.synapse), poisoned_room)
+    during = []
+    for _ in range(rounds):
+        poisoned.add(1)
+        await poisoned.deliver_all()  # queued first, for the room that is gone
+        during.append(await one_alert())
+    await until(_nothing_pending(world), "nothing left pending in the outbox", 180)
+    failed = await outbox_failed(world.db)
+    dead = [key for key, _error in failed if key.startswith("alert:")]
+    cm = await hub.client("cm")
+    reports = 0
+    for _ in dead:
+        await wait_for_event(cm, world.desk_id, is_notice("delivery.failed", hub.bot), 120)
+        reports += 1
+    figures = Figures("room deleted by an administrator", alerts_acked=len(healthy.acked) + len(poisoned.acked),
+                      extra={"median_latency_before_s": round(statistics.median(before), 2),
+                             "median_latency_during_s": round(statistics.median(during), 2),
+                             "max_latency_during_s": round(max(during), 2),
+                             "dead_lettered": len(dead), "reported": reports})
+    if len(dead) != 2 * len(poisoned.acked):  # each message: an alert and a setting handover
+        figures.problems.append(f"{len(dead)} dead letters for {len(poisoned.acked)} messages to the deleted room")
+    if statistics.median(during) > 3 * statistics.median(before) + 1.0:
+        figures.problems.append("the other file's alerts slowed down")
+    other = [key for key, _error in failed if not key.startswith("alert:")]
+    if other:
+        figures.problems.append(f"other entries failed: {other}")
+    return figures
+
+
+def _nothing_pending(world: World) -> Any:
+    async def check_() -> bool:
+        async with world.db.unit() as uow:
+            return await uow.outbox.count("pending") == 0
+
+    return check_

@@ -18,6 +18,7 @@ from tests.faults.scenarios import (
     database_unavailable,
     homeserver_restart,
     rate_limited,
+    room_deleted,
 )
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
@@ -83,3 +84,10 @@ async def test_database_unavailable_for_a_while(world: World, db_url: str) -> No
     figures = await database_unavailable(world, db_url, outage_s=2.0, alerts=4, commands=2)
     assert figures.problems == [], (figures, world.relais.tail())
     assert figures.alerts_acked == 8 and figures.alert_notices == 16 and figures.command_notices == 2
+
+
+@sqlite_pass_only
+async def test_one_file_room_deleted_while_the_other_keeps_its_alerts(world: World) -> None:
+    figures = await room_deleted(world, rounds=2)
+    assert figures.problems == [], (figures, world.relais.tail())
+    assert figures.extra["dead_lettered"] == 4 and figures.extra["reported"] == 4

@@ -7,6 +7,7 @@ No homeserver here: what would be posted is read from the outbox. The integratio
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.inbound.hl7v2 import parse
 from hub.inbound.mllp import frame
-from hub.services.alerts import UNMATCHED_COUNTER, AlertService
+from hub.services.alerts import RECOVER_INTERVAL_S, RECOVER_SETTLE_S, UNMATCHED_COUNTER, AlertService
 from hub.storage.database import Database
 from hub.storage.models_alerts import InboundMessageRow
 from tests.inbound.alert_stack import MAX_FRAME, PARSERS, Stack, make_stack
@@ -278,3 +279,20 @@ async def test_peers_outside_the_allow_list_and_idle_connections_are_closed(data
     finally:
         await s.server.stop()
     assert await s.messages() == 0  # unknown person: nothing kept
+
+
+async def test_a_message_acknowledged_but_left_unprocessed_is_recovered_by_the_periodic_job(stack: Stack) -> None:
+    """A database hiccup between the commit (the ACK) and the processing leaves a message
+    `received`: the recovery job (every RECOVER_INTERVAL_S) finishes it, not the next restart."""
+    ghh = await stack.person("test1:PATID1234")
+    raw = sample("ADT-A01-01.hl7")
+    received = await stack.service.receive(parse(raw), raw)  # stored and acknowledged, not processed
+    assert received.pending and await stack.notices(ghh) == []
+    # Right after: it may be being processed by its own connection; the job leaves it alone.
+    assert await stack.service.recover_settled(stack.clock.now()) == 0
+    stack.clock.advance(timedelta(seconds=RECOVER_SETTLE_S + 1))
+    assert await stack.service.recover_settled(stack.clock.now()) == 1
+    kinds = [n["kind"] for n in await stack.notices(ghh)]
+    assert kinds == ["alert.admission", "handover.setting"]
+    assert await stack.service.recover_settled(stack.clock.now()) == 0  # once only
+    assert RECOVER_INTERVAL_S <= 60  # "within a minute"

@@ -96,6 +96,9 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
 
     listed = await hub.command("coord", triage, "!orientations")
     assert "O-2026-0001" in listed.body and "0 j" in listed.body
+    # A desk-or-room command would show the sender's own files to the whole triage team.
+    mine = await hub.command("coord", triage, "!droits")
+    assert kind_of(mine) == "command.error" and "guichet" in mine.body, mine.body
     crit = await hub.command("coord", triage,
                              "!orientation critères O-2026-0001 autonomie=oui aides=oui coordination=non")
     assert kind_of(crit) == "command.reply" and "coordination non" in crit.body

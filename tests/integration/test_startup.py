@@ -121,7 +121,7 @@ async def _tcp_proxy(port: int, target: tuple[str, int]) -> AsyncIterator[None]:
         await asyncio.gather(*pipes, return_exceptions=True)
 
 
-@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason="PostgreSQL pass only (RELAIS_TEST_POSTGRES)")
+@pytest.mark.postgres_only
 async def test_start_waits_for_postgresql_then_runs(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     await hub.setup(case_managers=())
@@ -184,7 +184,7 @@ async def test_a_wrong_password_is_one_line(hub: Hub, tmp_path: Path) -> None:
 
 
 @pytest.mark.db
-@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason="PostgreSQL pass only (RELAIS_TEST_POSTGRES)")
+@pytest.mark.postgres_only
 def test_a_missing_database_is_one_line_saying_how_to_create_it(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     from sqlalchemy.engine import make_url

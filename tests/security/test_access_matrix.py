@@ -51,6 +51,7 @@ ROOM_MATRIX: list[tuple[str, dict[str, str]]] = [
     ("!plan",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!consentement",         {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!eval",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
+    ("!droits",               {"gp": N, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!id",                   {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!aide",                 {"gp": Y, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
     ("!equipe ajouter",       {"gp": N, "cm": Y, "cm2": Y, "cm3": OUT, "pilot": OUT, "stranger": OUT}),
@@ -72,6 +73,7 @@ DESK_ORDER = ("pilot", "cm3", "cm2", "cm")
 DESK_MATRIX: list[tuple[str, dict[str, str]]] = [
     ("!aide",        {"pilot": Y, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!file-active", {"pilot": N, "cm3": Y, "cm2": Y, "cm": Y}),
+    ("!droits",      {"pilot": N, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!nouveau",     {"pilot": N, "cm3": Y, "cm2": Y, "cm": Y}),
     ("!transferer",  {"pilot": N, "cm3": N, "cm2": N, "cm": Y}),  # cm: their own second file
     ("!rapport",     {"pilot": Y, "cm3": N, "cm2": N, "cm": N}),
@@ -81,7 +83,7 @@ DESK_MATRIX: list[tuple[str, dict[str, str]]] = [
 #: tables (claimed events, outbox, sync token) are left out.
 RECORD_TABLES = ("persons", "person_identifiers", "desks", "team_members", "audit_log", "plan_items",
                  "evaluations", "consent_records", "continuity_breaks", "handovers", "setting_changes",
-                 "concertations", "concertation_decisions", "inbound_messages", "alerts")
+                 "concertations", "concertation_decisions", "inbound_messages", "alerts", "rights_reviews")
 
 
 #: Notices the bot posts on its own schedule, never as the answer to a command.
@@ -211,7 +213,7 @@ def audit_name(label: str, command: str) -> str:
             "!plan ajouter": "plan add",
             "!eval faite": "eval done", "!lieu": "move", "!consentement informe": "consent informed",
             "!rupture": "break", "!id ajouter": "id add", "!cloturer": "close", "!file-active": "caseload",
-            "!nouveau": "new", "!transferer": "transfer", "!rapport": "report"}[label]
+            "!nouveau": "new", "!transferer": "transfer", "!rapport": "report", "!droits": "rights"}[label]
 
 
 async def _join(hub: Hub, room_id: str, who: str, role: str) -> nio.AsyncClient:

@@ -144,6 +144,7 @@ async def test_bulk_prompts_land_in_the_outbox_as_enqueue_writes_them(database: 
     async with database.unit() as uow:
         bulk, reference = await uow.outbox.pending(NOW)
     assert (bulk.action, bulk.case_ref, bulk.payload) == (reference.action, reference.case_ref, reference.payload)
+    assert bulk.lane == reference.lane == "case:R-2026-0001"  # the outbox serves them in the room's order
 
 
 async def test_gps_of_lists_active_gps_only(database: Database) -> None:

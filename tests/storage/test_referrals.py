@@ -176,6 +176,8 @@ async def test_triage_room_is_asked_once_and_new_members_are_invited(database: D
         entries = await uow.outbox.pending(NOW + timedelta(hours=5))
     assert [(e.action, e.payload.get("user_id")) for e in entries] == [
         ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x"), ("kick_desk", "@coord:x")]
+    # One lane: the welcome and the invites wait for the room's creation, in order.
+    assert {e.lane for e in entries} == {"desk:triage"}
 
 
 async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: Database) -> None:

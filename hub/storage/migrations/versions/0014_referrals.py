@@ -1,7 +1,7 @@
 """Referrals to the integrated access point and the referrers' direct rooms
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

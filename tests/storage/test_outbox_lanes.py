@@ -1,0 +1,162 @@
+"""The outbox's lanes on the selected backend: order per room, rooms independent, retry state
+per entry, dead letters that keep no content."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.domain.effects import CreateRoom, Invite, Notify
+from hub.domain.persons import Person
+from hub.services.outbox import dead_letter, enqueue
+from hub.storage.database import Database
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+async def _two_files(database: Database) -> None:
+    async with database.unit() as uow:
+        for ref, room in (("R-2026-0001", "!a:x"), ("R-2026-0002", None)):
+            await uow.persons.add(Person(ref, "Jeanne Dupont", "@cm:x", NOW))
+            if room:
+                await uow.persons.set_room(ref, room)
+        await uow.desks.ensure("@cm:x", "case_manager")
+        await uow.desks.set_room("@cm:x", "!desk:x")
+        await enqueue(uow, "open:1", [CreateRoom("R-2026-0002"), Invite("R-2026-0002", "@gp:x")], NOW)
+        await enqueue(uow, "alert:1", [Notify("alert.admission", "R-2026-0001", "alert.admission",
+                                              {"name": "Jeanne Dupont"}, mentions=("@cm:x",))], NOW)
+        # A command reply names its room: it joins the lane of the file whose room that is.
+        await enqueue(uow, "cmd:$e", [Notify("command.reply", "R-2026-0001", "reply.team", room_id="!a:x")], NOW)
+        await enqueue(uow, "cmd:$d", [Notify("command.reply", "", "reply.help", room_id="!desk:x")], NOW)
+        await enqueue(uow, "cmd:$o", [Notify("command.reply", "", "reply.help", room_id="!other:x")], NOW)
+
+
+async def test_one_head_per_room_in_order(database: Database) -> None:
+    await _two_files(database)
+    async with database.unit() as uow:
+        heads = await uow.outbox.due_heads(NOW)
+        lanes = {h.lane: h.key for h in heads}
+        first_of_a = await uow.outbox.head_of("case:R-2026-0001", NOW)
+    assert lanes == {"case:R-2026-0002": "open:1:0", "case:R-2026-0001": "alert:1:0", "desk:@cm:x": "cmd:$d:0",
+                     "room:!other:x": "cmd:$o:0"}
+    assert first_of_a is not None and first_of_a.key == "alert:1:0"
+    assert [h.id for h in heads] == sorted(h.id for h in heads)  # oldest first
+
+
+async def test_a_room_waiting_for_a_retry_holds_only_its_own_lane(database: Database) -> None:
+    await _two_files(database)
+    async with database.unit() as uow:
+        head = await uow.outbox.head_of("case:R-2026-0002", NOW)
+        assert head is not None
+        await uow.outbox.retry_later(head.id, NOW + timedelta(seconds=30), "TransientError 502")
+    async with database.unit() as uow:
+        heads = {h.lane for h in await uow.outbox.due_heads(NOW)}
+        waiting = await uow.outbox.head_of("case:R-2026-0002", NOW)
+        later = await uow.outbox.head_of("case:R-2026-0002", NOW + timedelta(seconds=31))
+        retry_at = await uow.outbox.next_retry_at()
+        busy = {h.lane for h in await uow.outbox.due_heads(NOW, busy={"case:R-2026-0001"})}
+    assert "case:R-2026-0002" not in heads and "case:R-2026-0001" in heads
+    assert waiting is None  # the invite behind it waits too: order within the room is kept
+    assert later is not None and later.key == "open:1:0" and later.attempts == 1
+    assert retry_at == NOW + timedelta(seconds=30)
+    assert "case:R-2026-0001" not in busy and "desk:@cm:x" in busy
+    # The homeserver answers again after an outage: what waited on a retry goes now.
+    async with database.unit() as uow:
+        assert await uow.outbox.retry_all_now() == 1
+    async with database.unit() as uow:
+        now_due = await uow.outbox.head_of("case:R-2026-0002", NOW)
+        assert await uow.outbox.next_retry_at() is None
+    assert now_due is not None and now_due.attempts == 1  # the try stays counted
+
+
+async def test_a_dead_letter_keeps_no_content_and_tells_the_referent_in_their_desk(database: Database) -> None:
+    await _two_files(database)
+    async with database.unit() as uow:
+        alert = await uow.outbox.head_of("case:R-2026-0001", NOW)
+        assert alert is not None
+        told = await dead_letter(uow, alert, "RoomGone M_ROOM_GONE", NOW + timedelta(hours=1))
+    async with database.unit() as uow:
+        next_in_room = await uow.outbox.head_of("case:R-2026-0001", NOW)
+        report = await uow.outbox.head_of("desk:@cm:x", NOW + timedelta(hours=2))
+        reports = [e for e in await uow.outbox.pending(NOW + timedelta(hours=2), 100) if e.key.startswith("dead:")]
+        failed = await uow.outbox.count("failed")
+    assert told == "@cm:x"
+    assert failed == 1
+    assert next_in_room is not None and next_in_room.key == "cmd:$e:0"  # the room's next entry is not held
+    assert report is not None and report.key == "cmd:$d:0"  # the desk's own order is kept
+    assert len(reports) == 1
+    payload = reports[0].payload
+    assert payload["kind"] == "delivery.failed" and payload["desk"] == "@cm:x"
+    assert payload["mentions"] == ["@cm:x"]
+    assert payload["params"]["what"] == {"key": "delivery.what.alert.admission"}
+    assert payload["params"]["case"] == "R-2026-0001" and payload["params"]["since"] == "2026-11-23 11:00"
+    assert "Jeanne" not in str(payload)
+
+
+async def test_a_failed_report_is_not_reported_again(database: Database) -> None:
+    await _two_files(database)
+    async with database.unit() as uow:
+        alert = await uow.outbox.head_of("case:R-2026-0001", NOW)
+        assert alert is not None
+        await dead_letter(uow, alert, "RoomGone", NOW)
+    async with database.unit() as uow:
+        report = next(e for e in await uow.outbox.pending(NOW, 100) if e.key.startswith("dead:"))
+        assert await dead_letter(uow, report, "RoomGone", NOW) is None
+    async with database.unit() as uow:
+        assert not [e for e in await uow.outbox.pending(NOW, 100) if e.key.startswith("dead:dead")]
+        assert await uow.outbox.count("failed") == 2
+
+
+async def test_a_failed_triage_notice_sets_aside_without_mentioning_a_desk_name(database: Database) -> None:
+    # The triage room is no person's desk: "triage" is no user to mention (issue 19).
+    async with database.unit() as uow:
+        await uow.desks.ensure("triage", "triage")
+        await enqueue(uow, "referral-new:1", [Notify("referral.new", "", "referral.new", {}, desk="triage")], NOW)
+    async with database.unit() as uow:
+        entry = await uow.outbox.head_of("desk:triage", NOW)
+        assert entry is not None
+        assert await dead_letter(uow, entry, "RoomGone", NOW) is None
+    async with database.unit() as uow:
+        assert await uow.outbox.pending(NOW, 100) == [] and await uow.outbox.count("failed") == 1
+
+
+async def test_oldest_pending_since(database: Database) -> None:
+    async with database.unit() as uow:
+        assert await uow.outbox.oldest_pending_since() is None
+    await _two_files(database)
+    async with database.unit() as uow:
+        assert await uow.outbox.oldest_pending_since() == NOW
+
+
+async def test_intake_dead_letters_keep_ids_and_an_error_class(database: Database) -> None:
+    async with database.unit() as uow:
+        assert await uow.intake_dead.add("$ev", "!r:x", "MatrixError", 3, NOW) is True
+        assert await uow.intake_dead.add("$ev", "!r:x", "MatrixError", 3, NOW) is False
+    async with database.unit() as uow:
+        assert await uow.intake_dead.has("$ev") and not await uow.intake_dead.has("$other")
+        assert await uow.intake_dead.entries() == [("$ev", "!r:x", "MatrixError", 3)]
+
+
+async def test_one_cause_keeps_its_order_across_rooms(database: Database) -> None:
+    """`!new` answers in the desk only once the file's room is made and the referent invited."""
+    async with database.unit() as uow:
+        await uow.persons.add(Person("R-2026-0003", "Jeanne Dupont", "@cm:x", NOW))
+        await enqueue(uow, "cmd:$new", [CreateRoom("R-2026-0003"), Invite("R-2026-0003", "@cm:x"),
+                                        Notify("command.reply", "R-2026-0003", "reply.new", desk="@cm:x")], NOW)
+        await enqueue(uow, "cmd:$help", [Notify("command.reply", "", "reply.help", desk="@cm:x")], NOW)
+    async with database.unit() as uow:
+        heads = [h.key for h in await uow.outbox.due_heads(NOW)]
+        desk = await uow.outbox.head_of("desk:@cm:x", NOW)
+        create = await uow.outbox.head_of("case:R-2026-0003", NOW)
+        assert create is not None
+        await uow.outbox.done(create.id, "!r:x")
+        invite = await uow.outbox.head_of("case:R-2026-0003", NOW)
+        assert invite is not None
+        await dead_letter(uow, invite, "MatrixError 403 M_FORBIDDEN", NOW)
+    async with database.unit() as uow:
+        released = await uow.outbox.head_of("desk:@cm:x", NOW)
+    assert heads == ["cmd:$new:0"]  # the desk's reply waits for the room; the later !help waits behind it
+    assert desk is None
+    assert released is not None and released.key == "cmd:$new:2"  # done or set aside, the cause moves on
