@@ -78,11 +78,11 @@ async def _listening(section: str, host: str, port: int, starting: Awaitable[T])
 class Relais:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock or SystemClock()
+        self.clock = clock or SystemClock(config.care.timezone)
         self.metrics = Metrics()
         self.db = Database(config.database.url)
         self.client = BotClient(config.matrix)
-        self.catalog = Catalog(config.care.language)
+        self.catalog = Catalog(config.care.language, config.care.timezone)
         self.settings = settings_from(config)
         policy = RetryPolicy(concurrency=config.outbox.concurrency, cap_s=config.outbox.retry_cap_s,
                              max_age_s=config.outbox.max_age_s)
@@ -113,7 +113,7 @@ class Relais:
         self.alerts = AlertService(self.db, self.clock, {"hl7": parse_hl7, "fhir": parse_bundle},
                                    ins_test_oids=config.alerts.ins_test_oids, metrics=self.metrics,
                                    on_enqueued=self.outbox.wake)
-        self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days,
+        self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days, tz=self.clock.tz,
                                      on_enqueued=self.outbox.wake)
         self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake)
         self.intake.membership_handlers.append(self.continuity.on_membership)
@@ -121,10 +121,11 @@ class Relais:
         self.intake.membership_handlers.append(self.desk_guard.on_membership)
         self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
                                                     on_enqueued=self.outbox.wake)
-        self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake)
-        self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake)
+        self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
+        self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,
-                                         config.care.referral_erase_days, on_enqueued=self.outbox.wake)
+                                         config.care.referral_erase_days, on_enqueued=self.outbox.wake,
+                                         tz=self.clock.tz)
         self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),

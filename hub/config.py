@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -136,6 +137,18 @@ class CareConfig(_Section):
     coordinators: tuple[str, ...] = ()
     referral_reminder_days: int = Field(default=7, ge=1)
     referral_erase_days: int = Field(default=90, ge=1)
+    # The territory's time zone: local dates shown and "today" in every rule (SPEC §5, §8).
+    timezone: str = "Europe/Paris"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: write an IANA name such as Europe/Paris "
+                             "or Indian/Reunion") from None
+        return value
 
     @model_validator(mode="after")
     def _target_below_max(self) -> CareConfig:

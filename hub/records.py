@@ -10,7 +10,9 @@ import os
 import secrets
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from hub.clock import SystemClock
 from hub.config import Config
 from hub.domain.caseload import Limits
 from hub.domain.errors import DomainError
@@ -47,10 +49,10 @@ async def report_csv(config: Config, start: date | None, end: date | None) -> st
     db = Database(config.database.url)
     try:
         await migrate.require_head(db.engine)
-        today = datetime.now(UTC).date()
+        today = SystemClock(care.timezone).today()  # the territory's date
         async with db.unit() as uow:
             period, sections = await report.build(
-                uow, start, end, today=today, case_managers=care.case_managers,
+                uow, start, end, today=today, tz=ZoneInfo(care.timezone), case_managers=care.case_managers,
                 limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month))
     except DomainError as exc:
         raise _refusal(config, exc) from None

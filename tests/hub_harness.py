@@ -34,6 +34,11 @@ def content_of(event: Any) -> dict[str, Any]:
     return dict((getattr(event, "source", None) or {}).get("content") or {})
 
 
+def shows(event: Any, user_id: str) -> bool:
+    """The message shows this person as a pill (the link Element draws as one), by any name."""
+    return f'href="https://matrix.to/#/{user_id}"' in str(content_of(event).get("formatted_body") or "")
+
+
 def is_notice(kind: str | tuple[str, ...], bot: str) -> Callable[[Any], bool]:
     kinds = (kind,) if isinstance(kind, str) else kind
     return lambda e: getattr(e, "sender", None) == bot and kind_of(e) in kinds

@@ -222,6 +222,7 @@ class BotClient:
         self.synced_once = asyncio.Event()
         self.connected = False
         self._room_version: str | None = None
+        self._profile_names: dict[str, str] = {}  # user id → profile name ("" when none)
         self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
         self._share_lock = asyncio.Lock()
         self.new_device = False  # this process created the bot's device (see forget_new_device)
@@ -611,6 +612,27 @@ class BotClient:
         if isinstance(resp, ErrorResponse) and resp.status_code != "M_FORBIDDEN":
             _check(resp, "leave")
         await self.api.room_forget(room_id)
+
+    async def display_names(self, room_id: str, user_ids: list[str]) -> dict[str, str]:
+        """The names people go by in this room (from sync), else their profile's; an id whose
+        name cannot be had is left out, and the notice shows the id itself."""
+        room = self.api.rooms.get(room_id)
+        names: dict[str, str] = {}
+        for user_id in dict.fromkeys(user_ids):
+            member = room.users.get(user_id) if room is not None else None
+            name = member.display_name if member is not None else None
+            if not name:
+                name = self._profile_names.get(user_id)
+            if name is None:
+                try:  # the whole profile: its schema, unlike the display name's, allows no name
+                    resp = await self.api.get_profile(user_id)
+                except (ClientConnectionError, TimeoutError):
+                    continue  # a notice never waits for a name
+                name = "" if isinstance(resp, ErrorResponse) else (getattr(resp, "displayname", None) or "")
+                self._profile_names[user_id] = name
+            if name and name != user_id:
+                names[user_id] = name
+        return names
 
     async def user_exists(self, user_id: str) -> bool:
         resp = await self.api.get_profile(user_id)

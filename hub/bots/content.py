@@ -97,15 +97,31 @@ def triage_room(name: str, bot: str, room_version: str, members: list[str]) -> d
     }
 
 
-#: Kinds that call for someone's action go out as m.text: the default push rule
-#: `.m.rule.suppress_notices` silences every m.notice, mentions included (SPEC §5).
-ACTION_KINDS = frozenset({"rights.review", "delivery.failed", "referral.decision"})
+#: Kinds that call for someone's action (SPEC §5): sent as m.text so that the default push rule
+#: `.m.rule.suppress_notices`, which silences every m.notice before `.m.rule.is_user_mention` is
+#: reached, lets the people in `m.mentions` be notified (highlight and sound).
+ACTION_KINDS = frozenset({
+    "alert.admission", "alert.discharge", "alert.transfer", "alert.cancelled",
+    "handover.professional", "handover.setting",
+    "reevaluation.due", "reevaluation.overdue",
+    "delivery.failed", "referral.decision", "rights.review",
+})
+
+
+def msgtype_of(kind: str) -> str:
+    return "m.text" if kind in ACTION_KINDS else "m.notice"
 
 
 def notice(kind: str, case_ref: str, body: str, formatted: str,
            mentions: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A bot message: m.text for the kinds that call for action, m.notice for the rest.
+
+    `m.mentions` is always present: with it, the legacy push rules that match display names
+    and user ids in `body` are skipped (MSC3952), so naming a person never notifies them; only
+    the ids listed here are mentions.
+    """
     content: dict[str, Any] = {
-        "msgtype": "m.text" if kind in ACTION_KINDS else "m.notice",
+        "msgtype": msgtype_of(kind),
         "body": body,
         "format": "org.matrix.custom.html",
         "formatted_body": formatted,
@@ -143,6 +159,7 @@ def replacement(original_event_id: str, new_content: dict[str, Any]) -> dict[str
     fallback["body"] = "* " + new_content["body"]
     fallback["formatted_body"] = "* " + new_content["formatted_body"]
     fallback["m.new_content"] = new_content
+    fallback["m.mentions"] = {}  # an edit notifies nobody again (MSC3952)
     fallback["m.relates_to"] = {"rel_type": "m.replace", "event_id": original_event_id}
     return fallback
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from hub.bots import attachments, content
 from hub.bots.client import BotClient, is_transient
-from hub.bots.render import render
+from hub.bots.render import people, render
 from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK
 from hub.errors import MatrixError, RoomGone, RoomNotSynced
@@ -388,6 +388,8 @@ class OutboxWorker:
 
     async def _notify(self, entry: OutboxEntry, room_id: str) -> str:
         payload: dict[str, Any] = entry.payload
+        params = payload.get("params") or {}
+        names = await self.client.display_names(room_id, list(people(params)))
         wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c  # noqa: E731
         if payload.get("replaces"):
             async with self.db.read() as uow:
@@ -396,8 +398,8 @@ class OutboxWorker:
                 wrap = partial(_replacing, original)
         elif payload.get("thread_root"):
             wrap = partial(_threaded, payload["thread_root"], payload.get("in_reply_to"))
-        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"],
-                      payload.get("params") or {}, tuple(payload.get("mentions") or ()), room_id=room_id, wrap=wrap)
+        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"], params,
+                      tuple(payload.get("mentions") or ()), names, self.clock.now(), room_id=room_id, wrap=wrap)
         txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
         return await self.client.send(room_id, body, txn)
 

@@ -1,19 +1,24 @@
-"""Notify effect → notice content, in the configured language. Pure.
+"""Notify effect → message content, in the configured language. Pure.
+
+The outbox resolves the display names of the people a notice shows (`people`) and passes them
+with the time of sending; everything else comes from the effect's parameters.
 
 A notice always fits in one Matrix event (hub/bots/content.py `fits`, measured on the encoded
 and encrypted event, every copy included): when the full text would not, each long text in it
 is shortened with "…" and the notice says where the full text is (`!plan 4`); in the last
-resort the plain text alone is cut.
+resort the plain text alone is cut. People, dates and catalog keys are never cut.
 """
 
 from __future__ import annotations
 
 import html as html_lib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from hub.bots import content
 from hub.i18n.catalog import Catalog
+from hub.i18n.formats import as_date, as_moment, is_user_id
 
 #: Where the full text of a shortened notice can be read, by kind (a catalog key or a command).
 POINTERS = {"plan.update": "!plan {number}", "plan.review": "!plan {number}"}
@@ -24,22 +29,37 @@ _CUTS = (400, 160, 60, 20)
 _ROOM_ID = "!" + "x" * 254
 
 
+def people(params: Any) -> Iterator[str]:
+    """Every Matrix id among a notice's parameters, nested messages and lists included."""
+    if is_user_id(params):
+        yield params
+    elif isinstance(params, dict):
+        for value in params.values():
+            yield from people(value)
+    elif isinstance(params, list | tuple):
+        for value in params:
+            yield from people(value)
+
+
 def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
-           mentions: tuple[str, ...], *, room_id: str = _ROOM_ID,
+           mentions: tuple[str, ...], names: Mapping[str, str] | None = None, now: datetime | None = None, *,
+           room_id: str = _ROOM_ID,
            wrap: Callable[[dict[str, Any]], dict[str, Any]] = lambda c: c) -> dict[str, Any]:
-    """The notice content; `wrap` adds what the sender adds around it (a thread relation, an
-    m.replace edit with its second copy) so that the size is measured on what is really sent."""
-    built = wrap(_content(catalog, kind, case_ref, message, params, mentions))
+    """The notice content, people shown by `names` (display names) and ages counted from `now`;
+    `wrap` adds what the sender adds around it (a thread relation, an m.replace edit with its
+    second copy) so that the size is measured on what is really sent."""
+    shown = catalog.bound(names or {}, now)
+    built = wrap(_content(shown, kind, case_ref, message, params, mentions))
     if content.fits(built, room_id):
         return built
     pointer = _pointer(kind, params)
     note = {"key": "notice.shortened", "params": {"pointer": pointer}}
     for cut in _CUTS:
-        shortened = wrap(_content(catalog, kind, case_ref, message, _shorten(params, cut), mentions, note))
+        shortened = wrap(_content(shown, kind, case_ref, message, _shorten(params, cut), mentions, note))
         if content.fits(shortened, room_id):
             return shortened
-    text = catalog.text(message, **_shorten(params, _CUTS[-1]))
-    tail = "\n" + catalog.text("notice.shortened", pointer=pointer)
+    text = shown.text(message, **_shorten(params, _CUTS[-1]))
+    tail = "\n" + shown.text("notice.shortened", pointer=pointer)
     while True:
         text = text[: max(0, len(text) * 3 // 4)]
         last = wrap(content.notice(kind, case_ref, text + "…" + tail,
@@ -54,7 +74,7 @@ def _pointer(kind: str, params: dict[str, Any]) -> str:
         return str(params["pointer"])
     item = params.get("item")
     number = item.get("number") if isinstance(item, dict) else params.get("number")
-    return POINTERS.get(kind, DEFAULT_POINTER).format(number=number if number is not None else "<n>")
+    return POINTERS.get(kind, DEFAULT_POINTER).format(number="" if number is None else number).strip()
 
 
 def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
@@ -75,10 +95,12 @@ def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: d
 
 
 def _shorten(value: Any, cut: int) -> Any:
-    """Every string in `value` (nested messages and lists included) cut to `cut` characters;
-    catalog keys are left alone."""
+    """Every free text in `value` (nested messages and lists included) cut to `cut` characters;
+    catalog keys, people and dates are left whole (a cut id is no pill, a cut date no date)."""
     if isinstance(value, str):
-        return value if len(value) <= cut else value[: cut - 1] + "…"
+        if len(value) <= cut or is_user_id(value) or as_moment(value) or as_date(value):
+            return value
+        return value[: cut - 1] + "…"
     if isinstance(value, list):
         return [_shorten(v, cut) for v in value]
     if isinstance(value, dict):

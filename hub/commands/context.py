@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.commands.parser import CommandSpec, Invocation
 from hub.domain.caseload import Limits
 from hub.domain.effects import Effect, Notify
@@ -50,9 +52,15 @@ class Ctx:
     now: datetime
     settings: Settings
     directory: UserDirectory
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # the territory's
     person: Person | None = None  # set in a person's room
     event_id: str = ""  # the command's Matrix event: what a referral made by it is keyed by
     desk_role: str | None = None  # set in a desk: "case_manager" | "pilot" | "referrer" | "triage"
+
+    @property
+    def today(self) -> date:
+        """The territory's date now: what "today" means in every rule (SPEC §5)."""
+        return local_date(self.now, self.tz)
 
     @property
     def case_ref(self) -> str:

@@ -20,9 +20,11 @@ from hub.commands.context import Ctx, Settings, UserDirectory
 from hub.commands.normalise import Message, read_message
 from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
 from hub.commands.registry import REFERRER_COMMANDS, Registry
+from hub.commands.usage import explain, find_command, help_detail, help_groups
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
+from hub.i18n.catalog import Catalog
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -82,6 +84,7 @@ class Dispatcher:
         self.clock = clock
         self.directory = directory
         self.on_enqueued = on_enqueued or (lambda: None)
+        self.catalog = Catalog(settings.language)
         self._told_undecryptable: dict[tuple[str, str], datetime] = {}
 
     async def handle(self, event_id: str, sender: str, room_id: str,
@@ -176,9 +179,7 @@ class Dispatcher:
     async def _reply_error(self, event_id: str, sender: str, room_id: str, case_ref: str, error: DomainError,
                            spec: CommandSpec | None, message: Message) -> bool:
         now = self.clock.now()
-        params = dict(error.params)
-        if spec is not None:
-            params["usage"] = spec.usage(french=self.settings.language == "fr")
+        params = explain(dict(error.params), spec, self.catalog)
         notice = Notify("command.error", case_ref, error.key, params, room_id=room_id)
         if message.thread_root:
             notice = replace(notice, thread_root=message.thread_root, in_reply_to=event_id)
@@ -193,7 +194,7 @@ class Dispatcher:
 
     async def _context(self, uow: UnitOfWork, sender: str, room_id: str, event_id: str = "") -> Ctx | None:
         ctx = Ctx(uow=uow, sender=sender, room_id=room_id, now=self.clock.now(),
-                  settings=self.settings, directory=self.directory, event_id=event_id)
+                  settings=self.settings, directory=self.directory, event_id=event_id, tz=self.clock.tz)
         desk = await uow.desks.owner(room_id)
         if desk is not None and desk[1] == "triage":
             ctx.desk_role = "triage"  # the triage room: who may act is checked per command
@@ -227,10 +228,16 @@ class Dispatcher:
             raise UsageError("error.not_in_triage", spec)
         await self._authorise(ctx, spec)
         handler = self.registry.handler(spec)
-        effects: list[Effect] = [self._help(ctx, scope)] if handler is None else await handler(ctx, inv)
+        effects: list[Effect] = [await self._help(ctx, scope, inv)] if handler is None else await handler(ctx, inv)
         # SPEC §4: every accepted command is audited, reading ones included (who read a file).
         await ctx.uow.audit.record(ctx.now, ctx.sender, spec.name, ctx.case_ref or None, audit_detail(inv))
         return effects
+
+    async def _managers(self, ctx: Ctx) -> set[str]:
+        """The person's case managers: the referent and every active case manager of the team."""
+        person = ctx.person
+        assert person is not None
+        return set(team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent))
 
     async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
         if ctx.desk_role == "referrer" and spec.name not in REFERRER_COMMANDS:
@@ -253,19 +260,25 @@ class Dispatcher:
         assert person is not None
         if not person.is_open:
             raise DomainError("error.case_closed", case=person.case_ref)
-        managers = team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent)
+        managers = await self._managers(ctx)
         # Rights follow [care] case_managers at every command: someone taken off the list keeps
         # their team row (history) but no longer changes the file.
         if ctx.sender not in managers or ctx.sender not in self.settings.case_managers:
             raise DomainError("error.not_allowed")
 
-    def _help(self, ctx: Ctx, scope: Scope) -> Notify:
-        french = self.settings.language == "fr"
-        lines = [
-            {"key": "help.line", "params": {"usage": spec.usage(french), "help": {"key": spec.help_key}}}
-            for spec in self.registry.available(scope, ctx.desk_role)
-        ]
-        return ctx.reply("help.header", lines=lines)
+    async def _help(self, ctx: Ctx, scope: Scope, inv: Invocation) -> Notify:
+        """`!help`: the commands this person may use here; `!help <command>`: one in detail."""
+        manager = ctx.desk_role == "case_manager" or (
+            ctx.person is not None and ctx.person.is_open and ctx.sender in self.settings.case_managers
+            and ctx.sender in await self._managers(ctx))
+        mine = self.registry.available(scope, ctx.desk_role, manager=manager)
+        asked = " ".join(w for w in (inv.args.get("command"), inv.args.get("sub")) if w)
+        if asked:
+            spec = find_command(asked, self.registry.specs)
+            if spec is None:
+                raise UsageError("error.unknown_command", inv.spec, command=asked)
+            return ctx.reply("help.detail", **help_detail(spec, self.catalog, allowed=spec in mine))
+        return ctx.reply("help.header", groups=help_groups(mine, self.catalog))
 
 
 def _excerpt(text: str) -> str:

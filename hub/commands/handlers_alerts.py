@@ -20,7 +20,7 @@ SETTING_ALIASES = {
 async def move(ctx: Ctx, inv: Invocation) -> list[Effect]:
     assert ctx.person is not None, "room commands run with a person"
     return await alerts.move_by_hand(ctx.uow, ctx.person, Setting(inv.args["setting"]), inv.args["establishment"],
-                                     inv.opts["date"], by=ctx.sender, now=ctx.now)
+                                     inv.opts["date"], by=ctx.sender, now=ctx.now, tz=ctx.tz)
 
 
 # The setting commands, in the order `!help` lists them.

@@ -26,26 +26,31 @@ def _time(inv: Invocation) -> str:
     return str(inv.args["time"])
 
 
+def _catalog(ctx: Ctx) -> Catalog:
+    """The calendar file's texts, in the territory's language and time zone."""
+    return Catalog(ctx.settings.language, ctx.tz.key)
+
+
 async def plan(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await concertations.plan(
         ctx.uow, _person(ctx), inv.args["date"], _time(inv), minutes=inv.opts["minutes"], place=inv.opts["place"],
         visio=inv.opts["visio"], with_=inv.opts["with"], by=ctx.sender, now=ctx.now,
-        catalog=Catalog(ctx.settings.language), bot_user=ctx.settings.bot_user)
+        catalog=_catalog(ctx), bot_user=ctx.settings.bot_user, tz=ctx.tz)
 
 
 async def move(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await concertations.move(ctx.uow, _person(ctx), inv.args["date"], _time(inv), by=ctx.sender,
-                                    now=ctx.now, catalog=Catalog(ctx.settings.language))
+                                    now=ctx.now, catalog=_catalog(ctx), tz=ctx.tz)
 
 
 async def cancel(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await concertations.cancel(ctx.uow, _person(ctx), by=ctx.sender, now=ctx.now,
-                                      catalog=Catalog(ctx.settings.language))
+                                      catalog=_catalog(ctx), tz=ctx.tz)
 
 
 async def decide(ctx: Ctx, inv: Invocation) -> list[Effect]:
     d = await concertations.decide(ctx.uow, _person(ctx), inv.args["text"], inv.opts["item"], by=ctx.sender,
-                                   now=ctx.now)
+                                   now=ctx.now, tz=ctx.tz)
     item = {"key": "concertation.decision_item", "params": {"item": d.item}} if d.item else ""
     return [ctx.reply("concertation.decision_recorded", number=d.number, text=d.text, item=item)]
 

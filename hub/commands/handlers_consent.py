@@ -25,7 +25,7 @@ def _recorder(status: Status) -> Handler:
         scope = inv.opts["scope"]
         return await consent.record(
             ctx.uow, _person(ctx), status, ConsentScope(scope) if scope else None, inv.args["date"],
-            inv.opts["note"], by=ctx.sender, now=ctx.now)
+            inv.opts["note"], by=ctx.sender, now=ctx.now, tz=ctx.tz)
     return handler
 
 

@@ -30,9 +30,9 @@ def identifiers_from(inv: Invocation) -> list[Identifier]:
 async def new(ctx: Ctx, inv: Invocation) -> list[Effect]:
     person, warnings, effects = await cases.open_case(
         ctx.uow, referent=ctx.sender, name=inv.args["name"], born=inv.opts["born"],
-        identifiers=identifiers_from(inv), limits=ctx.settings.limits, now=ctx.now,
+        identifiers=identifiers_from(inv), limits=ctx.settings.limits, now=ctx.now, tz=ctx.tz,
     )
-    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now)
+    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now, ctx.tz)
     limits = ctx.settings.limits
     figures = {"target": limits.target, "active": load.active, "intake": limits.intake_per_month,
                "count": load.intake_this_month}
@@ -44,7 +44,7 @@ async def new(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def caseload(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now)
+    load = await cases.load_caseload(ctx.uow, ctx.sender, ctx.now, ctx.tz)
     limits = ctx.settings.limits
     refs = await ctx.uow.persons.active_refs(ctx.sender)
     return [ctx.reply(
@@ -58,7 +58,9 @@ async def caseload(ctx: Ctx, inv: Invocation) -> list[Effect]:
 # The desk commands, in the order `!help` lists them. `!help` has no handler: the dispatcher
 # answers it from the whole table.
 COMMANDS: tuple[Command, ...] = (
-    Command(CommandSpec("help", "aide", None, Who.MEMBER, "help.help"), None),
+    # `!aide` alone, or `!aide plan ajouter` for one command in detail.
+    Command(CommandSpec("help", "aide", None, Who.MEMBER, "help.help",
+                        args=(Arg("command", optional=True), Arg("sub", optional=True))), None),
     Command(CommandSpec(
         "new", "nouveau", Scope.DESK, Who.CASE_MANAGER, "help.new",
         args=(Arg("name"),),

@@ -83,7 +83,7 @@ def _as_of(day: date | None) -> dict[str, Any] | str:
 
 
 async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.now.date(),
+    p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.today, tz=ctx.tz,
                                      case_managers=ctx.settings.case_managers, limits=ctx.settings.limits)
     today = ctx.now.date()
     blocks = [{"key": "report.section", "params": {"title": {"key": f"report.title.{name}"},

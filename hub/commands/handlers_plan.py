@@ -51,7 +51,7 @@ async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 async def as_of(ctx: Ctx, inv: Invocation) -> list[Effect]:
     when: date = inv.args["date"]
-    if when > ctx.now.date():
+    if when > ctx.today:
         raise UsageError("error.plan_asof_future", inv.spec, date=when.isoformat())
     return [await _plan_reply(ctx, when)]
 
@@ -62,7 +62,7 @@ async def _plan_reply(ctx: Ctx, when: date | None) -> Effect:
                               "date": when.isoformat() if when else None, "pointer": "!plan <n>"}
     params["closed"] = (
         {"key": "plan.closed_list", "params": {"numbers": ", ".join(str(i.number) for i in view.closed)}}
-        if view.closed else ""
+        if view.closed else None
     )
     if when is not None:
         return ctx.reply("plan.show_asof" if view.open or view.closed else "plan.empty_asof", **params)
@@ -124,7 +124,7 @@ def _due_line(due: date, today: date) -> dict[str, Any]:
 
 async def eval_show(ctx: Ctx, inv: Invocation) -> list[Effect]:
     status = await plans.evaluation_status(ctx.uow, _person(ctx))
-    due = _due_line(status.due, ctx.now.date())
+    due = _due_line(status.due, ctx.today)
     if status.last is None:
         return [ctx.reply("eval.none", case=ctx.case_ref, due_line=due)]
     return [ctx.reply("eval.show", case=ctx.case_ref, due_line=due, **_evaluation_params(status.last))]
@@ -139,7 +139,7 @@ async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
         )
     except GridError as exc:  # with the usage line: the grid is an argument typed wrong
         raise UsageError(exc.key, inv.spec, **exc.params) from None
-    reply = ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.now.date()),
+    reply = ctx.reply("eval.recorded", case=ctx.case_ref, due_line=_due_line(status.due, ctx.today),
                       **_evaluation_params(evaluation))
     return [reply, *effects]
 

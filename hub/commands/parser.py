@@ -140,17 +140,6 @@ class CommandSpec:
     def mutating(self) -> bool:
         return self.who is not Who.MEMBER
 
-    def usage(self, french: bool) -> str:
-        words = [f"!{self.alias if french else self.name}"]
-        for arg in self.args:
-            shown = f"<{arg.name}>" if arg.kind != "choice" else "|".join(arg.choices)
-            words.append(f"[{shown}]" if arg.optional else shown)
-        for opt in self.opts:
-            name = opt.alias if french and opt.alias else opt.name
-            more = "…" if opt.many else ""
-            words.append(f"[--{name}]" if opt.flag else f"[--{name} <{opt.name}>{more}]")
-        return " ".join(words)
-
 
 @dataclass(frozen=True)
 class Invocation:

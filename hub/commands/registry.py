@@ -43,13 +43,17 @@ class Registry:
     def handler(self, spec: CommandSpec) -> Handler | None:
         return next(c.handler for c in self._commands if c.spec is spec)
 
-    def available(self, scope: Scope, desk_role: str | None) -> list[CommandSpec]:
+    def available(self, scope: Scope, desk_role: str | None, *, manager: bool = True) -> list[CommandSpec]:
+        """The commands usable here; in a person's room, `manager` says whether the person is
+        one of its case managers (the others may only read and acknowledge)."""
         out = []
         for spec in self.specs:
             if spec.scope not in (None, scope):
                 continue
             if scope is Scope.TRIAGE and spec.scope is None and spec.name != "help":
                 continue  # the dispatcher refuses them there (error.not_in_triage)
+            if scope is Scope.ROOM and spec.who is not Who.MEMBER and not manager:
+                continue
             if scope is Scope.DESK and spec.who is Who.PILOT and desk_role != "pilot":
                 continue
             if scope is Scope.DESK and spec.who is Who.CASE_MANAGER and desk_role == "pilot":

@@ -16,6 +16,7 @@ persists the `Decision` in one go. Rules, in SPEC terms:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 
 from hub.domain import transitions
 from hub.domain.alerts import Alert, AlertEvent, AlertRecord
@@ -68,7 +69,10 @@ class Decision:
     rekeys: tuple[tuple[Identifier, Identifier], ...] = ()
 
 
-def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool) -> Decision:
+def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool, now: datetime | None = None,
+           tz: tzinfo = transitions.PARIS) -> Decision:
+    """What one hospital message changes; `now` is when it was received (a late event says how long
+    ago it happened) and `tz` the territory's zone (the local day of a return from hospital)."""
     if alert.event is AlertEvent.merge:
         return Decision(rekeys=_rekeys(history.person, alert, ins_test_oids=ins_test_oids))
     if transitions.is_cancellation(alert):
@@ -90,7 +94,7 @@ def decide(history: AlertHistory, alert: Alert, *, ins_test_oids: bool) -> Decis
     known = [m for m in moments if m is not None]
     outcome = transitions.hospital_event(
         history.person, history.mentions, alert,
-        last_movement=max(known) if known else None, last_location=last_location,
+        last_movement=max(known) if known else None, last_location=last_location, now=now, tz=tz,
     )
     return Decision(effects=list(outcome.effects), notice=outcome.notice, move=outcome.move)
 

@@ -44,7 +44,7 @@ def close(person: Person, members: list[Member], reason: CloseReason, *, by: str
     ended = [replace(m, until=now, end_reason="closed") for m in team.active(members)]
     effects: list[Effect] = [Notify(KIND, person.case_ref, "case.closed", {
         "case": person.case_ref, "why": {"key": f"close_reason.{reason.value}"}, "by": by,
-        "date": now.date().isoformat(),
+        "date": now.isoformat(),
     }, team.mentions_for(members, person.referent))]
     effects += [Kick(person.case_ref, m.user_id, "kick.closed") for m in ended]
     return closed, ended, effects

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.team import Member, Role, active, find
 
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo("Europe/Paris")  # the default territory; services pass the configured one
 DEFAULT_MINUTES = 60
 MIN_MINUTES, MAX_MINUTES = 15, 480
 MAX_AHEAD = timedelta(days=365)
@@ -98,22 +98,22 @@ def parse_time(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def local_start(day: date, hhmm: str) -> datetime:
-    """A date and HH:MM typed in French local time → UTC. A time skipped by the spring change
-    is refused; an autumn time that happens twice is the first one (summer time)."""
+def local_start(day: date, hhmm: str, tz: tzinfo = PARIS) -> datetime:
+    """A date and HH:MM typed in the territory's local time (`tz`) → UTC. A time skipped by the
+    spring change is refused; an autumn time that happens twice is the first one (summer time)."""
     wall = datetime.combine(day, parse_time(hhmm))
-    aware = wall.replace(tzinfo=PARIS, fold=0)
-    if aware.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != wall:
+    aware = wall.replace(tzinfo=tz, fold=0)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != wall:
         raise DomainError("error.concertation_time_gap", date=day.isoformat(), time=hhmm)
     return aware.astimezone(UTC)
 
 
-def local(moment: datetime) -> datetime:
-    return moment.astimezone(PARIS)
+def local(moment: datetime, tz: tzinfo = PARIS) -> datetime:
+    return moment.astimezone(tz)
 
 
-def when_params(c: Concertation) -> dict[str, Any]:
-    start, end = local(c.starts_at), local(c.ends_at)
+def when_params(c: Concertation, tz: tzinfo = PARIS) -> dict[str, Any]:
+    start, end = local(c.starts_at, tz), local(c.ends_at, tz)
     if c.visio:
         where: dict[str, Any] = {"key": "concertation.where_visio", "params": {"url": c.visio}}
     elif c.place:
@@ -122,12 +122,12 @@ def when_params(c: Concertation) -> dict[str, Any]:
         where = {"key": "concertation.where_unknown"}
     return {"date": start.date().isoformat(), "start": start.strftime("%H:%M"), "end": end.strftime("%H:%M"),
             "minutes": c.minutes, "where": where, "organiser": c.organiser,
-            "participants": ", ".join(c.participants) or "—", "case": c.case_ref}
+            "participants": {"people": list(c.participants)} if c.participants else "—", "case": c.case_ref}
 
 
 def _check_start(starts_at: datetime, now: datetime) -> None:
     if starts_at <= now:
-        raise DomainError("error.concertation_past", date=local(starts_at).strftime("%Y-%m-%d %H:%M"))
+        raise DomainError("error.concertation_past", date=starts_at.isoformat())
     if starts_at - now > MAX_AHEAD:
         raise DomainError("error.concertation_too_far")
 
@@ -162,11 +162,12 @@ def check_place(place: str | None, visio: str | None) -> tuple[str | None, str |
 def plan(
     upcoming: Concertation | None, team: Sequence[Member], case_ref: str, day: date, hhmm: str, *,
     minutes: int | None, place: str | None, visio: str | None, with_: Sequence[str], uid: str, by: str,
-    now: datetime,
+    now: datetime, tz: tzinfo = PARIS,
 ) -> tuple[Concertation, list[Effect]]:
+    """Plan the file's next concertation; `day` and `hhmm` are the territory's local time (`tz`)."""
     if upcoming is not None:
-        raise DomainError("error.concertation_exists", **when_params(upcoming))
-    starts_at = local_start(day, hhmm)
+        raise DomainError("error.concertation_exists", **when_params(upcoming, tz))
+    starts_at = local_start(day, hhmm, tz)
     _check_start(starts_at, now)
     length = DEFAULT_MINUTES if minutes is None else minutes
     if not MIN_MINUTES <= length <= MAX_MINUTES:
@@ -174,7 +175,7 @@ def plan(
     place, visio = check_place(place, visio)
     c = Concertation(case_ref=case_ref, uid=uid, organiser=by, participants=_participants(team, by, with_),
                      starts_at=starts_at, minutes=length, place=place, visio=visio, scheduled_at=now)
-    return c, [Notify("concertation.planned", case_ref, "concertation.planned", when_params(c),
+    return c, [Notify("concertation.planned", case_ref, "concertation.planned", when_params(c, tz),
                       mentions=c.everyone())]
 
 
@@ -185,36 +186,37 @@ def _require(upcoming: Concertation | None) -> Concertation:
 
 
 def move(upcoming: Concertation | None, day: date, hhmm: str, *, by: str,
-         now: datetime) -> tuple[Concertation, list[Effect]]:
+         now: datetime, tz: tzinfo = PARIS) -> tuple[Concertation, list[Effect]]:
     c = _require(upcoming)
     if now >= c.starts_at:
         raise DomainError("error.concertation_started")
-    starts_at = local_start(day, hhmm)
+    starts_at = local_start(day, hhmm, tz)
     _check_start(starts_at, now)
     if starts_at == c.starts_at:
         raise DomainError("error.concertation_same_time")
-    before = when_params(c)
+    before = when_params(c, tz)
     moved = replace(c, starts_at=starts_at, sequence=c.sequence + 1, scheduled_at=now,
                     reminded_day_at=None, reminded_hour_at=None)
-    params = when_params(moved) | {"by": by, "old_date": before["date"], "old_start": before["start"]}
+    params = when_params(moved, tz) | {"by": by, "old_date": before["date"], "old_start": before["start"]}
     return moved, [Notify("concertation.moved", c.case_ref, "concertation.moved", params, mentions=moved.everyone())]
 
 
-def cancel(upcoming: Concertation | None, *, by: str, now: datetime) -> tuple[Concertation, list[Effect]]:
+def cancel(upcoming: Concertation | None, *, by: str, now: datetime,
+           tz: tzinfo = PARIS) -> tuple[Concertation, list[Effect]]:
     c = _require(upcoming)
     if now >= c.ends_at:
         raise DomainError("error.concertation_over")
     cancelled = replace(c, state=State.CANCELLED, sequence=c.sequence + 1)
     return cancelled, [Notify("concertation.cancelled", c.case_ref, "concertation.cancelled",
-                              when_params(c) | {"by": by}, mentions=c.everyone())]
+                              when_params(c, tz) | {"by": by}, mentions=c.everyone())]
 
 
 def decide(upcoming: Concertation | None, decisions: Sequence[Decision], text: str, item: int | None, *,
-           by: str, now: datetime) -> Decision:
+           by: str, now: datetime, tz: tzinfo = PARIS) -> Decision:
     """A decision taken down while the concertation is open (from its start to its close)."""
     c = _require(upcoming)
     if now < c.starts_at:
-        raise DomainError("error.concertation_not_started", **when_params(c))
+        raise DomainError("error.concertation_not_started", **when_params(c, tz))
     if now >= c.closes_at:
         raise DomainError("error.concertation_over")
     text = " ".join(text.split())
@@ -237,10 +239,10 @@ def reminder_due(c: Concertation, now: datetime) -> Reminder | None:
     return None
 
 
-def reminded(c: Concertation, which: Reminder, now: datetime) -> tuple[Concertation, Notify]:
+def reminded(c: Concertation, which: Reminder, now: datetime, tz: tzinfo = PARIS) -> tuple[Concertation, Notify]:
     done = replace(c, reminded_day_at=now) if which is Reminder.DAY else replace(c, reminded_hour_at=now)
     return done, Notify("concertation.reminder", c.case_ref, f"concertation.reminder_{which.value}",
-                        when_params(c), mentions=c.everyone())
+                        when_params(c, tz), mentions=c.everyone())
 
 
 def drop(c: Concertation) -> Concertation:
@@ -252,13 +254,14 @@ def minutes_due(c: Concertation, now: datetime) -> bool:
     return c.pending and now >= c.closes_at
 
 
-def minutes(c: Concertation, decisions: Sequence[Decision], referent: str) -> tuple[Concertation, list[Notify]]:
+def minutes(c: Concertation, decisions: Sequence[Decision], referent: str,
+            tz: tzinfo = PARIS) -> tuple[Concertation, list[Notify]]:
     """The minutes (the decisions), then a prompt to update the plan items decisions were about."""
     lines = [{"key": "concertation.decision_line",
               "params": {"number": d.number, "text": d.text,
                          "item": {"key": "concertation.decision_item", "params": {"item": d.item}} if d.item else ""}}
              for d in decisions]
-    params = when_params(c) | {"decisions": lines, "count": len(decisions)}
+    params = when_params(c, tz) | {"decisions": lines, "count": len(decisions)}
     key = "concertation.minutes" if decisions else "concertation.minutes_empty"
     notices = [Notify("concertation.minutes", c.case_ref, key, params, mentions=c.everyone())]
     on_items = [d for d in decisions if d.item is not None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -97,11 +97,11 @@ def check_note(note: str | None) -> str | None:
 
 def record(
     history: Sequence[Record], team: Sequence[Member], case_ref: str, status: Status, scope: Scope | None,
-    on: date | None, note: str | None, *, by: str, now: datetime,
+    on: date | None, note: str | None, *, by: str, now: datetime, tz: tzinfo = PARIS,
 ) -> tuple[Record, list[Member], list[Effect]]:
     """Record information, consent or refusal. Returns the record, the members who must leave
     (consent to share beyond the care team withdrawn) and the effects."""
-    today = now.astimezone(PARIS).date()
+    today = now.astimezone(tz).date()
     on = on or today
     if on > today:
         raise DomainError("error.consent_future", date=on.isoformat())
@@ -127,7 +127,8 @@ def record(
 
 def _consequence(before: State, after: State, entry: Record, leaving: Sequence[Member]) -> dict[str, object]:
     if leaving:
-        return {"key": "consent.consequence.removed", "params": {"users": ", ".join(m.user_id for m in leaving)}}
+        return {"key": "consent.consequence.removed",
+                "params": {"users": [m.user_id for m in leaving], "count": len(leaving)}}
     if before.extended and not after.extended:
         return {"key": "consent.consequence.withdrawn"}
     if after.extended and not before.extended:
@@ -139,23 +140,23 @@ def _consequence(before: State, after: State, entry: Record, leaving: Sequence[M
     return {"key": "consent.consequence.none"}
 
 
-def reminder_due(opened_at: datetime, reminded_at: datetime | None, now: datetime) -> bool:
-    """At most one reminder per (Paris) calendar day, from 9:00, starting the day after opening:
-    the case manager usually informs the person at the first visit."""
-    local = now.astimezone(PARIS)
-    if local.time() < REMINDER_HOUR or local.date() <= opened_at.astimezone(PARIS).date():
+def reminder_due(opened_at: datetime, reminded_at: datetime | None, now: datetime, tz: tzinfo = PARIS) -> bool:
+    """At most one reminder per local calendar day (the territory's zone `tz`), from 9:00,
+    starting the day after opening: the case manager usually informs the person at the first visit."""
+    local = now.astimezone(tz)
+    if local.time() < REMINDER_HOUR or local.date() <= opened_at.astimezone(tz).date():
         return False
-    return reminded_at is None or reminded_at.astimezone(PARIS).date() < local.date()
+    return reminded_at is None or reminded_at.astimezone(tz).date() < local.date()
 
 
-def reminder(case_ref: str, referent: str, opened_at: datetime, now: datetime) -> Notify:
-    days = (now.astimezone(PARIS).date() - opened_at.astimezone(PARIS).date()).days
+def reminder(case_ref: str, referent: str, opened_at: datetime, now: datetime, tz: tzinfo = PARIS) -> Notify:
+    days = (now.astimezone(tz).date() - opened_at.astimezone(tz).date()).days
     return Notify(REMINDER_KIND, case_ref, "consent.reminder", {"case": case_ref, "days": days},
                   mentions=(referent,))
 
 
-def reminder_day(now: datetime) -> date:
-    return now.astimezone(PARIS).date()
+def reminder_day(now: datetime, tz: tzinfo = PARIS) -> date:
+    return now.astimezone(tz).date()
 
 
 def history_lines(history: Sequence[Record]) -> list[dict[str, object]]:

@@ -43,12 +43,14 @@ CATEGORY_ALIASES = {
 _KEYWORDS: dict[Category, tuple[str, ...]] = {
     Category.RELATIONAL: (
         "retraite", "depart", "part ", "quitte", "demenage", "remplac", "successeur", "plus de medecin",
-        "sans medecin", "medecin traitant", "changement de poste", "change de poste", "mutation", "arret maladie",
+        "sans medecin traitant", "changement de poste", "change de poste", "mutation", "arret maladie",
         "conge", "absent", "injoignable", "retire", "left", "leaves", "leaving", "retire", "replacement",
         "no gp", "new job",
     ),
     Category.INFORMATIONAL: (
-        "pas informe", "pas prevenu", "non informe", "non prevenu", "informe", "prevenu", "au courant",
+        # Naming the GP or a discharge says nothing of the category; what was not passed on does.
+        "pas informe", "pas prevenu", "pas ete informe", "pas ete prevenu", "non informe", "non prevenu",
+        "informe", "prevenu", "au courant", "lettre de liaison", "sans lettre", "sans courrier", "sans nouvelles",
         "courrier", "compte rendu", "compte-rendu", "lettre de sortie", "transmission", "information", "nouvelles",
         "ordonnance", "dmp", "message", "not informed", "not told", "discharge letter", "letter", "summary",
         "unaware",
@@ -107,7 +109,7 @@ def report(case_ref: str, text: str, category: str | None, *, by: str, now: date
         raise DomainError("error.break_too_long", limit=2000)
     chosen = Category(category) if category else infer_category(description)
     if chosen is None:
-        raise DomainError("error.break_category", categories=", ".join(c.value for c in Category))
+        raise DomainError("error.break_category")
     record = Break(case_ref, chosen, Source.REPORTED, by, now, description)
     effects: list[Effect] = [
         Notify(KIND, case_ref, "break.reported",
@@ -115,7 +117,7 @@ def report(case_ref: str, text: str, category: str | None, *, by: str, now: date
                 "how": {"key": "break.chosen" if category else "break.inferred"}, "text": description}),
     ]
     effects += [Notify(KIND, "", "break.to_pilot", {"category": {"key": f"category.{chosen.value}"},
-                                                    "date": now.date().isoformat()}, desk=p) for p in pilots]
+                                                    "date": now.isoformat()}, desk=p) for p in pilots]
     return record, effects
 
 
@@ -123,6 +125,8 @@ def member_left(case_ref: str, user: str, role: str, source: Source, items: list
                 mentions: tuple[str, ...], now: datetime) -> tuple[Break, Notify]:
     """A member left the room on their own, or declined the invitation: the team is told once."""
     message = "break.declined" if source is Source.DECLINED else "break.left"
+    if not items:
+        message += "_none"
     notice = Notify(KIND, case_ref, message, {
         "user": user, "role": role, "items": [plan.item_as_params(i) for i in items],
         "count": len(items),

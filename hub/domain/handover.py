@@ -64,9 +64,14 @@ def evaluation_params(last: Evaluation | None, due: date) -> dict[str, Any]:
     if last is None:
         last_eval: Any = {"key": "handover.no_evaluation"}
     else:
+        gir: Any = {"key": "handover.gir", "params": {"gir": last.gir}} if last.gir is not None else ""
         last_eval = {"key": "handover.evaluation", "params": {
-            "date": last.date.isoformat(), "tool": last.tool.value, "gir": last.gir}}
+            "date": last.date.isoformat(), "tool": last.tool.value, "gir": gir}}
     return {"last_eval": last_eval, "due": due.isoformat()}
+
+
+def _short(item: PlanItem) -> dict[str, Any]:
+    return {"key": "handover.item", "params": {"number": item.number, "need": item.need, "action": item.action}}
 
 
 def _check_successor(leaver: str, successor: str, *, allowed_servers: tuple[str, ...],
@@ -81,12 +86,16 @@ def _check_successor(leaver: str, successor: str, *, allowed_servers: tuple[str,
 
 def _notice(case_ref: str, message: str, *, leaver: Member, successor: str | None, reason: str | None,
             passing: list[PlanItem], open_items: list[PlanItem], last: Evaluation | None, due: date, by: str,
-            mentions: tuple[str, ...]) -> Notify:
+            mentions: tuple[str, ...], person: str) -> Notify:
+    """The successor's action first, then what passes to them; the other open items by number
+    only (each item is shown once), empty fields left out (SPEC §6, issue 22)."""
+    passed = {i.number for i in passing}
+    others = [str(i.number) for i in open_items if i.number not in passed]
     return Notify(KIND, case_ref, message, {
-        "case": case_ref, "leaver": leaver.user_id, "role": leaver.role.value, "reason": reason,
-        "successor": successor, "by": by,
-        "passing": [plan.item_as_params(i) for i in passing],
-        "open_items": [plan.item_as_params(i) for i in open_items],
+        "person": person, "case": case_ref, "leaver": leaver.user_id, "role": leaver.role.value,
+        "why": reason, "successor": successor, "by": by,
+        "passing": {"key": "handover.passing", "params": {"items": [_short(i) for i in passing]}} if passing else None,
+        "others": ", ".join(others) if others else None,
         **evaluation_params(last, due),
     }, mentions)
 
@@ -94,7 +103,7 @@ def _notice(case_ref: str, message: str, *, leaver: Member, successor: str | Non
 def professional(
     members: list[Member], items: Sequence[PlanItem], case_ref: str, referent: str, leaver_id: str,
     successor: str | None, reason: str | None, *, organisation: str | None, last: Evaluation | None, due: date,
-    by: str, now: datetime, allowed_servers: tuple[str, ...], bot_user: str,
+    by: str, now: datetime, allowed_servers: tuple[str, ...], bot_user: str, person: str = "",
 ) -> Composed:
     """`!team remove <leaver> [--successor …] [--reason …]`.
 
@@ -127,10 +136,10 @@ def professional(
     if successor is not None:
         effects.append(_notice(case_ref, "handover.notice", leaver=leaver, successor=successor, reason=reason,
                                passing=changed, open_items=open_items, last=last, due=due, by=by,
-                               mentions=mentions))
+                               mentions=mentions, person=person))
     else:
         effects.append(Notify("team.update", case_ref, "team.removed",
-                              {"user": leaver_id, "role": leaver.role.value, "by": by, "reason": reason}))
+                              {"user": leaver_id, "role": leaver.role.value, "by": by, "reason": reason}, (leaver_id,)))
     effects.extend(plan_effects)
     effects.append(Kick(case_ref, leaver_id))
     record = Handover(case_ref, HandoverKind.PROFESSIONAL, leaver_id, successor, reason,
@@ -140,7 +149,7 @@ def professional(
 
 def transfer(
     members: list[Member], items: Sequence[PlanItem], case_ref: str, referent: str, receiver: str, *,
-    case_managers: tuple[str, ...], last: Evaluation | None, due: date, by: str, now: datetime,
+    case_managers: tuple[str, ...], last: Evaluation | None, due: date, by: str, now: datetime, person: str = "",
 ) -> Composed:
     """`!transfer <case> @cm2`: the file passes to another configured case manager.
 
@@ -163,7 +172,8 @@ def transfer(
     if added is not None:
         effects.append(Invite(case_ref, receiver))
     effects.append(_notice(case_ref, "handover.transfer", leaver=leaver, successor=receiver, reason=None,
-                           passing=changed, open_items=open_items, last=last, due=due, by=by, mentions=mentions))
+                           passing=changed, open_items=open_items, last=last, due=due, by=by, mentions=mentions,
+                           person=person))
     effects.extend(plan_effects)
     effects.append(MovePower(case_ref, referent, receiver))
     effects.append(Kick(case_ref, referent, "kick.transfer"))
@@ -180,7 +190,7 @@ def acknowledge(handovers: Sequence[Handover], user: str, *, now: datetime) -> t
     latest = max(mine, key=lambda h: (h.created_at, h.id or 0))
     done = replace(latest, acked_at=now)
     return done, [Notify(KIND, latest.case_ref, "handover.acked",
-                         {"user": user, "leaver": latest.leaver, "date": latest.created_at.date().isoformat()},
+                         {"user": user, "leaver": latest.leaver, "date": latest.created_at.isoformat()},
                          (latest.created_by,))]
 
 
@@ -192,5 +202,5 @@ def reminder_due(handover: Handover, now: datetime, days: int = DEFAULT_REMINDER
 def reminder(handover: Handover, to: str, desk: bool, now: datetime) -> Notify:
     """To whoever must chase it: the referent (professional) or the former one (transfer)."""
     params = {"case": handover.case_ref, "successor": handover.successor, "leaver": handover.leaver,
-              "date": handover.created_at.date().isoformat(), "days": (now - handover.created_at).days}
+              "date": handover.created_at.isoformat(), "days": (now - handover.created_at).days}
     return Notify(KIND, handover.case_ref, "handover.reminder", params, (to,), desk=to if desk else None)

@@ -208,8 +208,12 @@ def reassign(
     by: str,
     now: datetime,
     mentions: tuple[str, ...] = (),
+    automatic: bool = False,
 ) -> tuple[list[PlanItem], list[Effect]]:
     """Pass the open items of a leaving professional to their successor (SPEC §6).
+
+    Each changed item's notice mentions the successor. `automatic`: the change is Relais's
+    own (the professional left the room by themselves), not made by `by`.
 
     `items` are the current versions. Without a successor the items lose their named
     provider and, for those still needing one, a `continuity.break` notice flags them.
@@ -228,7 +232,8 @@ def reassign(
             item, provider_user=to_user, changed_by=by, changed_at=now, version=item.version + 1
         )
         changed.append(new)
-        effects.append(_notice(case_ref, "plan.changed", new, by, _diff(item, new)))
+        notice = _notice(case_ref, "plan.changed_auto" if automatic else "plan.changed", new, by, _diff(item, new))
+        effects.append(replace(notice, mentions=(to_user,)) if to_user is not None else notice)
     if to_user is None:
         lost = [item_as_params(i) for i in changed if i.status in NEEDING_PROVIDER]
         if lost:

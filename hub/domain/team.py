@@ -100,7 +100,7 @@ def add_member(
     effects: list[Effect] = [
         Invite(case_ref, user_id),
         Notify("team.update", case_ref, "team.added",
-               {"user": user_id, "role": role.value, "org": organisation, "by": by}),
+               {"user": user_id, "role": role.value, "org": organisation, "by": by}, (user_id,)),
     ]
     return member, effects
 
@@ -121,7 +121,7 @@ def remove_member(
     ended = replace(member, until=now, end_reason=reason)
     effects: list[Effect] = [
         Notify("team.update", case_ref, "team.removed",
-               {"user": user_id, "role": member.role.value, "by": by, "reason": reason}),
+               {"user": user_id, "role": member.role.value, "by": by, "reason": reason}, (user_id,)),
         Kick(case_ref, user_id),
     ]
     return ended, effects

@@ -9,7 +9,7 @@ but never overwrites a newer setting.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -36,7 +36,7 @@ __all__ = [
     "setting_after",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo("Europe/Paris")  # the default territory; the service passes the configured one
 HOSPITAL_RETURN_DAYS = 7
 HOSPITAL_LIKE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL, Setting.REHAB, Setting.HAD})
 _ACUTE = frozenset({Setting.EMERGENCY, Setting.HOSPITAL})
@@ -95,12 +95,18 @@ class Outcome:
     notice: bool = False
 
 
-def local_day(moment: datetime) -> date:
-    return moment.astimezone(PARIS).date()
+def local_day(moment: datetime, tz: tzinfo = PARIS) -> date:
+    """The territory's calendar date of an instant (`[care] timezone`)."""
+    return moment.astimezone(tz).date()
 
 
 def _when(moment: datetime) -> str:
-    return moment.astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+    """An instant as ISO with its offset: the renderer shows it in the territory's time."""
+    return moment.isoformat()
+
+
+#: An event older than this when it reaches us says how long ago it happened.
+LATE_AFTER = timedelta(hours=1)
 
 
 def _place(facility: str, unit: str) -> Any:
@@ -134,8 +140,11 @@ def setting_after(alert: Alert) -> Setting | None:
     return None
 
 
-def checklist(origin: Setting, target: Setting, since: datetime) -> list[dict[str, Any]]:
-    """The handover items a transition needs, as catalog messages."""
+def checklist(origin: Setting, target: Setting, since: datetime, *, manager: str = "",
+              gp: str | None = None, tz: tzinfo = PARIS) -> list[dict[str, Any]]:
+    """The handover items a transition needs, as catalog messages, each with its owner: the
+    case manager, except the discharge letter, which the GP receives (the case manager when
+    the team has no GP)."""
     items: list[str]
     if target in _ACUTE:
         items = ["hospital_contact", "plan_summary"]
@@ -154,31 +163,40 @@ def checklist(origin: Setting, target: Setting, since: datetime) -> list[dict[st
             items.append("discharge_letter")
     else:
         items = ["gp_informed", "team_informed"]
-    out: list[dict[str, Any]] = [{"key": f"checklist.{item}"} for item in items]
+    owners = {"discharge_letter": gp or manager}
+    out: list[dict[str, Any]] = [
+        {"key": f"checklist.{item}", "params": {"owner": owners.get(item, manager)}} for item in items]
     if _returns_from_hospital(origin, target):
-        due = local_day(since) + timedelta(days=HOSPITAL_RETURN_DAYS)
-        out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat()}})
+        due = local_day(since, tz) + timedelta(days=HOSPITAL_RETURN_DAYS)
+        out.append({"key": "checklist.reevaluation", "params": {"date": due.isoformat(), "owner": manager}})
     return out
+
+
+def _todo(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move, tz: tzinfo) -> dict[str, Any]:
+    gp = next((m for m in mentions if m != person.referent), None)
+    return {"key": "alert.todo", "params": {
+        "checklist": checklist(origin, move.setting, move.since, manager=person.referent, gp=gp, tz=tz)}}
 
 
 def _returns_from_hospital(origin: Setting, target: Setting) -> bool:
     return target is Setting.HOME and origin in HOSPITAL_LIKE
 
 
-def _move(origin: Setting, target: Setting, since: datetime, establishment: str | None = None) -> Move:
-    back = local_day(since) if _returns_from_hospital(origin, target) else None
+def _move(origin: Setting, target: Setting, since: datetime, tz: tzinfo, establishment: str | None = None) -> Move:
+    back = local_day(since, tz) if _returns_from_hospital(origin, target) else None
     return Move(target, since, back, establishment)
 
 
 def _handover(person: Person, mentions: tuple[str, ...], origin: Setting, move: Move,
-              by: dict[str, Any]) -> Notify:
+              by: dict[str, Any], tz: tzinfo) -> Notify:
     params = {
+        "person": person.display_name, "case": person.case_ref,
         "from_setting": {"key": f"setting.{origin.value}"},
         "setting": move.setting.value,
         "place": {"key": "handover.place", "params": {"place": move.establishment}} if move.establishment else "",
         "when": _when(move.since),
         "by": by,
-        "checklist": checklist(origin, move.setting, move.since),
+        "todo": _todo(person, mentions, origin, move, tz),
     }
     return Notify("handover.setting", person.case_ref, "handover.setting", params, mentions=mentions)
 
@@ -200,12 +218,16 @@ def hospital_event(
     *,
     last_movement: datetime | None,
     last_location: tuple[str, str] | None,
+    now: datetime | None = None,
+    tz: tzinfo = PARIS,
 ) -> Outcome:
-    """An admission, transfer, discharge, leave or update for a followed person.
+    """An admission, transfer, discharge, leave or update for a followed person: one notice,
+    the event and, when the person moves, the checklist of the move (SPEC §6, §7).
 
     `last_movement` is the time of the newest movement known (hospital event or `!move`);
     `last_location` the (facility, unit) of the person's latest stay event, None when
-    they are not known to be in hospital.
+    they are not known to be in hospital; `now` the time the message was received (an event
+    older than `LATE_AFTER` then says how long ago it happened).
     """
     if alert.event not in _NOTICES:
         return Outcome()
@@ -224,23 +246,25 @@ def hospital_event(
     if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
         message = "alert.admission_emergency"
     params: dict[str, Any] = {
+        "person": person.display_name, "case": person.case_ref,
         "when": _when(alert.event_time),
         "place": _place(location[0] or alert.sender_facility, location[1]),
-        "late": {"key": "alert.late"} if late else "",
+        "late": {"key": "alert.late"} if late else None,
+        "ago": {"ago": _when(alert.event_time)} if now is not None and now - alert.event_time > LATE_AFTER else None,
+        "todo": None,
     }
     if alert.event is AlertEvent.transfer:
         params["from_place"] = _place(alert.prior_facility, alert.prior_unit)
     if alert.event is AlertEvent.discharge:
         params["setting"] = (target or Setting.HOME).value
-    effects = [Notify(kind, person.case_ref, message, params, mentions=mentions)]
     origin = person.setting
     if alert.event is AlertEvent.discharge and origin not in HOSPITAL_LIKE:
         origin = Setting.HOSPITAL  # the admission never reached us: still a return from hospital
     move = None
     if target is not None and (target is not person.setting or origin is not person.setting) and not late:
-        move = _move(origin, target, alert.event_time)
-        effects.append(_handover(person, mentions, origin, move, {"key": "handover.by_hospital"}))
-    return Outcome(effects, move, notice=True)
+        move = _move(origin, target, alert.event_time, tz)
+        params["todo"] = _todo(person, mentions, origin, move, tz)
+    return Outcome([Notify(kind, person.case_ref, message, params, mentions=mentions)], move, notice=True)
 
 
 def cancellation(
@@ -258,7 +282,8 @@ def cancellation(
     what_event = original.event if original is not None else CANCELS.get(alert.event, AlertEvent.admission)
     what = {"key": f"alert.what.{what_event.value}"}
     if original is None:
-        params = {"what": what, "when": _when(alert.event_time)}
+        params = {"person": person.display_name, "case": person.case_ref, "what": what,
+                  "when": _when(alert.event_time)}
         return Outcome([Notify("alert.cancelled", person.case_ref, "alert.cancelled_unknown", params,
                                mentions=mentions)])
     when = _when(original.event_time)
@@ -266,11 +291,13 @@ def cancellation(
     if original.notice_key is not None:
         kind = _NOTICES.get(original.event, ("alert.cancelled", ""))[0]
         effects.append(Notify(kind, person.case_ref, "alert.cancelled_original",
-                              {"what": what, "when": when, "place": _place(original.facility, original.unit)},
+                              {"person": person.display_name, "case": person.case_ref, "what": what, "when": when,
+                               "place": _place(original.facility, original.unit)},
                               replaces=original.notice_key))
-    restored_param: Any = {"key": "alert.restored", "params": {"setting": restored.value}} if restored else ""
+    restored_param: Any = {"key": "alert.restored", "params": {"setting": restored.value}} if restored else None
     effects.append(Notify("alert.cancelled", person.case_ref, "alert.cancelled",
-                          {"what": what, "when": when, "restored": restored_param}, mentions=mentions))
+                          {"person": person.display_name, "case": person.case_ref, "what": what, "when": when,
+                           "restored": restored_param}, mentions=mentions))
     return Outcome(effects)
 
 
@@ -284,20 +311,23 @@ def manual_move(
     by: str,
     now: datetime,
     last_movement: datetime | None,
+    tz: tzinfo = PARIS,
 ) -> Outcome:
-    """`!move`: the case manager records a change of setting by hand."""
-    today = local_day(now)
+    """`!move`: the case manager records a change of setting by hand; a past day counts from
+    its noon in the territory's time zone `tz`."""
+    today = local_day(now, tz)
     if on is not None and on > today:
         raise DomainError("error.move_future", date=on.isoformat())
-    since = now if on is None or on == today else datetime.combine(on, time(12), tzinfo=PARIS)
+    since = now if on is None or on == today else datetime.combine(on, time(12), tzinfo=tz)
     if last_movement is not None and since < last_movement:
-        raise DomainError("error.move_older", date=local_day(since).isoformat(),
-                          last=local_day(last_movement).isoformat())
+        raise DomainError("error.move_older", date=local_day(since, tz).isoformat(),
+                          last=local_day(last_movement, tz).isoformat())
     establishment = " ".join(establishment.split()) if establishment else None
     if establishment is not None and len(establishment) > 120:
         raise DomainError("error.establishment_long")
     if target is person.setting and establishment is None:
         raise DomainError("error.move_same", setting=target.value)
-    move = _move(person.setting, target, since, establishment)
-    notice = _handover(person, mentions, person.setting, move, {"key": "handover.by_user", "params": {"user": by}})
+    move = _move(person.setting, target, since, tz, establishment)
+    notice = _handover(person, mentions, person.setting, move, {"key": "handover.by_user", "params": {"user": by}},
+                       tz)
     return Outcome([notice], move, notice=True)

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from hub.clock import Clock
 from hub.domain import alert_decision, team, transitions
@@ -142,7 +142,8 @@ class AlertService:
         ref = person.case_ref
         await uow.persons.lock(ref)
         history = await _history(uow, ref, person)
-        decision = alert_decision.decide(history, alert, ins_test_oids=self.ins_test_oids)
+        decision = alert_decision.decide(history, alert, ins_test_oids=self.ins_test_oids, now=now,
+                                        tz=self.clock.tz)
         alert_id = await uow.alerts.record(message_id, ref, alert, decision, now, notice_key=_notice_key)
         if decision.revert is not None:
             undone = decision.revert
@@ -195,13 +196,13 @@ async def record_move(uow: UnitOfWork, person: Person, move: Move, source: str, 
 
 
 async def move_by_hand(uow: UnitOfWork, person: Person, setting: Setting, establishment: str | None,
-                       on: date | None, *, by: str, now: datetime) -> list[Effect]:
+                       on: date | None, *, by: str, now: datetime, tz: tzinfo) -> list[Effect]:
     """`!move`: same history, same handover notice as a move reported by a hospital."""
     await uow.persons.lock(person.case_ref)
     last_hospital = await uow.alerts.last_event_time(person.case_ref)
     outcome = transitions.manual_move(
         person, team.mentions_for(await uow.team.members(person.case_ref), person.referent), setting,
-        establishment, on, by=by, now=now, last_movement=_latest(person.setting_since, last_hospital),
+        establishment, on, by=by, now=now, last_movement=_latest(person.setting_since, last_hospital), tz=tz,
     )
     assert outcome.move is not None
     await record_move(uow, person, outcome.move, "command", by, now)

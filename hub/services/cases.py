@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import caseload, identity, persons
 from hub.domain.effects import CreateRoom, Effect, Invite, Notify
 from hub.domain.errors import DomainError
@@ -14,17 +16,20 @@ from hub.services import plans
 from hub.storage.database import UnitOfWork
 
 
-def month_start(now: datetime) -> datetime:
-    return datetime(now.year, now.month, 1, tzinfo=UTC)
+def month_start(now: datetime, tz: ZoneInfo | None = None) -> datetime:
+    """The first instant of the territory's current month (intake is counted per local month)."""
+    local = now.astimezone(tz or ZoneInfo(DEFAULT_TIMEZONE))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-async def load_caseload(uow: UnitOfWork, referent: str, now: datetime) -> caseload.Caseload:
+async def load_caseload(uow: UnitOfWork, referent: str, now: datetime, tz: ZoneInfo | None = None) -> caseload.Caseload:
+    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
     refs = await uow.persons.active_refs(referent)
     return caseload.Caseload(
         active=len(refs),
-        intake_this_month=await uow.persons.count_opened_since(referent, month_start(now)),
+        intake_this_month=await uow.persons.count_opened_since(referent, month_start(now, zone)),
         without_gp=await uow.team.count_without_gp(refs),
-        overdue_reevaluations=await plans.count_overdue(uow, referent, now.date()),
+        overdue_reevaluations=await plans.count_overdue(uow, referent, local_date(now, zone)),
         items_without_provider=await uow.plans.count_without_provider(referent),
         rights_reviews=await uow.rights.count_open(referent),
     )
@@ -39,15 +44,17 @@ async def check_identifiers_free(uow: UnitOfWork, identifiers: Sequence[Identifi
 
 async def open_case(
     uow: UnitOfWork, *, referent: str, name: str, born: date | None, identifiers: Sequence[Identifier],
-    limits: caseload.Limits, now: datetime,
+    limits: caseload.Limits, now: datetime, tz: ZoneInfo | None = None,
 ) -> tuple[Person, list[str], list[Effect]]:
     display = persons.check_display_name(name)
-    persons.check_birth_date(born, now.date())
+    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+    persons.check_birth_date(born, local_date(now, zone))
     persons.check_new_identifiers((), tuple(identifiers))
     await check_identifiers_free(uow, identifiers)
-    load = await load_caseload(uow, referent, now)
+    load = await load_caseload(uow, referent, now, zone)
     warnings = caseload.check_intake(load, limits)
-    ref = persons.case_ref(now.year, await uow.persons.next_sequence(now.year))
+    year = local_date(now, zone).year
+    ref = persons.case_ref(year, await uow.persons.next_sequence(year))
     person = Person(case_ref=ref, display_name=display, referent=referent, opened_at=now,
                     birth_date=born, identifiers=tuple(identifiers))
     await uow.persons.add(person)
@@ -56,7 +63,8 @@ async def open_case(
         CreateRoom(ref),
         Invite(ref, referent),
         Notify("team.update", ref, "team.opened",
-               {"case": ref, "name": display, "born": f" ({born.isoformat()})" if born else "",
+               {"case": ref, "name": display,
+                "born": {"key": "team.born", "params": {"born": born.isoformat()}} if born else "",
                 "referent": referent}, mentions=(referent,)),
     ]
     return person, warnings, effects

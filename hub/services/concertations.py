@@ -12,7 +12,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE
 from hub.domain import concertation
 from hub.domain.concertation import Concertation, Decision, State
 from hub.domain.effects import Effect, SendFile
@@ -28,13 +30,17 @@ from hub.storage.database import Database, UnitOfWork
 log = logging.getLogger(__name__)
 
 
+def _zone(tz: ZoneInfo | None) -> ZoneInfo:
+    return tz or ZoneInfo(DEFAULT_TIMEZONE)
+
+
 def invitation(c: Concertation, catalog: Catalog, now: datetime) -> SendFile:
     """The iCalendar file of `c` as it now stands (a cancellation when it is cancelled)."""
     cancelled = c.state is State.CANCELLED
     data = ical.invitation(
         c, summary=catalog.text("concertation.ics_summary", case=c.case_ref),
         description=catalog.text("concertation.ics_description", case=c.case_ref, organiser=c.organiser),
-        stamp=now)
+        stamp=now, tz=ZoneInfo(catalog.timezone))
     kind = "concertation.cancelled" if cancelled else "concertation.planned" if c.sequence == 0 \
         else "concertation.moved"
     return SendFile(kind, c.case_ref, ical.filename(c.case_ref, c.sequence, cancelled), ical.MIMETYPE,
@@ -49,37 +55,41 @@ async def _pending(uow: UnitOfWork, case_ref: str) -> Concertation | None:
 async def plan(
     uow: UnitOfWork, person: Person, day: date, hhmm: str, *, minutes: int | None, place: str | None,
     visio: str | None, with_: Sequence[str], by: str, now: datetime, catalog: Catalog, bot_user: str,
+    tz: ZoneInfo | None = None,
 ) -> list[Effect]:
     ref = person.case_ref
     await uow.persons.lock(ref)  # one planning at a time per file
     uid = f"{uuid.uuid4().hex}@{server_of(bot_user) or 'relais'}"
     c, effects = concertation.plan(
         await _pending(uow, ref), await uow.team.members(ref), ref, day, hhmm, minutes=minutes, place=place,
-        visio=visio, with_=with_, uid=uid, by=by, now=now)
+        visio=visio, with_=with_, uid=uid, by=by, now=now, tz=_zone(tz))
     saved = await uow.concertations.add(c, now)
     log.info("concertation planned for %s", ref)
     return [*effects, invitation(saved, catalog, now)]
 
 
 async def move(uow: UnitOfWork, person: Person, day: date, hhmm: str, *, by: str, now: datetime,
-               catalog: Catalog) -> list[Effect]:
-    moved, effects = concertation.move(await _pending(uow, person.case_ref), day, hhmm, by=by, now=now)
+               catalog: Catalog, tz: ZoneInfo | None = None) -> list[Effect]:
+    moved, effects = concertation.move(await _pending(uow, person.case_ref), day, hhmm, by=by, now=now,
+                                       tz=_zone(tz))
     await uow.concertations.save(moved, now)
     return [*effects, invitation(moved, catalog, now)]
 
 
-async def cancel(uow: UnitOfWork, person: Person, *, by: str, now: datetime, catalog: Catalog) -> list[Effect]:
-    cancelled, effects = concertation.cancel(await _pending(uow, person.case_ref), by=by, now=now)
+async def cancel(uow: UnitOfWork, person: Person, *, by: str, now: datetime, catalog: Catalog,
+                 tz: ZoneInfo | None = None) -> list[Effect]:
+    cancelled, effects = concertation.cancel(await _pending(uow, person.case_ref), by=by, now=now, tz=_zone(tz))
     await uow.concertations.save(cancelled, now)
     return [*effects, invitation(cancelled, catalog, now)]
 
 
 async def decide(uow: UnitOfWork, person: Person, text: str, item: int | None, *, by: str,
-                 now: datetime) -> Decision:
+                 now: datetime, tz: ZoneInfo | None = None) -> Decision:
     c = await _pending(uow, person.case_ref)
     if c is None or c.id is None:
         raise DomainError("error.concertation_none")
-    decision = concertation.decide(c, await uow.concertations.decisions(c.id), text, item, by=by, now=now)
+    decision = concertation.decide(c, await uow.concertations.decisions(c.id), text, item, by=by, now=now,
+                                   tz=_zone(tz))
     if item is not None:
         found = next((i for i in await uow.plans.items(person.case_ref) if i.number == item), None)
         if found is None:
@@ -90,18 +100,20 @@ async def decide(uow: UnitOfWork, person: Person, text: str, item: int | None, *
     return decision
 
 
-async def upcoming_params(uow: UnitOfWork, person: Person) -> dict[str, Any] | None:
+async def upcoming_params(uow: UnitOfWork, person: Person, tz: ZoneInfo | None = None) -> dict[str, Any] | None:
     c = await uow.concertations.pending(person.case_ref)
-    return None if c is None else concertation.when_params(c)
+    return None if c is None else concertation.when_params(c, _zone(tz))
 
 
 class ConcertationSweeper:
     """Reminders the day before and an hour before, then the minutes once it is over. Each sent
     once: the moment is recorded on the concertation with the outbox entry, in one transaction."""
 
-    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self.db = db
         self.on_enqueued = on_enqueued or (lambda: None)
+        self.tz = _zone(tz)
 
     async def sweep(self, now: datetime) -> int:
         async with self.db.unit() as uow:
@@ -128,13 +140,13 @@ class ConcertationSweeper:
             return 0
         if concertation.minutes_due(c, now):
             held, notices = concertation.minutes(c, await uow.concertations.decisions(concertation_id),
-                                                 person.referent)
+                                                 person.referent, self.tz)
             await uow.concertations.save(held, now)
             return await enqueue(uow, f"concertation:{concertation_id}:minutes", notices, now)
         which = concertation.reminder_due(c, now)
         if which is None:
             return 0
-        done, notice = concertation.reminded(c, which, now)
+        done, notice = concertation.reminded(c, which, now, self.tz)
         await uow.concertations.save(done, now)
         return await enqueue(uow, f"concertation:{concertation_id}:{c.sequence}:{which.value}", [notice], now)
 
@@ -151,12 +163,12 @@ async def export_section(uow: UnitOfWork, person: Person) -> Any:
     } for c, decisions in await uow.concertations.of_case(person.case_ref)]
 
 
-async def report_counts(uow: UnitOfWork, period: Period) -> Section:
+async def report_counts(uow: UnitOfWork, period: Period, tz: ZoneInfo | None = None) -> Section:
     """Concertations held or cancelled whose (planned) day falls in the period, and their decisions."""
     out: Section = {"concertations_held": 0, "concertations_cancelled": 0, "concertation_decisions": 0,
                     "concertation_decisions_on_plan_items": 0}
     for state, starts_at, decisions, on_items in await uow.concertations.counts():
-        if concertation.local(starts_at).date() not in period:
+        if concertation.local(starts_at, _zone(tz)).date() not in period:
             continue
         if state == State.HELD.value:
             out["concertations_held"] += 1

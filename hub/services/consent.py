@@ -11,7 +11,9 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE
 from hub.domain import consent
 from hub.domain.consent import Scope, Status
 from hub.domain.effects import Effect
@@ -26,14 +28,15 @@ log = logging.getLogger(__name__)
 
 async def record(
     uow: UnitOfWork, person: Person, status: Status, scope: Scope | None, on: date | None, note: str | None, *,
-    by: str, now: datetime,
+    by: str, now: datetime, tz: ZoneInfo | None = None,
 ) -> list[Effect]:
     """Record information, consent or refusal; a withdrawn extended consent ends the membership
     of carers and others, in the same unit of work (the kicks follow from the outbox)."""
     ref = person.case_ref
     await uow.persons.lock(ref)
     entry, ended, effects = consent.record(
-        await uow.consent.history(ref), await uow.team.members(ref), ref, status, scope, on, note, by=by, now=now)
+        await uow.consent.history(ref), await uow.team.members(ref), ref, status, scope, on, note, by=by, now=now,
+        tz=tz or ZoneInfo(DEFAULT_TIMEZONE))
     await uow.consent.add(ref, entry)
     for member in ended:
         await uow.team.end(ref, member)
@@ -58,18 +61,20 @@ async def show_params(uow: UnitOfWork, person: Person) -> dict[str, Any]:
 class ConsentReminders:
     """The standing reminder to the case manager while the person is not recorded as informed."""
 
-    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self.db = db
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # reminders follow the territory's days
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def sweep(self, now: datetime) -> int:
         count = 0
         async with self.db.unit() as uow:
             for f in await uow.consent.uninformed(opened_before=now):
-                if not consent.reminder_due(f.opened_at, f.reminded_at, now):
+                if not consent.reminder_due(f.opened_at, f.reminded_at, now, self.tz):
                     continue
-                notice = consent.reminder(f.case_ref, f.referent, f.opened_at, now)
-                count += await enqueue(uow, f"consent-reminder:{f.case_ref}:{consent.reminder_day(now)}",
+                notice = consent.reminder(f.case_ref, f.referent, f.opened_at, now, self.tz)
+                count += await enqueue(uow, f"consent-reminder:{f.case_ref}:{consent.reminder_day(now, self.tz)}",
                                        [notice], now)
                 await uow.consent.set_reminded(f.case_ref, now)
         if count:

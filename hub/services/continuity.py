@@ -75,7 +75,7 @@ class MembershipWatcher:
                 await uow.team.end(ref, team.Member(member.user_id, member.role, member.since, member.organisation,
                                                     until=now, end_reason=source.value))
                 items, plan_effects = plan.reassign(await uow.plans.items(ref), ref, user_id, None, by=user_id,
-                                                    now=now)
+                                                    now=now, automatic=True)
                 for item in items:
                     await uow.plans.save(ref, item)
                 # Each item's change is a PSI change; the break notice below lists them all instead

@@ -55,7 +55,7 @@ async def remove_member(
     composed = handover.professional(
         await uow.team.members(ref), await uow.plans.items(ref), ref, person.referent, leaver, successor, reason,
         organisation=organisation, last=status.last, due=status.due, by=by, now=now,
-        allowed_servers=allowed_servers, bot_user=bot_user,
+        allowed_servers=allowed_servers, bot_user=bot_user, person=person.display_name,
     )
     await uow.team.end(ref, composed.ended)
     if composed.added is not None:
@@ -95,6 +95,7 @@ async def transfer(
     composed = handover.transfer(
         await uow.team.members(case_ref), await uow.plans.items(case_ref), case_ref, person.referent, receiver,
         case_managers=case_managers, last=status.last, due=status.due, by=by, now=now,
+        person=person.display_name,
     )
     await uow.team.end(case_ref, composed.ended)
     if composed.added is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from hub.domain.concertation import PARIS, Concertation, State
 
@@ -66,22 +67,29 @@ def paris_timezone() -> Timezone:
     return tz
 
 
+def vtimezone(tz: ZoneInfo) -> Timezone:
+    """The territory's zone: Paris as its EU rule (valid for ever), any other from the tz database."""
+    zone: Timezone = paris_timezone() if tz.key == PARIS.key else ical().Timezone.from_tzinfo(tz)
+    return zone
+
+
 def invitation(c: Concertation, *, summary: str, description: str, stamp: datetime,
-               cancelled: bool = False) -> bytes:
-    """The invitation as it stands (METHOD:REQUEST), or its cancellation (METHOD:CANCEL)."""
+               cancelled: bool = False, tz: ZoneInfo = PARIS) -> bytes:
+    """The invitation as it stands (METHOD:REQUEST), or its cancellation (METHOD:CANCEL), in the
+    territory's time zone `tz`."""
     cancelled = cancelled or c.state is State.CANCELLED
     cal = ical().Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "CANCEL" if cancelled else "REQUEST")
-    cal.add_component(paris_timezone())
+    cal.add_component(vtimezone(tz))
     event = ical().Event()
     event.add("uid", c.uid)
     event.add("sequence", c.sequence)
     event.add("dtstamp", stamp)
-    event.add("dtstart", c.starts_at.astimezone(PARIS))
-    event.add("dtend", c.ends_at.astimezone(PARIS))
+    event.add("dtstart", c.starts_at.astimezone(tz))
+    event.add("dtend", c.ends_at.astimezone(tz))
     event.add("summary", summary)
     event.add("description", description)
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")

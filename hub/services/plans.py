@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import evaluations, plan, team
 from hub.domain.effects import Effect, Notify
 from hub.domain.evaluations import Evaluation, Reason, Tool
@@ -29,12 +31,32 @@ def _word(group: str, value: object) -> Message | None:
     return None if value is None else {"key": f"{group}.{value}"}
 
 
+def provider_message(user: str | None, org: str | None) -> Any:
+    """A professional (a pill), an organisation, both, or None when the item has no provider."""
+    if user and org:
+        return {"key": "plan.provider_both", "params": {"user": user, "organisation": org}}
+    return user or org or None
+
+
 def item_message(item: Mapping[str, Any]) -> Message:
-    """One item as a nested catalog message (`plan.item`), from `plan.item_as_params`."""
-    return {"key": "plan.item", "params": {
-        name: item.get(name)
-        for name in ("number", "need", "action", "provider", "frequency", "start", "review", "status")
-    }}
+    """One item as a nested catalog message (`plan.item`), from `plan.item_as_params`; fields
+    with no value are left out of the line."""
+    params = {name: item.get(name) for name in ("number", "need", "action", "frequency", "start", "review", "status")}
+    if "provider_user" in item or "provider_org" in item:
+        params["provider"] = provider_message(item.get("provider_user"), item.get("provider_org"))
+    else:
+        params["provider"] = item.get("provider")
+    return {"key": "plan.item", "params": params}
+
+
+def _provider_text(text: Any) -> Any:
+    """`@nurse:server (Org)` as stored in a change → a pill and the organisation."""
+    if not isinstance(text, str):
+        return text
+    user, sep, org = text.partition(" (")
+    if sep and user.startswith("@") and org.endswith(")"):
+        return provider_message(user, org[:-1])
+    return text
 
 
 def change_message(change: Mapping[str, Any]) -> Message:
@@ -42,12 +64,15 @@ def change_message(change: Mapping[str, Any]) -> Message:
     before, after = change.get("from"), change.get("to")
     if field == "status":
         before, after = _word("status", before), _word("status", after)
+    if field == "provider":
+        before, after = _provider_text(before), _provider_text(after)
     return {"key": f"plan.change.{field}", "params": {"from": before, "to": after}}
 
 
 def present(effect: Effect) -> Effect:
     """A plan notice made readable; anything else unchanged."""
-    if not isinstance(effect, Notify) or (effect.kind != plan.KIND and effect.message != "plan.provider_lost"):
+    if not isinstance(effect, Notify) or (effect.kind != plan.KIND and effect.message != "plan.provider_lost"
+                                          and not effect.message.startswith("break.")):
         return effect
     params = dict(effect.params)
     item = params.get("item")
@@ -179,17 +204,21 @@ def parse_tool(text: str | None, gir: int | None, grid: str | None = None) -> To
 
 async def record_evaluation(
     uow: UnitOfWork, person: Person, when: date | None, *, tool: str | None, reason: str | None,
-    gir: int | None, by: str, now: datetime, interval_days: int, grid: str | None = None,
+    gir: int | None, by: str, now: datetime, interval_days: int, tz: ZoneInfo | None = None,
+    grid: str | None = None,
 ) -> tuple[Evaluation, EvaluationStatus]:
+    """Record an evaluation; "today" and the file's opening day are the territory's dates (`tz`)."""
+    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+    today = local_date(now, zone)
     ref = person.case_ref
     await uow.persons.lock(ref)
     last = await uow.plans.last_evaluation(ref)
     chosen: Reason | str = reason if reason is not None else evaluations.default_reason(last, person.hospital_return)
-    evaluation = evaluations.record(when or now.date(), parse_tool(tool, gir, grid), chosen, gir, by,
-                                    today=now.date(), grid=grid)
+    evaluation = evaluations.record(when or today, parse_tool(tool, gir, grid), chosen, gir, by,
+                                    today=today, grid=grid)
     await uow.plans.add_evaluation(ref, evaluation, now)
     latest = evaluation if last is None or evaluation.date >= last.date else last
-    opened_on = person.opened_at.astimezone(UTC).date()
+    opened_on = local_date(person.opened_at, zone)
     await uow.plans.set_due(ref, evaluations.next_due(latest, opened_on, interval_days), latest.date, interval_days)
     due = evaluations.next_due(latest, opened_on, interval_days, person.hospital_return)
     return evaluation, EvaluationStatus(latest, due)

@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import reevaluation, team
 from hub.domain.effects import Notify
 from hub.domain.evaluations import HOSPITAL_RETURN_DAYS, next_due
+from hub.domain.plan import ItemStatus
 from hub.domain.reevaluation import DueRow
 from hub.domain.team import Member, Role
 from hub.services.plans import due_date, item_message
@@ -70,6 +73,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
         item = record.item
         if item.closed or item.review is None or item.review >= today:
             continue
+        if item.status in (ItemStatus.DONE, ItemStatus.REFUSED):
+            continue  # nothing left to review: an item carried out or refused is not asked about
         occasion = review_occasion(record)
         if (record.case_ref, occasion) in sent:
             continue
@@ -78,7 +83,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
             "number": item.number, "review": item.review.isoformat(), "days": (today - item.review).days,
             "provider": item.provider, "occasion": occasion,
             "item": item_message({"number": item.number, "need": item.need, "action": item.action,
-                                  "provider": item.provider, "frequency": item.frequency,
+                                  "provider_user": item.provider_user, "provider_org": item.provider_org,
+                                  "frequency": item.frequency,
                                   "start": item.start and item.start.isoformat(), "review": item.review.isoformat(),
                                   "status": item.status.value}),
         }
@@ -88,7 +94,8 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
 
 class PromptSweeper:
     def __init__(self, db: Database, *, interval_days: int, batch_size: int = BATCH,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 on_enqueued: Callable[[], None] | None = None, tz: ZoneInfo | None = None) -> None:
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # "today" is the territory's date (SPEC §5)
         self.db = db
         self.interval_days = interval_days
         self.batch_size = batch_size
@@ -112,7 +119,7 @@ class PromptSweeper:
 
     async def sweep_reevaluations(self, now: datetime) -> int:
         """Enqueue the re-evaluation prompts current on `now`'s date; returns how many."""
-        today = now.date()
+        today = local_date(now, self.tz)
         async with self.db.unit() as uow:
             ids = await uow.plans.due_candidates(
                 today + timedelta(days=reevaluation.UPCOMING_DAYS),
@@ -123,7 +130,7 @@ class PromptSweeper:
     async def sweep_reviews(self, now: datetime) -> int:
         """Enqueue the prompts for plan items past their review date; returns how many."""
         async with self.db.unit() as uow:
-            ids = await uow.plans.review_candidates(now.date())
+            ids = await uow.plans.review_candidates(local_date(now, self.tz))
         return await self._batches(ids, lambda uow, batch: self._review_batch(uow, batch, now), "plan review")
 
     async def _batches(self, ids: Sequence[int], work: Callable[[UnitOfWork, Sequence[int]], Any],
@@ -141,13 +148,17 @@ class PromptSweeper:
             self.on_enqueued()
         return total
 
+    def _opened_on(self, record: DueRecord) -> date:
+        return local_date(record.opened_at, self.tz) if record.opened_at is not None else record.opened_on
+
     async def _reevaluation_batch(self, uow: UnitOfWork, batch: Sequence[int], now: datetime) -> int:
-        today = now.date()
+        today = local_date(now, self.tz)
         records = await uow.plans.due_batch(batch)
         missing = [r for r in records if r.next_due is None]
         if missing:  # a file opened without its cached row: due from its opening day
             await uow.plans.create_due_rows(
-                (r.person_id, next_due(None, r.opened_on, self.interval_days), self.interval_days) for r in missing)
+                (r.person_id, next_due(None, self._opened_on(r), self.interval_days), self.interval_days)
+                for r in missing)
         pending: list[tuple[DueRecord, date, tuple[str, str]]] = []
         for r in records:
             due = due_date(r)
@@ -168,7 +179,7 @@ class PromptSweeper:
     async def _review_batch(self, uow: UnitOfWork, batch: Sequence[int], now: datetime) -> int:
         records = await uow.plans.review_batch(batch)
         sent = await uow.plans.sent_among((r.case_ref, review_occasion(r)) for r in records if r.item.review)
-        return await self._enqueue(uow, review_prompts(records, now.date(), sent), now)
+        return await self._enqueue(uow, review_prompts(records, local_date(now, self.tz), sent), now)
 
     async def _enqueue(self, uow: UnitOfWork, notices: Sequence[Notify], now: datetime) -> int:
         keys = [(n.case_ref, str(n.params["occasion"])) for n in notices]

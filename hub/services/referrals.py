@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hub.clock import Clock
+from hub.clock import DEFAULT_TIMEZONE, Clock, local_date
 from hub.domain import caseload, persons, referral, team
 from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify, Redact
 from hub.domain.errors import DomainError
@@ -224,14 +225,16 @@ class ReferralSweeper:
     """Daily: remind undecided referrals in the triage room; erase refused ones' personal data."""
 
     def __init__(self, db: Database, reminder_days: int = referral.REMINDER_DAYS,
-                 erase_days: int = referral.ERASE_DAYS, on_enqueued: Callable[[], None] | None = None) -> None:
+                 erase_days: int = referral.ERASE_DAYS, on_enqueued: Callable[[], None] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
         self.db = db
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # reminders and erasure follow the territory's days
         self.reminder_days = reminder_days
         self.erase_days = erase_days
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def sweep(self, now: datetime) -> int:
-        today = now.date()
+        today = local_date(now, self.tz)
         done = 0
         async with self.db.unit() as uow:
             due = [r for r in await uow.referrals.pending()

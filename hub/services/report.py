@@ -11,9 +11,11 @@ import csv
 import io
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import report
 from hub.domain.caseload import Limits
 from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
@@ -29,13 +31,14 @@ class ReportInput:
     case_managers: tuple[str, ...]
     limits: Limits
     cache: dict[str, Any] = field(default_factory=dict)  # rows several sections read
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
 
 
 SectionFn = Callable[[ReportInput], Awaitable[Section]]
 
 
-def _day(moment: datetime) -> date:
-    return moment.astimezone(UTC).date()
+def _day(moment: datetime, tz: ZoneInfo) -> date:
+    return local_date(moment, tz)
 
 
 async def _files(inp: ReportInput) -> list[FileRow]:
@@ -44,8 +47,8 @@ async def _files(inp: ReportInput) -> list[FileRow]:
     records = await inp.uow.reports.files()
     open_ids = [r.person_id for r in records if r.closed_at is None]
     dues = {d.person_id: plans.due_date(d) for d in await inp.uow.plans.due_batch(open_ids)} if open_ids else {}
-    rows = [FileRow(r.referent, _day(r.opened_at), _day(r.closed_at) if r.closed_at else None, r.close_reason,
-                    dues.get(r.person_id)) for r in records]
+    rows = [FileRow(r.referent, _day(r.opened_at, inp.tz), _day(r.closed_at, inp.tz) if r.closed_at else None,
+                    r.close_reason, dues.get(r.person_id)) for r in records]
     inp.cache["files"] = rows
     return rows
 
@@ -72,17 +75,17 @@ async def _unmet(inp: ReportInput) -> Section:
 
 
 async def _transitions(inp: ReportInput) -> Section:
-    return report.transitions([MoveRow(s, prev, _day(at)) for s, prev, at in await inp.uow.reports.moves()],
+    return report.transitions([MoveRow(s, prev, _day(at, inp.tz)) for s, prev, at in await inp.uow.reports.moves()],
                               inp.period)
 
 
 async def _breaks(inp: ReportInput) -> Section:
-    return report.breaks([BreakRow(c, s, _day(at)) for c, s, at in await inp.uow.reports.breaks()], inp.period)
+    return report.breaks([BreakRow(c, s, _day(at, inp.tz)) for c, s, at in await inp.uow.reports.breaks()], inp.period)
 
 
 async def _handovers(inp: ReportInput) -> Section:
-    return report.handovers([HandoverRow(k, _day(at), acked) for k, at, acked in await inp.uow.reports.handovers()],
-                            inp.period)
+    rows = [HandoverRow(k, _day(at, inp.tz), acked) for k, at, acked in await inp.uow.reports.handovers()]
+    return report.handovers(rows, inp.period)
 
 
 async def _closures(inp: ReportInput) -> Section:
@@ -94,7 +97,7 @@ async def _consent(inp: ReportInput) -> Section:
 
 
 async def _concertations(inp: ReportInput) -> Section:
-    return await concertations.report_counts(inp.uow, inp.period)
+    return await concertations.report_counts(inp.uow, inp.period, inp.tz)
 
 
 async def _referrals(inp: ReportInput) -> Section:
@@ -144,9 +147,11 @@ def measured(name: str, p: Period, today: date) -> str:
 
 async def build(uow: UnitOfWork, start: date | None, end: date | None, *, today: date,
                 case_managers: tuple[str, ...], limits: Limits,
-                sections: Sequence[tuple[str, SectionFn]] = SECTIONS) -> tuple[Period, dict[str, Section]]:
+                sections: Sequence[tuple[str, SectionFn]] = SECTIONS,
+                tz: ZoneInfo | None = None) -> tuple[Period, dict[str, Section]]:
+    """The report's sections; every event counts on the territory's date it happened (`tz`)."""
     p = report.period(start, end, today)
-    inp = ReportInput(uow, p, today, case_managers, limits)
+    inp = ReportInput(uow, p, today, case_managers, limits, tz=tz or ZoneInfo(DEFAULT_TIMEZONE))
     return p, {name: await fn(inp) for name, fn in sections}
 
 

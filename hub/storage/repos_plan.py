@@ -48,6 +48,7 @@ class DueRecord:
     next_due: date | None  # from evaluations alone; None when the cached row is missing
     last_done_on: date | None
     hospital_return: date | None
+    opened_at: datetime | None = None  # the instant: the service takes its day in the territory's zone
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ class PlanRepo:
             .where(*where).order_by(PersonRow.id)  # type: ignore[arg-type]
         )
         return [
-            DueRecord(pid, ref, referent, _day(opened), next_due, last, back)
+            DueRecord(pid, ref, referent, _day(opened), next_due, last, back, _aware(opened))
             for pid, ref, referent, opened, back, next_due, last in result.all()
         ]
 

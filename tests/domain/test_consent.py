@@ -69,7 +69,7 @@ def test_withdrawal_removes_the_active_members_outside_the_care_team_once() -> N
     assert all(e.reason_key == "kick.reason" for e in effects if isinstance(e, Kick))  # nothing about consent
     notice = effects[0]
     assert isinstance(notice, Notify)
-    assert notice.params["consequence"]["params"]["users"] == "@daughter:x, @neighbour:x"
+    assert notice.params["consequence"]["params"]["users"] == ["@daughter:x", "@neighbour:x"]
     with pytest.raises(DomainError, match=r"error\.consent_refused_extended"):
         consent.check_member(consent.state([extended, refused]), "@daughter:x", Role.CARER)
     # Narrowing the scope back to the care team withdraws too; refusing again removes nobody.

@@ -46,10 +46,12 @@ def test_a_handover_invites_first_then_tells_everything_then_removes_the_leaver(
     assert isinstance(notice, Notify) and notice.kind == "handover.professional"
     params = notice.params
     assert params["leaver"] == NURSE and params["successor"] == NURSE2 and params["role"] == "nurse"
-    assert params["reason"] == "changement de poste"
-    assert [i["number"] for i in params["passing"]] == [1]  # the closed item 3 does not pass
-    assert [(i["number"], i["provider_user"]) for i in params["open_items"]] == [(1, NURSE2), (2, None)]
-    assert params["last_eval"]["params"] == {"date": "2026-02-01", "tool": "AGGIR", "gir": 3}
+    assert params["why"] == "changement de poste"
+    # the closed item 3 does not pass; item 1 is shown once, the other open item by number only
+    assert [i["params"]["number"] for i in params["passing"]["params"]["items"]] == [1]
+    assert params["others"] == "2"
+    assert params["last_eval"]["params"] == {"date": "2026-02-01", "tool": "AGGIR",
+                                             "gir": {"key": "handover.gir", "params": {"gir": 3}}}
     assert params["due"] == "2026-08-02"
     assert set(notice.mentions) == {CM, GP, NURSE2}
     assert done.ended.until == NOW and done.ended.end_reason == "changement de poste"

@@ -64,7 +64,11 @@ def test_checklists_follow_the_transition() -> None:
     back = checklist(Setting.HOSPITAL, Setting.HOME, T0)
     assert keys(back) == ["checklist.gp_informed", "checklist.discharge_date_shared", "checklist.discharge_letter",
                           "checklist.home_services_resumed", "checklist.reevaluation"]
-    assert back[-1]["params"] == {"date": "2026-03-09"}
+    assert back[-1]["params"] == {"date": "2026-03-09", "owner": ""}
+    owned = checklist(Setting.HOSPITAL, Setting.HOME, T0, manager="@cm:x", gp="@gp:x")
+    owners = {item["key"]: item["params"]["owner"] for item in owned}
+    assert owners["checklist.discharge_letter"] == "@gp:x"  # the GP receives the discharge letter
+    assert {o for k, o in owners.items() if k != "checklist.discharge_letter"} == {"@cm:x"}
     ward = checklist(Setting.EMERGENCY, Setting.HOSPITAL, T0)
     assert "checklist.services_suspended" not in keys(ward)
     assert "checklist.reevaluation" not in keys(checklist(Setting.TEMPORARY_STAY, Setting.HOME, T0))
@@ -74,8 +78,10 @@ def test_checklists_follow_the_transition() -> None:
 def test_admission_then_discharge_home_sets_the_hospital_return() -> None:
     admitted = hospital_event(PERSON, MENTIONS, alert(AlertEvent.admission, facility="CHU", unit="Gériatrie"),
                               last_movement=None, last_location=None)
-    assert [n.kind for n in admitted.effects] == ["alert.admission", "handover.setting"]
+    # One message per hospital event: the alert carries the checklist of the move.
+    assert [n.kind for n in admitted.effects] == ["alert.admission"]
     assert admitted.effects[0].params["place"] == "CHU — Gériatrie"
+    assert admitted.effects[0].params["todo"]["key"] == "alert.todo"
     assert all(n.mentions == MENTIONS for n in admitted.effects)
     assert admitted.move is not None and admitted.move.setting is Setting.HOSPITAL and admitted.notice
     assert admitted.move.hospital_return is None
@@ -85,7 +91,9 @@ def test_admission_then_discharge_home_sets_the_hospital_return() -> None:
                          last_movement=T0, last_location=("CHU", "Gériatrie"))
     assert out.move is not None and out.move.setting is Setting.HOME
     assert out.move.hospital_return == date(2026, 3, 7)
-    assert out.effects[1].params["from_setting"] == {"key": "setting.hospital"}
+    assert len(out.effects) == 1 and out.effects[0].params["setting"] == "home"
+    items = [i["key"] for i in out.effects[0].params["todo"]["params"]["checklist"]]
+    assert "checklist.discharge_letter" in items and items[-1] == "checklist.reevaluation"
 
 
 def test_an_older_event_informs_but_does_not_move() -> None:

@@ -201,9 +201,9 @@ class Hospital:
                 await asyncio.sleep(0.2)
 
 
-#: Notice kinds a hospital message causes (A01 → admission + setting handover, A03 → discharge + handover).
-EXPECTED_PER_TRIGGER = {"A01": ("alert.admission", "handover.setting"),
-                        "A03": ("alert.discharge", "handover.setting")}
+#: Notice kinds a hospital message causes: one message each, the move's checklist inside (issue 22).
+EXPECTED_PER_TRIGGER = {"A01": ("alert.admission",),
+                        "A03": ("alert.discharge",)}
 
 
 async def room_notices(client: nio.AsyncClient, room_id: str, bot: str) -> list[tuple[str, str, str]]:

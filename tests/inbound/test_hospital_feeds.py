@@ -73,14 +73,14 @@ async def test_several_messages_in_one_block_are_each_kept_processed_and_answere
     assert answers(block) == [("AA", "C28-1"), ("AA", "C28-2")]
     assert await stack.messages() == 2
     kinds = [n["message"] for n in await stack.notices(ref)]
-    assert kinds == ["alert.admission", "handover.setting", "alert.discharge", "handover.setting"]
+    assert kinds == ["alert.admission", "alert.discharge"]
     assert (await stack.setting(ref))[0] is Setting.HOME
     # The same block again with LF or CRLF line ends: the same two messages, acknowledged, not posted twice.
     for ends in (b"\n", b"\r\n"):
         assert answers(await client.send(message("a01-a03-one-block.hl7", ends=ends))) == [
             ("AA", "C28-1"), ("AA", "C28-2")]
     assert await stack.messages() == 2
-    assert len(await stack.notices(ref)) == 4
+    assert len(await stack.notices(ref)) == 2  # one message per hospital event (issue 22)
 
 
 async def test_batches_with_and_without_fhs_get_a_batch_of_acks(stack: Stack, client: MllpClient) -> None:
@@ -93,14 +93,14 @@ async def test_batches_with_and_without_fhs_get_a_batch_of_acks(stack: Stack, cl
     assert answers(block) == [("AA", "B77-1"), ("AA", "B77-2")]
     assert segments(block, "BTS") == [["BTS", "2"]] and segments(block, "FTS") == [["FTS", "1"]]
     assert [n["message"] for n in await stack.notices(with_fhs)] == [
-        "alert.admission", "handover.setting", "alert.discharge", "handover.setting"]
+        "alert.admission", "alert.discharge"]
 
     block = await client.send(message("batch-bhs-only.hl7", ends=b"\r\n"))
     assert block.startswith(b"BHS|") and not segments(block, "FHS") and not segments(block, "FTS")
     # A31 is not acted on (AA, not kept); the third message has no PID (AE): each answered.
     assert answers(block) == [("AA", "B78-1"), ("AA", "B78-2"), ("AE", "B78-3")]
     assert segments(block, "BTS") == [["BTS", "3"]]
-    assert [n["message"] for n in await stack.notices(bhs_only)] == ["alert.admission_emergency", "handover.setting"]
+    assert [n["message"] for n in await stack.notices(bhs_only)] == ["alert.admission_emergency"]
     assert await stack.messages() == 3  # B77-1, B77-2, B78-1
     assert outcome(stack, "not_acted") == 1 and problems(stack, "no_pid") == 1
 
@@ -113,7 +113,7 @@ async def test_a_batch_file_of_two_batches_is_answered_batch_by_batch(stack: Sta
     assert answers(block) == [("AA", "B80-1"), ("AR", "B81-1"), ("AA", "B81-2")]
     assert segments(block, "BTS") == [["BTS", "1"], ["BTS", "2"]] and segments(block, "FTS") == [["FTS", "2"]]
     assert [n["message"] for n in await stack.notices(ref)] == [
-        "alert.admission", "handover.setting", "alert.transfer"]
+        "alert.admission", "alert.transfer"]
 
 
 async def test_absent_or_null_information_is_never_a_change_nor_shown(stack: Stack, client: MllpClient) -> None:
@@ -121,7 +121,7 @@ async def test_absent_or_null_information_is_never_a_change_nor_shown(stack: Sta
     for name in ("a01-geria.hl7", "a08-no-location.hl7", "a08-null-location.hl7"):
         assert answers(await client.send(message(name)))[0][0] == "AA", name
     notices = await stack.notices(ref)
-    assert [n["message"] for n in notices] == ["alert.admission", "handover.setting"]  # the A08s stay silent
+    assert [n["message"] for n in notices] == ["alert.admission"]  # the A08s stay silent
     assert notices[0]["params"]["place"] == "CHU-X — GERIA"
     # A unit without its facility: moved within the same establishment.
     assert answers(await client.send(message("a08-unit-only.hl7"))) == [("AA", "L-4")]
@@ -208,7 +208,7 @@ async def test_a_block_without_its_end_is_answered_after_a_short_silence(
     finally:
         await client.close()
         await s.server.stop()
-    assert [n["message"] for n in await s.notices(ref)] == ["alert.admission", "handover.setting", "alert.location"]
+    assert [n["message"] for n in await s.notices(ref)] == ["alert.admission", "alert.location"]
     assert problems(s, "idle_timeout") == 1
     line = next(r.getMessage() for r in caplog.records if "idle_timeout" in r.getMessage())
     assert "SIH/CHU-X" in line and "L-1" in line and "910031" not in line
@@ -231,7 +231,7 @@ async def test_an_embedded_document_passes_with_the_default_limit_and_a_larger_b
     finally:
         await client.close()
         await s.server.stop()
-    assert [n["message"] for n in await s.notices(ref)] == ["alert.admission", "handover.setting"]
+    assert [n["message"] for n in await s.notices(ref)] == ["alert.admission"]
     assert problems(s, "too_large") == 1
 
 
@@ -243,7 +243,7 @@ async def test_a_resend_with_a_regenerated_msh_7_posts_nothing_twice(stack: Stac
     assert answers(await client.send(first)) == [("AA", "L-1")]
     assert answers(await client.send(resent)) == [("AA", "L-1")]
     assert await stack.messages() == 1
-    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "handover.setting"]
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
 
 
 async def test_a_cancellation_arriving_before_its_event_keeps_that_event_from_standing(
@@ -267,8 +267,8 @@ async def test_a_z99_moving_the_current_movement_is_a_location_change(stack: Sta
         assert answers(await client.send(message(name))) == [("AA", cid)], name
     notices = await stack.notices(ref)
     # The Z99 of another (older) movement changes nothing where the person is now.
-    assert [n["message"] for n in notices] == ["alert.admission", "handover.setting", "alert.location"]
-    assert notices[2]["params"]["place"] == "CHU-Y — CARDIO"
+    assert [n["message"] for n in notices] == ["alert.admission", "alert.location"]
+    assert notices[1]["params"]["place"] == "CHU-Y — CARDIO"
 
 
 @pytest.mark.parametrize("authority", ["urn:oid:1.2.250.1.999.4.4", "1.2.250.1.999.4.4", "URN:OID:1.2.250.1.999.4.4"])
@@ -276,7 +276,7 @@ async def test_an_oid_authority_in_any_spelling_matches_pid_3_4_universal_id(
         stack: Stack, client: MllpClient, authority: str) -> None:
     ref = await stack.person(f"{authority}:F8001")
     assert answers(await client.send(message("a01-oid-authority.hl7"))) == [("AA", "O-1")]
-    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "handover.setting"]
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
 
 
 async def test_a_store_failure_is_ar_and_its_log_lines_carry_no_patient_data(
@@ -313,7 +313,7 @@ async def test_a_parser_fault_on_one_message_costs_the_others_nothing(
     monkeypatch.setattr(mllp_server, "parse", failing)
     block = await client.send(message("a01-a03-one-block.hl7"))
     assert answers(block) == [("AE", "C28-1"), ("AA", "C28-2")]
-    assert [n["message"] for n in await stack.notices(ref)] == ["alert.discharge", "handover.setting"]
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.discharge"]
     assert problems(stack, "unreadable") == 1 and "ValueError" in caplog.text
     assert not any(word in caplog.text for word in PATIENT_DATA)
 

@@ -55,10 +55,11 @@ async def test_every_sample_is_acknowledged_kept_once_and_turned_into_the_right_
 
     kinds = [(n["kind"], n["message"]) for n in outbox if not n["replaces"]]
     assert kinds == [
-        ("alert.admission", "alert.admission"), ("handover.setting", "handover.setting"),  # A01
+        # One message per hospital event: a move's checklist travels in the alert (issue 22).
+        ("alert.admission", "alert.admission"),  # A01
         ("alert.transfer", "alert.transfer"),  # A02: still in hospital, no move
-        ("alert.discharge", "alert.discharge"), ("handover.setting", "handover.setting"),  # A03
-        ("alert.admission", "alert.admission"), ("handover.setting", "handover.setting"),  # A04
+        ("alert.discharge", "alert.discharge"),  # A03
+        ("alert.admission", "alert.admission"),  # A04
         # A08: same location, silent
         ("alert.cancelled", "alert.cancelled"),  # A11 cancels the A04 admission
         ("alert.cancelled", "alert.cancelled"),  # A13 cancels the A03 discharge
@@ -66,9 +67,11 @@ async def test_every_sample_is_acknowledged_kept_once_and_turned_into_the_right_
     first = outbox[0]
     assert first["params"]["place"] == "HOMERTON UNIVER — HUH AE OMU"
     assert first["mentions"] == ["@cm:test", "@gp:test"]
-    assert [i["key"] for i in outbox[1]["params"]["checklist"]] == [
+    assert [i["key"] for i in first["params"]["todo"]["params"]["checklist"]] == [
         "checklist.services_suspended", "checklist.hospital_contact", "checklist.plan_summary"]
-    discharge_checklist = [i["key"] for i in outbox[4]["params"]["checklist"]]
+    assert outbox[1]["params"]["todo"] is None  # the transfer moves nobody: nothing to do
+    discharged = next(n for n in outbox if n["message"] == "alert.discharge")
+    discharge_checklist = [i["key"] for i in discharged["params"]["todo"]["params"]["checklist"]]
     assert "checklist.discharge_letter" in discharge_checklist and "checklist.reevaluation" in discharge_checklist
     edits = [n for n in outbox if n["replaces"]]
     admission_a04 = next(n for n in outbox if n["key"].startswith("alert:") and n["message"] == "alert.admission"
@@ -82,7 +85,7 @@ async def test_every_sample_is_acknowledged_kept_once_and_turned_into_the_right_
     assert (await stack.setting(ghh))[0] is Setting.HOSPITAL
 
     pam_notices = await stack.notices(pam)
-    assert [n["kind"] for n in pam_notices] == ["alert.admission", "handover.setting"]
+    assert [n["kind"] for n in pam_notices] == ["alert.admission"] and pam_notices[0]["params"]["todo"]
     assert pam_notices[0]["params"]["place"] == "CHU-X — Chir V"
     async with stack.db.unit() as uow:
         rekeyed = await uow.persons.get(merged)
@@ -122,7 +125,8 @@ async def test_line_endings_charsets_and_how_the_stream_is_cut_do_not_matter(sta
     # The same admission, seven times under seven control ids: the first moved the person,
     # the others (same event time) are news without a move.
     kinds = [n["kind"] for n in await stack.notices(ref)]
-    assert kinds.count("alert.admission") == 7 and kinds.count("handover.setting") == 1
+    with_checklist = [n for n in await stack.notices(ref) if n["params"].get("todo")]
+    assert kinds.count("alert.admission") == 7 and len(with_checklist) == 1
 
 
 async def test_malformed_frames_get_ae_or_ar_and_the_connection_keeps_working(stack: Stack) -> None:
@@ -230,10 +234,11 @@ async def test_an_older_event_arriving_late_does_not_overwrite_a_newer_setting(s
     notices = await stack.notices(ref)
     # The discharge is a return from hospital even though the admission had not reached us;
     # the late admission informs without moving anyone.
-    assert [n["kind"] for n in notices] == ["alert.discharge", "handover.setting", "alert.admission"]
-    assert notices[1]["params"]["from_setting"] == {"key": "setting.hospital"}
-    assert notices[2]["params"]["late"] == {"key": "alert.late"}
-    assert notices[0]["params"]["late"] == ""
+    assert [n["kind"] for n in notices] == ["alert.discharge", "alert.admission"]
+    back_home = [i["key"] for i in notices[0]["params"]["todo"]["params"]["checklist"]]
+    assert "checklist.discharge_letter" in back_home and "checklist.reevaluation" in back_home
+    assert notices[1]["params"]["late"] == {"key": "alert.late"} and notices[1]["params"]["todo"] is None
+    assert notices[0]["params"]["late"] is None
 
 
 async def test_acknowledged_but_unprocessed_messages_are_finished_once_at_the_next_start(stack: Stack) -> None:
@@ -245,7 +250,7 @@ async def test_acknowledged_but_unprocessed_messages_are_finished_once_at_the_ne
     again = AlertService(stack.db, stack.clock, PARSERS, ins_test_oids=False)
     assert await again.recover() == 1
     assert await again.recover() == 0
-    assert [n["kind"] for n in await stack.notices(ref)] == ["alert.admission", "handover.setting"]
+    assert [n["kind"] for n in await stack.notices(ref)] == ["alert.admission"]
 
 
 async def test_store_failure_answers_ar_so_the_sender_retries(db_url: str) -> None:
@@ -293,6 +298,6 @@ async def test_a_message_acknowledged_but_left_unprocessed_is_recovered_by_the_p
     stack.clock.advance(timedelta(seconds=RECOVER_SETTLE_S + 1))
     assert await stack.service.recover_settled(stack.clock.now()) == 1
     kinds = [n["kind"] for n in await stack.notices(ghh)]
-    assert kinds == ["alert.admission", "handover.setting"]
+    assert kinds == ["alert.admission"]  # one message per hospital event
     assert await stack.service.recover_settled(stack.clock.now()) == 0  # once only
     assert RECOVER_INTERVAL_S <= 60  # "within a minute"

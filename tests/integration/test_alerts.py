@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from hub.demo import DEMO_NIR, play_hospital_stay
 from hub.storage.models import OutboxRow
-from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.inbound.mllp_client import GHH, SAMPLES, MllpClient, msa, sample
 from tests.matrix_helpers import accept_invite, send_text, wait_for_event
 
@@ -81,18 +81,17 @@ async def test_hl7_samples_over_mllp_post_the_right_notices_to_the_persons_room(
 
         # The GP, a member of the room, reads each notice with their own client.
         admission = await wait_for_event(gp, ghh_room, fresh("alert.admission", hub.bot))
-        assert "HOMERTON UNIVER" in admission.body and "admission" in admission.body
+        # One message: who (name and reference), what, when first; then the checklist with owners.
+        assert admission.body.startswith(f"Jeanne Dupont ({ghh_case}) — hospitalisation le ")
+        assert "HOMERTON UNIVER" in admission.body and "suspendre les services" in admission.body
+        assert content_of(admission)["msgtype"] == "m.text"  # a mention in an m.notice notifies nobody
         assert content_of(admission)["fr.relais.case"] == ghh_case
         assert set(content_of(admission)["m.mentions"]["user_ids"]) == {hub.user("cm"), hub.user("gp")}
-        handover = await wait_for_event(gp, ghh_room, fresh("handover.setting", hub.bot))
-        assert "domicile → hôpital" in handover.body and "suspendre les services" in handover.body
         transfer = await wait_for_event(gp, ghh_room, fresh("alert.transfer", hub.bot))
         assert "4 East" in transfer.body and "CommunityHospital" in transfer.body
         discharge = await wait_for_event(gp, ghh_room, fresh("alert.discharge", hub.bot))
-        back_home = await wait_for_event(gp, ghh_room, fresh("handover.setting", hub.bot))
-        assert "lettre de liaison" in back_home.body and "réévaluation dans les 7 jours" in back_home.body
+        assert "lettre de liaison" in discharge.body and "réévaluer la situation au plus tard le" in discharge.body
         readmission = await wait_for_event(gp, ghh_room, fresh("alert.admission", hub.bot))
-        await wait_for_event(gp, ghh_room, fresh("handover.setting", hub.bot))
         # A11 cancels the A04 admission: its notice is edited, and a short correction posted.
         edit = await wait_for_event(gp, ghh_room, edit_of(readmission.event_id, hub.bot))
         assert "ANNULÉ" in content_of(edit)["m.new_content"]["body"]
@@ -112,9 +111,9 @@ async def test_hl7_samples_over_mllp_post_the_right_notices_to_the_persons_room(
         await client.close()
 
     assert await room_kinds(hub, "gp", ghh_room) == [
-        ("alert.admission", False), ("handover.setting", False), ("alert.transfer", False),
-        ("alert.discharge", False), ("handover.setting", False),
-        ("alert.admission", False), ("handover.setting", False),  # A04; the A08 after it stayed silent
+        ("alert.admission", False), ("alert.transfer", False),
+        ("alert.discharge", False),
+        ("alert.admission", False),  # A04; the A08 after it stayed silent
         ("alert.admission", True), ("alert.cancelled", False),
         ("alert.discharge", True), ("alert.cancelled", False),
     ]
@@ -127,7 +126,7 @@ async def test_hl7_samples_over_mllp_post_the_right_notices_to_the_persons_room(
 
     # !move (!lieu): case managers only, same handover notice as a hospital move.
     refused = await hub.command("gp", ghh_room, "!lieu domicile")
-    assert kind_of(refused) == "command.error" and "gestionnaire de cas" in refused.body
+    assert kind_of(refused) == "command.error" and "gestionnaires de cas" in refused.body
     refused = await hub.command("cm", ghh_room, "!move home --date 2999-01-01")
     assert kind_of(refused) == "command.error" and "futur" in refused.body
     refused = await hub.command("cm", ghh_room, "!move castle")
@@ -135,7 +134,7 @@ async def test_hl7_samples_over_mllp_post_the_right_notices_to_the_persons_room(
     await send_text(cm, ghh_room, '!lieu smr "SMR Les Tilleuls"')
     moved = await wait_for_event(gp, ghh_room, fresh("handover.setting", hub.bot))
     assert "hôpital (MCO) → SMR" in moved.body and "SMR Les Tilleuls" in moved.body
-    assert hub.user("cm") in moved.body  # recorded by
+    assert shows(moved, hub.user("cm"))  # recorded by, as a pill
     async with relais.db.unit() as uow:
         person = await uow.persons.get(ghh_case)
         audit = await uow.audit.entries(ghh_case)
@@ -179,18 +178,16 @@ async def test_fhir_notifications_and_alerts_acknowledged_while_matrix_is_unreac
         assert await alert_entries(hub) == before
 
     emergency = await wait_for_event(cm, fhir_room, fresh("alert.admission", hub.bot))
-    assert "Urgences" in emergency.body and "HOLY FAMILY HOSPITAL" in emergency.body
-    handover = await wait_for_event(cm, fhir_room, fresh("handover.setting", hub.bot))
-    assert "domicile → urgences" in handover.body
+    assert "urgences" in emergency.body and "HOLY FAMILY HOSPITAL" in emergency.body
+    assert "suspendre les services à domicile" in emergency.body  # the move's checklist, same message
     out = await wait_for_event(cm, fhir_room, fresh("alert.discharge", hub.bot))
-    assert "Destination : domicile" in out.body
-    home = await wait_for_event(cm, fhir_room, fresh("handover.setting", hub.bot))
-    assert "urgences → domicile" in home.body and "2018-10-31" in home.body  # re-evaluation due date
+    assert "Vers : domicile" in out.body
+    assert "/10/2018" in out.body and "2018-10" not in out.body  # re-evaluation due date, a French date
 
     # Matrix unreachable for the hub: the demo's hospital stay is acknowledged and kept...
     relais.outbox.stop()
     assert await play_hospital_stay(relais)
-    assert await alert_entries(hub, "pending") == 4
+    assert await alert_entries(hub, "pending") == 2  # one message per hospital event
     async with relais.db.unit() as uow:
         person = await uow.persons.get(demo_case)
     assert person is not None and person.setting.value == "home" and person.hospital_return is not None
@@ -200,12 +197,7 @@ async def test_fhir_notifications_and_alerts_acknowledged_while_matrix_is_unreac
     relais = await hub.start()
     assert not await play_hospital_stay(relais)
     await wait_for_event(cm, demo_room, fresh("alert.admission", hub.bot))
-    await wait_for_event(cm, demo_room, fresh("handover.setting", hub.bot))
     last = await wait_for_event(cm, demo_room, fresh("alert.discharge", hub.bot))
     assert "CHU-DEMO — Médecine gériatrique" in last.body
-    await wait_for_event(cm, demo_room, fresh("handover.setting", hub.bot))
-    assert await room_kinds(hub, "cm", demo_room) == [
-        ("alert.admission", False), ("handover.setting", False),
-        ("alert.discharge", False), ("handover.setting", False),
-    ]
+    assert await room_kinds(hub, "cm", demo_room) == [("alert.admission", False), ("alert.discharge", False)]
     assert await alert_entries(hub, "pending") == 0 and await alert_entries(hub, "failed") == 0

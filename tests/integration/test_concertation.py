@@ -63,7 +63,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     uid = ""
     for client in (gp, nurse):
         planned = await wait_for_event(client, room_id, _notice("concertation.planned", hub.bot))
-        assert "le 2026-03-10 de 14:00 à 14:45 (heure de Paris)" in planned.body
+        assert "le mar. 10/03/2026 de 14:00 à 14:45 (heure locale)" in planned.body
         assert "Maison de santé, salle 2" in planned.body and content_of(planned)["fr.relais.case"] == case_ref
         assert {hub.user("gp"), hub.user("nurse")} <= set(content_of(planned)["m.mentions"]["user_ids"])
         attachment = await wait_for_event(client, room_id, _file("concertation.planned", hub.bot))
@@ -81,21 +81,21 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
         assert str(event["UID"]) == uid
 
     for who, text, expected in (
-            ("cm", "!concertation 2026-03-11 10:00", "déjà prévue le 2026-03-10 à 14:00"),
+            ("cm", "!concertation 2026-03-11 10:00", "déjà prévue le mar. 10/03/2026 à 14:00"),
             ("cm", "!concertation 2026-03-11 25:00", "n'est pas une heure"),
-            ("cm", "!concertation deplacer 2026-03-29 02:30", "n'existe pas le 2026-03-29"),
+            ("cm", "!concertation deplacer 2026-03-29 02:30", "n'existe pas le dim. 29/03/2026"),
             ("cm", f"!concertation 2026-03-12 10:00 --avec {hub.user('gp')} @x", "identifiant Matrix"),
             ("cm", "!concertation deplacer 2026-03-01 10:00", "déjà passé"),
             ("cm", f"!concertation annuler --avec {hub.user('gp')}", "option inconnue"),
             ("cm", '!decision "Passage infirmier"', "pas encore commencé"),
-            ("gp", "!concertation annuler", "gestionnaire de cas")):
+            ("gp", "!concertation annuler", "gestionnaires de cas")):
         reply = await hub.command(who, room_id, text)
         assert kind_of(reply) == "command.error" and expected in reply.body, (text, reply.body)
 
     # Moved: the same UID, a higher SEQUENCE, the new time.
     await send_text(cm, room_id, "!concertation deplacer 2026-03-10 15:30")
     moved = await wait_for_event(gp, room_id, _notice("concertation.moved", hub.bot))
-    assert "du 2026-03-10 à 14:00 au 2026-03-10 de 15:30 à 16:15" in moved.body
+    assert "du mar. 10/03/2026 à 14:00 au mar. 10/03/2026 de 15:30 à 16:15" in moved.body
     event = (await _calendar(gp, await wait_for_event(gp, room_id, _file("concertation.moved", hub.bot)))) \
         .walk("VEVENT")[0]
     assert str(event["UID"]) == uid and event["SEQUENCE"] == 1
@@ -110,7 +110,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     assert await sweeper.sweep(clock.now()) == 1
     assert await sweeper.sweep(clock.now()) == 0
     day = await wait_for_event(nurse, room_id, _notice("concertation.reminder", hub.bot))
-    assert "demain, le 2026-03-10 de 15:30 à 16:15" in day.body
+    assert "demain, le mar. 10/03/2026 de 15:30 à 16:15" in day.body
     assert hub.user("nurse") in content_of(day)["m.mentions"]["user_ids"]
     await hub.stop()
     clock.set(start - timedelta(minutes=50))
@@ -133,7 +133,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     clock.set(start + timedelta(minutes=45 + 30))
     assert await relais.concertations.sweep(clock.now()) == 2
     minutes = await wait_for_event(gp, room_id, _notice("concertation.minutes", hub.bot))
-    assert "2 décision(s)" in minutes.body
+    assert "2 décisions" in minutes.body
     assert "1. Passage de l'aide à domicile tous les matins (action 1 du plan)" in minutes.body
     assert "2. Réévaluation à domicile dans un mois" in minutes.body
     followup = await wait_for_event(cm, room_id, _notice("concertation.plan_followup", hub.bot))
@@ -153,7 +153,7 @@ async def test_concertation_invitation_reminders_decisions_minutes_move_and_canc
     assert str(new["UID"]) != uid and str(new["LOCATION"]) == "https://visio.example.org/r42"
     await send_text(cm, room_id, "!concertation annuler")
     cancelled = await wait_for_event(gp, room_id, _notice("concertation.cancelled", hub.bot))
-    assert "annule la concertation clinique du 2026-03-20 à 09:00" in cancelled.body
+    assert "annule la concertation clinique du ven. 20/03/2026 à 09:00" in cancelled.body
     cal = await _calendar(gp, await wait_for_event(gp, room_id, _file("concertation.cancelled", hub.bot)))
     event = cal.walk("VEVENT")[0]
     assert cal["METHOD"] == "CANCEL" and str(event["STATUS"]) == "CANCELLED"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.storage.models import OutboxRow
-from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, send_text, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
@@ -54,14 +54,14 @@ async def test_new_file_gets_one_private_encrypted_room_and_the_team_reads_the_b
         reply_room = room_id
         await send_text(cm, reply_room, f"!team add {hub.user(who)} {role}")
         added = await wait_for_event(cm, room_id, is_notice("team.update", hub.bot))
-        assert hub.user(who) in added.body
+        assert shows(added, hub.user(who))
         client = await hub.client(who)
         await accept_invite(client, room_id)
     await send_text(cm, room_id, "!team")
     for who in ("gp", "nurse"):
         client = await hub.client(who)
         listing = await wait_for_event(client, room_id, is_notice("command.reply", hub.bot))
-        assert hub.user("gp") in listing.body and hub.user("nurse") in listing.body
+        assert shows(listing, hub.user("gp")) and shows(listing, hub.user("nurse"))
         assert "Cabinet Les Tilleuls" in listing.body
 
     # Exactly one room for this file among the bot's rooms.
@@ -92,15 +92,16 @@ async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: 
 
     refused = await hub.command("gp", room_id, f"!team add {hub.user('x')} nurse")
     assert kind_of(refused) == "command.error"
-    assert "gestionnaire de cas" in refused.body
+    assert "gestionnaires de cas" in refused.body
     refused = await hub.command("gp", room_id, '!new "Someone"')
     assert kind_of(refused) == "command.error" and "bureau" in refused.body
 
     cases = [
-        (f"!team add {hub.user('n2')} wizard", "n'est pas une valeur possible", "Usage : !equipe ajouter"),
+        (f"!team add {hub.user('n2')} wizard", "n'est pas possible pour le rôle : écrivez medecin, infirmier",
+         "Usage : !equipe ajouter @nom:serveur medecin|infirmier|"),
         ("!team add not-a-user gp", "identifiant Matrix", "Usage"),
         (f"!team add @ghost{hub.tag}:{hub.synapse.server_name} gp", "n'existe pas", ""),
-        (f"!team add {hub.user('n3')}", "il manque l'argument <role>", "Usage"),
+        (f"!team add {hub.user('n3')}", "il manque le rôle", "Usage"),
         ("!frobnicate", "commande inconnue", ""),
         ('!team add "unclosed', "guillemet", ""),
         (f"!team add {hub.user('gp')} gp", "fait déjà partie", ""),
@@ -116,17 +117,28 @@ async def test_professionals_cannot_mutate_and_bad_commands_change_nothing(hub: 
         reply = await hub.command("cm", desk, text)
         assert kind_of(reply) == "command.error" and expected in reply.body, (text, reply.body)
 
+    # Help by role: the GP sees what they may use, the case manager more; one command in detail.
+    gp_help = await hub.command("gp", room_id, "!aide")
+    cm_help = await hub.command("cm", room_id, "!aide")
+    assert kind_of(gp_help) == kind_of(cm_help) == "command.reply"
+    assert "!vu" in gp_help.body and "!equipe ajouter" not in gp_help.body and "!equipe ajouter" in cm_help.body
+    assert len(gp_help.body) < len(cm_help.body) < 800
+    detail = await hub.command("gp", room_id, "!aide equipe ajouter")
+    assert detail.body.startswith("!equipe ajouter @nom:serveur medecin|") and "Vous ne pouvez pas" in detail.body
+    unknown = await hub.command("gp", room_id, "!aide frobnicate")
+    assert kind_of(unknown) == "command.error" and "frobnicate" in unknown.body
+
     listing = await hub.command("cm", room_id, "!equipe")
     assert kind_of(listing) == "command.reply"
     assert listing.body.count("\n•") == 2  # the case manager and the GP, nobody else
     caseload = await hub.command("cm", desk, "!caseload")
-    assert "1 dossiers" in caseload.body and case_ref in caseload.body
+    assert "Dossiers actifs : 1 " in caseload.body and case_ref in caseload.body
 
     assert hub.relais is not None
     async with hub.relais.db.unit() as uow:
         audit = await uow.audit.entries(case_ref)
     # The accepted commands, the reading one included (SPEC §4); the refused ones are not audited.
-    assert [a[2] for a in audit] == ["team add", "team"]
+    assert [a[2] for a in audit] == ["team add", "help", "help", "help", "team"]  # "!aide frobnicate" refused
     assert "Jeanne" not in repr(audit)
 
 
@@ -165,7 +177,7 @@ async def test_restart_answers_commands_sent_while_down_once_and_creates_nothing
     down_reply = await wait_for_event(cm, room_id, is_notice("command.reply", hub.bot))
     assert case_ref in down_reply.body  # decrypted by the restarted bot, answered
     desk_reply = await wait_for_event(cm, desk, is_notice("command.reply", hub.bot))
-    assert "File active" in desk_reply.body
+    assert "Dossiers actifs" in desk_reply.body
 
     # Restart once more: nothing new may be posted for what was already handled.
     await hub.stop()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from hub.__main__ import main
 from hub.clock import FakeClock
 from hub.storage.models import OutboxRow
-from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
@@ -28,7 +28,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 async def _join_team(hub: Hub, room_id: str, who: str, role: str) -> nio.AsyncClient:
     cm, client = await hub.client("cm"), await hub.client(who)
     await send_text(cm, room_id, f"!team add {hub.user(who)} {role}")
-    await wait_for_event(cm, room_id, lambda e: kind_of(e) == "team.update" and hub.user(who) in e.body)
+    await wait_for_event(cm, room_id, lambda e: kind_of(e) == "team.update" and shows(e, hub.user(who)))
     await accept_invite(client, room_id)
     return client
 
@@ -93,10 +93,16 @@ async def test_handover_to_a_successor_reassigns_removes_is_acknowledged_and_rem
     nurse2 = await hub.client("nurse2")
     await accept_invite(nurse2, room_id)
     notice = await wait_for_event(nurse2, room_id, is_notice("handover.professional", hub.bot))  # read by the successor
-    for text in (f"Passation : {hub.user('nurse')} (infirmier·e) quitte l'équipe — changement de poste",
-                 f"{hub.user('nurse2')} prend le relais", "1. Soins → Pansements", "2. Repas → Portage de repas",
-                 "Dernière évaluation : le 2026-03-01", "Prochaine réévaluation : le 2026-08-30", "!vu"):
+    lines = notice.body.split("\n")
+    assert f"({case_ref}) — passation : " in lines[0] and lines[0].endswith(", infirmier·e")
+    assert "tapez !vu" in lines[1]  # the successor's action comes first
+    for text in ("Motif du départ : changement de poste", "n° 1 : Soins → Pansements",
+                 "Autres actions en cours : n° 2", "Dernière évaluation : dim. 01/03/2026",
+                 "Prochaine : dim. 30/08/2026"):
         assert text in notice.body, text
+    assert len(lines) < 10 and "Repas" not in notice.body  # item 2 by number only; each item once
+    assert shows(notice, hub.user("nurse")) and shows(notice, hub.user("nurse2"))
+    assert content_of(notice)["msgtype"] == "m.text"
     assert content_of(notice)["fr.relais.case"] == case_ref
     assert {hub.user("cm"), hub.user("gp"), hub.user("nurse2")} <= set(content_of(notice)["m.mentions"]["user_ids"])
 
@@ -114,7 +120,7 @@ async def test_handover_to_a_successor_reassigns_removes_is_acknowledged_and_rem
     await send_text(nurse2, room_id, "!vu")
     acked = await wait_for_event(cm, room_id, lambda e: kind_of(e) == "handover.professional"
                                  and "accuse réception" in e.body)
-    assert hub.user("nurse2") in acked.body
+    assert shows(acked, hub.user("nurse2"))
     again = await hub.command("nurse2", room_id, "!ack")
     assert kind_of(again) == "command.error" and "aucune passation" in again.body
 
@@ -127,7 +133,7 @@ async def test_handover_to_a_successor_reassigns_removes_is_acknowledged_and_rem
     clock.set(T0 + timedelta(days=3, hours=1))
     assert await relais.handover_reminders.sweep(clock.now()) == 1
     reminder = await wait_for_event(cm, desk, is_notice("handover.professional", hub.bot))
-    assert f"Rappel, dossier {case_ref}" in reminder.body and hub.user("gp2") in reminder.body
+    assert f"Rappel, dossier {case_ref}" in reminder.body and shows(reminder, hub.user("gp2"))
     assert await relais.handover_reminders.sweep(clock.now() + timedelta(days=5)) == 0
     assert not await _notices(hub, "cm", room_id, "continuity.break")  # removals by the bot are no breaks
     async with relais.db.unit() as uow:
@@ -150,7 +156,7 @@ async def test_a_member_leaving_on_their_own_is_one_continuity_break_even_across
     assert isinstance(await nurse.room_leave(room_id), nio.RoomLeaveResponse)
     relais = await hub.start(clock=clock)
     notice = await wait_for_event(cm, room_id, is_notice("continuity.break", hub.bot))
-    assert f"{hub.user('nurse')} (infirmier·e) a quitté le salon" in notice.body
+    assert ", infirmier·e, a quitté le salon" in notice.body and shows(notice, hub.user("nurse"))
     assert "1. Soins → Pansements" in notice.body and hub.user("cm") in content_of(notice)["m.mentions"]["user_ids"]
     await hub.stop()
     relais = await hub.start(clock=clock)
@@ -169,7 +175,7 @@ async def test_a_member_leaving_on_their_own_is_one_continuity_break_even_across
     await _join_team(hub, room_id, "physio", "physio")
     await _deactivate(hub, hub.user("physio"))
     closed = await wait_for_event(cm, room_id, is_notice("continuity.break", hub.bot))
-    assert f"{hub.user('physio')} (kinésithérapeute) a quitté le salon" in closed.body
+    assert ", kinésithérapeute, a quitté le salon" in closed.body and shows(closed, hub.user("physio"))
 
 
 async def test_a_file_passes_to_another_case_manager_with_checks_power_and_acknowledgement(hub: Hub) -> None:
@@ -195,7 +201,7 @@ async def test_a_file_passes_to_another_case_manager_with_checks_power_and_ackno
     assert kind_of(reply) == "command.reply" and "dépasse la cible de 1" in reply.body, reply.body
     await accept_invite(cm2, room_id)
     notice = await wait_for_event(cm2, room_id, is_notice("handover.professional", hub.bot))
-    assert f"Passation du dossier {case_ref}" in notice.body and "1. Suivi → Visite mensuelle" in notice.body
+    assert f"({case_ref}) — le dossier passe de" in notice.body and "n° 1 : Suivi → Visite mensuelle" in notice.body
     await _gone(cm, room_id)
     users = (await relais.client.get_state(room_id, "m.room.power_levels"))["users"]
     assert users.get(hub.user("cm2")) == 25 and hub.user("cm") not in users
@@ -243,7 +249,7 @@ async def test_closing_a_file_empties_the_room_keeps_a_read_only_record_and_expo
 
     await send_text(cm, room_id, "!cloturer deces")
     notice = await wait_for_event(gp, room_id, is_notice("case.closed", hub.bot))
-    assert f"Dossier {case_ref} clôturé le 2026-03-02" in notice.body and "décès" in notice.body
+    assert f"Dossier {case_ref} clôturé le lun. 02/03/2026 à " in notice.body and "décès" in notice.body
     await _gone(cm, room_id)
     await _gone(gp, room_id)
 
@@ -261,10 +267,12 @@ async def test_closing_a_file_empties_the_room_keeps_a_read_only_record_and_expo
     assert kind_of(refused) == "command.error"
 
     report = await hub.command("pilot", pilot_desk, "!rapport --du 2026-01-01 --au 2026-03-31")
-    assert "Dossiers actifs par gestionnaire de cas — au 2026-03-31" in report.body
+    assert "Dossiers actifs par gestionnaire de cas — au mar. 31/03/2026" in report.body
     assert "Transitions par lieu d'arrivée\n" in report.body  # counted over the period: no date
-    for line in (f"{hub.user('cm')} : 0", "2026-03 : 1", "décès : 1", "d'approche : 1", "actions : 0"):
+    cm_name = hub.user("cm")[1:].split(":")[0]  # Synapse's default display name: the localpart
+    for line in (f"{cm_name} : 0", "2026-03 : 1", "décès : 1", "d'approche : 1", "actions : 0"):
         assert line in report.body, line
+    assert shows(report, hub.user("cm"))
     assert "Jeanne" not in report.body and case_ref not in report.body
     wrong = await hub.command("cm", desk, "!rapport")
     assert kind_of(wrong) == "command.error" and "pilote" in wrong.body

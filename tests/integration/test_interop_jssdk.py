@@ -117,11 +117,11 @@ async def test_element_sdk_in_only_signed_devices_mode_reads_the_bot_and_is_read
     # The professional decrypts the bot's notice…
     notice = steps["notice"]
     assert notice["msgtype"] == "m.notice" and notice["kind"] == "team.update", notice
-    assert pro in notice["body"]
+    assert f'href="https://matrix.to/#/{pro}"' in notice["formatted_body"]  # a pill, by name in the body
     # …and the bot decrypts the professional's "!team": its reply lists the team, decrypted again.
     reply = steps["reply"]
     assert reply["kind"] == "command.reply", reply
-    assert pro in reply["body"] and hub.user("cm") in reply["body"]
+    assert all(f'href="https://matrix.to/#/{user}"' in reply["formatted_body"] for user in (pro, hub.user("cm")))
 
     # Only the SDK's join race may have delayed a decryption: never a trust failure.
     reasons = {f.get("reason") for f in steps["done"]["first_attempt_failures"]}

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from hub.clock import FakeClock
-from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from hub.i18n.catalog import Catalog
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, send_text, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
@@ -42,9 +43,9 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
     await send_text(cm, room_id, '!plan ajouter "Toilette" "Aide à domicile" --intervenant "SAD Les Lilas" '
                                  '--frequence "2 fois par semaine" --debut 2026-03-02 --revision 2026-06-01')
     added = await wait_for_event(gp, room_id, update)  # read by a member's own client
-    assert f"{hub.user('cm')} ajoute l'action 1" in added.body
+    assert "ajoute l'action 1" in added.body and shows(added, hub.user("cm"))
     for text in ("Toilette → Aide à domicile", "Statut : proposée", "SAD Les Lilas", "2 fois par semaine",
-                 "Révision : 2026-06-01"):
+                 "Révision : lun. 01/06/2026", "Début : lun. 02/03/2026"):
         assert text in added.body, text
     assert content_of(added)["fr.relais.case"] == case_ref
 
@@ -65,7 +66,7 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
         versions_before = await uow.plans.versions(case_ref)
     refused = [
         ("cm", "!plan set 9 --status done", "pas d'action numéro 9"),
-        ("cm", "!plan set 1 --status maybe", "n'est pas une valeur possible"),
+        ("cm", "!plan set 1 --status maybe", "n'est pas possible pour --statut : écrivez propose, en_place"),
         ("cm", "!plan set abc --status done", "n'est pas un nombre"),
         ("cm", "!plan set 1", "que faut-il changer"),
         ("cm", "!plan set 1 --status in_place", "rien ne change"),
@@ -75,9 +76,9 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
         ("cm", '!plan add "A" "B" --review 2026-13-01', "date valide"),
         ("cm", '!plan add "A" "B" --start 2026-05-01 --review 2026-04-01', "avant la date de début"),
         ("cm", f'!plan add "A" "B" --provider {hub.user("stranger")}', "ne fait pas partie de l'équipe"),
-        ("cm", '!plan add " " "B"', "<need> ne peut pas être vide"),
-        ("gp", '!plan add "A" "B"', "gestionnaire de cas"),
-        ("gp", "!plan close 1", "gestionnaire de cas"),
+        ("cm", '!plan add " " "B"', '"besoin" ne peut pas être vide'),
+        ("gp", '!plan add "A" "B"', "gestionnaires de cas"),
+        ("gp", "!plan close 1", "gestionnaires de cas"),
     ]
     for who, text, expected in refused:
         reply = await hub.command(who, room_id, text)
@@ -90,7 +91,7 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
     # The whole plan, readable in Element (HTML list) and in plain text, for any member.
     shown = await hub.command("gp", room_id, "!plan")
     assert kind_of(shown) == "command.reply"
-    assert "1 action(s) en cours" in shown.body and "Actions clôturées : 2." in shown.body
+    assert "1 action en cours" in shown.body and "Actions clôturées : 2." in shown.body
     assert "• 1. Toilette → Aide à domicile" in shown.body and "Statut : en place" in shown.body
     assert "<ul><li>1. Toilette → Aide à domicile" in content_of(shown)["formatted_body"]
     past = await hub.command("gp", room_id, "!plan au 2026-03-01")
@@ -98,20 +99,21 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
 
     # Evaluations: recorded by the case manager, shown to members, with the next due date.
     none_yet = await hub.command("gp", room_id, "!eval")
-    assert "Aucune évaluation" in none_yet.body and "aujourd'hui (2026-03-02)" in none_yet.body
+    assert "Aucune évaluation" in none_yet.body and "aujourd'hui (lun. 02/03/2026)" in none_yet.body
     for text, expected in (("!eval faite 2026-03-03", "après aujourd'hui"),
                            ("!eval faite --outil Katz", "n'est pas un outil"),
                            ("!eval faite --outil SMAF --gir 3", "grille AGGIR"),
                            ("!eval faite --gir 7", "de 1 à 6"),
-                           ("!eval faite --motif caprice", "n'est pas une valeur possible")):
+                           ("!eval faite --motif caprice",
+                            "n'est pas possible pour --motif : écrivez initiale, suivi")):
         reply = await hub.command("cm", room_id, text)
         assert kind_of(reply) == "command.error" and expected in reply.body, (text, reply.body)
     recorded = await hub.command("cm", room_id, "!eval faite 2026-03-01 --gir 3")
     assert kind_of(recorded) == "command.reply"
     assert "AGGIR — GIR 3" in recorded.body and "évaluation initiale" in recorded.body
-    assert "le 2026-08-30" in recorded.body  # 182 days after the evaluation
+    assert "le dim. 30/08/2026" in recorded.body  # 182 days after the evaluation
     shown = await hub.command("gp", room_id, "!eval")
-    assert "le 2026-03-01" in shown.body and "2026-08-30 (dans 181 jour(s))" in shown.body
+    assert "le dim. 01/03/2026" in shown.body and "dim. 30/08/2026 (dans 181 jours)" in shown.body
 
     await send_text(cm, room_id, '!plan add "Repas" "Portage de repas"')
     await wait_for_event(cm, room_id, update)
@@ -147,11 +149,11 @@ async def test_prompts_arrive_once_each_in_the_right_room_even_across_a_restart(
     clock.set(T0 + timedelta(days=182 - 14))
     assert await relais.scheduler.run_now() == 2  # upcoming + the plan item past its review date
     upcoming = await wait_for_event(cm, room_id, is_notice("reevaluation.upcoming", hub.bot))
-    assert f"due le {due}, dans 14 jour(s)" in upcoming.body
+    assert f"due le {Catalog('fr').formats.date(due)}, dans 14 jours" in upcoming.body  # lun. 31/08/2026
     assert content_of(upcoming)["fr.relais.case"] == case_ref
     assert set(content_of(upcoming)["m.mentions"]["user_ids"]) == {hub.user("cm"), hub.user("gp")}
     review = await wait_for_event(gp, room_id, is_notice("plan.review", hub.bot))
-    assert "2026-03-20" in review.body and "Pansements" in review.body
+    assert "ven. 20/03/2026" in review.body and "Pansements" in review.body
     assert hub.user("gp") in content_of(review)["m.mentions"]["user_ids"]
     assert await relais.scheduler.run_now() == 0
 
@@ -160,7 +162,8 @@ async def test_prompts_arrive_once_each_in_the_right_room_even_across_a_restart(
     clock.set(T0 + timedelta(days=182 + 2))
     relais = await hub.start(clock=clock)  # the hourly run was missed: it runs at start
     late = await wait_for_event(cm, room_id, is_notice("reevaluation.due", hub.bot))
-    assert str(due) in late.body and hub.user("cm") in content_of(late)["m.mentions"]["user_ids"]
+    assert f"{due:%d/%m/%Y}" in late.body and content_of(late)["msgtype"] == "m.text"
+    assert hub.user("cm") in content_of(late)["m.mentions"]["user_ids"]
     assert await relais.scheduler.run_now() == 0
 
     clock.set(T0 + timedelta(days=182 + 7))

@@ -6,7 +6,7 @@ import secrets
 
 import nio
 
-from tests.hub_harness import Hub, content_of, is_notice, kind_of
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, cross_sign, send_text, sync, wait_for_event
 
 
@@ -36,7 +36,7 @@ async def test_a_professional_added_before_their_first_login_gets_a_readable_cat
     await send_text(cm, room_id, f"!team add {gp_id} gp")
     await wait_for_event(cm, room_id, is_notice("team.update", hub.bot))
     told = await wait_for_event(cm, room_id, is_notice("encryption.unreachable", hub.bot))
-    assert gp_id in told.body
+    assert shows(told, gp_id)
     await send_text(cm, room_id, f'!plan add "Soins" "Pansements du mardi" --provider {gp_id}')
     planned = await wait_for_event(cm, room_id, is_notice("plan.update", hub.bot))
 
@@ -46,7 +46,7 @@ async def test_a_professional_added_before_their_first_login_gets_a_readable_cat
     assert isinstance(catch_up, nio.RoomMessageNotice), type(catch_up)  # decrypted by the new device
     assert content_of(catch_up)["m.mentions"]["user_ids"] == [gp_id]
     assert content_of(catch_up)["fr.relais.case"] == case_ref
-    assert gp_id in catch_up.body and "peut maintenant lire" in catch_up.body
+    assert shows(catch_up, gp_id) and "peut maintenant lire" in catch_up.body
     assert "action 1 du plan" in catch_up.body and "Pansements du mardi" in catch_up.body
     # What was sent before their first device stays unreadable: that is why the catch-up exists.
     before = await wait_for_event(gp, room_id, lambda e: getattr(e, "event_id", None) == planned.event_id)

@@ -104,6 +104,7 @@ async function main() {
         msgtype: content.msgtype,
         kind: content["fr.relais.kind"],
         body: content.body,
+        formatted_body: content.formatted_body,
       });
     }
     changed();
