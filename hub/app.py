@@ -31,6 +31,7 @@ from hub.http import build_admin_app, build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
 from hub.inbound.fhir_notify import parse_bundle
+from hub.inbound.fhir_referral import referral_routes
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
@@ -43,6 +44,7 @@ from hub.services.continuity import MembershipWatcher
 from hub.services.desks import DeskGuard, ensure_desks
 from hub.services.handovers import HandoverReminders
 from hub.services.reevaluations import PromptSweeper
+from hub.services.referrals import ReferralIntake, ReferralSweeper, ensure_triage
 from hub.services.rights import RightsReminders
 from hub.storage import migrate, reachability
 from hub.storage.database import Database
@@ -60,6 +62,7 @@ def settings_from(config: Config) -> Settings:
         allowed_servers=config.matrix.allowed_servers,
         limits=Limits(care.caseload_target, care.caseload_max, care.intake_per_month),
         case_managers=care.case_managers, pilots=care.pilots, reevaluation_days=care.reevaluation_days,
+        coordinators=care.coordinators,
     )
 
 
@@ -91,7 +94,11 @@ class Relais:
         desk_people = {u: "case_manager" for u in config.care.case_managers}
         desk_people |= {u: "pilot" for u in config.care.pilots}
         self.desk_people = desk_people
-        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people, self.metrics)
+        # The integrated access point is open once its triage team is named (SPEC §8, §9):
+        # only then does the bot accept direct rooms from people it does not know.
+        referrals_open = bool(config.care.coordinators)
+        self.intake = Intake(self.db, self.client, self.dispatcher, desk_people, self.metrics,
+                             referrer_servers=config.matrix.allowed_servers if referrals_open else ())
         self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
                                         on_enqueued=self.outbox.wake)
         self.tasks = TaskGroup()
@@ -116,12 +123,16 @@ class Relais:
                                                     on_enqueued=self.outbox.wake)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
+        self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,
+                                         config.care.referral_erase_days, on_enqueued=self.outbox.wake,
+                                         tz=self.clock.tz)
         self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.
             Job("concertations", self.concertations.sweep, 300.0),
             Job("handover-reminders", self.handover_reminders.sweep, SWEEP_INTERVAL_S),
+            Job("referrals", self.referrals.sweep, SWEEP_INTERVAL_S),
             Job("rights-reminders", self.rights_reminders.sweep, SWEEP_INTERVAL_S),
             # A hospital message acknowledged but left unprocessed by a database hiccup.
             Job("alert-recovery", self.alerts.recover_settled, RECOVER_INTERVAL_S),
@@ -161,6 +172,8 @@ class Relais:
                                     stop=stop)
             readable = readable_users(keys, people, self.config.encryption.trust)
         await ensure_desks(self.db, self.desk_people.items(), self.clock.now(), readable)
+        if self.config.care.coordinators:
+            await ensure_triage(self.db, self.settings.triage_team, self.clock.now())
         token = await self.intake.stored_token()
         self.tasks.spawn(self.client.sync_forever(token, self._on_sync), "matrix-sync")
         self.tasks.spawn(self.outbox.run(), "outbox")
@@ -192,7 +205,12 @@ class Relais:
 
     async def _start_http(self) -> None:
         http = self.config.http
-        app = build_http_app(self.readiness, fhir_routes(self.alerts, reveal(http.fhir_token), self.metrics))
+        intake = ReferralIntake(self.db, self.clock, self.config.matrix.allowed_servers,
+                                self.config.matrix.user_id, on_enqueued=self.outbox.wake,
+                                open_=bool(self.config.care.coordinators))
+        app = build_http_app(self.readiness, [
+            *fhir_routes(self.alerts, reveal(http.fhir_token), self.metrics),
+            *referral_routes(intake, reveal(http.fhir_token), self.config.alerts.ins_test_oids, self.metrics)])
         self._http = web.AppRunner(app, access_log=None)
         self.http_port = await _listening("[http]", http.host, http.port,
                                           _serve(self._http, http.host, http.port, self._http_tls))

@@ -133,6 +133,10 @@ class CareConfig(_Section):
     caseload_max: int = Field(default=60, ge=1)
     intake_per_month: int = Field(default=5, ge=1)
     handover_reminder_days: int = Field(default=3, ge=1)
+    # The integrated access point's triage team (SPEC §8, §9), with the case managers.
+    coordinators: tuple[str, ...] = ()
+    referral_reminder_days: int = Field(default=7, ge=1)
+    referral_erase_days: int = Field(default=90, ge=1)
     # The territory's time zone: local dates shown and "today" in every rule (SPEC §5, §8).
     timezone: str = "Europe/Paris"
 

@@ -34,3 +34,5 @@ class Metrics:
                                     ["reason"], registry=self.registry)
         self.alerts_unmatched = Counter("relais_alerts_unknown_person_total",
                                         "Hospital messages for nobody followed (dropped)", registry=self.registry)
+        self.referrals = Counter("relais_referrals_total", "Referrals sent to the integrated access point",
+                                 ["source", "outcome"], registry=self.registry)

@@ -575,6 +575,10 @@ class BotClient:
         assert isinstance(resp, RoomSendResponse)
         return str(resp.event_id)
 
+    async def redact(self, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        """Redact one of our events; the transaction id makes a retried redaction a no-op."""
+        _check(await self.api.room_redact(room_id, event_id, reason, tx_id=txn_id), "redact")
+
     async def get_state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any]:
         resp = _check(await self.api.room_get_state_event(room_id, event_type, state_key), "get_state")
         return dict(resp.content)

@@ -82,6 +82,21 @@ def desk_room(owner: str, name: str, bot: str, room_version: str) -> dict[str, A
     }
 
 
+def triage_room(name: str, bot: str, room_version: str, members: list[str]) -> dict[str, Any]:
+    """The integrated access point's triage room (SPEC §9): encrypted, invite-only, no name of anyone."""
+    return {
+        "name": name,
+        "visibility": "private",
+        "preset": "private_chat",
+        "is_direct": False,
+        "invite": members,
+        "federate": True,
+        "initial_state": _private_state({"triage": "referrals"}),
+        "power_level_override": _locked_power_levels(bot, room_version),
+        "room_version": room_version,
+    }
+
+
 #: Kinds that call for someone's action (SPEC §5): sent as m.text so that the default push rule
 #: `.m.rule.suppress_notices`, which silences every m.notice before `.m.rule.is_user_mention` is
 #: reached, lets the people in `m.mentions` be notified (highlight and sound).

@@ -31,6 +31,7 @@ from nio import (
 )
 
 from hub.bots.client import BotClient, http_status_of, is_transient, transient_answer
+from hub.domain.team import server_of
 from hub.errors import TransientError
 from hub.metrics import Metrics
 from hub.services.desks import adopt_desk
@@ -97,8 +98,11 @@ def thread_of(event: MegolmEvent) -> str | None:
 
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
-                 desk_people: dict[str, str], metrics: Metrics | None = None) -> None:
+                 desk_people: dict[str, str], metrics: Metrics | None = None,
+                 referrer_servers: tuple[str, ...] = ()) -> None:
         self.db = db
+        # Servers whose users may open a direct room to refer a person; () keeps them out.
+        self.referrer_servers = referrer_servers
         self.client = client
         self.dispatcher = dispatcher
         self.desk_people = desk_people
@@ -229,6 +233,25 @@ class Intake:
                 del self._undecrypted[event_id]
                 await self.dispatcher.undecryptable(event_id, event.sender, room_id, thread_of(event))
 
+    async def _referrer_invite(self, room_id: str, sender: str, state: list[object]) -> None:
+        """Anyone on an allowed server may open a direct encrypted room with the bot to refer a
+        person (SPEC §9): accepted only when it holds exactly the bot and that person and is
+        encrypted; there only `!help` and `!refer` work for people not configured."""
+        others = {e.state_key for e in state if isinstance(e, InviteMemberEvent)} - {sender, self.client.user_id}
+        if server_of(sender) not in self.referrer_servers or others:
+            log.info("ignoring a direct invite to %s (server not allowed or more members)", room_id)
+            return
+        await self.client.join(room_id)  # a room's state is readable by its members only
+        # The same rule as a desk's (the invite's stripped state shows only the inviter).
+        refusal = desk_refusal(await self.client.room_state(room_id), self.client.user_id, sender)
+        if refusal is not None:
+            log.info("left %s instead of taking it as a referrer's room: %s", room_id, refusal)
+            await self.client.leave(room_id)
+            return
+        async with self.db.unit() as uow:
+            await uow.referrals.add_referrer_room(room_id, sender)
+        log.info("joined a direct room opened to refer a person")
+
     async def _on_invite(self, room_id: str, state: list[object]) -> None:
         for event in state:
             if not isinstance(event, InviteMemberEvent) or event.state_key != self.client.user_id:
@@ -236,6 +259,9 @@ class Intake:
             if event.membership != "invite":
                 continue
             role = self.desk_people.get(event.sender)
+            if role is None and event.content.get("is_direct"):
+                await self._referrer_invite(room_id, event.sender, state)
+                return
             if role is None or not event.content.get("is_direct"):
                 log.info("ignoring an invite to %s", room_id)
                 return

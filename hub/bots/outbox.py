@@ -33,6 +33,7 @@ from hub.bots import attachments, content
 from hub.bots.client import BotClient, is_transient
 from hub.bots.render import people, render
 from hub.clock import Clock
+from hub.domain.effects import TRIAGE_DESK
 from hub.errors import MatrixError, RoomGone, RoomNotSynced
 from hub.i18n.catalog import Catalog
 from hub.metrics import Metrics
@@ -43,7 +44,7 @@ from hub.storage.repositories import OutboxEntry
 log = logging.getLogger(__name__)
 
 #: Actions that must know, after a crash, that they were already tried (see the docstring).
-_COUNTED = frozenset({"create_room", "create_desk"})
+_COUNTED = frozenset({"create_room", "create_desk", "create_triage"})
 
 
 class RoomNotReady(RoomNotSynced):
@@ -294,11 +295,13 @@ class OutboxWorker:
             return await self._create_case_room(entry)
         if entry.action == "create_desk":
             return await self._create_desk(entry)
+        if entry.action == "create_triage":
+            return await self._create_triage(entry)
         room_id = await self._room_of(entry)
-        if entry.action == "invite":
+        if entry.action in ("invite", "invite_desk"):
             await self.client.invite(room_id, payload["user_id"])
             return None
-        if entry.action == "kick":
+        if entry.action in ("kick", "kick_desk"):
             await self.client.kick(room_id, payload["user_id"], self.catalog.text(payload["reason_key"]))
             return None
         if entry.action == "notify":
@@ -306,6 +309,13 @@ class OutboxWorker:
         if entry.action == "send_file":
             txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
             return await attachments.send_file(self.db, self.client, entry, room_id, txn)
+        if entry.action == "redact":
+            async with self.db.unit() as uow:
+                sent = await uow.outbox.event_id_of(payload["notice_key"])
+            if sent is not None:
+                txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
+                await self.client.redact(room_id, sent, self.catalog.text(payload["reason_key"]), txn)
+            return None
         if entry.action == "leave":
             await self.client.leave(room_id)
             return None
@@ -351,6 +361,22 @@ class OutboxWorker:
             room_id = await self.client.create_room(spec)
         async with self.db.unit() as uow:
             await uow.desks.set_room(owner, room_id)
+        return room_id
+
+    async def _create_triage(self, entry: OutboxEntry) -> str:
+        async with self.db.unit() as uow:
+            existing = await uow.desks.room_of(TRIAGE_DESK)
+        if existing:
+            return existing
+        marker = {"triage": "referrals"}
+        room_id = await self.client.find_room(content.ROOM_STATE_TYPE, marker) if entry.attempts else None
+        if room_id is None:
+            spec = content.triage_room(self.catalog.text("triage.name"), self.client.user_id,
+                                       await self.client.default_room_version(), list(entry.payload["members"]))
+            room_id = await self.client.create_room(spec)
+        async with self.db.unit() as uow:
+            await uow.desks.set_room(TRIAGE_DESK, room_id)
+        log.info("triage room ready")
         return room_id
 
     async def _move_power(self, room_id: str, from_user: str, to_user: str) -> None:

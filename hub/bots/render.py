@@ -91,7 +91,7 @@ def _content(catalog: Catalog, kind: str, case_ref: str, message: str, params: d
     if note is not None:
         text += "\n" + catalog.text(note["key"], **note["params"])
         html += "<br>" + catalog.html(note["key"], **note["params"])
-    return content.notice(kind, case_ref, text, html, mentions)
+    return content.notice(kind, case_ref, text, html, mentions)  # m.text for content.ACTION_KINDS
 
 
 def _shorten(value: Any, cut: int) -> Any:

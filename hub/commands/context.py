@@ -29,6 +29,11 @@ class Settings:
     case_managers: tuple[str, ...]
     pilots: tuple[str, ...]
     reevaluation_days: int = 182
+    coordinators: tuple[str, ...] = ()  # the triage team with the case managers (SPEC §9)
+
+    @property
+    def triage_team(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.coordinators, *self.case_managers)))
 
     def desk_role(self, user_id: str) -> str | None:
         """"pilot", "case_manager" or None (no longer configured): read at every command."""
@@ -49,7 +54,8 @@ class Ctx:
     directory: UserDirectory
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))  # the territory's
     person: Person | None = None  # set in a person's room
-    desk_role: str | None = None  # set in a desk: "case_manager" | "pilot"
+    event_id: str = ""  # the command's Matrix event: what a referral made by it is keyed by
+    desk_role: str | None = None  # set in a desk: "case_manager" | "pilot" | "referrer" | "triage"
 
     @property
     def today(self) -> date:

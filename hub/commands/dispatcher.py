@@ -19,7 +19,7 @@ from hub.clock import Clock
 from hub.commands.context import Ctx, Settings, UserDirectory
 from hub.commands.normalise import Message, read_message
 from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
-from hub.commands.registry import Registry
+from hub.commands.registry import REFERRER_COMMANDS, Registry
 from hub.commands.usage import explain, find_command, help_detail, help_groups
 from hub.domain import team
 from hub.domain.effects import Effect, Notify
@@ -105,7 +105,7 @@ class Dispatcher:
             async with self.db.unit() as uow:
                 if not await uow.events.claim(event_id, now):
                     return False
-                ctx = await self._context(uow, sender, room_id)
+                ctx = await self._context(uow, sender, room_id, event_id)
                 if ctx is None:
                     return False  # not a room of ours: the claim alone is kept
                 case_ref = ctx.case_ref
@@ -192,10 +192,13 @@ class Dispatcher:
         self.on_enqueued()
         return True
 
-    async def _context(self, uow: UnitOfWork, sender: str, room_id: str) -> Ctx | None:
+    async def _context(self, uow: UnitOfWork, sender: str, room_id: str, event_id: str = "") -> Ctx | None:
         ctx = Ctx(uow=uow, sender=sender, room_id=room_id, now=self.clock.now(),
-                  settings=self.settings, directory=self.directory, tz=self.clock.tz)
+                  settings=self.settings, directory=self.directory, event_id=event_id, tz=self.clock.tz)
         desk = await uow.desks.owner(room_id)
+        if desk is not None and desk[1] == "triage":
+            ctx.desk_role = "triage"  # the triage room: who may act is checked per command
+            return ctx
         if desk is not None:
             if desk[0] != sender:
                 return None  # only the owner talks to the bot in a desk
@@ -204,6 +207,9 @@ class Dispatcher:
             if ctx.desk_role is None:
                 raise DomainError("error.not_configured")
             return ctx
+        if await uow.referrals.referrer_of(room_id) == sender:
+            ctx.desk_role = "referrer"  # a direct room opened to refer a person (SPEC §9)
+            return ctx
         person = await uow.persons.by_room(room_id)
         if person is None:
             return None
@@ -211,11 +217,15 @@ class Dispatcher:
         return ctx
 
     async def _run(self, ctx: Ctx, body: str) -> list[Effect]:
-        scope = Scope.DESK if ctx.desk_role else Scope.ROOM
+        scope = Scope.TRIAGE if ctx.desk_role == "triage" else Scope.DESK if ctx.desk_role else Scope.ROOM
         inv = parse(body, self.registry.specs)
         spec = inv.spec
         if spec.scope is not None and spec.scope is not scope:
-            raise UsageError("error.desk_only" if spec.scope is Scope.DESK else "error.room_only", spec)
+            wrong = {Scope.DESK: "error.desk_only", Scope.ROOM: "error.room_only", Scope.TRIAGE: "error.triage_only"}
+            raise UsageError(wrong[spec.scope], spec)
+        if scope is Scope.TRIAGE and spec.scope is None and spec.name != "help":
+            # A desk-or-room command (`!rights`) would show the sender's files to the whole triage team.
+            raise UsageError("error.not_in_triage", spec)
         await self._authorise(ctx, spec)
         handler = self.registry.handler(spec)
         effects: list[Effect] = [await self._help(ctx, scope, inv)] if handler is None else await handler(ctx, inv)
@@ -230,7 +240,13 @@ class Dispatcher:
         return set(team.case_managers(await ctx.uow.team.members(person.case_ref), person.referent))
 
     async def _authorise(self, ctx: Ctx, spec: CommandSpec) -> None:
-        if spec.who is Who.MEMBER:
+        if ctx.desk_role == "referrer" and spec.name not in REFERRER_COMMANDS:
+            raise DomainError("error.referrer_only")
+        if ctx.desk_role == "triage":
+            if ctx.sender not in self.settings.triage_team:
+                raise DomainError("error.not_allowed")
+            return
+        if spec.who in (Who.MEMBER, Who.ANYONE):
             return
         if spec.who is Who.PILOT:
             if ctx.desk_role != "pilot":

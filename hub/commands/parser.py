@@ -21,12 +21,15 @@ CASE_REF = re.compile(r"^R-\d{4}-\d{4,}$")
 class Scope(StrEnum):
     DESK = "desk"
     ROOM = "room"
+    TRIAGE = "triage"  # the integrated access point's triage room (SPEC §9)
 
 
 class Who(StrEnum):
     CASE_MANAGER = "case_manager"  # the person's case managers (and, in a desk, its owner)
     MEMBER = "member"  # anyone in the room
     PILOT = "pilot"
+    ANYONE = "anyone"  # whoever may talk in the scope, configured or not (a referrer: SPEC §9)
+    TRIAGE = "triage"  # the coordinators and case managers, in the triage room
 
 
 #: Sentence punctuation a person may put after a word (`!aide ?`, `@gp:example.org,`, `medecin.`):

@@ -16,13 +16,17 @@ from hub.commands import (
     handlers_desk,
     handlers_handover,
     handlers_plan,
+    handlers_referral,
     handlers_rights,
     handlers_team,
 )
 from hub.commands.context import Command, Handler
 from hub.commands.parser import CommandSpec, Scope, Who
 
-__all__ = ["Command", "Handler", "Registry", "build_registry"]
+__all__ = ["REFERRER_COMMANDS", "Command", "Handler", "Registry", "build_registry"]
+
+#: All a person not configured may do in their direct room with the bot (SPEC §9).
+REFERRER_COMMANDS = frozenset({"help", "refer"})
 
 
 class Registry:
@@ -46,11 +50,15 @@ class Registry:
         for spec in self.specs:
             if spec.scope not in (None, scope):
                 continue
+            if scope is Scope.TRIAGE and spec.scope is None and spec.name != "help":
+                continue  # the dispatcher refuses them there (error.not_in_triage)
             if scope is Scope.ROOM and spec.who is not Who.MEMBER and not manager:
                 continue
             if scope is Scope.DESK and spec.who is Who.PILOT and desk_role != "pilot":
                 continue
             if scope is Scope.DESK and spec.who is Who.CASE_MANAGER and desk_role == "pilot":
+                continue
+            if desk_role == "referrer" and spec.name not in REFERRER_COMMANDS:
                 continue
             out.append(spec)
         return out
@@ -65,5 +73,6 @@ def build_registry() -> Registry:
         *handlers_handover.COMMANDS,
         *handlers_consent.COMMANDS,
         *handlers_concertation.COMMANDS,
+        *handlers_referral.COMMANDS,
         *handlers_rights.COMMANDS,
     ))

@@ -89,8 +89,9 @@ _GROUP_OF = {
     "team": "team", "id": "team", "ack": "team", "plan": "plan", "eval": "plan",
     "move": "file", "break": "file", "close": "file", "consent": "file",
     "concertation": "concertation", "decision": "concertation",
+    "refer": "referrals", "referrals": "referrals", "referral": "referrals",
 }
-_GROUPS = ("general", "files", "team", "plan", "file", "concertation", "other")
+_GROUPS = ("general", "files", "team", "plan", "file", "concertation", "referrals", "other")
 
 
 def find_command(words: str, specs: list[CommandSpec]) -> CommandSpec | None:

@@ -53,6 +53,42 @@ class CreateDesk:
 
 
 @dataclass(frozen=True)
+class CreateTriage:
+    """Open the triage room of the integrated access point (SPEC §9), inviting `members`.
+    Its room is kept as the desk named `TRIAGE_DESK`, so notices reach it with `desk=`."""
+
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InviteToDesk:
+    """Invite a user into a room that is not a person's (the triage room)."""
+
+    desk: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class KickFromDesk:
+    """Remove a user from a room that is not a person's (the triage room: rights follow the config)."""
+
+    desk: str
+    user_id: str
+    reason_key: str = "kick.reason"
+
+
+@dataclass(frozen=True)
+class Redact:
+    """Redact a notice the bot sent, named by its outbox key (erasure: SPEC §9). Where it was sent
+    is `room_id`, else the desk `desk`. Nothing happens when the notice was never sent."""
+
+    notice_key: str
+    room_id: str | None = None
+    desk: str | None = None
+    reason_key: str = "redact.reason"
+
+
+@dataclass(frozen=True)
 class LeaveRoom:
     """The bot leaves a room (a desk whose owner is no longer configured)."""
 
@@ -80,4 +116,8 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = Notify | CreateRoom | CreateDesk | Invite | Kick | LeaveRoom | MovePower | SendFile
+Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | LeaveRoom
+          | MovePower | Redact | SendFile)
+
+#: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
+TRIAGE_DESK = "triage"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Container, Iterable
 from datetime import datetime
 
 from hub.clock import Clock
-from hub.domain.effects import CreateDesk, Effect, LeaveRoom, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, LeaveRoom, Notify
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
 from hub.storage.database import Database, UnitOfWork
@@ -33,6 +33,8 @@ async def ensure_desks(db: Database, people: Iterable[tuple[str, str]], now: dat
     opened = 0
     async with db.unit() as uow:
         for user_id, role, room_id in await uow.desks.all():
+            if user_id == TRIAGE_DESK:
+                continue  # the triage room is kept by services/referrals.ensure_triage
             if user_id not in configured:
                 await _close(uow, user_id, room_id, now)
             elif configured[user_id] != role:
@@ -92,8 +94,8 @@ class DeskGuard:
         now = self.clock.now()
         async with self.db.unit() as uow:
             desk = await uow.desks.owner(room_id)
-            if desk is None or desk[0] == user_id:
-                return False
+            if desk is None or desk[0] == user_id or desk[0] == TRIAGE_DESK:
+                return False  # the triage room has members by design (services/referrals.py)
             if not await uow.events.claim(event_id, now):
                 return False
             owner = desk[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
-from hub.services import concertations, consent, rights
+from hub.services import concertations, consent, referrals, rights
 from hub.storage.database import UnitOfWork
 
 SectionFn = Callable[[UnitOfWork, Person], Awaitable[Any]]
@@ -82,6 +82,10 @@ async def _audit(uow: UnitOfWork, person: Person) -> Any:
             for at, actor, action, detail in await uow.audit.entries(person.case_ref)]
 
 
+async def _referral(uow: UnitOfWork, person: Person) -> Any:
+    return await referrals.export_section(uow, person.case_ref)
+
+
 SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("person", _person),
     ("identifiers", _identifiers),
@@ -95,6 +99,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("audit", _audit),
     ("consent", consent.export_section),
     ("concertations", concertations.export_section),
+    ("referral", _referral),
     ("rights_reviews", rights.export_section),
 )
 

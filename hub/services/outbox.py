@@ -9,14 +9,19 @@ from datetime import datetime
 from hub.domain.delivery import KIND as DELIVERY_FAILED
 from hub.domain.delivery import failure_notice
 from hub.domain.effects import (
+    TRIAGE_DESK,
     CreateDesk,
     CreateRoom,
+    CreateTriage,
     Effect,
     Invite,
+    InviteToDesk,
     Kick,
+    KickFromDesk,
     LeaveRoom,
     MovePower,
     Notify,
+    Redact,
     SendFile,
 )
 from hub.storage.database import UnitOfWork
@@ -24,7 +29,8 @@ from hub.storage.repositories import OutboxEntry
 
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
-    MovePower: "move_power", SendFile: "send_file", LeaveRoom: "leave",
+    MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
+    KickFromDesk: "kick_desk", Redact: "redact", LeaveRoom: "leave",
 }
 
 
@@ -56,8 +62,10 @@ async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: date
     In the caller's unit of work, so the entry is never set aside without its report."""
     await uow.outbox.failed(entry.id, error)
     kind = str(entry.payload.get("kind") or "")
-    if kind in _NOT_REPORTED or entry.action == "create_desk":
+    if kind in _NOT_REPORTED or entry.action in ("create_desk", "create_triage"):
         return None
+    if entry.payload.get("desk") == TRIAGE_DESK:
+        return None  # the triage room is no one's desk: nobody to mention (the error log and metric say it)
     referent: str | None = None
     if entry.case_ref:
         person = await uow.persons.get(entry.case_ref)

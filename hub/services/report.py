@@ -19,7 +19,7 @@ from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import report
 from hub.domain.caseload import Limits
 from hub.domain.report import BreakRow, FileRow, HandoverRow, ItemRow, MoveRow, Period, Section
-from hub.services import concertations, consent, plans, rights
+from hub.services import concertations, consent, plans, referrals, rights
 from hub.storage.database import UnitOfWork
 
 
@@ -100,6 +100,10 @@ async def _concertations(inp: ReportInput) -> Section:
     return await concertations.report_counts(inp.uow, inp.period, inp.tz)
 
 
+async def _referrals(inp: ReportInput) -> Section:
+    return await referrals.report_section(inp.uow, inp.period.start, inp.period.end)
+
+
 async def _gir(inp: ReportInput) -> Section:
     return await rights.report_counts(inp.uow)
 
@@ -116,6 +120,7 @@ SECTIONS: tuple[tuple[str, SectionFn], ...] = (
     ("closures", _closures),
     ("consent", _consent),
     ("concertations", _concertations),
+    ("referrals", _referrals),
     ("gir", _gir),
 )
 

@@ -22,6 +22,7 @@ from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
 from hub.storage.repos_handover import HandoverRepo
 from hub.storage.repos_plan import PlanRepo
 from hub.storage.repos_readability import ReadabilityRepo
+from hub.storage.repos_referral import ReferralRepo
 from hub.storage.repos_report import ReportRepo
 from hub.storage.repos_rights import RightsRepo
 from hub.storage.repositories import (
@@ -136,6 +137,7 @@ class UnitOfWork:
         self.reports = ReportRepo(session)
         self.consent = ConsentRepo(session)
         self.concertations = ConcertationRepo(session)
+        self.referrals = ReferralRepo(session)
         self.readability = ReadabilityRepo(session)
         self.rights = RightsRepo(session)
 

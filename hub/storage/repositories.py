@@ -11,6 +11,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from hub.domain.effects import TRIAGE_DESK
 from hub.domain.persons import Identifier, Person
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
@@ -290,6 +291,8 @@ def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lan
     place among the other notices of the same room."""
     if action == "create_desk":
         return "desk:" + str(payload.get("user_id"))
+    if action == "create_triage":  # its welcome, invites and notices name the desk TRIAGE_DESK
+        return "desk:" + TRIAGE_DESK
     if payload.get("room_id"):
         return room_lane or "room:" + str(payload["room_id"])
     if payload.get("desk"):

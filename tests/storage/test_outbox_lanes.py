@@ -109,6 +109,19 @@ async def test_a_failed_report_is_not_reported_again(database: Database) -> None
         assert await uow.outbox.count("failed") == 2
 
 
+async def test_a_failed_triage_notice_sets_aside_without_mentioning_a_desk_name(database: Database) -> None:
+    # The triage room is no person's desk: "triage" is no user to mention (issue 19).
+    async with database.unit() as uow:
+        await uow.desks.ensure("triage", "triage")
+        await enqueue(uow, "referral-new:1", [Notify("referral.new", "", "referral.new", {}, desk="triage")], NOW)
+    async with database.unit() as uow:
+        entry = await uow.outbox.head_of("desk:triage", NOW)
+        assert entry is not None
+        assert await dead_letter(uow, entry, "RoomGone", NOW) is None
+    async with database.unit() as uow:
+        assert await uow.outbox.pending(NOW, 100) == [] and await uow.outbox.count("failed") == 1
+
+
 async def test_oldest_pending_since(database: Database) -> None:
     async with database.unit() as uow:
         assert await uow.outbox.oldest_pending_since() is None

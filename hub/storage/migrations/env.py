@@ -10,6 +10,7 @@ from hub.storage import (  # noqa: F401 - registers their tables
     models_handover,
     models_plan,
     models_readability,
+    models_referral,
     models_rights,
 )
 from hub.storage.models import Base

@@ -1,0 +1,304 @@
+"""Referrals to the integrated access point (SPEC §9): receive, assess, accept, refuse, remind.
+
+Each use case is one unit of work: the referral's row and the notices it causes are committed
+together, so a crash loses nor doubles neither a referral nor a decision. A referral is keyed by
+what made it (the Matrix event, the FHIR request), so a replay finds it instead of adding one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hub.clock import DEFAULT_TIMEZONE, Clock, local_date
+from hub.domain import caseload, persons, referral, team
+from hub.domain.effects import TRIAGE_DESK, CreateTriage, Effect, InviteToDesk, KickFromDesk, Notify, Redact
+from hub.domain.errors import DomainError
+from hub.domain.referral import Draft, Referral
+from hub.domain.team import Role
+from hub.services import cases, consent
+from hub.services.outbox import enqueue
+from hub.storage.database import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+TRIAGE_MEMBERS_KEY = "triage_members"
+
+
+def _born(r: Referral) -> str:
+    return r.born.isoformat() if r.born else "—"
+
+
+def source_key(source: str, made_by: str) -> str:
+    """What a referral is known by (the Matrix event id): within its column, a digest past it."""
+    key = f"{source}:{made_by}"
+    return key if len(key) <= 255 else f"{source}:#" + hashlib.sha256(made_by.encode()).hexdigest()
+
+
+def new_notice(r: Referral, also_pending: Sequence[str] = ()) -> Notify:
+    """`referral.new` in the triage room: the name only inside this encrypted message. Flags a
+    person already followed, or already referred and still pending (`also_pending`)."""
+    duplicate: Any = ""
+    if r.duplicate_of:
+        duplicate = {"key": "referral.duplicate", "params": {"case": r.duplicate_of}}
+    elif also_pending:
+        duplicate = {"key": "referral.also_pending", "params": {"refs": ", ".join(also_pending)}}
+    return Notify("referral.new", "", "referral.new", {
+        "ref": r.ref, "name": r.name, "born": _born(r), "source": {"key": f"referral.source.{r.source.value}"},
+        "referrer": r.referrer, "why": r.reason, "gp": r.gp or "—",
+        "ids": ", ".join(i.label() for i in r.identifiers) or "—", "duplicate": duplicate,
+    }, desk=TRIAGE_DESK)
+
+
+def new_key(ref: str) -> str:
+    """Outbox key prefix of a referral's `referral.new` notice (redacted on erasure)."""
+    return f"referral-new:{ref}"
+
+
+def decision_key(ref: str) -> str:
+    """Outbox key prefix of a referral's `referral.decision` notice (redacted on erasure)."""
+    return f"referral-decision:{ref}"
+
+
+@dataclass(frozen=True)
+class Received:
+    referral: Referral
+    new: bool  # False: this source key was already received (a replay, a resend)
+
+
+async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime,
+                  allowed_servers: tuple[str, ...], bot_user: str) -> Received:
+    """Check, number and store a referral, and enqueue its `referral.new` notice to the triage
+    room in the same unit of work (under `new_key`, so that erasure can redact it)."""
+    known = await uow.referrals.by_source_key(source_key)
+    if known is not None:
+        return Received(known, False)
+    name = persons.check_display_name(draft.name)
+    if draft.born is None:
+        raise DomainError("error.referral_born_missing")
+    persons.check_birth_date(draft.born, now.date())
+    reason = referral.check_reason(draft.reason)
+    persons.check_new_identifiers((), draft.identifiers)
+    if draft.gp is not None:
+        if team.server_of(draft.gp) not in allowed_servers:
+            raise DomainError("error.server_not_allowed", user=draft.gp, servers=", ".join(allowed_servers))
+        if draft.gp == bot_user:
+            raise DomainError("error.member_is_bot", user=draft.gp)
+    wanted = set(draft.identifiers)
+    also_pending = [p.ref for p in await uow.referrals.pending() if wanted & set(p.identifiers)]
+    followed = {}
+    for ident in draft.identifiers:
+        owner = await uow.persons.owner_of(ident)
+        if owner is not None:
+            followed[ident] = owner
+    ref = referral.referral_ref(now.year, await uow.referrals.next_sequence(now.year))
+    r = referral.new_referral(ref=ref, source=draft.source, now=now, referrer=draft.referrer, name=name,
+                              born=draft.born, reason=reason, identifiers=draft.identifiers, gp=draft.gp,
+                              referrer_room=draft.referrer_room, followed=followed)
+    await uow.referrals.add(r, source_key)
+    log.info("referral %s received from %s%s", ref, draft.source.value,
+             " (already followed)" if r.duplicate_of else "")
+    await enqueue(uow, new_key(ref), [new_notice(r, also_pending)], now)
+    return Received(r, True)
+
+
+async def _locked(uow: UnitOfWork, ref: str) -> Referral:
+    r = await uow.referrals.lock(referral.check_ref(ref))
+    if r is None:
+        raise DomainError("error.referral_unknown", ref=ref)
+    return r
+
+
+async def record_criteria(uow: UnitOfWork, ref: str, pairs: Sequence[str]) -> Referral:
+    r = referral.record_criteria(await _locked(uow, ref), referral.parse_criteria(pairs))
+    await uow.referrals.save(r)
+    return r
+
+
+async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime) -> None:
+    """`referral.decision` to the referrer's direct room, m.text mentioning them (SPEC §5),
+    enqueued under `decision_key` so that erasure can redact it."""
+    if r.referrer_room is None:
+        return  # a FHIR referrer reads the ServiceRequest's status
+    await enqueue(uow, decision_key(r.ref), [Notify("referral.decision", "", message, {"ref": r.ref, "name": r.name,
+                                                    **params}, mentions=(r.referrer,), room_id=r.referrer_room)], now)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    referral: Referral
+    case_ref: str
+    referent: str
+    warnings: list[str]
+    effects: list[Effect]
+
+
+async def accept(uow: UnitOfWork, ref: str, *, by: str, requested: str | None, case_managers: Sequence[str],
+                 limits: caseload.Limits, allowed_servers: tuple[str, ...], bot_user: str,
+                 now: datetime) -> Accepted:
+    """Open the file exactly as `!new` does (cases.open_case), the chosen case manager as referent;
+    invite the GP named in the referral; tell the referrer who now follows the person."""
+    r = await _locked(uow, ref)
+    referral.check_acceptable(r)
+    loads = {cm: await cases.load_caseload(uow, cm, now) for cm in dict.fromkeys(case_managers)}
+    referent, _ = referral.choose_case_manager(loads, limits, requested)
+    person, warnings, effects = await cases.open_case(
+        uow, referent=referent, name=r.name, born=r.born, identifiers=r.identifiers, limits=limits, now=now)
+    case_ref = person.case_ref
+    effects.append(Notify("referral.opened", case_ref, "referral.opened",
+                          {"ref": r.ref, "referrer": r.referrer or "—", "why": r.reason}))
+    if r.gp is not None and r.gp != referent:
+        await consent.check_can_join(uow, case_ref, r.gp, Role.GP)  # consent rules apply (a GP needs none)
+        member, invited = team.add_member(await uow.team.members(case_ref), case_ref, r.gp, Role.GP, None,
+                                          by=by, now=now, allowed_servers=allowed_servers, bot_user=bot_user)
+        await uow.team.add(case_ref, member)
+        effects.extend(invited)
+    decided = referral.accept(r, case_ref=case_ref, by=by, now=now)
+    await uow.referrals.save(decided)
+    await _decision(uow, decided, "referral.accepted", {"cm": referent}, now)
+    return Accepted(decided, case_ref, referent, warnings, effects)
+
+
+async def refuse(uow: UnitOfWork, ref: str, *, why: str, refer_to: str | None, by: str,
+                 now: datetime) -> Referral:
+    decided = referral.refuse(await _locked(uow, ref), why=why, refer_to=refer_to, by=by, now=now)
+    await uow.referrals.save(decided)
+    where: Any = {"key": "referral.refer_to", "params": {"service": decided.refer_to}} if decided.refer_to else ""
+    await _decision(uow, decided, "referral.refused", {"why": decided.refusal, "where": where}, now)
+    return decided
+
+
+async def pending_lines(uow: UnitOfWork, now: datetime) -> list[dict[str, Any]]:
+    lines = []
+    for r in await uow.referrals.pending():
+        crit = r.criteria
+        lines.append({"key": "referral.line", "params": {
+            "ref": r.ref, "name": r.name, "days": referral.age_days(r, now),
+            "source": {"key": f"referral.source.{r.source.value}"},
+            "criteria": " ".join(f"{n}={'?' if v is None else ('✓' if v else '✗')}" for n, v in
+                                 (("A", crit.autonomy), ("B", crit.care), ("C", crit.coordination))),
+            "duplicate": {"key": "referral.duplicate", "params": {"case": r.duplicate_of}} if r.duplicate_of else "",
+        }})
+    return lines
+
+
+async def ensure_triage(db: Database, members: Sequence[str], now: datetime) -> int:
+    """At start: the triage room exists once (it survives restarts), every configured
+    coordinator and case manager is invited to it and whoever is no longer configured removed;
+    returns the number of effects enqueued."""
+    wanted = list(dict.fromkeys(members))
+    if not wanted:
+        return 0
+    async with db.unit() as uow:
+        created = await uow.desks.ensure(TRIAGE_DESK, "triage")
+        known: list[str] = json.loads(await uow.kv.get(TRIAGE_MEMBERS_KEY) or "[]")
+        effects: list[Effect]
+        if created:
+            effects = [CreateTriage(tuple(wanted)), Notify("command.reply", "", "triage.welcome", {},
+                                                          desk=TRIAGE_DESK)]
+            key = "triage:create"
+        else:
+            # Rights follow the configuration: a coordinator or case manager no longer named
+            # leaves the room (new referrals carry names), a newly named one is invited.
+            effects = [InviteToDesk(TRIAGE_DESK, user) for user in wanted if user not in known]
+            effects += [KickFromDesk(TRIAGE_DESK, user, "triage.removed") for user in known if user not in wanted]
+            key = f"triage:members:{now.isoformat()}"
+        await uow.kv.set(TRIAGE_MEMBERS_KEY, json.dumps(sorted(wanted)))
+        return await enqueue(uow, key, effects, now)
+
+
+def erasure_effects(r: Referral) -> list[Effect]:
+    """Redact what the bot posted with the person's name: the triage notice and the decision."""
+    effects: list[Effect] = [Redact(f"{new_key(r.ref)}:0", desk=TRIAGE_DESK)]
+    if r.referrer_room is not None:
+        effects.append(Redact(f"{decision_key(r.ref)}:0", room_id=r.referrer_room))
+    return effects
+
+
+class ReferralSweeper:
+    """Daily: remind undecided referrals in the triage room; erase refused ones' personal data."""
+
+    def __init__(self, db: Database, reminder_days: int = referral.REMINDER_DAYS,
+                 erase_days: int = referral.ERASE_DAYS, on_enqueued: Callable[[], None] | None = None,
+                 tz: ZoneInfo | None = None) -> None:
+        self.db = db
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # reminders and erasure follow the territory's days
+        self.reminder_days = reminder_days
+        self.erase_days = erase_days
+        self.on_enqueued = on_enqueued or (lambda: None)
+
+    async def sweep(self, now: datetime) -> int:
+        today = local_date(now, self.tz)
+        done = 0
+        async with self.db.unit() as uow:
+            due = [r for r in await uow.referrals.pending()
+                   if referral.reminder_due(r, now, today, self.reminder_days)]
+            if due:
+                lines = [{"key": "referral.reminder_line",
+                          "params": {"ref": r.ref, "days": referral.age_days(r, now)}} for r in due]
+                notice = Notify("referral.reminder", "", "referral.reminder", {"refs": lines,
+                                "days": self.reminder_days}, desk=TRIAGE_DESK)
+                if await enqueue(uow, f"referral-reminder:{today.isoformat()}", [notice], now):
+                    for r in due:
+                        await uow.referrals.save(replace(r, reminded_on=today))
+                    done += 1
+            for r in await uow.referrals.refused_unerased(now - timedelta(days=self.erase_days)):
+                if referral.erase_due(r, now, self.erase_days):
+                    await enqueue(uow, f"referral-erase:{r.ref}", erasure_effects(r), now)
+                    await uow.referrals.save(referral.erase(r, now))
+                    done += 1
+        if done:
+            self.on_enqueued()
+        return done
+
+
+async def report_section(uow: UnitOfWork, start: date, end: date) -> dict[str, int]:
+    return referral.figures(await uow.referrals.count_rows(), start, end)
+
+
+async def export_section(uow: UnitOfWork, case_ref: str) -> Any:
+    """The referral that opened this file, for the person's right of access (None if opened by `!new`)."""
+    r = await uow.referrals.opening(case_ref)
+    if r is None:
+        return None
+    return {"ref": r.ref, "source": r.source.value, "received_at": r.received_at.isoformat(),
+            "referrer": r.referrer, "name": r.name, "born": r.born.isoformat() if r.born else None,
+            "reason": r.reason, "identifiers": [i.label() for i in r.identifiers], "gp": r.gp,
+            "criteria": {"autonomy": r.criteria.autonomy, "care": r.criteria.care,
+                         "coordination": r.criteria.coordination},
+            "decided_at": r.decided_at.isoformat() if r.decided_at else None, "decided_by": r.decided_by}
+
+
+class ReferralIntake:
+    """Referrals that arrive outside a command (FHIR): one unit of work each, keyed by source."""
+
+    def __init__(self, db: Database, clock: Clock, allowed_servers: tuple[str, ...], bot_user: str,
+                 on_enqueued: Callable[[], None] | None = None, open_: bool = True) -> None:
+        self.db = db
+        self.open = open_  # False: no triage team configured, referrals are not taken
+        self.clock = clock
+        self.allowed_servers = allowed_servers
+        self.bot_user = bot_user
+        self.on_enqueued = on_enqueued or (lambda: None)
+
+    async def receive(self, draft: Draft, source_key: str) -> tuple[str, bool]:
+        """(reference, new). DomainError for content the domain refuses; nothing is kept then."""
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            got = await receive(uow, draft, source_key=source_key, now=now,
+                                allowed_servers=self.allowed_servers, bot_user=self.bot_user)
+            if got.new:
+                await uow.audit.record(now, f"fhir:{draft.referrer}"[:255], "refer", None, {"ref": got.referral.ref})
+        if got.new:
+            self.on_enqueued()
+        return got.referral.ref, got.new
+
+    async def status(self, ref: str) -> Referral | None:
+        async with self.db.unit() as uow:
+            return await uow.referrals.lock(referral.check_ref(ref))

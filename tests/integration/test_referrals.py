@@ -1,0 +1,186 @@
+"""Integrated access on a real Synapse (SPEC §9): a referrer configured nowhere refers a person
+from a direct room; the triage room assesses and accepts; the file opens, the GP is invited, the
+referrer is told. The FHIR path over real HTTP, then refused, reaches the same triage room."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import nio
+import pytest
+
+from hub.clock import FakeClock
+from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
+from tests.matrix_helpers import accept_invite, sync, wait_for_event
+
+pytestmark = [pytest.mark.matrix, pytest.mark.db]
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TOKEN = "fhir-token-for-the-referral-tests"
+ENCRYPTED = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+
+
+async def _direct_room(client: nio.AsyncClient, bot: str, encrypted: bool = True, also: str | None = None) -> str:
+    invite = [bot, also] if also else [bot]
+    resp = await client.room_create(is_direct=True, invite=invite, preset=nio.RoomPreset.trusted_private_chat,
+                                    initial_state=[ENCRYPTED] if encrypted else [])
+    assert isinstance(resp, nio.RoomCreateResponse), resp
+    return str(resp.room_id)
+
+
+async def _membership(client: nio.AsyncClient, room_id: str, user: str, wanted: str) -> None:
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        resp = await client.room_get_state_event(room_id, "m.room.member", user)
+        if getattr(resp, "content", {}).get("membership") == wanted:
+            return
+        await sync(client)
+    raise AssertionError(f"{user} never reached {wanted} in {room_id}")
+
+
+def _triage_invite(client: nio.AsyncClient, bot: str) -> str | None:
+    return next((str(r) for r, room in client.invited_rooms.items() if room.inviter == bot), None)
+
+
+async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub: Hub) -> None:
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]}, http={"fhir_token": TOKEN})
+    clock = FakeClock(T0)
+    relais = await hub.start(clock=clock)
+    coord, cm = await hub.client("coord"), await hub.client("cm")
+    doc, gp = await hub.client("doc"), await hub.client("gp")
+
+    triage = None
+    for _ in range(60):
+        triage = _triage_invite(coord, hub.bot)
+        if triage:
+            break
+        await sync(coord)
+    assert triage is not None, "the coordinator was never invited to the triage room"
+    await accept_invite(coord, triage)
+    await wait_for_event(coord, triage, is_notice("command.reply", hub.bot))  # the welcome
+    async with relais.db.unit() as uow:
+        assert await uow.desks.room_of("triage") == triage
+    state = await coord.room_get_state(triage)
+    shown = json.dumps(getattr(state, "events", []))
+    assert "Paulette" not in shown and '"algorithm": "m.megolm.v1.aes-sha2"' in shown
+
+    # A direct room with a third person or without encryption is left; an encrypted one with only
+    # the referrer is kept.
+    crowded = await _direct_room(doc, hub.bot, also=hub.user("gp"))
+    plain = await _direct_room(doc, hub.bot, encrypted=False)
+    await _membership(doc, crowded, hub.bot, "leave")
+    await _membership(doc, plain, hub.bot, "leave")
+    dm = await _direct_room(doc, hub.bot)
+    await _membership(doc, dm, hub.bot, "join")
+
+    helped = await hub.command("doc", dm, "!aide")
+    assert "!orienter" in helped.body and "!nouveau" not in helped.body and "!orientation" not in helped.body
+    refused = await hub.command("doc", dm, '!nouveau "Paulette Exemple"')
+    assert kind_of(refused) == "command.error" and "!orienter" in refused.body
+    bad_date = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-13-45 --motif "x"')
+    assert kind_of(bad_date) == "command.error" and "1938-13-45" in bad_date.body and "--naissance" in bad_date.body
+    missing = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14')
+    assert kind_of(missing) == "command.error" and "motif" in missing.body
+    reply = await hub.command(
+        "doc", dm, f'!orienter "Paulette Exemple" --naissance 1938-07-14 --medecin {hub.user("gp")} '
+                   '--motif "chutes répétées, vit seule, fils à 600 km"')
+    assert kind_of(reply) == "command.reply" and "O-2026-0001" in reply.body, reply.body
+
+    new = await wait_for_event(coord, triage, is_notice("referral.new", hub.bot))
+    assert "Paulette Exemple" in new.body and "chutes répétées" in new.body and "O-2026-0001" in new.body
+
+    listed = await hub.command("coord", triage, "!orientations")
+    assert "O-2026-0001" in listed.body and "0 j" in listed.body
+    # A desk-or-room command would show the sender's own files to the whole triage team.
+    mine = await hub.command("coord", triage, "!droits")
+    assert kind_of(mine) == "command.error" and "guichet" in mine.body, mine.body
+    crit = await hub.command("coord", triage,
+                             "!orientation critères O-2026-0001 autonomie=oui aides=oui coordination=non")
+    assert kind_of(crit) == "command.reply" and "coordination non" in crit.body
+    early = await hub.command("coord", triage, "!orientation accepter O-2026-0001")
+    assert kind_of(early) == "command.error" and "coordonner" in early.body
+    async with relais.db.unit() as uow:
+        assert await uow.persons.active_refs(hub.user("cm")) == []  # a refused command changed nothing
+    await hub.command("coord", triage, "!referral criteria O-2026-0001 coordination=yes")
+    accepted = await hub.command("coord", triage, "!orientation accepter O-2026-0001")
+    assert kind_of(accepted) == "command.reply" and "R-2026-0001" in accepted.body, accepted.body
+    assert shows(accepted, hub.user("cm"))
+
+    decision = await wait_for_event(doc, dm, is_notice("referral.decision", hub.bot))
+    body: dict[str, Any] = content_of(decision)
+    assert body["msgtype"] == "m.text" and body["m.mentions"] == {"user_ids": [hub.user("doc")]}
+    assert shows(decision, hub.user("cm")) and "O-2026-0001" in decision.body
+    case_room = await hub.invited_room(gp)  # the referral's GP is invited to the file's room…
+    await accept_invite(cm, case_room)  # …with the chosen case manager (who also has a desk and triage)
+    opened = await wait_for_event(cm, case_room, is_notice("referral.opened", hub.bot))
+    assert "chutes répétées" in opened.body and content_of(opened)["fr.relais.case"] == "R-2026-0001"
+    async with relais.db.unit() as uow:
+        person = await uow.persons.get("R-2026-0001")
+    assert person is not None and person.referent == hub.user("cm") and person.room_id == case_room
+    async with relais.db.unit() as uow:
+        audit = await uow.audit.entries()
+    assert {"refer", "referral criteria", "referral accept"} <= {a[2] for a in audit}
+    assert "1938-07-14" not in json.dumps([a[3] for a in audit])  # the birth date goes with the referral
+
+    # The FHIR path over real HTTP reaches the same triage room, and a refusal is readable there.
+    url = f"http://127.0.0.1:{relais.http_port}/fhir/ServiceRequest"
+    request = {
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": "SR-1"}],
+        "contained": [{"resourceType": "Patient", "id": "p", "name": [{"family": "Martin", "given": ["Louise"]}],
+                       "birthDate": "1935-01-02",
+                       "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.7", "value": "IPP77"}]}],
+        "subject": {"reference": "#p"}, "requester": {"display": "Dr Hôpital, CH Est"},
+        "note": [{"text": "sortie d'hospitalisation, isolement"}],
+    }
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=request, headers={**headers, "Authorization": "Bearer no"}) as resp:
+            assert resp.status == 401
+        no_birth = {**request, "contained": [{"resourceType": "Patient", "id": "p", "name": [{"text": "X"}]}]}
+        for bad, status in ((b"{", 400), (json.dumps({**request, "intent": 3}).encode(), 400),
+                            (json.dumps(no_birth).encode(), 422),
+                            (json.dumps({k: v for k, v in request.items() if k != "note"}).encode(), 422)):
+            async with http.post(url, data=bad, headers=headers) as resp:
+                outcome = await resp.json(content_type=None)
+                assert resp.status == status and outcome["resourceType"] == "OperationOutcome", outcome
+                assert "Martin" not in json.dumps(outcome)
+        async with http.post(url, json=request, headers=headers) as resp:
+            assert resp.status == 201 and resp.headers["Location"] == "/fhir/ServiceRequest/O-2026-0002"
+        async with http.post(url, json=request, headers=headers) as resp:  # resent: the same one
+            assert resp.status == 200 and resp.headers["Location"] == "/fhir/ServiceRequest/O-2026-0002"
+        fhir_new = await wait_for_event(coord, triage, is_notice("referral.new", hub.bot))
+        assert "Louise Martin" in fhir_new.body and "FHIR" in fhir_new.body
+        # Undecided for 7 days: reminded in the triage room (the scheduler's sweep, clock moved).
+        clock.advance(timedelta(days=7))
+        assert await relais.referrals.sweep(clock.now()) == 1
+        reminder = await wait_for_event(coord, triage, is_notice("referral.reminder", hub.bot))
+        assert "O-2026-0002" in reminder.body and "7" in reminder.body and "Martin" not in reminder.body
+        refusal = await hub.command("coord", triage,
+                                    '!orientation refuser O-2026-0002 "relève du SSIAD" --vers "SSIAD Est"')
+        assert kind_of(refusal) == "command.reply", refusal.body
+        async with http.get(url + "/O-2026-0002", headers=headers) as resp:
+            assert resp.status == 200 and (await resp.json(content_type=None))["status"] == "revoked"
+        async with http.get(f"http://127.0.0.1:{relais.admin_port}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'relais_referrals_total{outcome="received",source="fhir"} 1.0' in metrics
+        assert 'relais_referrals_total{outcome="duplicate",source="fhir"} 1.0' in metrics
+        assert "Martin" not in metrics and "O-2026" not in metrics
+    async with relais.db.unit() as uow:
+        assert len(await uow.referrals.pending()) == 0
+    # 90 days after the refusal its personal data goes, and the triage notice naming the person
+    # is redacted on the homeserver; the counts stay.
+    clock.advance(timedelta(days=90))
+    assert await relais.referrals.sweep(clock.now()) == 1
+    redaction = await wait_for_event(
+        coord, triage, lambda e: isinstance(e, nio.RedactionEvent) and e.redacts == fhir_new.event_id)
+    assert redaction.sender == hub.bot
+    async with relais.db.unit() as uow:
+        erased = await uow.referrals.lock("O-2026-0002")
+        counts = await uow.referrals.count_rows()
+    assert erased is not None and erased.name == "" and erased.reason == "" and len(counts) == 2

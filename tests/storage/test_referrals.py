@@ -1,0 +1,229 @@
+"""Referrals stored and decided on the selected backend (SQLite, PostgreSQL): one unit of work each."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from hub.domain.caseload import Limits
+from hub.domain.errors import DomainError
+from hub.domain.persons import INS, Identifier
+from hub.domain.referral import Draft, Source, Status
+from hub.services import cases, export, referrals, report
+from hub.storage import models_referral  # noqa: F401 - registers the tables for the comparison
+from hub.storage.database import Database
+from hub.storage.models import Base
+
+pytestmark = pytest.mark.db
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LIMITS = Limits(40, 60, 5)
+NIR = Identifier(INS, "269054958815780")
+SERVERS = ("x",)
+CMS = ("@cm1:x", "@cm2:x")
+
+
+def _draft(**kw: object) -> Draft:
+    args: dict[str, object] = dict(source=Source.MATRIX, referrer="@doc:x", name="Paulette Exemple",
+                                   born=date(1938, 7, 14), reason="chutes répétées, vit seule",
+                                   identifiers=(NIR,), gp="@gp:x", referrer_room="!dm:x")
+    args.update(kw)
+    return Draft(**args)  # type: ignore[arg-type]
+
+
+async def _payload(db: Database, key: str) -> dict[str, Any]:
+    """The pending outbox entry under `key` (parameters are kept until it is sent)."""
+    async with db.unit() as uow:
+        entries = await uow.outbox.pending(NOW + timedelta(days=400))
+    return next(e.payload for e in entries if e.key == key)
+
+
+async def _receive(db: Database, key: str, **kw: object) -> tuple[str, bool]:
+    async with db.unit() as uow:
+        got = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
+                                      allowed_servers=SERVERS, bot_user="@relais:x")
+        return got.referral.ref, got.new
+
+
+async def test_migration_matches_the_models(database: Database) -> None:
+    def diff(sync_conn: object) -> list[object]:
+        context = MigrationContext.configure(sync_conn)  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    async with database.engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    assert [c for c in changes if "referr" in repr(c)] == []
+
+
+async def test_a_referral_is_numbered_once_per_source_event(database: Database) -> None:
+    assert await _receive(database, "matrix:$a") == ("O-2026-0001", True)
+    assert await _receive(database, "matrix:$a") == ("O-2026-0001", False)  # a replay finds it
+    assert await _receive(database, "matrix:$b", identifiers=()) == ("O-2026-0002", True)
+    # The same person referred again while pending is flagged in the triage notice.
+    assert await _receive(database, "matrix:$c") == ("O-2026-0003", True)
+    first = await _payload(database, "referral-new:O-2026-0001:0")
+    again = await _payload(database, "referral-new:O-2026-0003:0")
+    assert first["desk"] == "triage" and first["params"]["name"] == "Paulette Exemple"
+    assert not first["params"]["duplicate"]
+    assert again["params"]["duplicate"] == {"key": "referral.also_pending", "params": {"refs": "O-2026-0001"}}
+    async with database.unit() as uow:
+        stored = await uow.referrals.lock("O-2026-0001")
+    assert stored is not None and stored.identifiers == (NIR,) and stored.gp == "@gp:x"
+    assert stored.referrer_room == "!dm:x" and stored.status is Status.PENDING and stored.born == date(1938, 7, 14)
+
+
+@pytest.mark.parametrize(("kw", "key"), [
+    ({"born": None}, "error.referral_born_missing"),
+    ({"born": date(2030, 1, 1)}, "error.birth_date"),
+    ({"reason": "  "}, "error.referral_reason_missing"),
+    ({"name": " "}, "error.display_name"),
+    ({"gp": "@gp:elsewhere.org"}, "error.server_not_allowed"),
+    ({"identifiers": (NIR, NIR)}, "error.identifier_duplicate"),
+])
+async def test_a_bad_referral_keeps_nothing(database: Database, kw: dict[str, object], key: str) -> None:
+    with pytest.raises(DomainError) as err:
+        await _receive(database, "matrix:$bad", **kw)
+    assert err.value.key == key
+    async with database.unit() as uow:
+        assert await uow.referrals.pending() == []
+        assert await uow.referrals.next_sequence(2026) == 1  # the failed one used no number
+
+
+async def test_accept_opens_the_file_for_the_case_manager_with_most_room(database: Database) -> None:
+    async with database.unit() as uow:  # cm1 already has a file: cm2 has more room
+        await cases.open_case(uow, referent="@cm1:x", name="Autre", born=None, identifiers=(), limits=LIMITS, now=NOW)
+    ref, _ = await _receive(database, "matrix:$a")
+    async with database.unit() as uow:
+        with pytest.raises(DomainError) as err:
+            await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)
+        assert err.value.key == "error.referral_criteria"
+    async with database.unit() as uow:
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+    async with database.unit() as uow:
+        done = await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                      allowed_servers=SERVERS, bot_user="@relais:x", now=NOW + timedelta(days=1))
+    assert done.referent == "@cm2:x" and done.case_ref == "R-2026-0002"
+    kinds = [(type(e).__name__, getattr(e, "user_id", None) or getattr(e, "kind", None)) for e in done.effects]
+    assert ("Invite", "@gp:x") in kinds and ("Invite", "@cm2:x") in kinds and ("CreateRoom", None) in kinds
+    decision = await _payload(database, f"referral-decision:{ref}:0")
+    assert decision["kind"] == "referral.decision" and decision["mentions"] == ["@doc:x"]
+    assert decision["room_id"] == "!dm:x" and decision["params"]["cm"] == "@cm2:x"
+    async with database.unit() as uow:
+        person = await uow.persons.get("R-2026-0002")
+        members = {m.user_id: m.role.value for m in await uow.team.members("R-2026-0002")}
+        again = await uow.referrals.lock(ref)
+        exported = await export.export(uow, "R-2026-0002", NOW)
+        exported_other = await export.export(uow, "R-2026-0001", NOW)
+    assert person is not None and person.referent == "@cm2:x" and person.identifiers == (NIR,)
+    assert members == {"@cm2:x": "case_manager", "@gp:x": "gp"}
+    assert again is not None and again.status is Status.ACCEPTED and again.case_ref == "R-2026-0002"
+    assert exported["referral"]["ref"] == ref and exported["referral"]["reason"].startswith("chutes")
+    assert exported_other["referral"] is None
+    # The same person referred again is flagged on arrival and never opened twice.
+    second, _ = await _receive(database, "fhir:body:1", source=Source.FHIR, referrer_room=None)
+    async with database.unit() as uow:
+        flagged = await uow.referrals.lock(second)
+    assert flagged is not None and flagged.duplicate_of == "R-2026-0002"
+
+
+async def test_refuse_then_remind_erase_and_count(database: Database) -> None:
+    refused, _ = await _receive(database, "matrix:$a")
+    waiting, _ = await _receive(database, "fhir:body:2", source=Source.FHIR, referrer_room=None, identifiers=())
+    async with database.unit() as uow:
+        r = await referrals.refuse(uow, refused, why="situation non complexe", refer_to="SSIAD Est",
+                                   by="@coord:x", now=NOW + timedelta(days=2))
+    told = await _payload(database, f"referral-decision:{refused}:0")
+    assert r.status is Status.REFUSED and told["params"]["where"]["params"]["service"] == "SSIAD Est"
+    async with database.unit() as uow:
+        with pytest.raises(DomainError) as err:
+            await referrals.refuse(uow, refused, why="encore", refer_to=None, by="@coord:x", now=NOW)
+        assert err.value.key == "error.referral_decided"
+    sweeper = referrals.ReferralSweeper(database, reminder_days=7, erase_days=90)
+    assert await sweeper.sweep(NOW + timedelta(days=6)) == 0
+    assert await sweeper.sweep(NOW + timedelta(days=7)) == 1
+    assert await sweeper.sweep(NOW + timedelta(days=7, hours=2)) == 0  # once a day
+    assert await sweeper.sweep(NOW + timedelta(days=8)) == 1
+    assert await sweeper.sweep(NOW + timedelta(days=92)) == 2  # reminder + erasure
+    async with database.unit() as uow:
+        erased = await uow.referrals.lock(refused)
+        pending = await uow.referrals.pending()
+        reminders = await uow.outbox.count("pending")
+        _, sections = await report.build(uow, date(2026, 3, 1), date(2026, 3, 31), today=date(2026, 3, 31),
+                                         case_managers=CMS, limits=LIMITS)
+    assert erased is not None and (erased.name, erased.reason, erased.identifiers, erased.refusal) == ("", "", (), None)
+    assert erased.status is Status.REFUSED and [p.ref for p in pending] == [waiting]
+    assert reminders == 2 + 1 + 3 + 2  # 2 triage notices, 1 decision, 3 reminders, 2 redactions
+    redactions = [await _payload(database, f"referral-erase:{refused}:{i}") for i in (0, 1)]
+    assert [(p["notice_key"], p["desk"], p["room_id"]) for p in redactions] == [
+        (f"referral-new:{refused}:0", "triage", None), (f"referral-decision:{refused}:0", None, "!dm:x")]
+    figures = sections["referrals"]
+    assert (figures["matrix.received"], figures["matrix.refused"], figures["fhir.received"],
+            figures["fhir.pending"], figures["total.received"]) == (1, 1, 1, 1, 2)
+    assert figures["matrix.median_days_to_decision"] == 2
+
+
+async def test_triage_room_is_asked_once_and_new_members_are_invited(database: Database) -> None:
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW) == 2  # create + welcome
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW + timedelta(hours=1)) == 0
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x", "@cm3:x"], NOW + timedelta(hours=2)) == 1
+    assert await referrals.ensure_triage(database, ["@cm1:x", "@cm3:x"], NOW + timedelta(hours=3)) == 1
+    assert await referrals.ensure_triage(database, ["@cm1:x", "@cm3:x"], NOW + timedelta(hours=4)) == 0
+    async with database.unit() as uow:
+        entries = await uow.outbox.pending(NOW + timedelta(hours=5))
+    assert [(e.action, e.payload.get("user_id")) for e in entries] == [
+        ("create_triage", None), ("notify", None), ("invite_desk", "@cm3:x"), ("kick_desk", "@coord:x")]
+    # One lane: the welcome and the invites wait for the room's creation, in order.
+    assert {e.lane for e in entries} == {"desk:triage"}
+
+
+async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with database.unit() as uow:
+            await referrals.receive(uow, _draft(), source_key="matrix:$crash", now=NOW,
+                                    allowed_servers=SERVERS, bot_user="@relais:x")
+            raise RuntimeError("the process dies before the commit")
+    # The replayed event (the claim was rolled back with it) makes the referral once.
+    assert await _receive(database, "matrix:$crash") == ("O-2026-0001", True)
+    assert await _receive(database, "matrix:$crash") == ("O-2026-0001", False)
+    async with database.unit() as uow:
+        assert [r.ref for r in await uow.referrals.pending()] == ["O-2026-0001"]
+
+
+async def test_an_event_id_of_255_characters_keys_its_referral(database: Database) -> None:
+    long_id = "$" + "e" * 254
+    key = referrals.source_key("matrix", long_id)
+    assert len(key) <= 255 and key != referrals.source_key("matrix", long_id[:-1] + "f")
+    assert await _receive(database, key) == ("O-2026-0001", True)
+    assert await _receive(database, referrals.source_key("matrix", long_id)) == ("O-2026-0001", False)
+
+
+@pytest.mark.parametrize(("ref", "key"), [("O-2026-0099", "error.referral_unknown"),
+                                          ("R-2026-0001", "error.referral_ref"), ("0-2026-0001", "error.referral_ref")])
+async def test_an_unknown_or_malformed_reference_is_named_in_the_error(database: Database, ref: str, key: str) -> None:
+    await _receive(database, "matrix:$a")
+    for act in (lambda uow: referrals.record_criteria(uow, ref, ["autonomie=oui"]),
+                lambda uow: referrals.refuse(uow, ref, why="x", refer_to=None, by="@c:x", now=NOW),
+                lambda uow: referrals.accept(uow, ref, by="@c:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                             allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)):
+        async with database.unit() as uow:
+            with pytest.raises(DomainError) as err:
+                await act(uow)
+        assert err.value.key == key
+    async with database.unit() as uow:
+        assert [r.criteria.autonomy for r in await uow.referrals.pending()] == [None]  # nothing changed
+
+
+async def test_the_desk_guard_leaves_the_triage_room_alone(database: Database) -> None:
+    from hub.clock import FakeClock
+    from hub.services.desks import DeskGuard
+
+    await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW)
+    async with database.unit() as uow:
+        await uow.desks.set_room("triage", "!triage:x")
+    assert not await DeskGuard(database, FakeClock(NOW)).intruded("!triage:x", "$join", "@coord:x")
+    async with database.unit() as uow:
+        assert await uow.desks.room_of("triage") == "!triage:x"
