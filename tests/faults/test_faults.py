@@ -90,4 +90,4 @@ async def test_database_unavailable_for_a_while(world: World, db_url: str) -> No
 async def test_one_file_room_deleted_while_the_other_keeps_its_alerts(world: World) -> None:
     figures = await room_deleted(world, rounds=2)
     assert figures.problems == [], (figures, world.relais.tail())
-    assert figures.extra["dead_lettered"] == 4 and figures.extra["reported"] == 4
+    assert figures.extra["dead_lettered"] == 2 and figures.extra["reported"] == 2  # one notice per hospital event

@@ -47,7 +47,7 @@ async def test_a_grid_gives_the_gir_and_a_rights_review_the_case_manager_closes(
     assert "!droits fait 1" in review.body
 
     listed = await hub.command("cm", room_id, "!droits")
-    assert "n° 1 : GIR 3 (avant : aucun), évaluation du 2026-03-01" in listed.body, listed.body
+    assert "n° 1 : GIR 3 (avant : aucun), évaluation du dim. 01/03/2026" in listed.body, listed.body
     load = await hub.command("cm", desk, "!file-active")
     assert "Révisions de droits (APA) ouvertes : 1" in load.body
     closed = await hub.command("cm", room_id, "!droits fait 1")
