@@ -9,9 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.persons import Identifier
 from hub.domain.referral import CountRow, Criteria, Referral, Source, Status
-from hub.storage.models import KeyValueRow
 from hub.storage.models_referral import ReferralRow, ReferrerRoomRow
-from hub.storage.repositories import _aware
+from hub.storage.repositories import _aware, next_in_sequence
 
 __all__ = ["ReferralRepo"]
 
@@ -45,16 +44,7 @@ class ReferralRepo:
 
     async def next_sequence(self, year: int) -> int:
         """Per-year counter for O-YYYY-NNNN, locked so two referrals never share a number."""
-        key = f"referral_seq:{year}"
-        result = await self.s.execute(select(KeyValueRow).where(KeyValueRow.key == key).with_for_update())
-        row = result.scalar_one_or_none()
-        if row is None:
-            self.s.add(KeyValueRow(key=key, value="1"))
-            await self.s.flush()
-            return 1
-        row.value = str(int(row.value) + 1)
-        await self.s.flush()
-        return int(row.value)
+        return await next_in_sequence(self.s, f"referral_seq:{year}")
 
     async def by_source_key(self, source_key: str) -> Referral | None:
         result = await self.s.execute(select(ReferralRow).where(ReferralRow.source_key == source_key))

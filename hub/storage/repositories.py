@@ -35,6 +35,20 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+async def next_in_sequence(session: AsyncSession, key: str) -> int:
+    """The next value (1, 2, …) of the counter kept under `key` in kv, its row locked for the
+    transaction so two units never draw the same number (case and referral references)."""
+    result = await session.execute(select(KeyValueRow).where(KeyValueRow.key == key).with_for_update())
+    row = result.scalar_one_or_none()
+    if row is None:
+        session.add(KeyValueRow(key=key, value="1"))
+        await session.flush()
+        return 1
+    row.value = str(int(row.value) + 1)
+    await session.flush()
+    return int(row.value)
+
+
 def _utc_or_none(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC)
 
@@ -155,16 +169,7 @@ class PersonRepo:
 
     async def next_sequence(self, year: int) -> int:
         """Per-year counter for R-YYYY-NNNN, locked so two openings never share a number."""
-        key = f"case_seq:{year}"
-        result = await self.s.execute(select(KeyValueRow).where(KeyValueRow.key == key).with_for_update())
-        row = result.scalar_one_or_none()
-        if row is None:
-            self.s.add(KeyValueRow(key=key, value="1"))
-            await self.s.flush()
-            return 1
-        row.value = str(int(row.value) + 1)
-        await self.s.flush()
-        return int(row.value)
+        return await next_in_sequence(self.s, f"case_seq:{year}")
 
 
 class TeamRepo:
