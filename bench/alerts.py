@@ -3,19 +3,19 @@
 A private Synapse, a Relais process (`python -m hub run`), N followed persons whose rooms the
 member's client (matrix-nio with E2EE, a GP of every person) has joined. HL7 ADT messages
 (IHE PAM France A01 admission / A03 discharge, alternating per person) go over one MLLP
-connection; each makes Relais post two notices (the alert, then the setting handover). The
-latency is from the moment a message was due to be sent to the moment the member's client
-holds the decrypted alert notice.
+connection; each makes Relais post one message (the alert, with the move's handover checklist
+inside, SPEC §5). The latency is from the moment a message was due to be sent to the moment the
+member's client holds the decrypted alert notice.
 
 Baselines, in the same run, on the same Synapse, into rooms made with the same createRoom body
-(encrypted, invite-only, same power levels), seen by the same member client, with the same two
-notice contents per alert:
+(encrypted, invite-only, same power levels), seen by the same member client, with the same
+notice content per alert:
 - `http`: a plain HTTP client PUTs m.room.message events (clear text in an encrypted room: what
   the raw homeserver costs, nothing else);
 - `nio-e2ee`: a bare matrix-nio client sends them encrypted (what Relais does, minus Relais).
 
 Each system gets a paced phase (`--rate` alerts/s, latency percentiles) and a flat-out phase
-(sustained throughput: alerts whose two notices reached the member, per second).
+(sustained throughput: alerts whose notice reached the member, per second).
 
     .venv/bin/python bench/alerts.py [--persons 20] [--rate 5] [--count 200] [--db sqlite|postgres]
 """
@@ -172,7 +172,7 @@ class Result:
 async def phase(tracker: Tracker, rooms: Sequence[str], count: int, rate: float, start: int,
                 send: Sender) -> tuple[list[float], float]:
     """Send `count` alerts (numbered from `start`) at `rate` per second (0: flat out); return the
-    latencies and the alerts per second whose two notices were seen."""
+    latencies and the alerts per second whose notices were seen."""
     tracker.reset()
     began = time.perf_counter()
     for i in range(count):
@@ -292,7 +292,7 @@ async def _nio(server: Any, gp: MemberClient, folder: Path, notices: list[dict[s
 def report(results: list[Result], args: argparse.Namespace) -> None:
     by = {r.name: r for r in results}
     relais = by["relais"]
-    rows = [["system", "p50", "p95", "p99", "alerts/s (2 notices each)",
+    rows = [["system", "p50", "p95", "p99", "alerts/s",
              "p50 ratio", "p99 ratio", "throughput ratio"]]
     for r in results:
         p = [percentile(r.latencies, q) for q in (50, 95, 99)]

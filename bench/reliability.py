@@ -2,27 +2,36 @@
 docs/reliability.md.
 
     .venv/bin/python bench/reliability.py [--cycles 10] [--hs-rounds 2] [--poison-rounds 5] [--fuzz 5000]
+        [--faults-only | --fuzz-only] [--pg-ctl "pg_ctlcluster --skip-systemctl-redirect 15 main"]
 
 The figures the documentation promises: --cycles 100 --hs-rounds 10 --fuzz 100000 (hours on a
 quiet machine; the FHIR fuzz alone posts each input over a real socket).
 
 Starts its own Synapse on 127.0.0.1 and uses SQLite files (RELAIS_TEST_POSTGRES, when set,
-selects PostgreSQL as in the test-suite).
+selects PostgreSQL as in the test-suite; with --pg-ctl the PostgreSQL server itself is stopped
+and started again mid-load — only on a machine whose server is the bench's own). Each run keeps
+its figures in bench/results/reliability-<sqlite|postgresql|fuzz>.json and renders
+docs/reliability.md from every file there, so a PostgreSQL run does not erase the SQLite one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RELAIS_FUZZ_EXPLORE", "1")  # new inputs on every run, unlike the suite
 
@@ -55,7 +64,8 @@ async def _db_url(tmp: Path) -> str:
     return base.rsplit("/", 1)[0] + "/" + name
 
 
-async def scenarios(tmp: Path, cycles: int, hs_rounds: int, poison_rounds: int) -> list[Figures]:
+async def scenarios(tmp: Path, cycles: int, hs_rounds: int, poison_rounds: int,
+                    pg_ctl: list[str] | None) -> list[Figures]:
     out: list[Figures] = []
     synapse = DevSynapse(tmp / "hs", port=free_port())
     await synapse.start()
@@ -76,7 +86,8 @@ async def scenarios(tmp: Path, cycles: int, hs_rounds: int, poison_rounds: int) 
             print(f"{figures.name}: {'OK' if figures.ok else figures.problems}", flush=True)
             out.append(figures)
 
-        await run("crash", lambda w: crash_loop(w, cycles=cycles, alerts_per_cycle=4, commands_per_cycle=2, seed=2026))
+        await run("crash", lambda w: crash_loop(w, cycles=cycles, alerts_per_cycle=4, commands_per_cycle=2, seed=2026,
+                                                files_every=4))
         await run("hs", lambda w: homeserver_restart(w, synapse, rounds=hs_rounds, alerts=6, commands=3))
         proxy = RateLimitingProxy(synapse.url, every=3, retry_after_ms=150)
         await proxy.start()
@@ -88,63 +99,92 @@ async def scenarios(tmp: Path, cycles: int, hs_rounds: int, poison_rounds: int) 
             await run("429", limited)
         finally:
             await proxy.stop()
-        await run("db", lambda w: database_unavailable(w, w.db_url, outage_s=3.0, alerts=6, commands=3))
+        await run("db", lambda w: database_unavailable(w, w.db_url, outage_s=3.0, alerts=6, commands=3,
+                                                       pg_ctl=pg_ctl))
         await run("poison", lambda w: room_deleted(w, rounds=poison_rounds))
     finally:
         await synapse.stop()
     return out
 
 
-def render(figures: list[Figures], fuzz: dict[str, tuple[int, int]], backend: str) -> str:
+def figure_record(f: Figures) -> dict[str, Any]:
+    """One scenario's figures as kept in bench/results (JSON)."""
+    return {"name": f.name, "alerts_acked": f.alerts_acked, "alert_notices": f.alert_notices,
+            "expected": sum(f.expected.values()), "commands_sent": f.commands_sent,
+            "command_notices": f.command_notices, "problems": f.problems, "extra": f.extra}
+
+
+def _verdict(record: dict[str, Any]) -> str:
+    return "0 lost, 0 duplicated" if not record["problems"] else "PROBLEMS: " + "; ".join(record["problems"])
+
+
+def fault_lines(backend: str, run: dict[str, Any]) -> list[str]:
+    """The table and the script-readable lines of one backend's fault run."""
+    records: list[dict[str, Any]] = run["figures"]
+    lines = [f"### {backend} (run of {run['when']}, load average {run.get('load', '?')})", "",
+             "| scenario | alerts ACKed | alert + handover notices (expected) | commands accepted | plan notices | "
+             "result | details |",
+             "|---|---|---|---|---|---|---|"]
+    for r in records:
+        details = ", ".join(f"{k}={v}" for k, v in r["extra"].items())
+        result = "OK" if not r["problems"] else "; ".join(r["problems"])
+        lines.append(f"| {r['name']} | {r['alerts_acked']} | {r['alert_notices']} ({r['expected']}) | "
+                     f"{r['commands_sent']} | {r['command_notices']} | {result} | {details} |")
+    lines += ["", f"Figures, one per line (read by scripts; {backend}):", ""]
+    by_name = {r["name"]: r for r in records}
+    if crash := by_name.get("hub SIGKILL"):
+        x = crash["extra"]
+        lines.append(f"- {x.get('kills', 0)} kill/restart cycles ({backend}; {x.get('kills_during_start', 0)} of them "
+                     f"during the hub's own start; {x.get('files_opened', 0)} files opened, each with one room): "
+                     f"{_verdict(crash)}")
+    if hs := by_name.get("homeserver killed"):
+        lines.append(f"- {hs['extra'].get('rounds', 0)} homeserver kill/restart cycles ({backend}): {_verdict(hs)}")
+    if db := by_name.get("database unavailable"):
+        lines.append(f"- 1 database outage mid-load ({backend}: {db['extra'].get('outage')}): {_verdict(db)}")
+    if poison := by_name.get("room deleted by an administrator"):
+        x = poison["extra"]
+        lines.append(f"- poison ({backend}; one file's room deleted): the other file's median alert latency "
+                     f"{x.get('median_latency_before_s')} s before, {x.get('median_latency_during_s')} s during; "
+                     f"{x.get('dead_lettered')} notices dead-lettered, {x.get('reported')} reported to the referent")
+    return [*lines, ""]
+
+
+def render(results: dict[str, dict[str, Any]]) -> str:
+    """docs/reliability.md from the kept results: `sqlite`, `postgresql` (fault runs), `fuzz`."""
     lines = [
         "# Reliability and security figures",
         "",
-        f"Regenerated by `.venv/bin/python bench/reliability.py` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
-        f"({backend}). Every scenario runs real processes on 127.0.0.1: a real Synapse, Relais as "
-        "`python -m hub run` (killed with SIGKILL where said), real MLLP sockets, a real database. "
-        "Notices are counted as the GP's own E2EE client reads them in the person's room.",
+        "Regenerated by `.venv/bin/python bench/reliability.py` from the runs kept in `bench/results/` (one per "
+        "backend for the faults, one for the fuzzers). Every scenario runs real processes on 127.0.0.1: a real "
+        "Synapse, Relais as `python -m hub run` (killed with SIGKILL where said), real MLLP sockets, a real "
+        "database. Notices are counted as the GP's own E2EE client reads them in the person's room; a file "
+        "opened during the kills must have exactly one room, and the bot must be in no room that no record "
+        "names.",
         "",
         "## Faults: sent vs notices seen (must be equal)",
         "",
-        "| scenario | alerts ACKed | alert + handover notices (expected) | commands accepted | plan notices | "
-        "result | details |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for f in figures:
-        expected = sum(f.expected.values())
-        details = ", ".join(f"{k}={v}" for k, v in f.extra.items())
-        lines.append(f"| {f.name} | {f.alerts_acked} | {f.alert_notices} ({expected}) | {f.commands_sent} | "
-                     f"{f.command_notices} | {'OK' if f.ok else '; '.join(f.problems)} | {details} |")
-    lines += ["", "Figures, one per line (read by scripts):", ""]
-    crash = next((f for f in figures if f.name == "hub SIGKILL"), None)
-    if crash is not None:
-        lines.append(f"- {crash.extra.get('kills', 0)} kill/restart cycles "
-                     f"({crash.extra.get('kills_during_start', 0)} of them during the hub's own start): "
-                     f"{'0 lost, 0 duplicated' if crash.ok else 'PROBLEMS: ' + '; '.join(crash.problems)}")
-    hs = next((f for f in figures if f.name == "homeserver killed"), None)
-    if hs is not None:
-        lines.append(f"- {hs.extra.get('rounds', 0)} homeserver kill/restart cycles: "
-                     f"{'0 lost, 0 duplicated' if hs.ok else 'PROBLEMS'}")
-    poison = next((f for f in figures if f.name == "room deleted by an administrator"), None)
-    if poison is not None:
-        lines.append(f"- poison (one file's room deleted): the other file's median alert latency "
-                     f"{poison.extra.get('median_latency_before_s')} s before, "
-                     f"{poison.extra.get('median_latency_during_s')} s during; "
-                     f"{poison.extra.get('dead_lettered')} notices dead-lettered, "
-                     f"{poison.extra.get('reported')} reported to the referent")
-    for surface, (tried, crashes) in fuzz.items():
-        lines.append(f"- {tried} fuzz inputs ({surface}): {crashes} crashes")
-    lines += ["", "## Bad input: fuzz inputs tried per surface", "",
-              "| surface | inputs tried | crashes |", "|---|---|---|"]
-    for surface, (tried, crashes) in fuzz.items():
-        lines.append(f"| {surface} | {tried} | {crashes} |")
+    for key, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        if key in results:
+            lines += fault_lines(label, results[key])
+    fuzz = results.get("fuzz")
+    if fuzz:
+        surfaces: dict[str, list[int]] = fuzz["surfaces"]
+        lines += ["## Bad input: fuzz inputs tried per surface", "",
+                  f"Run of {fuzz['when']}. Figures, one per line (read by scripts):", ""]
+        lines += [f"- {tried} fuzz inputs ({surface}): {crashes} crashes" for surface, (tried, crashes)
+                  in surfaces.items()]
+        lines += ["", "| surface | inputs tried | crashes |", "|---|---|---|"]
+        lines += [f"| {surface} | {tried} | {crashes} |" for surface, (tried, crashes) in surfaces.items()]
+        lines += [
+            "",
+            "The FHIR endpoint is fuzzed over a real socket (random bytes, random JSON, JSON nested up to 100 000 "
+            "levels deep, the Da Vinci sample with one field replaced, removed or buried under deep arrays, wrong "
+            "tokens and content types): a crash there means an answer other than 200/400/401/413/415/422 with an "
+            "OperationOutcome — a 500 counts. `tests/fuzz/test_fuzz.py` runs 200 of them in the test-suite.",
+            "",
+        ]
     lines += [
-        "",
-        "The FHIR endpoint is fuzzed over a real socket (random bytes, random JSON, JSON nested up to 100 000 "
-        "levels deep, the Da Vinci sample with one field replaced, removed or buried under deep arrays, wrong "
-        "tokens and content types): a crash there means an answer other than 200/400/401/413/415/422 with an "
-        "OperationOutcome — a 500 counts. `tests/fuzz/test_fuzz.py` runs 200 of them in the test-suite.",
-        "",
         "## Access control",
         "",
         f"Access-matrix cells checked: **{cell_count()}** (`tests/security/test_access_matrix.py`, in the "
@@ -190,9 +230,12 @@ def render(figures: list[Figures], fuzz: dict[str, tuple[int, int]], backend: st
         "",
         "## Known limits",
         "",
-        "- \"PostgreSQL restarted mid-load\" is played by terminating the hub's connections and refusing new "
-        "ones for the outage (the database server is shared on the measuring machine and is not restarted).",
+        "- The homeserver is Synapse on SQLite, started by the bench; a PostgreSQL Synapse was not tried.",
     ]
+    if "postgresql" in results and not any(
+            "stopped and started" in str(r["extra"].get("outage", "")) for r in results["postgresql"]["figures"]):
+        lines.append("- \"PostgreSQL restarted mid-load\" was played by terminating the hub's connections and "
+                     "refusing new ones (run without --pg-ctl).")
     return "\n".join(lines) + "\n"
 
 
@@ -212,34 +255,77 @@ async def fuzz_fhir_endpoint(tmp: Path, n: int) -> int:
         await db.close()
 
 
+def _load(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
+
+
+def _stamp() -> dict[str, Any]:
+    one, five, fifteen = os.getloadavg()
+    return {"when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "load": f"{one:.1f} / {five:.1f} / {fifteen:.1f}"}
+
+
+def run_fuzz(n: int) -> dict[str, Any]:
+    surfaces: dict[str, list[int]] = {}
+    for name, fn in (("command parser", fuzz_command_parser), ("HL7 v2 parser", fuzz_hl7),
+                     ("MLLP framing", fuzz_mllp)):
+        started = time.monotonic()
+        try:
+            surfaces[name] = [fn(n), 0]
+        except Exception as exc:  # hypothesis re-raises the smallest failing input
+            print(f"{name}: {exc!r}", flush=True)
+            surfaces[name] = [n, 1]
+        print(f"{name}: {surfaces[name]} in {time.monotonic() - started:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.monotonic()
+        try:
+            surfaces["FHIR endpoint"] = [asyncio.run(fuzz_fhir_endpoint(Path(tmp), n)), 0]
+        except Exception as exc:
+            print(f"FHIR endpoint: {exc!r}", flush=True)
+            surfaces["FHIR endpoint"] = [n, 1]
+        print(f"FHIR endpoint: {surfaces['FHIR endpoint']} in {time.monotonic() - started:.0f} s", flush=True)
+    return {**_stamp(), "surfaces": surfaces}
+
+
+def run_faults(args: argparse.Namespace) -> dict[str, Any]:
+    pg_ctl = shlex.split(args.pg_ctl) if args.pg_ctl else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = asyncio.run(scenarios(Path(tmp), args.cycles, args.hs_rounds, args.poison_rounds, pg_ctl))
+    finally:
+        if pg_ctl:  # whatever happened, leave the server running
+            subprocess.run([*pg_ctl, "start"], capture_output=True, check=False)
+    return {**_stamp(), "figures": [figure_record(f) for f in figures]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cycles", type=int, default=10, help="hub SIGKILL/restart cycles")
     parser.add_argument("--hs-rounds", type=int, default=2, help="homeserver kill/restart cycles")
     parser.add_argument("--poison-rounds", type=int, default=5, help="alerts per phase of the poison scenario")
     parser.add_argument("--fuzz", type=int, default=5000, help="fuzz inputs per surface")
-    parser.add_argument("--fuzz-only", action="store_true", help="skip the fault scenarios")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--fuzz-only", action="store_true", help="skip the fault scenarios")
+    only.add_argument("--faults-only", action="store_true", help="skip the fuzzers")
+    parser.add_argument("--pg-ctl", help="with RELAIS_TEST_POSTGRES: the command that stops and starts the server, "
+                                         'e.g. "pg_ctlcluster --skip-systemctl-redirect 15 main"')
     args = parser.parse_args()
-    fuzz: dict[str, tuple[int, int]] = {}
-    for name, fn in (("command parser", fuzz_command_parser), ("HL7 v2 parser", fuzz_hl7),
-                     ("MLLP framing", fuzz_mllp)):
-        try:
-            fuzz[name] = (fn(args.fuzz), 0)
-        except Exception as exc:  # hypothesis re-raises the smallest failing input
-            print(f"{name}: {exc!r}", flush=True)
-            fuzz[name] = (args.fuzz, 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            fuzz["FHIR endpoint"] = (asyncio.run(fuzz_fhir_endpoint(Path(tmp), args.fuzz)), 0)
-        except Exception as exc:
-            print(f"FHIR endpoint: {exc!r}", flush=True)
-            fuzz["FHIR endpoint"] = (args.fuzz, 1)
-        figures = [] if args.fuzz_only else asyncio.run(
-            scenarios(Path(tmp), args.cycles, args.hs_rounds, args.poison_rounds))
-    backend = "PostgreSQL" if os.environ.get("RELAIS_TEST_POSTGRES") else "SQLite"
-    (ROOT / "docs" / "reliability.md").write_text(render(figures, fuzz, backend), encoding="utf-8")
+    backend = "postgresql" if os.environ.get("RELAIS_TEST_POSTGRES") else "sqlite"
+    RESULTS.mkdir(exist_ok=True)
+    ok = True
+    if not args.faults_only:
+        fuzz = run_fuzz(args.fuzz)
+        (RESULTS / "reliability-fuzz.json").write_text(json.dumps(fuzz, indent=1) + "\n", encoding="utf-8")
+        ok = not any(crashes for _tried, crashes in fuzz["surfaces"].values())
+    if not args.fuzz_only:
+        faults = run_faults(args)
+        (RESULTS / f"reliability-{backend}.json").write_text(json.dumps(faults, indent=1) + "\n",
+                                                            encoding="utf-8")
+        ok = ok and not any(r["problems"] for r in faults["figures"])
+    results = {key: _load(RESULTS / f"reliability-{key}.json") for key in ("sqlite", "postgresql", "fuzz")}
+    (ROOT / "docs" / "reliability.md").write_text(render({k: v for k, v in results.items() if v}),
+                                                  encoding="utf-8")
     print("wrote docs/reliability.md")
-    return 0 if all(f.ok for f in figures) and not any(c for _t, c in fuzz.values()) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable
+from functools import partial
 from typing import TypeVar
 
 from aiohttp import web
@@ -110,7 +111,9 @@ class Relais:
         http = config.http
         self._http_tls = (server_context("http", http.tls_cert, http.tls_key)
                           if http.tls_cert is not None and http.tls_key is not None else None)
-        self.alerts = AlertService(self.db, self.clock, {"hl7": parse_hl7, "fhir": parse_bundle},
+        # Times sent without an offset are the territory's local time (`[care] timezone`).
+        parsers = {"hl7": partial(parse_hl7, tz=self.clock.tz), "fhir": partial(parse_bundle, tz=self.clock.tz)}
+        self.alerts = AlertService(self.db, self.clock, parsers,
                                    ins_test_oids=config.alerts.ins_test_oids, metrics=self.metrics,
                                    on_enqueued=self.outbox.wake)
         self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days, tz=self.clock.tz,
@@ -126,7 +129,7 @@ class Relais:
         self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,
                                          config.care.referral_erase_days, on_enqueued=self.outbox.wake,
                                          tz=self.clock.tz)
-        self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake)
+        self.rights_reminders = RightsReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.scheduler = Scheduler(self.db, self.clock, self.sweeper, extra_jobs=[
             Job("consent-reminders", self.consent_reminders.sweep, SWEEP_INTERVAL_S),
             # Every 5 minutes: the reminder an hour before must not come at the start.

@@ -66,6 +66,11 @@ class Commands(Protocol):
         """Tell the sender, without content, that a message of theirs could not be read."""
         ...
 
+    async def not_processed(self, event_id: str, sender: str, room_id: str,
+                            content: Mapping[str, Any] | str) -> bool:
+        """Tell the sender of a command that was set aside (it kept failing) that it was not done."""
+        ...
+
 
 def membership_change(sender: str, user: str, membership: str, prev: str | None) -> str:
     """What happened to `user`: left | declined (on their own), kicked | banned (by someone else,
@@ -137,7 +142,7 @@ class Intake:
                 events = await self._backfill(room_id, info.timeline.prev_batch, self._since) + events
             for event in events:
                 event_id = getattr(event, "event_id", None) or f"{room_id}:{type(event).__name__}"
-                failed += not await self._one(room_id, event_id, self._on_event(room_id, event))
+                failed += not await self._one(room_id, event_id, self._on_event(room_id, event), event)
         if failed:
             raise EventsFailed(f"{failed} event(s) failed; the batch will be replayed")
         await self._retry_undecrypted()
@@ -147,7 +152,7 @@ class Intake:
         self._since = resp.next_batch
         self.advanced_at = time.monotonic()
 
-    async def _one(self, room_id: str, event_id: str, handling: Awaitable[None]) -> bool:
+    async def _one(self, room_id: str, event_id: str, handling: Awaitable[None], event: object = None) -> bool:
         """Handle one event; False when it failed and must be tried again (the batch replayed)."""
         try:
             await handling
@@ -160,6 +165,12 @@ class Intake:
                             exc_info=exc)
                 return False
             await self._dead_letter(room_id, event_id, exc, tries)
+            if isinstance(event, RoomMessageText):
+                try:  # a command set aside is told to its sender, never dropped silently
+                    await self.dispatcher.not_processed(event.event_id, event.sender, room_id, message_content(event))
+                except Exception as told:
+                    log.error("could not tell the sender of a set-aside event in %s (%s)", room_id,
+                              type(told).__name__)
         self._failures.pop(event_id, None)
         return True
 
@@ -226,7 +237,7 @@ class Intake:
             if decrypted is not None:
                 event.room_id = room_id
                 del self._undecrypted[event_id]
-                if not await self._one(room_id, event_id, self._on_event(room_id, decrypted)):
+                if not await self._one(room_id, event_id, self._on_event(room_id, decrypted), decrypted):
                     self._undecrypted[event_id] = (room_id, event, since)
             elif time.monotonic() - since > UNDECRYPTABLE_PATIENCE_S:
                 log.warning("giving up on an undecryptable event in %s", room_id)

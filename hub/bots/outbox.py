@@ -179,18 +179,22 @@ class OutboxWorker:
         async with self.db.read() as uow:
             heads = await uow.outbox.due_heads(_wall(), busy=set(self._lanes), limit=room)
         for head in heads:
-            task = asyncio.create_task(self._serve(head.lane), name=f"outbox-lane-{head.id}")
+            task = asyncio.create_task(self._serve(head.lane, head), name=f"outbox-lane-{head.id}")
             self._lanes[head.lane] = task
         return len(heads)
 
-    async def _serve(self, lane: str) -> None:
-        """Do a lane's due entries in order; stop when it is empty or waits for a retry."""
+    async def _serve(self, lane: str, head: OutboxEntry | None = None) -> None:
+        """Do a lane's due entries in order, from `head` (just read as the lane's first due entry);
+        stop when it is empty or waits for a retry."""
+        entry = head
         try:
             while not self._stopping.is_set():
-                async with self.db.read() as uow:
-                    entry = await uow.outbox.head_of(lane, _wall())
+                if entry is None:
+                    async with self.db.read() as uow:
+                        entry = await uow.outbox.head_of(lane, _wall())
                 if entry is None or not await self.attempt(entry):
                     break
+                entry = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away mid-way: this lane rests, the others go on
@@ -253,12 +257,12 @@ class OutboxWorker:
             return False
         why = label if not retry else f"{label} (still failing after {age:.0f} s)"
         async with self.db.unit() as uow:
-            told = await dead_letter(uow, entry, why, now)
+            told = await dead_letter(uow, entry, why, now, self.clock.tz)
         self.dead += 1
         if self.metrics is not None:
             self.metrics.outbox_dead.inc()
         log.error("outbox entry %s (%s, %s) set aside for good: %s; %s", entry.id, entry.action,
-                  entry.case_ref or "-", why, "referent told" if told else "nobody to tell")
+                  entry.case_ref or "-", why, "told" if told else "nobody to tell")
         if told:
             self._wake.set()
         return True

@@ -163,6 +163,34 @@ class Dispatcher:
         self.on_enqueued()
         return True
 
+    async def not_processed(self, event_id: str, sender: str, room_id: str,
+                            content: Mapping[str, Any] | str) -> bool:
+        """A command whose handling kept failing and that intake set aside (SPEC §7: never dropped
+        silently): tell its sender, in the room (in its thread, if any), that it was not done and
+        can be sent again. Nothing of the command is repeated. True when told."""
+        if sender == self.settings.bot_user:
+            return False
+        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+        if not is_command(message.text):
+            return False
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            if not await uow.events.claim(event_id, now):
+                return False  # it ran after all
+            try:
+                ctx = await self._context(uow, sender, room_id)
+            except DomainError:
+                return False
+            if ctx is None:
+                return False
+            notice = Notify("command.error", ctx.case_ref, "error.not_processed", {"sender": sender},
+                            mentions=(sender,), room_id=room_id)
+            if message.thread_root:
+                notice = replace(notice, thread_root=message.thread_root, in_reply_to=event_id)
+            await enqueue(uow, f"cmd:{event_id}", [notice], now)
+        self.on_enqueued()
+        return True
+
     def _placed(self, effects: list[Effect], ctx: Ctx, message: Message, event_id: str) -> list[Effect]:
         """The answers to a command typed in a thread go to that thread."""
         if not message.thread_root:

@@ -85,7 +85,7 @@ def _as_of(day: date | None) -> dict[str, Any] | str:
 async def report_(ctx: Ctx, inv: Invocation) -> list[Effect]:
     p, sections = await report.build(ctx.uow, inv.opts["from"], inv.opts["to"], today=ctx.today, tz=ctx.tz,
                                      case_managers=ctx.settings.case_managers, limits=ctx.settings.limits)
-    today = ctx.now.date()
+    today = ctx.today
     blocks = [{"key": "report.section", "params": {"title": {"key": f"report.title.{name}"},
                                                    "as_of": _as_of(report.as_of(name, p, today)),
                                                    "lines": _section_lines(name, section)}}

@@ -27,6 +27,7 @@ async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
                   reason=inv.opts["reason"] or "", identifiers=tuple(identifiers_from(inv)), gp=inv.opts["gp"],
                   referrer_room=ctx.room_id)
     got = await referrals.receive(ctx.uow, draft, source_key=referrals.source_key("matrix", ctx.event_id), now=ctx.now,
+                                  today=ctx.today,
                                   allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user)
     return [ctx.reply("reply.refer", ref=got.referral.ref)]
 

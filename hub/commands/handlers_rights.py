@@ -13,7 +13,7 @@ from hub.services import rights
 
 
 async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    lines = await rights.open_lines(ctx.uow, ctx.person, ctx.sender, ctx.now.date())
+    lines = await rights.open_lines(ctx.uow, ctx.person, ctx.sender, ctx.today, ctx.tz)
     if ctx.person is None:
         return [ctx.reply("rights.list_desk" if lines else "rights.none_desk", lines=lines)]
     return [ctx.reply("rights.list" if lines else "rights.none", case=ctx.case_ref, lines=lines)]
@@ -21,8 +21,8 @@ async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 async def done(ctx: Ctx, inv: Invocation) -> list[Effect]:
     assert ctx.person is not None, "room commands run with a person"
-    closed = await rights.close_review(ctx.uow, ctx.person, inv.args["n"], by=ctx.sender, now=ctx.now)
-    still_open = len(await rights.open_lines(ctx.uow, ctx.person, ctx.sender, ctx.now.date()))
+    closed = await rights.close_review(ctx.uow, ctx.person, inv.args["n"], by=ctx.sender, now=ctx.now, tz=ctx.tz)
+    still_open = len(await rights.open_lines(ctx.uow, ctx.person, ctx.sender, ctx.today, ctx.tz))
     params = rules.notice_params(closed, ctx.case_ref)
     return [ctx.reply("rights.closed", case=ctx.case_ref, number=closed.number, by=ctx.sender, old=params["old"],
                       new=closed.new_gir, open=still_open)]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from hub.clock import local_date
 from hub.commands import handlers_handover
 from hub.commands.context import Command, Ctx
 from hub.commands.handlers_desk import identifier, identifiers_from
@@ -38,8 +39,8 @@ async def show(ctx: Ctx, inv: Invocation) -> list[Effect]:
     if not members:
         return [ctx.reply("reply.team_empty", case=ctx.case_ref)]
     lines = [
-        {"key": "reply.team_line", "params": {
-            "user": m.user_id, "role": m.role.value, "org": m.organisation, "since": m.since.date().isoformat()}}
+        {"key": "reply.team_line", "params": {"user": m.user_id, "role": m.role.value, "org": m.organisation,
+                                              "since": local_date(m.since, ctx.tz).isoformat()}}
         for m in members
     ]
     return [ctx.reply("reply.team", case=ctx.case_ref, members=lines)]

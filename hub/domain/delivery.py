@@ -1,26 +1,58 @@
-"""What the referent is told when something the bot had to post could not be delivered. Pure.
+"""Who is told, and how, when something the bot had to post could not be delivered. Pure.
 
 SPEC §5 `delivery.failed`: to the referent's desk, what kind of notice, which file, since when
-— never the notice's content. SPEC §7: what cannot be delivered is reported to the file's case
-manager, never dropped silently.
+— never the notice's content. SPEC §7: what cannot be delivered is reported to a person, never
+dropped silently. When the referent's own desk is what fails (or a desk's creation, or the
+triage room, or a room no file names), telling them there would fail too: the territory's
+pilots are told in theirs instead (`delivery.failed_pilot`), and a report to a pilot that fails
+is not reported again (the error log and the dead-letter metric keep it).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.domain.effects import Notify
 
 PARIS = ZoneInfo("Europe/Paris")
 KIND = "delivery.failed"
+#: The message of the report a pilot gets (its kind stays `delivery.failed`).
+TO_PILOT = "delivery.failed_pilot"
 
 
-def failure_notice(referent: str, case_ref: str, what: str, since: datetime) -> Notify:
+def _since(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def failure_notice(referent: str, case_ref: str, what: str, since: datetime, tz: tzinfo = PARIS) -> Notify:
     """`what`: the failed notice's kind (`alert.admission`…) or the action (`create_room`,
     `invite`…); shown through the catalog word `delivery.what.<what>`. `since`: when the entry was
-    queued (aware datetime), shown in local time. Mentions the referent (m.mentions, SPEC §5)."""
+    queued (aware datetime), shown in the territory's time `tz` (`[care] timezone`). Mentions the
+    referent (m.mentions, SPEC §5)."""
     return Notify(KIND, case_ref, KIND,
                   {"what": {"key": f"delivery.what.{what}"}, "case": case_ref or "—",
-                   "since": since.astimezone(PARIS).strftime("%Y-%m-%d %H:%M"), "user": referent},
+                   "since": _since(since, tz), "user": referent},
                   mentions=(referent,), desk=referent)
+
+
+def where(case_ref: str, desk_owner: str | None, triage: bool) -> dict[str, Any]:
+    """The place that could not be reached, as a catalog phrase: a file's room, someone's desk
+    (a Matrix id, no name), the triage room, or another room."""
+    if triage:
+        return {"key": "delivery.where.triage"}
+    if desk_owner:
+        return {"key": "delivery.where.desk", "params": {"owner": desk_owner}}
+    if case_ref:
+        return {"key": "delivery.where.case", "params": {"case": case_ref}}
+    return {"key": "delivery.where.other"}
+
+
+def pilot_notice(pilot: str, case_ref: str, what: str, place: dict[str, Any], since: datetime,
+                 tz: tzinfo = PARIS) -> Notify:
+    """The report to one pilot, in their desk, when nobody closer can be told (module docstring)."""
+    return Notify(KIND, case_ref, TO_PILOT,
+                  {"what": {"key": f"delivery.what.{what}"}, "where": place, "since": _since(since, tz),
+                   "user": pilot},
+                  mentions=(pilot,), desk=pilot)

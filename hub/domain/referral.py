@@ -14,12 +14,13 @@ import statistics
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from hub.domain import caseload
 from hub.domain.errors import DomainError
 from hub.domain.persons import Identifier
+from hub.domain.transitions import local_day
 
 REF = re.compile(r"^O-\d{4}-\d{4,}$")
 REMINDER_DAYS = 7  # SPEC §9: reminded in the triage room when undecided this long
@@ -209,17 +210,16 @@ def erase(referral: Referral, now: datetime) -> Referral:
 class CountRow:
     source: str
     status: str
-    received_on: date
     decided_at: datetime | None
     received_at: datetime
 
 
-def figures(rows: Iterable[CountRow], start: date, end: date) -> dict[str, int]:
+def figures(rows: Iterable[CountRow], start: date, end: date, tz: tzinfo) -> dict[str, int]:
     """Received, accepted, refused, pending and the median time to a decision (whole days, and
     hours for same-day decisions), by source and in total, for referrals received in
-    [start, end] (SPEC §9 figures). Median of no decision: 0."""
+    [start, end] — the territory's dates, `tz` (SPEC §5, §9 figures). Median of no decision: 0."""
     out: dict[str, int] = {}
-    inside = [r for r in rows if start <= r.received_on <= end]
+    inside = [r for r in rows if start <= local_day(r.received_at, tz) <= end]
     for label, chosen in (("total", inside), *((s.value, [r for r in inside if r.source == s.value])
                                                for s in Source)):
         hours = [(r.decided_at - r.received_at).total_seconds() / 3600 for r in chosen if r.decided_at]

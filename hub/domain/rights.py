@@ -20,12 +20,13 @@ caller records (case, occasion) once sent and a hub down for weeks sends only th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from hub.domain.aggir import APA_ELIGIBLE
 from hub.domain.effects import Notify
 from hub.domain.errors import DomainError
+from hub.domain.transitions import local_day
 
 KIND = "rights.review"
 REMIND_AFTER_DAYS = 30
@@ -91,14 +92,14 @@ def notice_params(review: Review, case_ref: str) -> dict[str, Any]:
     }
 
 
-def close(reviews: list[Review], number: int, *, by: str, now: datetime) -> Review:
+def close(reviews: list[Review], number: int, *, by: str, now: datetime, tz: tzinfo) -> Review:
     """The review `number` closed; DomainError when there is none or it is closed already."""
     found = next((r for r in reviews if r.number == number), None)
     if found is None:
         raise DomainError("error.rights_unknown", number=number)
     if not found.is_open:
         raise DomainError("error.rights_closed", number=number,
-                          date=found.closed_at.date().isoformat() if found.closed_at else "")
+                          date=local_day(found.closed_at, tz).isoformat() if found.closed_at else "")
     return Review(found.number, found.old_gir, found.new_gir, found.evaluated_on, found.opened_at,
                   found.opened_by, now, by)
 
@@ -112,14 +113,15 @@ def reminder_occasion(opened_on: date, today: date) -> str | None:
     return f"{(days - REMIND_AFTER_DAYS) // REMIND_EVERY_DAYS}"
 
 
-def reminder(review: Review, case_ref: str, referent: str, today: date) -> Notify:
-    params = notice_params(review, case_ref) | {
-        "days": (today - review.opened_at.date()).days, "since": review.opened_at.date().isoformat()}
+def reminder(review: Review, case_ref: str, referent: str, today: date, tz: tzinfo) -> Notify:
+    """The weekly reminder; `today` and `tz` are the territory's (SPEC §5: local dates)."""
+    opened_on = local_day(review.opened_at, tz)
+    params = notice_params(review, case_ref) | {"days": (today - opened_on).days, "since": opened_on.isoformat()}
     return Notify(KIND, case_ref, "rights.reminder", params, (referent,))
 
 
-def line(review: Review, case_ref: str, today: date, *, with_case: bool) -> dict[str, Any]:
-    """One open review in `!rights`, as a catalog message."""
-    params = notice_params(review, case_ref) | {
-        "since": review.opened_at.date().isoformat(), "days": (today - review.opened_at.date()).days}
+def line(review: Review, case_ref: str, today: date, tz: tzinfo, *, with_case: bool) -> dict[str, Any]:
+    """One open review in `!rights`, as a catalog message (local dates, SPEC §5)."""
+    opened_on = local_day(review.opened_at, tz)
+    params = notice_params(review, case_ref) | {"since": opened_on.isoformat(), "days": (today - opened_on).days}
     return {"key": "rights.line_desk" if with_case else "rights.line", "params": params}

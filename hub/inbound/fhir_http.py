@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.inbound.fhir_notify import FhirError, operation_outcome, parse_bundle
+from hub.inbound.fhir_notify import FhirError, operation_outcome
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
 
@@ -68,7 +68,7 @@ def fhir_routes(service: AlertService, token: str | None, metrics: Metrics | Non
             count("rejected")
             return _outcome(413, "error", "too-long", "bundle too large")
         try:
-            alert = parse_bundle(body)
+            alert = service.parse("fhir", body)
         except FhirError as err:
             count("rejected")
             return _error(err)

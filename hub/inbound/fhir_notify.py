@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ EVENTS: dict[str, AlertEvent] = {
     "notification-transfer": AlertEvent.transfer,
 }
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-_PARIS = "Europe/Paris"  # a FHIR date without time or offset is read as French local time
+_PARIS = ZoneInfo("Europe/Paris")  # the default territory: `[care] timezone` (SPEC §5)
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -130,16 +130,17 @@ def _first_of(bundle: Bundle, kind: type[Any]) -> Any:
     return next((e.resource for e in bundle.entry or [] if isinstance(e.resource, kind)), None)
 
 
-def _aware(value: object) -> datetime | None:
-    paris = ZoneInfo(_PARIS)
+def _aware(value: object, local: tzinfo) -> datetime | None:
+    """A FHIR date or dateTime as an aware datetime; without an offset (a date, a year-month),
+    it is the sender's local time: the territory's zone `local`."""
     if isinstance(value, datetime):
         offset = value.utcoffset()
         # pydantic's own TzInfo is swapped for a stdlib timezone
-        return value.replace(tzinfo=paris if offset is None else timezone(offset))
+        return value.replace(tzinfo=local if offset is None else timezone(offset))
     if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=paris)
+        return datetime.combine(value, time(), tzinfo=local)
     if isinstance(value, str) and (m := _PARTIAL.fullmatch(value)):
-        return datetime(int(m.group(1)), int(m.group(2) or 1), 1, tzinfo=paris)
+        return datetime(int(m.group(1)), int(m.group(2) or 1), 1, tzinfo=local)
     return None
 
 
@@ -162,7 +163,9 @@ def _identifiers(patient: Patient) -> tuple[PatientId, ...]:
     return tuple(dict.fromkeys(ids))
 
 
-def parse_bundle(body: bytes | Mapping[str, Any]) -> Alert:
+def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
+    """A FHIR R4 admit/discharge/transfer notification Bundle → Alert; FhirError otherwise. `tz`:
+    the territory's zone (`[care] timezone`), for times without an offset."""
     _, MessageHeader, Encounter, Patient = _models()
     bundle = _load(body)
     if bundle.type != "message":
@@ -191,7 +194,7 @@ def parse_bundle(body: bytes | Mapping[str, Any]) -> Alert:
     moment: object = None
     if period is not None:
         moment = {AlertEvent.admission: period.start, AlertEvent.discharge: period.end}.get(event)
-    event_time = _aware(moment) or _aware(bundle.timestamp)
+    event_time = _aware(moment, tz) or _aware(bundle.timestamp, tz)
     if event_time is None:
         raise FhirError(422, "required", "no event time (Encounter.period, Bundle.timestamp)")
 

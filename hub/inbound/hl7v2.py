@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -60,7 +60,7 @@ _CHARSETS = {
     "8859/15": "iso8859-15",
     "ASCII": "ascii",
 }
-_PARIS = "Europe/Paris"  # HL7 times without an offset are local French time
+_PARIS = ZoneInfo("Europe/Paris")  # the default territory: `[care] timezone` (SPEC §5)
 _TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\d*([+-]\d{4})?")
 _VERSION = re.compile(r"2\.(\d+)(?:\.\d+)*")
 
@@ -337,13 +337,13 @@ def _header(text: str, codec: str) -> tuple[MshHeader, _Delims, list[_Segment]]:
 # ---------------------------------------------------------------- values
 
 
-def _parse_ts(value: str) -> datetime | None:
+def _parse_ts(value: str, local: tzinfo = _PARIS) -> datetime | None:
     """HL7 TS/DTM: YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]; no offset → Europe/Paris."""
     m = _TS.fullmatch(value.strip())
     if m is None:
         return None
     year, month, day, hour, minute, sec, frac, offset = m.groups()
-    tz: timezone | ZoneInfo
+    tz: tzinfo
     if offset:
         hours, minutes = int(offset[1:3]), int(offset[3:5])
         if hours > 14 or minutes > 59:
@@ -351,7 +351,7 @@ def _parse_ts(value: str) -> datetime | None:
         sign = -1 if offset[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     else:
-        tz = ZoneInfo(_PARIS)
+        tz = local  # HL7 v2.5 §2.A.75 (DTM): no offset means the sender's local time
     try:
         return datetime(
             int(year),
@@ -406,8 +406,10 @@ def _first(segments: list[_Segment], name: str) -> _Segment | None:
 # ---------------------------------------------------------------- parse
 
 
-def parse(raw: bytes) -> Alert:
-    """One ADT message → Alert; Hl7Error (AE/AR) or IsAck otherwise."""
+def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
+    """One ADT message → Alert; Hl7Error (AE/AR) or IsAck otherwise. `tz`: the territory's zone
+    (`[care] timezone`), for times sent without an offset — a hospital in La Réunion sends its
+    own local time, not Paris's."""
     codec = _codec_for(raw)
     text = normalise(raw.decode(codec))
     header, d, segments = _header(text, codec)
@@ -453,7 +455,7 @@ def parse(raw: bytes) -> Alert:
 
     msh = segments[0]
     candidates = ([evn.get(6), evn.get(2)] if evn else []) + [msh.get(7)]
-    event_time = next((t for t in map(_parse_ts, candidates) if t is not None), None)
+    event_time = next((t for t in (_parse_ts(c, tz) for c in candidates) if t is not None), None)
     if event_time is None:
         raise fail("AE", "no valid event time (EVN-6, EVN-2, MSH-7)", "102", "no_event_time")
 

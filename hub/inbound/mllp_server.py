@@ -28,7 +28,7 @@ from hub.config import MllpConfig
 from hub.errors import ConfigError
 from hub.inbound.ack import AckCode, build_ack, build_batch
 from hub.inbound.hl7batch import split_block
-from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, NotActed, digest, parse, read_header
+from hub.inbound.hl7v2 import Hl7Error, IsAck, MshHeader, NotActed, digest, read_header
 from hub.inbound.mllp import FrameError, MllpDecoder, frame
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
@@ -130,7 +130,7 @@ class Hl7Listener:
     async def on_message(self, raw: bytes) -> bytes | None:
         """The ACK of one message; None for a message that is itself an ACK."""
         try:
-            alert = parse(raw)
+            alert = self.service.parse("hl7", raw)
         except IsAck:
             self._count("ack_ignored")
             return None

@@ -63,6 +63,12 @@ class AlertService:
         if self.metrics is not None:
             self.metrics.alerts.labels(source=source, outcome=outcome).inc()
 
+    def parse(self, source: str, raw: bytes) -> Alert:
+        """The configured parser of `source` ("hl7", "fhir"): the same one, with the territory's
+        zone, reads a message on arrival and again when recovery replays it. Raises the
+        parser's own errors (Hl7Error, IsAck, NotActed, FhirError)."""
+        return self.parsers[source](raw)
+
     async def receive(self, alert: Alert, raw: bytes, *, digest: str | None = None) -> Received:
         """Commit the message (once); raises if it could not be stored (the sender must retry).
 

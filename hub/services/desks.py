@@ -94,7 +94,9 @@ class DeskGuard:
         now = self.clock.now()
         async with self.db.unit() as uow:
             desk = await uow.desks.owner(room_id)
-            if desk is None or desk[0] == user_id or desk[0] == TRIAGE_DESK:
+            if desk is None:
+                return await self._referrer_room_intruded(uow, room_id, event_id, user_id, now)
+            if desk[0] == user_id or desk[0] == TRIAGE_DESK:
                 return False  # the triage room has members by design (services/referrals.py)
             if not await uow.events.claim(event_id, now):
                 return False
@@ -108,4 +110,19 @@ class DeskGuard:
             ]
             await enqueue(uow, f"desk-not-private:{event_id}", effects, now)
         log.warning("left a desk that someone other than its owner entered; a new desk is opened")
+        return True
+
+    async def _referrer_room_intruded(self, uow: UnitOfWork, room_id: str, event_id: str, user_id: str,
+                                      now: datetime) -> bool:
+        """A referrer's direct room (SPEC §9) is guarded like a desk: the decision on a referral
+        names the person, so when anyone else enters, the bot says so (no content), leaves, and
+        answers the referrer's pending referrals in the next direct room they open with it."""
+        referrer = await uow.referrals.referrer_of(room_id)
+        if referrer is None or referrer == user_id or not await uow.events.claim(event_id, now):
+            return False
+        await uow.referrals.forget_referrer_room(room_id)
+        await enqueue(uow, f"referrer-not-private:{event_id}",
+                      [Notify("command.reply", "", "referrer.not_private", {}, room_id=room_id), LeaveRoom(room_id)],
+                      now)
+        log.warning("left a referrer's room that someone else entered")
         return True

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, tzinfo
 
+from hub.domain import delivery
 from hub.domain.delivery import KIND as DELIVERY_FAILED
-from hub.domain.delivery import failure_notice
+from hub.domain.delivery import PARIS, failure_notice
 from hub.domain.effects import (
     TRIAGE_DESK,
     CreateDesk,
@@ -50,30 +51,43 @@ async def enqueue(uow: UnitOfWork, key_prefix: str, effects: Sequence[Effect], n
     return added
 
 
-#: Kinds whose failure is not reported again (the report itself).
-_NOT_REPORTED = frozenset({DELIVERY_FAILED})
-
-
-async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: datetime) -> str | None:
-    """Set an entry aside for good and tell the file's referent in their desk (SPEC §5
-    `delivery.failed`: what kind of notice, which file, since when — no content). Returns whom
-    it told, or None when nobody can be told (a desk's own creation, a report that failed itself).
+async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: datetime,
+                      tz: tzinfo = PARIS) -> str | None:
+    """Set an entry aside for good and tell a person (SPEC §5 `delivery.failed`: what kind of
+    notice, which file, since when — no content): the file's referent in their desk; when that
+    desk is the very place that fails, or there is no file (a desk's creation, the triage room,
+    another room), the pilots in theirs (hub/domain/delivery.py). Returns whom it told (ids
+    joined by ", "), or None when nobody can be: a report to a pilot that failed itself, or no
+    pilot with a desk. `tz`: the territory's zone, for "since when".
 
     In the caller's unit of work, so the entry is never set aside without its report."""
     await uow.outbox.failed(entry.id, error)
     kind = str(entry.payload.get("kind") or "")
-    if kind in _NOT_REPORTED or entry.action in ("create_desk", "create_triage"):
-        return None
-    if entry.payload.get("desk") == TRIAGE_DESK:
-        return None  # the triage room is no one's desk: nobody to mention (the error log and metric say it)
+    if entry.payload.get("message") == delivery.TO_PILOT:
+        return None  # the last resort failed: the error log and the metric keep it
+    what = kind or entry.action
+    desk = entry.payload.get("desk")
+    room_id = entry.payload.get("room_id")
+    owner = str(desk) if desk else None
+    if owner is None and room_id and not entry.case_ref:
+        found = await uow.desks.owner(str(room_id))  # a reply posted in a desk names its room
+        owner = found[0] if found else None
+    triage = owner == TRIAGE_DESK or entry.action == "create_triage"
+    if entry.action in ("create_desk", "create_triage"):
+        owner = None if triage else str(entry.payload.get("user_id") or "") or None
     referent: str | None = None
     if entry.case_ref:
         person = await uow.persons.get(entry.case_ref)
         referent = person.referent if person is not None else None
-    elif entry.payload.get("desk"):
-        referent = str(entry.payload["desk"])
-    if referent is None:
-        return None
-    notice = failure_notice(referent, entry.case_ref or "", kind or entry.action, entry.created_at)
-    await enqueue(uow, f"dead:{entry.id}", [notice], now)
-    return referent
+    elif owner and not triage and entry.action != "create_desk":
+        referent = owner
+    if referent is not None and referent != owner and kind != DELIVERY_FAILED:
+        notice = failure_notice(referent, entry.case_ref or "", what, entry.created_at, tz)
+        await enqueue(uow, f"dead:{entry.id}", [notice], now)
+        return referent
+    # The referent's own desk is what fails (or there is no referent): the pilots are told.
+    place = delivery.where(entry.case_ref or "", owner if not triage else None, triage)
+    pilots = sorted(user for user, role, room in await uow.desks.all() if role == "pilot" and room and user != owner)
+    notices = [delivery.pilot_notice(p, entry.case_ref or "", what, place, entry.created_at, tz) for p in pilots]
+    await enqueue(uow, f"dead:{entry.id}", notices, now)
+    return ", ".join(pilots) or None

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -72,17 +72,18 @@ class Received:
     new: bool  # False: this source key was already received (a replay, a resend)
 
 
-async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime,
+async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime, today: date,
                   allowed_servers: tuple[str, ...], bot_user: str) -> Received:
     """Check, number and store a referral, and enqueue its `referral.new` notice to the triage
-    room in the same unit of work (under `new_key`, so that erasure can redact it)."""
+    room in the same unit of work (under `new_key`, so that erasure can redact it). `today` is
+    the territory's date (a birth date "in the future" is judged on it, SPEC §5)."""
     known = await uow.referrals.by_source_key(source_key)
     if known is not None:
         return Received(known, False)
     name = persons.check_display_name(draft.name)
     if draft.born is None:
         raise DomainError("error.referral_born_missing")
-    persons.check_birth_date(draft.born, now.date())
+    persons.check_birth_date(draft.born, today)
     reason = referral.check_reason(draft.reason)
     persons.check_new_identifiers((), draft.identifiers)
     if draft.gp is not None:
@@ -258,8 +259,8 @@ class ReferralSweeper:
         return done
 
 
-async def report_section(uow: UnitOfWork, start: date, end: date) -> dict[str, int]:
-    return referral.figures(await uow.referrals.count_rows(), start, end)
+async def report_section(uow: UnitOfWork, start: date, end: date, tz: tzinfo) -> dict[str, int]:
+    return referral.figures(await uow.referrals.count_rows(), start, end, tz)
 
 
 async def export_section(uow: UnitOfWork, case_ref: str) -> Any:
@@ -291,7 +292,7 @@ class ReferralIntake:
         """(reference, new). DomainError for content the domain refuses; nothing is kept then."""
         now = self.clock.now()
         async with self.db.unit() as uow:
-            got = await receive(uow, draft, source_key=source_key, now=now,
+            got = await receive(uow, draft, source_key=source_key, now=now, today=self.clock.today(),
                                 allowed_servers=self.allowed_servers, bot_user=self.bot_user)
             if got.new:
                 await uow.audit.record(now, f"fhir:{draft.referrer}"[:255], "refer", None, {"ref": got.referral.ref})

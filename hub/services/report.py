@@ -101,7 +101,7 @@ async def _concertations(inp: ReportInput) -> Section:
 
 
 async def _referrals(inp: ReportInput) -> Section:
-    return await referrals.report_section(inp.uow, inp.period.start, inp.period.end)
+    return await referrals.report_section(inp.uow, inp.period.start, inp.period.end, inp.tz)
 
 
 async def _gir(inp: ReportInput) -> Section:

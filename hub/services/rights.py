@@ -7,14 +7,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE
 from hub.domain import rights
 from hub.domain.effects import Effect, Notify
 from hub.domain.evaluations import Evaluation
 from hub.domain.persons import Person
 from hub.domain.report import Section
+from hub.domain.transitions import local_day
 from hub.services import plans
 from hub.services.outbox import enqueue
 from hub.services.plans import EvaluationStatus
@@ -45,38 +48,45 @@ async def record_evaluation(
     return evaluation, status, [notice]
 
 
-async def close_review(uow: UnitOfWork, person: Person, number: int, *, by: str, now: datetime) -> rights.Review:
+async def close_review(uow: UnitOfWork, person: Person, number: int, *, by: str, now: datetime,
+                       tz: tzinfo) -> rights.Review:
     await uow.persons.lock(person.case_ref)
-    closed = rights.close(await uow.rights.of_case(person.case_ref), number, by=by, now=now)
+    closed = rights.close(await uow.rights.of_case(person.case_ref), number, by=by, now=now, tz=tz)
     await uow.rights.close(person.case_ref, closed)
     return closed
 
 
-async def open_lines(uow: UnitOfWork, person: Person | None, referent: str, today: date) -> list[dict[str, Any]]:
+async def open_lines(uow: UnitOfWork, person: Person | None, referent: str, today: date,
+                     tz: tzinfo) -> list[dict[str, Any]]:
     """The open reviews of one file (in its room) or of the referent's files (in the desk)."""
     if person is not None:
-        return [rights.line(r, person.case_ref, today, with_case=False)
+        return [rights.line(r, person.case_ref, today, tz, with_case=False)
                 for r in await uow.rights.of_case(person.case_ref) if r.is_open]
-    return [rights.line(r, ref, today, with_case=True) for ref, r in await uow.rights.open_of_referent(referent)]
+    return [rights.line(r, ref, today, tz, with_case=True) for ref, r in await uow.rights.open_of_referent(referent)]
 
 
 class RightsReminders:
     """Open reviews older than 30 days are reminded to the referent once a week, once per
     occasion whatever the restarts (the occasions sent are kept with the re-evaluation ones)."""
 
-    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, on_enqueued: Callable[[], None] | None = None,
+                 tz: tzinfo | None = None) -> None:
         self.db = db
         self.on_enqueued = on_enqueued or (lambda: None)
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # `[care] timezone`: weeks count in local days
 
     async def sweep(self, now: datetime) -> int:
-        today = now.date()
+        today = local_day(now, self.tz)
         count = 0
         async with self.db.unit() as uow:
             due: list[tuple[str, str, Notify]] = []
-            for ref, referent, review in await uow.rights.open_before(now - timedelta(days=rights.REMIND_AFTER_DAYS)):
-                week = rights.reminder_occasion(review.opened_at.date(), today)
+            # A day of margin: the 30 days count in local days, and the zone is ahead of UTC.
+            cutoff = now - timedelta(days=rights.REMIND_AFTER_DAYS - 1)
+            for ref, referent, review in await uow.rights.open_before(cutoff):
+                week = rights.reminder_occasion(local_day(review.opened_at, self.tz), today)
                 if week is not None:
-                    due.append((ref, f"rights:{review.number}:{week}", rights.reminder(review, ref, referent, today)))
+                    due.append((ref, f"rights:{review.number}:{week}",
+                                rights.reminder(review, ref, referent, today, self.tz)))
             sent = await uow.plans.sent_among((ref, occasion) for ref, occasion, _ in due)
             fresh = [(ref, occasion, notice) for ref, occasion, notice in due if (ref, occasion) not in sent]
             await uow.plans.record_sent(((ref, occasion) for ref, occasion, _ in fresh), now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.persons import Identifier
@@ -92,13 +92,28 @@ class ReferralRepo:
         rows = []
         for source, status, received, decided in result.all():
             received = _aware(received) or received
-            rows.append(CountRow(source, status, received.date(), _aware(decided), received))
+            rows.append(CountRow(source, status, _aware(decided), received))
         return rows
 
     async def add_referrer_room(self, room_id: str, user_id: str) -> None:
+        """Keep a referrer's new direct room; their pending referrals whose room was given up
+        (`forget_referrer_room`) will be answered here."""
         if await self.s.get(ReferrerRoomRow, room_id) is None:
             self.s.add(ReferrerRoomRow(room_id=room_id, user_id=user_id))
             await self.s.flush()
+        await self.s.execute(update(ReferralRow).where(
+            ReferralRow.referrer == user_id, ReferralRow.source == "matrix", ReferralRow.status == "pending",
+            ReferralRow.referrer_room.is_(None)).values(referrer_room=room_id))
+
+    async def forget_referrer_room(self, room_id: str) -> None:
+        """The room is no longer private: nothing more is posted there (its referrals' decisions
+        wait for the referrer's next direct room)."""
+        row = await self.s.get(ReferrerRoomRow, room_id)
+        if row is not None:
+            await self.s.delete(row)
+        await self.s.execute(update(ReferralRow).where(ReferralRow.referrer_room == room_id)
+                             .values(referrer_room=None))
+        await self.s.flush()
 
     async def referrer_of(self, room_id: str) -> str | None:
         row = await self.s.get(ReferrerRoomRow, room_id)

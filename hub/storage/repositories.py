@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -305,6 +305,32 @@ def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lan
     return "case:" + (case_ref or "")
 
 
+class _OutboxQueries:
+    """The outbox's per-notice queries, built once: an SQLAlchemy expression with an aliased
+    table costs more to build than the notice costs to send (py-spy, bench/alerts.py), and a
+    statement built once also keeps its cache key (issue 18)."""
+
+    def __init__(self) -> None:
+        now = bindparam("now", type_=OutboxRow.__table__.c.not_before.type)
+        earlier = aliased(OutboxRow)
+        # No earlier entry of the same cause is still pending (the class docstring of OutboxRepo).
+        free = ~exists().where(earlier.state == "pending", earlier.cause == OutboxRow.cause, earlier.id < OutboxRow.id)
+        due = OutboxRow.not_before.is_(None) | (OutboxRow.not_before <= now)
+        heads = (select(func.min(OutboxRow.id).label("id")).where(OutboxRow.state == "pending")
+                 .group_by(OutboxRow.lane).subquery())
+        self.due_heads = (select(OutboxRow).join(heads, heads.c.id == OutboxRow.id)
+                          .where(due, free, OutboxRow.lane.not_in(bindparam("busy", expanding=True)))
+                          .order_by(OutboxRow.id).limit(bindparam("limit")))
+        first = (select(func.min(OutboxRow.id)).where(OutboxRow.state == "pending",
+                                                      OutboxRow.lane == bindparam("lane"))
+                 .scalar_subquery())
+        self.head_of = select(OutboxRow).where(OutboxRow.id == first, due, free)
+        self.next_retry_at = select(func.min(OutboxRow.not_before)).join(heads, heads.c.id == OutboxRow.id)
+
+
+_Q = _OutboxQueries()
+
+
 class OutboxRepo:
     """The durable queue of Matrix actions, ordered within a lane (one room), not globally.
 
@@ -350,42 +376,21 @@ class OutboxRepo:
         )
         return [OutboxEntry(r) for r in result.scalars()]
 
-    def _heads(self) -> Any:
-        return (select(func.min(OutboxRow.id).label("id")).where(OutboxRow.state == "pending")
-                .group_by(OutboxRow.lane).subquery())
-
-    @staticmethod
-    def _free() -> Any:
-        """No earlier entry of the same cause is still pending."""
-        earlier = aliased(OutboxRow)
-        return ~exists().where(earlier.state == "pending", earlier.cause == OutboxRow.cause, earlier.id < OutboxRow.id)
-
-    @staticmethod
-    def _due(now: datetime) -> Any:
-        return (OutboxRow.not_before.is_(None)) | (OutboxRow.not_before <= now)
-
     async def due_heads(self, now: datetime, busy: Collection[str] = (), limit: int = 100) -> list[OutboxEntry]:
         """The first pending entry of each lane, when it is due, free (see the class) and its lane
         not `busy`; oldest first."""
-        heads = self._heads()
-        query = select(OutboxRow).join(heads, heads.c.id == OutboxRow.id).where(self._due(now), self._free())
-        if busy:
-            query = query.where(OutboxRow.lane.not_in(list(busy)))
-        result = await self.s.execute(query.order_by(OutboxRow.id).limit(limit))
+        result = await self.s.execute(_Q.due_heads, {"now": now, "busy": list(busy), "limit": limit})
         return [OutboxEntry(r) for r in result.scalars()]
 
     async def head_of(self, lane: str, now: datetime) -> OutboxEntry | None:
         """The first pending entry of `lane` if it is due and free; None when the lane is empty or waits."""
-        first = (select(func.min(OutboxRow.id)).where(OutboxRow.state == "pending", OutboxRow.lane == lane)
-                 .scalar_subquery())
-        result = await self.s.execute(select(OutboxRow).where(OutboxRow.id == first, self._due(now), self._free()))
+        result = await self.s.execute(_Q.head_of, {"lane": lane, "now": now})
         row = result.scalar_one_or_none()
         return None if row is None else OutboxEntry(row)
 
     async def next_retry_at(self) -> datetime | None:
         """When the earliest lane waiting on a retry is due again."""
-        heads = self._heads()
-        result = await self.s.execute(select(func.min(OutboxRow.not_before)).join(heads, heads.c.id == OutboxRow.id))
+        result = await self.s.execute(_Q.next_retry_at)
         return _aware(result.scalar_one_or_none())
 
     async def oldest_pending_since(self) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +15,7 @@ from hub.domain.persons import INS, Identifier
 from hub.domain.referral import CountRow, Criteria, Source, Status
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
 LIMITS = Limits(target=40, maximum=60, intake_per_month=5)
 NIR = Identifier(INS, "269054958815780")
 
@@ -156,13 +158,26 @@ def test_figures_by_source_with_median_time_to_decision() -> None:
     def row(source: str, status: str, day: int, hours: float | None) -> CountRow:
         received = NOW + timedelta(days=day)
         decided = received + timedelta(hours=hours) if hours is not None else None
-        return CountRow(source, status, received.date(), decided, received)
+        return CountRow(source, status, decided, received)
     rows = [row("matrix", "accepted", 0, 48), row("matrix", "refused", 1, 96), row("matrix", "pending", 2, None),
             row("fhir", "accepted", 0, 5), row("fhir", "accepted", 40, 1)]  # the last is outside the period
-    out = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31))
+    out = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31), PARIS)
     matrix = (out["matrix.received"], out["matrix.accepted"], out["matrix.refused"], out["matrix.pending"])
     assert matrix == (3, 1, 1, 1)
     assert out["matrix.median_days_to_decision"] == 3 and out["matrix.median_hours_to_decision"] == 72
     assert (out["fhir.received"], out["fhir.accepted"], out["fhir.median_hours_to_decision"]) == (1, 1, 5)
     assert out["fhir.median_days_to_decision"] == 0
     assert (out["total.received"], out["total.accepted"], out["total.median_hours_to_decision"]) == (4, 2, 48)
+
+
+def test_figures_count_a_referral_on_the_territorys_date_not_the_utc_one() -> None:
+    # 23:30 UTC on 28 February is 00:30 on 1 March in Paris (UTC+1); 22:30 UTC on 31 March is
+    # 00:30 on 1 April (summer time, UTC+2): the first is in March's figures, the second is not.
+    rows = [CountRow("matrix", "pending", None, datetime(2026, 2, 28, 23, 30, tzinfo=UTC)),
+            CountRow("fhir", "pending", None, datetime(2026, 3, 31, 22, 30, tzinfo=UTC))]
+    out = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31), PARIS)
+    assert (out["matrix.received"], out["fhir.received"]) == (1, 0)
+    reunion = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31), ZoneInfo("Indian/Reunion"))
+    assert (reunion["matrix.received"], reunion["fhir.received"]) == (1, 0)
+    utc = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31), UTC)
+    assert (utc["matrix.received"], utc["fhir.received"]) == (0, 1)

@@ -63,13 +63,13 @@ def test_closing_a_review_once() -> None:
     opened = rights.open_review(None, D0, 3, [], case_ref=REF, by=CM, referent=CM, now=T0)
     assert opened is not None
     later = T0 + timedelta(days=3)
-    closed = rights.close([opened[0]], 1, by=CM, now=later)
+    closed = rights.close([opened[0]], 1, by=CM, now=later, tz=UTC)
     assert not closed.is_open and closed.closed_at == later and closed.closed_by == CM
     with pytest.raises(DomainError) as again:
-        rights.close([closed], 1, by=CM, now=later)
+        rights.close([closed], 1, by=CM, now=later, tz=UTC)
     assert again.value.key == "error.rights_closed" and again.value.params["date"] == later.date().isoformat()
     with pytest.raises(DomainError) as unknown:
-        rights.close([closed], 2, by=CM, now=later)
+        rights.close([closed], 2, by=CM, now=later, tz=UTC)
     assert unknown.value.key == "error.rights_unknown"
 
 
@@ -98,6 +98,6 @@ def test_an_evaluation_with_a_grid_records_the_letters_and_the_computed_gir() ->
 def test_a_review_line_lists_its_age() -> None:
     opened = rights.open_review((D0 - timedelta(days=9), 5), D0, 4, [], case_ref=REF, by=CM, referent=CM, now=T0)
     assert opened is not None
-    line = rights.line(opened[0], REF, date(2026, 3, 12), with_case=True)
+    line = rights.line(opened[0], REF, date(2026, 3, 12), UTC, with_case=True)
     assert line["key"] == "rights.line_desk"
     assert line["params"]["days"] == 10 and line["params"]["old"] == 5 and line["params"]["case"] == REF

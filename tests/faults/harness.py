@@ -321,6 +321,12 @@ class World:
         self.commands.append(event_id)
         return event_id
 
+    async def open_file(self, name: str) -> str:
+        """`!new` typed in the case manager's desk (the room is created by the outbox); the name."""
+        event_id = await send_text(await self.hub.client("cm"), self.desk_id, f'!new "{name}" --born 1940-01-01')
+        self.commands.append(event_id)
+        return name
+
     async def plan_add(self, label: str) -> str:
         need = f"besoin {label}"
         self.needs.append(need)

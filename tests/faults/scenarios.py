@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from hub.devserver import DevSynapse
+from hub.storage.models import DeskRow, PersonRow
 from tests.faults.harness import (
     Hospital,
     World,
@@ -29,7 +31,7 @@ from tests.faults.harness import (
 )
 from tests.faults.proxy import FaultProxy
 from tests.hub_harness import is_notice
-from tests.matrix_helpers import admin_token, delete_room, wait_for_event
+from tests.matrix_helpers import admin, admin_token, delete_room, wait_for_event
 
 ALERT_KINDS = ("alert.admission", "alert.discharge", "handover.setting")
 
@@ -97,15 +99,22 @@ async def check(world: World, hospital: Hospital, name: str, **extra: Any) -> Fi
 
 
 async def crash_loop(world: World, cycles: int, alerts_per_cycle: int = 4, commands_per_cycle: int = 2,
-                     seed: int = 7, max_delay_s: float = 2.5) -> Figures:
-    """Kill the hub with SIGKILL at a random point of a burst (or of its own start), restart it."""
+                     seed: int = 7, max_delay_s: float = 2.5, files_every: int = 0) -> Figures:
+    """Kill the hub with SIGKILL at a random point of a burst (or of its own start), restart it.
+
+    The burst mixes hospital messages (alert + setting handover notices) with `!plan add` commands
+    and, every `files_every` cycles (0: never), a new file opened from the desk — its room is
+    created by the outbox, so a kill may fall between the createRoom and its record."""
     rng = random.Random(seed)
     hospital = Hospital(world.mllp_port)
     during_start = 0
+    files: list[str] = []
     for cycle in range(cycles):
         hospital.add(alerts_per_cycle)
 
         async def commands(cycle: int = cycle) -> None:
+            if files_every and cycle % files_every == 0:
+                files.append(await world.open_file(f"Personne C{cycle:03d}"))
             for i in range(commands_per_cycle):
                 await world.plan_add(f"c{cycle:03d}i{i:03d}")
 
@@ -122,8 +131,32 @@ async def crash_loop(world: World, cycles: int, alerts_per_cycle: int = 4, comma
             during_start += 1
         await world.relais.start()
         await hospital.deliver_all()
-    return await check(world, hospital, "hub SIGKILL", kills=cycles + during_start, kills_during_start=during_start,
-                       restarts=world.relais.starts - 1)
+    figures = await check(world, hospital, "hub SIGKILL", kills=cycles + during_start,
+                          kills_during_start=during_start, restarts=world.relais.starts - 1)
+    if files:
+        figures.extra["files_opened"] = len(files)
+        figures.problems += await one_room_per_file(world, files)
+    return figures
+
+
+async def one_room_per_file(world: World, names: list[str]) -> list[str]:
+    """Each file opened has exactly one room, and the bot is in no room Relais does not know of
+    (a room created twice for one file would be one the bot joined but no record names)."""
+    problems: list[str] = []
+    async with world.db.unit() as uow:
+        rows = (await uow.session.execute(select(PersonRow.display_name, PersonRow.room_id))).all()
+        desks = set((await uow.session.execute(select(DeskRow.room_id))).scalars())
+    rooms = {str(name): room for name, room in rows}
+    missing = [n for n in names if not rooms.get(n)]
+    if missing:
+        problems.append(f"{len(missing)} files opened without a room")
+    token = await admin_token(world.synapse)
+    joined = await admin(world.synapse, token, "GET", f"/_synapse/admin/v1/users/{world.hub.bot}/joined_rooms")
+    known = {r for r in rooms.values() if r} | {r for r in desks if r}
+    stray = sorted(set(joined["joined_rooms"]) - known)
+    if stray:
+        problems.append(f"{len(stray)} rooms the bot created or joined that no file or desk names")
+    return problems
 
 
 # ------------------------------------------------------------------ homeserver killed and restarted
@@ -200,19 +233,24 @@ async def rate_limited(world: World, proxy: RateLimitingProxy, alerts: int = 6, 
 
 
 async def database_unavailable(world: World, db_url: str, outage_s: float = 3.0, alerts: int = 6,
-                               commands: int = 3) -> Figures:
+                               commands: int = 3, pg_ctl: list[str] | None = None) -> Figures:
     """SQLite: another process holds the write lock for `outage_s`. PostgreSQL: the hub's connections
-    are terminated and new ones refused for `outage_s` (/readyz must say so), then allowed again."""
+    are terminated and new ones refused for `outage_s` (/readyz must say so), then allowed again —
+    or, given `pg_ctl` (e.g. ``["pg_ctlcluster", "15", "main"]``), the server itself is stopped and
+    started again (only where the server is the bench's own: every database on it goes down)."""
     hospital = Hospital(world.mllp_port)
     hospital.add(alerts)
     extra: dict[str, Any] = {}
+    outage: _SqliteLock | _PostgresOutage | PostgresRestart
     if make_url(db_url).get_backend_name() == "sqlite":
         outage = _SqliteLock(make_url(db_url).database or "")
+    elif pg_ctl:
+        outage = PostgresRestart(pg_ctl)
     else:
         outage = _PostgresOutage(db_url)
     await outage.begin()
     burst = asyncio.create_task(hospital.deliver_all(deadline_s=300))
-    if isinstance(outage, _PostgresOutage):
+    if not isinstance(outage, _SqliteLock):
         await until(_database_down(world), "/readyz reports the database down")
         extra["readyz_database_down_seen"] = True
     for i in range(commands):
@@ -296,6 +334,29 @@ class _PostgresOutage:
 
     def figures(self) -> dict[str, Any]:
         return {"outage": "postgresql connections terminated and refused", "terminated": self.terminated}
+
+
+class PostgresRestart:
+    """The PostgreSQL server stopped (fast shutdown: every connection cut) and started again."""
+
+    def __init__(self, pg_ctl: list[str]) -> None:
+        self.pg_ctl = pg_ctl
+
+    async def _run(self, action: str, *options: str) -> None:
+        proc = await asyncio.create_subprocess_exec(*self.pg_ctl, action, *options,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(self.pg_ctl)} {action}: {out.decode(errors='replace').strip()}")
+
+    async def begin(self) -> None:
+        await self._run("stop")  # pg_ctlcluster stops in "fast" mode: every connection cut
+
+    async def end(self) -> None:
+        await self._run("start")
+
+    def figures(self) -> dict[str, Any]:
+        return {"outage": "postgresql server stopped and started again"}
 
 
 def log_text(path: Path) -> str:

@@ -39,9 +39,11 @@ async def world(synapse: DevSynapse, tmp_path: Path, db_url: str) -> AsyncIterat
 
 async def test_hub_killed_at_random_points_loses_and_repeats_nothing(world: World) -> None:
     cycles = 3 if backend() == "sqlite" else 2
-    figures = await crash_loop(world, cycles=cycles, alerts_per_cycle=4, commands_per_cycle=2, seed=11)
+    figures = await crash_loop(world, cycles=cycles, alerts_per_cycle=4, commands_per_cycle=2, seed=11,
+                               files_every=1)
     assert figures.problems == [], (figures, world.relais.tail())
-    assert figures.alerts_acked == 4 * cycles and figures.commands_sent == 2 * cycles
+    assert figures.extra["files_opened"] == cycles  # each with one room, none created twice
+    assert figures.alerts_acked == 4 * cycles and figures.commands_sent == 3 * cycles
     assert figures.alert_notices == 4 * cycles and figures.command_notices == 2 * cycles  # one per alert
     assert figures.extra["kills"] >= cycles
 

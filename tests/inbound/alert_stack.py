@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -68,10 +69,13 @@ class Stack:
         return person.setting, person.hospital_return
 
 
-async def make_stack(db: Database, **mllp: Any) -> Stack:
-    clock = FakeClock(NOW)
+async def make_stack(db: Database, timezone: str | None = None, **mllp: Any) -> Stack:
+    """`timezone`: the territory's `[care] timezone`, wired as hub/app.py does (default: Paris)."""
+    clock = FakeClock(NOW) if timezone is None else FakeClock(NOW, timezone)
     metrics = Metrics()
-    service = AlertService(db, clock, PARSERS, ins_test_oids=True, metrics=metrics)
+    parsers = PARSERS if timezone is None else {"hl7": partial(parse, tz=clock.tz),
+                                                "fhir": partial(parse_bundle, tz=clock.tz)}
+    service = AlertService(db, clock, parsers, ins_test_oids=True, metrics=metrics)
     config = MllpConfig(port=0, **{"max_frame_bytes": MAX_FRAME, **mllp})
     server = MllpServer(config, Hl7Listener(service, clock, metrics).on_frame)
     await server.start()

@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -167,3 +168,12 @@ def test_a_boolean_where_a_url_is_expected_is_a_400_not_a_crash() -> None:
     with pytest.raises(FhirError) as err:
         parse_bundle(json.dumps(bundle).encode())
     assert err.value.status == 400
+
+
+def test_a_date_without_a_time_is_midnight_in_the_territorys_zone(admit: dict[str, Any]) -> None:
+    # FHIR requires an offset on a dateTime with a time; a date alone (or a year-month) has none:
+    # it is the sender's local day, so the territory's zone decides which instant it is.
+    entry(admit, "Encounter")["period"]["start"] = "2026-03-01"
+    assert parse_bundle(admit).event_time == datetime(2026, 2, 28, 23, 0, tzinfo=UTC)  # Paris, the default
+    assert parse_bundle(admit, tz=ZoneInfo("Indian/Reunion")).event_time == datetime(2026, 2, 28, 20, 0, tzinfo=UTC)
+    assert parse_bundle(admit, tz=ZoneInfo("America/Cayenne")).event_time == datetime(2026, 3, 1, 3, 0, tzinfo=UTC)

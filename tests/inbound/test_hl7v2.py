@@ -377,3 +377,14 @@ def test_a_re_encoded_resend_has_the_same_digest_and_news_does_not() -> None:
 def test_a_hex_escaped_control_character_never_reaches_a_value() -> None:
     raw = _msg("a01-geria.hl7").replace(b"GERIA^12", b"GERIA\\X0D0A\\B^12")
     assert parse(raw).unit == "GERIA  B"
+
+
+def test_a_time_without_an_offset_is_the_territorys_local_time(samples: Path) -> None:
+    # The PAM sample's EVN time has no offset: 11:11:54 where the hospital is.
+    raw = sample(samples, "pam-fr-admission.er7")
+    reunion = ZoneInfo("Indian/Reunion")
+    assert parse(raw).event_time == datetime(2024, 3, 6, 10, 11, 54, tzinfo=UTC)  # Paris, the default
+    assert parse(raw, tz=reunion).event_time == datetime(2024, 3, 6, 7, 11, 54, tzinfo=UTC)
+    # An explicit offset wins over the territory's zone.
+    explicit = parse(sample(samples, "ADT-A01-01.hl7"), tz=reunion).event_time
+    assert explicit == parse(sample(samples, "ADT-A01-01.hl7")).event_time

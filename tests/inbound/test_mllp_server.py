@@ -241,6 +241,30 @@ async def test_an_older_event_arriving_late_does_not_overwrite_a_newer_setting(s
     assert notices[0]["params"]["late"] is None
 
 
+async def test_times_without_an_offset_are_the_territorys_local_time(database: Database) -> None:
+    # La Réunion (UTC+4): the discharge says 10:00 without an offset, i.e. 06:00 UTC; the
+    # admission says 07:00 UTC explicitly, so it is the newer event. Read as Paris time (09:00
+    # UTC), the discharge would wrongly win: the person shown at home, the admission "late".
+    stack = await make_stack(database, timezone="Indian/Reunion")
+    try:
+        ref = await stack.person("test1:PATID1234")
+        discharge = with_control_id(with_time(sample("ADT-A03-01.hl7"), "20261120100000"), "D1")
+        admission = with_control_id(with_time(sample("ADT-A01-01.hl7"), "20261120070000+0000"), "A1")
+        client = await MllpClient.connect(stack.port)
+        try:
+            assert msa(await client.send(discharge))[0] == "AA"
+            assert msa(await client.send(admission))[0] == "AA"
+        finally:
+            await client.close()
+        setting, _back = await stack.setting(ref)
+        assert setting is Setting.HOSPITAL
+        notices = await stack.notices(ref)
+        assert [n["kind"] for n in notices] == ["alert.discharge", "alert.admission"]
+        assert notices[1]["params"]["late"] is None
+    finally:
+        await stack.server.stop()
+
+
 async def test_acknowledged_but_unprocessed_messages_are_finished_once_at_the_next_start(stack: Stack) -> None:
     ref = await stack.person("test1:PATID1234")
     raw = sample("ADT-A01-01.hl7")

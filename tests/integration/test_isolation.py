@@ -195,6 +195,37 @@ async def test_a_poisoned_event_does_not_stop_the_next_command(hub: Hub) -> None
     assert relais.intake.dead_letters == 1
 
 
+async def test_a_command_that_keeps_failing_is_set_aside_and_its_sender_told(hub: Hub) -> None:
+    await hub.setup()
+    relais = await hub.start()
+    desk = await hub.desk()
+    real = relais.intake.dispatcher
+
+    class HandlerBug:
+        """The real dispatcher, but `!caseload` hits a bug every time (not a DomainError)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def handle(self, event_id: str, sender: str, room_id: str, content: Any) -> bool:
+            if "!caseload" in str(content):
+                raise RuntimeError("a bug in a handler")
+            return await real.handle(event_id, sender, room_id, content)
+
+    relais.intake.dispatcher = HandlerBug()  # type: ignore[assignment]
+    cm = await hub.client("cm")
+    await skip_seen(cm, desk)
+    event_id = await send_text(cm, desk, "!caseload")
+    told = await wait_for_event(cm, desk, is_notice("command.error", hub.bot), timeout=90)
+    content = told.source["content"]
+    assert content["m.mentions"] == {"user_ids": [hub.user("cm")]}
+    assert "!caseload" not in told.body and ("traitée" in told.body or "processed" in told.body)
+    async with relais.db.unit() as uow:
+        assert [e[0] for e in await uow.intake_dead.entries()] == [event_id]
+    reply = await hub.command("cm", desk, "!help")  # the sync moved on
+    assert kind_of(reply) == "command.reply"
+
+
 # --------------------------------------------------------------------------- readiness
 
 

@@ -184,3 +184,47 @@ async def test_a_referrer_configured_nowhere_refers_and_is_told_the_decision(hub
         erased = await uow.referrals.lock("O-2026-0002")
         counts = await uow.referrals.count_rows()
     assert erased is not None and erased.name == "" and erased.reason == "" and len(counts) == 2
+
+
+async def test_a_referrers_room_that_stops_being_private_gets_no_decision(hub: Hub) -> None:
+    # The decision names the person: once a third person is invited into the referrer's direct
+    # room, the bot says so, leaves, and answers in the next private room the referrer opens.
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]})
+    relais = await hub.start()
+    coord, doc, gp = await hub.client("coord"), await hub.client("doc"), await hub.client("gp")
+    triage = None
+    for _ in range(60):
+        if triage := _triage_invite(coord, hub.bot):
+            break
+        await sync(coord)
+    assert triage is not None
+    await accept_invite(coord, triage)
+    dm = await _direct_room(doc, hub.bot)
+    await _membership(doc, dm, hub.bot, "join")
+    reply = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14 --motif "chutes"')
+    assert kind_of(reply) == "command.reply" and "O-2026-0001" in reply.body
+
+    invited = await doc.room_invite(dm, hub.user("gp"))
+    assert isinstance(invited, nio.RoomInviteResponse), invited
+    told = await wait_for_event(doc, dm, is_notice("command.reply", hub.bot))
+    assert "privé" in told.body and "Paulette" not in told.body
+    await _membership(doc, dm, hub.bot, "leave")
+    async with relais.db.unit() as uow:
+        (pending,) = await uow.referrals.pending()
+        assert pending.referrer_room is None and await uow.referrals.referrer_of(dm) is None
+
+    again = await _direct_room(doc, hub.bot)  # a new private room: the pending referral follows
+    await _membership(doc, again, hub.bot, "join")
+    async with relais.db.unit() as uow:
+        (pending,) = await uow.referrals.pending()
+        assert pending.referrer_room == again
+    await hub.command("coord", triage, "!orientation critères O-2026-0001 autonomie=oui aides=oui coordination=oui")
+    accepted = await hub.command("coord", triage, "!orientation accepter O-2026-0001")
+    assert kind_of(accepted) == "command.reply", accepted.body
+    decision = await wait_for_event(doc, again, is_notice("referral.decision", hub.bot))
+    assert "O-2026-0001" in decision.body
+    await accept_invite(gp, dm)
+    seen = await gp.room_messages(dm, start="", limit=100)
+    assert isinstance(seen, nio.RoomMessagesResponse)
+    assert not [e for e in seen.chunk if "Paulette" in str(getattr(e, "body", ""))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from hub.storage.models_plan import EvaluationRow
 
 pytestmark = pytest.mark.db
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
 CM = "@cm:x"
 
 
@@ -70,13 +72,13 @@ async def test_a_gir_opens_a_review_when_it_enters_1_to_4_or_changes(database: D
         assert [(r.number, r.old_gir, r.new_gir) for r in await uow.rights.of_case(person.case_ref)] == [
             (1, 6, 3), (2, 3, 1)]
         assert (await cases.load_caseload(uow, CM, T0)).rights_reviews == 2
-        closed = await rights.close_review(uow, person, 1, by=CM, now=T0)
+        closed = await rights.close_review(uow, person, 1, by=CM, now=T0, tz=PARIS)
         assert closed.closed_by == CM
         with pytest.raises(DomainError):
-            await rights.close_review(uow, person, 1, by=CM, now=T0)
+            await rights.close_review(uow, person, 1, by=CM, now=T0, tz=PARIS)
     async with database.unit() as uow:
         assert (await cases.load_caseload(uow, CM, T0)).rights_reviews == 1
-        lines = await rights.open_lines(uow, None, CM, T0.date())
+        lines = await rights.open_lines(uow, None, CM, T0.date(), PARIS)
         assert [(line["params"]["case"], line["params"]["number"]) for line in lines] == [("R-2026-0001", 2)]
 
 
@@ -107,7 +109,7 @@ async def test_an_open_review_is_reminded_weekly_after_30_days_once_per_occasion
     assert payload["params"]["days"] == 30 and payload["params"]["new"] == 4
 
     async with database.unit() as uow:  # closed review, closed file: no more reminders
-        await rights.close_review(uow, person, 1, by=CM, now=T0 + timedelta(days=38))
+        await rights.close_review(uow, person, 1, by=CM, now=T0 + timedelta(days=38), tz=PARIS)
         await closure.close_file(uow, other, closure.CloseReason("stabilised"), by=CM, now=T0 + timedelta(days=38))
     assert await RightsReminders(database).sweep(T0 + timedelta(days=60)) == 0
     # Down for weeks: only the current week's reminder, late, once.
@@ -115,6 +117,36 @@ async def test_an_open_review_is_reminded_weekly_after_30_days_once_per_occasion
     await _evaluate(database, third, T0.date(), gir=1)
     assert await RightsReminders(database).sweep(T0 + timedelta(days=100)) == 1
     assert [k for k, _ in await _reminders(database)][-1] == "prompt:R-2026-0003:rights:1:10:0"
+
+
+async def test_reminders_count_local_days_around_midnight(database: Database) -> None:
+    # Opened at 23:30 in La Réunion (UTC+4) on 1 March: 19:30 UTC, still 1 March in UTC too. The
+    # 30th local day starts at 00:00 on 31 March there — 20:00 UTC on 30 March, while the UTC
+    # date is still the 30th day minus one. The reminder is due from local midnight, and the
+    # notice says "since 1 March", 30 days.
+    reunion = ZoneInfo("Indian/Reunion")
+    opened = datetime(2026, 3, 1, 19, 30, tzinfo=UTC)
+    person = await _open(database, "R-2026-0001")
+    await _evaluate(database, person, date(2026, 3, 1), gir=2, now=opened)
+    sweeper = RightsReminders(database, tz=reunion)
+    assert await sweeper.sweep(datetime(2026, 3, 30, 19, 59, tzinfo=UTC)) == 0  # 23:59 on the 30th, local
+    assert await sweeper.sweep(datetime(2026, 3, 30, 20, 1, tzinfo=UTC)) == 1  # 00:01 on the 31st, local
+    payload = (await _reminders(database))[0][1]
+    assert (payload["params"]["since"], payload["params"]["days"]) == ("2026-03-01", 30)
+    async with database.unit() as uow:
+        lines = await rights.open_lines(uow, person, CM, date(2026, 3, 31), reunion)
+    assert (lines[0]["params"]["since"], lines[0]["params"]["days"]) == ("2026-03-01", 30)
+    # Opened at 00:30 on 2 March in Paris (23:30 UTC on 1 March): "since 2 March", not the 1st.
+    late = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)
+    other = await _open(database, "R-2026-0002")
+    await _evaluate(database, other, date(2026, 3, 2), gir=2, now=late)
+    async with database.unit() as uow:
+        lines = await rights.open_lines(uow, other, CM, date(2026, 3, 2), PARIS)
+        with pytest.raises(DomainError) as again:
+            await rights.close_review(uow, other, 1, by=CM, now=late, tz=PARIS)
+            await rights.close_review(uow, other, 1, by=CM, now=late, tz=PARIS)
+    assert (lines[0]["params"]["since"], lines[0]["params"]["days"]) == ("2026-03-02", 0)
+    assert again.value.params["date"] == "2026-03-02"
 
 
 async def test_the_export_carries_the_grids_and_the_report_the_gir_of_active_files(database: Database) -> None:

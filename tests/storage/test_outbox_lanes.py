@@ -3,13 +3,19 @@ per entry, dead letters that keep no content."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.domain.effects import CreateRoom, Invite, Notify
+import hub
+from hub.bots.content import ACTION_KINDS
+from hub.domain.effects import CreateDesk, CreateRoom, Invite, Notify
 from hub.domain.persons import Person
-from hub.services.outbox import dead_letter, enqueue
+from hub.i18n.catalog import Catalog
+from hub.services.outbox import ACTIONS, dead_letter, enqueue
 from hub.storage.database import Database
 
 pytestmark = pytest.mark.db
@@ -160,3 +166,90 @@ async def test_one_cause_keeps_its_order_across_rooms(database: Database) -> Non
     assert heads == ["cmd:$new:0"]  # the desk's reply waits for the room; the later !help waits behind it
     assert desk is None
     assert released is not None and released.key == "cmd:$new:2"  # done or set aside, the cause moves on
+
+
+async def _pilot(database: Database, user: str = "@pilot:x") -> None:
+    async with database.unit() as uow:
+        await uow.desks.ensure(user, "pilot")
+        await uow.desks.set_room(user, f"!desk-{user[1:]}")
+
+
+async def _dead_reports(database: Database) -> list[dict[str, object]]:
+    async with database.unit() as uow:
+        return [e.payload for e in await uow.outbox.pending(NOW + timedelta(days=1), 100) if e.key.startswith("dead:")]
+
+
+async def test_when_the_referents_own_desk_fails_the_pilots_are_told(database: Database) -> None:
+    await _two_files(database)
+    await _pilot(database)
+    async with database.unit() as uow:
+        reply = await uow.outbox.head_of("desk:@cm:x", NOW)  # a reply posted in the referent's desk
+        assert reply is not None and reply.key == "cmd:$d:0"
+        told = await dead_letter(uow, reply, "RoomGone", NOW, ZoneInfo("Indian/Reunion"))
+    assert told == "@pilot:x"
+    (payload,) = await _dead_reports(database)
+    assert payload["message"] == "delivery.failed_pilot" and payload["desk"] == "@pilot:x"
+    assert payload["mentions"] == ["@pilot:x"]
+    params = payload["params"]
+    assert isinstance(params, dict)
+    assert params["where"] == {"key": "delivery.where.desk", "params": {"owner": "@cm:x"}}
+    assert params["what"] == {"key": "delivery.what.command.reply"}
+    assert params["since"] == "2026-11-23 14:00"  # the territory's time (La Réunion, UTC+4)
+    # The pilot's report failing in turn is the last resort: nobody else, no loop.
+    async with database.unit() as uow:
+        report = next(e for e in await uow.outbox.pending(NOW + timedelta(days=1), 100) if e.key.startswith("dead:"))
+        assert await dead_letter(uow, report, "RoomGone", NOW) is None
+    assert await _dead_reports(database) == []
+
+
+async def test_a_failed_report_to_the_referent_goes_to_the_pilots(database: Database) -> None:
+    await _two_files(database)
+    await _pilot(database)
+    await _pilot(database, "@pilot2:x")
+    async with database.unit() as uow:
+        alert = await uow.outbox.head_of("case:R-2026-0001", NOW)
+        assert alert is not None
+        assert await dead_letter(uow, alert, "RoomGone", NOW) == "@cm:x"
+    async with database.unit() as uow:
+        report = next(e for e in await uow.outbox.pending(NOW + timedelta(days=1), 100) if e.key.startswith("dead:"))
+        told = await dead_letter(uow, report, "RoomGone", NOW)  # the referent's desk is gone too
+    assert told is not None and set(told.split(", ")) == {"@pilot:x", "@pilot2:x"}
+    reports = await _dead_reports(database)
+    assert sorted(str(r["desk"]) for r in reports) == ["@pilot2:x", "@pilot:x"]
+    assert all(r["params"]["where"] == {"key": "delivery.where.desk", "params": {"owner": "@cm:x"}}  # type: ignore[index]
+               for r in reports)
+    assert all(r["case_ref"] == "R-2026-0001" and "Jeanne" not in str(r) for r in reports)
+
+
+async def test_a_failed_triage_notice_and_a_failed_desk_creation_are_told_to_the_pilots(database: Database) -> None:
+    await _pilot(database)
+    async with database.unit() as uow:
+        await uow.desks.ensure("triage", "triage")
+        await uow.desks.ensure("@cm3:x", "case_manager")
+        await enqueue(uow, "referral-new:1", [Notify("referral.new", "", "referral.new", {}, desk="triage")], NOW)
+        await enqueue(uow, "desk:@cm3:x", [CreateDesk("@cm3:x")], NOW)
+    async with database.unit() as uow:
+        triage = await uow.outbox.head_of("desk:triage", NOW)
+        creation = await uow.outbox.head_of("desk:@cm3:x", NOW)
+        assert triage is not None and creation is not None
+        assert await dead_letter(uow, triage, "RoomGone", NOW) == "@pilot:x"
+        assert await dead_letter(uow, creation, "MatrixError 403 M_FORBIDDEN", NOW) == "@pilot:x"
+    places = [(r["params"]["where"], r["params"]["what"]) for r in await _dead_reports(database)]  # type: ignore[index]
+    assert places == [({"key": "delivery.where.triage"}, {"key": "delivery.what.referral.new"}),
+                      ({"key": "delivery.where.desk", "params": {"owner": "@cm3:x"}},
+                       {"key": "delivery.what.create_desk"})]
+
+
+def test_every_kind_and_action_has_a_word_in_the_failure_report() -> None:
+    # A report must never show a raw catalog key: every notice kind the hub sends and every
+    # outbox action has its `delivery.what.*` word, in French and in English.
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(hub.__file__).parent.rglob("*.py"))
+    kinds = set(re.findall(r'Notify\(\s*"([a-z_]+\.[a-z_]+)"', source))
+    kinds |= set(re.findall(r'^[A-Z_]*KIND = "([a-z_]+\.[a-z_]+)"', source, re.MULTILINE))
+    kinds |= ACTION_KINDS
+    assert {"alert.admission", "referral.new", "encryption.unreachable", "delivery.failed"} <= kinds
+    whats = kinds | set(ACTIONS.values())
+    for language in ("fr", "en"):
+        catalog = Catalog(language)
+        missing = sorted(w for w in whats if catalog.text(f"delivery.what.{w}") == f"delivery.what.{w}")
+        assert missing == [], language

@@ -43,7 +43,7 @@ async def _payload(db: Database, key: str) -> dict[str, Any]:
 
 async def _receive(db: Database, key: str, **kw: object) -> tuple[str, bool]:
     async with db.unit() as uow:
-        got = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW,
+        got = await referrals.receive(uow, _draft(**kw), source_key=key, now=NOW, today=NOW.date(),
                                       allowed_servers=SERVERS, bot_user="@relais:x")
         return got.referral.ref, got.new
 
@@ -183,7 +183,7 @@ async def test_triage_room_is_asked_once_and_new_members_are_invited(database: D
 async def test_a_crash_before_commit_keeps_no_referral_and_no_number(database: Database) -> None:
     with pytest.raises(RuntimeError):
         async with database.unit() as uow:
-            await referrals.receive(uow, _draft(), source_key="matrix:$crash", now=NOW,
+            await referrals.receive(uow, _draft(), source_key="matrix:$crash", now=NOW, today=NOW.date(),
                                     allowed_servers=SERVERS, bot_user="@relais:x")
             raise RuntimeError("the process dies before the commit")
     # The replayed event (the claim was rolled back with it) makes the referral once.

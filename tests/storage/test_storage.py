@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from datetime import UTC, date, datetime
 
 import pytest
@@ -77,3 +79,32 @@ async def test_run_refuses_an_unmigrated_or_newer_database(db_url: str) -> None:
             await migrate.require_head(db.engine)
     finally:
         await db.close()
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    # `relais run` compares the database with this constant without importing Alembic.
+    assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+async def test_start_on_a_migrated_database_does_not_import_alembic(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        await migrate.upgrade(db.engine)
+    finally:
+        await db.close()
+    script = (
+        "import asyncio, sys\n"
+        "from hub.storage import migrate\n"
+        "from hub.storage.database import Database\n"
+        "async def main():\n"
+        f"    db = Database({db_url!r})\n"
+        "    await migrate.require_head(db.engine)\n"
+        "    await db.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "[]"
