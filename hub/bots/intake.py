@@ -141,6 +141,8 @@ class Intake:
             if info.timeline.limited and info.timeline.prev_batch and self._since:
                 events = await self._backfill(room_id, info.timeline.prev_batch, self._since) + events
             for event in events:
+                if isinstance(event, MegolmEvent):
+                    event = self._decrypted(room_id, event)
                 event_id = getattr(event, "event_id", None) or f"{room_id}:{type(event).__name__}"
                 failed += not await self._one(room_id, event_id, self._on_event(room_id, event), event)
         if failed:
@@ -151,6 +153,18 @@ class Intake:
                 await uow.kv.set(SYNC_TOKEN_KEY, resp.next_batch)
         self._since = resp.next_batch
         self.advanced_at = time.monotonic()
+
+    def _decrypted(self, room_id: str, event: MegolmEvent) -> object:
+        """An encrypted event nio left encrypted, decrypted if its key is here. nio decrypts the
+        timeline as it reads a sync, but it skips a sync answer it has already read — the one a
+        failed batch is replayed from — so a replayed command would otherwise stay encrypted and
+        be taken for an undecryptable one."""
+        event.room_id = room_id  # nio's decryption looks the key up by room
+        try:
+            decrypted = self.client.api.decrypt_event(event)
+        except Exception:  # no key yet: handled as undecrypted (a key request, then patience)
+            return event
+        return decrypted if decrypted is not None else event
 
     async def _one(self, room_id: str, event_id: str, handling: Awaitable[None], event: object = None) -> bool:
         """Handle one event; False when it failed and must be tried again (the batch replayed)."""
@@ -230,6 +244,7 @@ class Intake:
 
     async def _retry_undecrypted(self) -> None:
         for event_id, (room_id, event, since) in list(self._undecrypted.items()):
+            event.room_id = room_id  # nio's decryption looks the key up by room
             try:
                 decrypted = self.client.api.decrypt_event(event)
             except Exception:
