@@ -277,7 +277,7 @@ class Relais:
             await asyncio.wait_for(self.outbox.idle.wait(), drain_timeout)
         except TimeoutError:
             log.warning("stopping with outbox entries still pending (they are kept)")
-        self.outbox.stop()
+        await self.outbox.finish()
         self.readable.stop()
         await self.tasks.cancel_all()
         for runner in (self._http, self._admin):

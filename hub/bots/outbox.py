@@ -118,6 +118,19 @@ class OutboxWorker:
         self._stopping.set()
         self._wake.set()
 
+    async def finish(self, timeout: float = LANE_GRACE_S) -> None:  # noqa: ASYNC109
+        """Stop, and let each lane finish the entry in hand (its send and its commit) before the
+        database closes; a lane still busy after `timeout` seconds is cancelled and awaited, so
+        that no orphaned lane keeps a connection — on SQLite, the write lock — after the stop."""
+        self.stop()
+        lanes = list(self._lanes.values())
+        if not lanes:
+            return
+        _done, late = await asyncio.wait(lanes, timeout=timeout)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*lanes, return_exceptions=True)
+
     async def run(self) -> None:
         # Before the first sync nio knows no room: every send would fail, and count as a try.
         waits = [asyncio.create_task(self.client.synced_once.wait(), name="outbox-first-sync"),

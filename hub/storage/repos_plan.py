@@ -25,7 +25,9 @@ def _aware(value: datetime) -> datetime:
 
 
 def _day(value: datetime) -> date:
-    return _aware(value).astimezone(UTC).date()
+    # A naive value is already UTC (SQLite): its date is the UTC date, no conversion needed (the
+    # sweep reads this for every candidate file).
+    return value.date() if value.tzinfo is None else value.astimezone(UTC).date()
 
 
 def _item(row: PlanItemRow) -> PlanItem:

@@ -300,17 +300,15 @@ async def test_a_store_failure_is_ar_and_its_log_lines_carry_no_patient_data(
 async def test_a_parser_fault_on_one_message_costs_the_others_nothing(
         stack: Stack, client: MllpClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Fault injection: the parser fails on the first message of a block with an unexpected error."""
-    from hub.inbound import mllp_server
-
     ref = await stack.person("CHU-X:910028")
-    real = mllp_server.parse
+    real = stack.service.parsers["hl7"]
 
     def failing(raw: bytes) -> object:
         if b"|C28-1|" in raw:
             raise ValueError("NOM Prenom 19400101")  # what a careless exception could quote
         return real(raw)
 
-    monkeypatch.setattr(mllp_server, "parse", failing)
+    monkeypatch.setitem(stack.service.parsers, "hl7", failing)  # type: ignore[arg-type]
     block = await client.send(message("a01-a03-one-block.hl7"))
     assert answers(block) == [("AE", "C28-1"), ("AA", "C28-2")]
     assert [n["message"] for n in await stack.notices(ref)] == ["alert.discharge"]

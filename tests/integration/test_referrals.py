@@ -14,6 +14,7 @@ import nio
 import pytest
 
 from hub.clock import FakeClock
+from tests.faults.harness import until
 from tests.hub_harness import Hub, content_of, is_notice, kind_of, shows
 from tests.matrix_helpers import accept_invite, sync, wait_for_event
 
@@ -216,9 +217,13 @@ async def test_a_referrers_room_that_stops_being_private_gets_no_decision(hub: H
 
     again = await _direct_room(doc, hub.bot)  # a new private room: the pending referral follows
     await _membership(doc, again, hub.bot, "join")
-    async with relais.db.unit() as uow:
-        (pending,) = await uow.referrals.pending()
-        assert pending.referrer_room == again
+
+    async def followed() -> bool:  # the room is taken once its state passed the checks, after the join
+        async with relais.db.unit() as uow:
+            (pending,) = await uow.referrals.pending()
+            return pending.referrer_room == again
+
+    await until(followed, "the pending referral answered in the new room", 30)
     await hub.command("coord", triage, "!orientation critères O-2026-0001 autonomie=oui aides=oui coordination=oui")
     accepted = await hub.command("coord", triage, "!orientation accepter O-2026-0001")
     assert kind_of(accepted) == "command.reply", accepted.body

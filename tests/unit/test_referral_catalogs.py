@@ -80,11 +80,11 @@ def test_a_bad_gp_or_date_is_a_usage_error_and_only_help_and_refer_reach_a_refer
 
 
 def test_the_pilots_report_labels_every_referral_figure_in_both_languages() -> None:
-    from datetime import date
+    from datetime import UTC, date
 
     from hub.domain.referral import figures
 
-    keys = figures([], date(2026, 1, 1), date(2026, 12, 31))
+    keys = figures([], date(2026, 1, 1), date(2026, 12, 31), UTC)
     assert len(keys) == 18
     for language in ("fr", "en"):
         catalog = Catalog(language)
