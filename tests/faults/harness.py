@@ -238,8 +238,11 @@ async def room_notices(client: nio.AsyncClient, room_id: str, bot: str) -> list[
 
 
 async def db_settled(db: Database, command_events: list[str]) -> bool:
-    """Every command event claimed, and nothing left to send."""
+    """Every command event claimed, every acknowledged hospital message processed (a database
+    outage may leave one to the recovery job, within a minute), and nothing left to send."""
     async with db.unit() as uow:
+        if await uow.alerts.unprocessed():
+            return False
         pending = await uow.outbox.count("pending")
         claimed = (await uow.session.execute(
             select(func.count()).select_from(ProcessedEventRow)
