@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
@@ -328,7 +329,9 @@ class _OutboxQueries:
         self.next_retry_at = select(func.min(OutboxRow.not_before)).join(heads, heads.c.id == OutboxRow.id)
 
 
-_Q = _OutboxQueries()
+@functools.cache
+def _queries() -> _OutboxQueries:
+    return _OutboxQueries()  # at the first notice, not at import: the import is part of every start
 
 
 class OutboxRepo:
@@ -379,18 +382,18 @@ class OutboxRepo:
     async def due_heads(self, now: datetime, busy: Collection[str] = (), limit: int = 100) -> list[OutboxEntry]:
         """The first pending entry of each lane, when it is due, free (see the class) and its lane
         not `busy`; oldest first."""
-        result = await self.s.execute(_Q.due_heads, {"now": now, "busy": list(busy), "limit": limit})
+        result = await self.s.execute(_queries().due_heads, {"now": now, "busy": list(busy), "limit": limit})
         return [OutboxEntry(r) for r in result.scalars()]
 
     async def head_of(self, lane: str, now: datetime) -> OutboxEntry | None:
         """The first pending entry of `lane` if it is due and free; None when the lane is empty or waits."""
-        result = await self.s.execute(_Q.head_of, {"lane": lane, "now": now})
+        result = await self.s.execute(_queries().head_of, {"lane": lane, "now": now})
         row = result.scalar_one_or_none()
         return None if row is None else OutboxEntry(row)
 
     async def next_retry_at(self) -> datetime | None:
         """When the earliest lane waiting on a retry is due again."""
-        result = await self.s.execute(_Q.next_retry_at)
+        result = await self.s.execute(_queries().next_retry_at)
         return _aware(result.scalar_one_or_none())
 
     async def oldest_pending_since(self) -> datetime | None:
