@@ -264,10 +264,14 @@ def _stamp() -> dict[str, Any]:
     return {"when": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "load": f"{one:.1f} / {five:.1f} / {fifteen:.1f}"}
 
 
-def run_fuzz(n: int) -> dict[str, Any]:
-    surfaces: dict[str, list[int]] = {}
+def run_fuzz(n: int, only: list[str] | None = None) -> dict[str, Any]:
+    """Every surface (or those named in `only`, the others kept from the last run)."""
+    kept = _load(RESULTS / "reliability-fuzz.json").get("surfaces", {}) if only else {}
+    surfaces: dict[str, list[int]] = {k: v for k, v in kept.items() if k not in only} if only else {}
     for name, fn in (("command parser", fuzz_command_parser), ("HL7 v2 parser", fuzz_hl7),
                      ("MLLP framing", fuzz_mllp)):
+        if only and name not in only:
+            continue
         started = time.monotonic()
         try:
             surfaces[name] = [fn(n), 0]
@@ -276,6 +280,8 @@ def run_fuzz(n: int) -> dict[str, Any]:
             surfaces[name] = [n, 1]
         print(f"{name}: {surfaces[name]} in {time.monotonic() - started:.0f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if only and "FHIR endpoint" not in only:
+            return {**_stamp(), "surfaces": surfaces}
         started = time.monotonic()
         try:
             surfaces["FHIR endpoint"] = [asyncio.run(fuzz_fhir_endpoint(Path(tmp), n)), 0]
@@ -306,6 +312,9 @@ def main() -> int:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--fuzz-only", action="store_true", help="skip the fault scenarios")
     only.add_argument("--faults-only", action="store_true", help="skip the fuzzers")
+    parser.add_argument("--surface", action="append", help="fuzz only this surface (repeatable; the others "
+                        'are kept from the last run): "command parser", "HL7 v2 parser", "MLLP framing", '
+                        '"FHIR endpoint"')
     parser.add_argument("--pg-ctl", help="with RELAIS_TEST_POSTGRES: the command that stops and starts the server, "
                                          'e.g. "pg_ctlcluster --skip-systemctl-redirect 15 main"')
     args = parser.parse_args()
@@ -313,7 +322,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     ok = True
     if not args.faults_only:
-        fuzz = run_fuzz(args.fuzz)
+        fuzz = run_fuzz(args.fuzz, args.surface)
         (RESULTS / "reliability-fuzz.json").write_text(json.dumps(fuzz, indent=1) + "\n", encoding="utf-8")
         ok = not any(crashes for _tried, crashes in fuzz["surfaces"].values())
     if not args.fuzz_only:

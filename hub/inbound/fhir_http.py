@@ -72,6 +72,11 @@ def fhir_routes(service: AlertService, token: str | None, metrics: Metrics | Non
         except FhirError as err:
             count("rejected")
             return _error(err)
+        except Exception as exc:  # a parser bug: the sender gets a clear answer, never a 500 to retry for ever
+            # Only the exception's type is logged: its text may quote the notification.
+            log.error("a FHIR notification could not be read (%s)", type(exc).__name__)
+            count("rejected")
+            return _outcome(422, "error", "processing", f"the notification could not be read ({type(exc).__name__})")
         try:
             received = await service.receive(alert, body)
         except Exception:

@@ -205,7 +205,9 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
     sender_facility = (header.sender.display or "") if header.sender is not None else ""
     unit = ""
     if encounter is not None and encounter.location:
-        shown = encounter.location[-1].location.display or ""
+        # Encounter.location.location is 1..1 in FHIR R4, but the models do not enforce it.
+        where = encounter.location[-1].location
+        shown = (where.display or "") if where is not None else ""
         unit = shown if shown not in (facility, sender_facility) else ""
     hospitalization = encounter.hospitalization if encounter else None
     disposition = destination = ""
