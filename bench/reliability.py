@@ -312,6 +312,7 @@ def main() -> int:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--fuzz-only", action="store_true", help="skip the fault scenarios")
     only.add_argument("--faults-only", action="store_true", help="skip the fuzzers")
+    only.add_argument("--render-only", action="store_true", help="only rewrite docs/reliability.md from bench/results")
     parser.add_argument("--surface", action="append", help="fuzz only this surface (repeatable; the others "
                         'are kept from the last run): "command parser", "HL7 v2 parser", "MLLP framing", '
                         '"FHIR endpoint"')
@@ -321,11 +322,11 @@ def main() -> int:
     backend = "postgresql" if os.environ.get("RELAIS_TEST_POSTGRES") else "sqlite"
     RESULTS.mkdir(exist_ok=True)
     ok = True
-    if not args.faults_only:
+    if not args.faults_only and not args.render_only:
         fuzz = run_fuzz(args.fuzz, args.surface)
         (RESULTS / "reliability-fuzz.json").write_text(json.dumps(fuzz, indent=1) + "\n", encoding="utf-8")
         ok = not any(crashes for _tried, crashes in fuzz["surfaces"].values())
-    if not args.fuzz_only:
+    if not args.fuzz_only and not args.render_only:
         faults = run_faults(args)
         (RESULTS / f"reliability-{backend}.json").write_text(json.dumps(faults, indent=1) + "\n",
                                                             encoding="utf-8")
