@@ -87,15 +87,21 @@ class Dispatcher:
         self.catalog = Catalog(settings.language)
         self._told_undecryptable: dict[tuple[str, str], datetime] = {}
 
+    def _command(self, sender: str, content: Mapping[str, Any] | str) -> Message | None:
+        """The message, when it is a command from someone other than the bot (its event content,
+        or a plain body); None otherwise."""
+        if sender == self.settings.bot_user:
+            return None
+        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+        return message if is_command(message.text) else None
+
     async def handle(self, event_id: str, sender: str, room_id: str,
                      content: Mapping[str, Any] | str) -> bool:
         """Handle one message (its event content, or a plain body); True when it was a command for
         us that got an answer now. Edits (`m.replace`) run only when the command they correct
         was not accepted; a command typed in a thread is answered in that thread."""
-        if sender == self.settings.bot_user:
-            return False
-        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
-        if not is_command(message.text):
+        message = self._command(sender, content)
+        if message is None:
             return False
         now = self.clock.now()
         error: DomainError | None = None
@@ -168,10 +174,8 @@ class Dispatcher:
         """A command whose handling kept failing and that intake set aside (SPEC §7: never dropped
         silently): tell its sender, in the room (in its thread, if any), that it was not done and
         can be sent again. Nothing of the command is repeated. True when told."""
-        if sender == self.settings.bot_user:
-            return False
-        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
-        if not is_command(message.text):
+        message = self._command(sender, content)
+        if message is None:
             return False
         now = self.clock.now()
         async with self.db.unit() as uow:
