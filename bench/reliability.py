@@ -227,6 +227,24 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         "- matrix-nio marked a room key as shared even when the to-device request carrying it failed on a "
         "dropped connection; a share that did not fully reach the homeserver now discards the session and "
         "the notice is sent again with a new one.",
+        "- A batch replayed after its handling failed (a database hiccup, a handler bug) lost its commands: "
+        "matrix-nio skips a sync answer it has already read, so it no longer decrypted its events, and the "
+        "replayed command was taken for an undecryptable one (its sender told to verify their session). Intake "
+        "now decrypts a replayed batch's events itself; a command that still keeps failing is set aside and "
+        "its sender told to send it again (`tests/integration/test_isolation.py`).",
+        "- The FHIR fuzz at 100 000 inputs found a 500: an `Encounter.location` whose `location` is null (1..1 "
+        "in FHIR R4, not enforced by the models). Read now; and any parser bug answers 422 with its class, "
+        "never 500 (`tests/fuzz/test_fuzz.py`).",
+        "- Notices that could not be delivered to the referent's own desk, a desk's creation and the triage "
+        "room were told to nobody; the pilots are told now (`delivery.failed` in their desk, no content).",
+        "- A stop could leave an outbox lane running after the database closed (on SQLite, holding the write "
+        "lock); the stop now waits for every lane.",
+        "",
+        "Mixed load of the kill cycles: hospital messages (each posts one alert carrying the setting handover's "
+        "checklist, SPEC §5), `!plan add` commands, and every 4th cycle a new file from the desk (its room made "
+        "by the outbox). Professional handovers (`!team remove` with a successor) are not in these cycles: they "
+        "take the same path as `!plan add` (one unit of work per command, its effects in the outbox, the event "
+        "claimed once), which the cycles exercise.",
         "",
         "## Known limits",
         "",
