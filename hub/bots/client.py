@@ -516,6 +516,11 @@ class BotClient:
         room.members_synced = True
         if room.encrypted:
             api.encrypted_rooms.add(room_id)
+        if api.olm is not None:
+            # Members and invitees nio has not met yet (the room came to us through this read,
+            # not a sync) must have their devices queried before the next room key is shared:
+            # otherwise the key goes to none of their devices, silently.
+            api.olm.update_tracked_users(room)
             if api.olm is not None:
                 api.olm.update_tracked_users(room)  # their devices are queried before the key is shared
                 api.invalidate_outbound_session(room_id)

@@ -14,7 +14,7 @@ import nio
 import pytest
 
 from hub.bots import crosssigning as xs
-from hub.domain.effects import Notify
+from hub.domain.effects import Invite, Notify
 from hub.services.outbox import enqueue
 from tests.hub_harness import Hub, is_notice, kind_of
 from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
@@ -65,6 +65,8 @@ async def test_restart_syncs_from_the_token_and_loads_a_room_when_a_notice_needs
     desk = await hub.desk()
     case_a, room_a = await hub.open_case(desk=desk)
     case_b, room_b = await hub.open_case(desk=desk, text='!new "Paul Martin" --born 1940-02-03')
+    case_c, room_c = await hub.open_case(desk=desk, text='!new "Anne Petit" --born 1941-03-04')
+    nurse = await hub.client("nurse")  # a device nio of the bot has never met
     await send_text(cm, room_a, f"!team add {hub.user('gp')} gp")
     await wait_for_event(cm, room_a, is_notice("team.update", hub.bot))
     deadline = time.monotonic() + 30
@@ -87,6 +89,18 @@ async def test_restart_syncs_from_the_token_and_loads_a_room_when_a_notice_needs
     relais.outbox.wake()
     notice = await wait_for_event(cm, room_b, is_notice("encryption.unreachable", hub.bot))
     assert isinstance(notice, nio.RoomMessageNotice), type(notice)
+
+    # An invite then a notice to another room no sync has shown: the invitee, whose devices the
+    # bot never queried, must still get the room key (load_room makes nio track them).
+    async with relais.db.unit() as uow:
+        await enqueue(uow, "test-restart-c", [
+            Invite(case_c, hub.user("nurse")),
+            Notify("encryption.unreachable", case_c, "encryption.unreachable", {"user": "@nobody:example.org"})],
+            relais.clock.now())
+    relais.outbox.wake()
+    await accept_invite(nurse, await hub.invited_room(nurse))
+    seen = await wait_for_event(nurse, room_c, is_notice("encryption.unreachable", hub.bot))
+    assert isinstance(seen, nio.RoomMessageNotice), type(seen)
 
     # The member who joined while the hub was down gets the key of the next notice.
     async with relais.db.unit() as uow:
