@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hub.domain.effects import Notify
+from hub.domain.transitions import PARIS
 
-PARIS = ZoneInfo("Europe/Paris")
 KIND = "delivery.failed"
 #: The message of the report a pilot gets (its kind stays `delivery.failed`).
 TO_PILOT = "delivery.failed_pilot"

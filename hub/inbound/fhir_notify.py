@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from hub.domain.alerts import Alert, AlertEvent, PatientId
+from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[care] timezone` (SPEC §5)
 
 if TYPE_CHECKING:
     # Imported when the first notification arrives (`_models`): fhir.resources costs ~14 MB of
@@ -30,7 +30,6 @@ EVENTS: dict[str, AlertEvent] = {
     "notification-transfer": AlertEvent.transfer,
 }
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-_PARIS = ZoneInfo("Europe/Paris")  # the default territory: `[care] timezone` (SPEC §5)
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 

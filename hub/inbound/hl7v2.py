@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from hub.domain.alerts import Alert, AlertEvent, PatientId
+from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[care] timezone` (SPEC §5)
 
 __all__ = [
     "EVENTS",
@@ -60,7 +60,6 @@ _CHARSETS = {
     "8859/15": "iso8859-15",
     "ASCII": "ascii",
 }
-_PARIS = ZoneInfo("Europe/Paris")  # the default territory: `[care] timezone` (SPEC §5)
 _TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\d*([+-]\d{4})?")
 _VERSION = re.compile(r"2\.(\d+)(?:\.\d+)*")
 

@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 
 from hub.domain import delivery
 from hub.domain.delivery import KIND as DELIVERY_FAILED
-from hub.domain.delivery import PARIS, failure_notice
+from hub.domain.delivery import failure_notice
 from hub.domain.effects import (
     TRIAGE_DESK,
     CreateDesk,
@@ -25,6 +25,7 @@ from hub.domain.effects import (
     Redact,
     SendFile,
 )
+from hub.domain.transitions import PARIS
 from hub.storage.database import UnitOfWork
 from hub.storage.repositories import OutboxEntry
 
