@@ -28,7 +28,7 @@ from hub.domain.transitions import Move, SettingChange
 from hub.metrics import Metrics
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
-from hub.storage.repos_alerts import utc
+from hub.storage.repos_alerts import StoredMessage, utc
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Received:
     duplicate: bool
     pending: bool  # still to be processed
     reused_control_id: bool = False  # a new content under a control id this sender already used
+    outcome: str | None = None  # processed with its storage: unmatched | posted | silent
 
 
 class AlertService:
@@ -70,18 +71,49 @@ class AlertService:
         return self.parsers[source](raw)
 
     async def receive(self, alert: Alert, raw: bytes, *, digest: str | None = None) -> Received:
-        """Commit the message (once); raises if it could not be stored (the sender must retry).
+        """Commit the message (once) and, when it is new, match it and enqueue its notices in the
+        same unit of work: one commit before the acknowledgement instead of two (SPEC §7: ACK
+        once the message is kept). If that processing raises, its unit is rolled back whole and
+        the message is kept alone, `pending`, for `process` (the caller, or the recovery job).
+        Raises if the message could not be stored at all (the sender must retry).
 
         `digest` identifies the content for resends (default: SHA-256 of the bytes); HL7 passes
         one that leaves out what a resend regenerates (hl7v2.digest).
         """
         digest = digest or hashlib.sha256(raw).hexdigest()
-        async with self.db.unit() as uow:
-            stored = await uow.alerts.store_message(alert.source, alert.sender[:255], alert.control_id[:255],
-                                                    digest, raw, self.clock.now())
+        sender, control_id = alert.sender[:255], alert.control_id[:255]
+        outcome: str | None = None
+        try:
+            async with self.db.unit() as uow:
+                stored = await uow.alerts.store_message(alert.source, sender, control_id, digest, raw,
+                                                        self.clock.now(), processed=True)
+                if stored.created:
+                    outcome = await self._match(uow, stored.id, alert, self.clock.now())
+        except Exception as exc:
+            # A database that is away fails in `keep` again, and the sender is told to retry.
+            log.warning("hospital message could not be processed as it was stored (%s); kept to process apart",
+                        type(exc).__name__)
+            stored = await self._keep(alert, raw, digest)
+            outcome = None
+        self._count(alert.source, "accepted" if stored.created else "duplicate")
+        if outcome is not None:
+            self._processed(alert.source, outcome)
+        return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received",
+                        reused_control_id=stored.reused_control_id, outcome=outcome)
+
+    async def keep(self, alert: Alert, raw: bytes, *, digest: str | None = None) -> Received:
+        """Commit the message (once) without processing it: what `receive` falls back to when
+        processing fails; `process` or the recovery job finishes it. Raises if it could not be
+        stored."""
+        stored = await self._keep(alert, raw, digest or hashlib.sha256(raw).hexdigest())
         self._count(alert.source, "accepted" if stored.created else "duplicate")
         return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received",
                         reused_control_id=stored.reused_control_id)
+
+    async def _keep(self, alert: Alert, raw: bytes, digest: str) -> StoredMessage:
+        async with self.db.unit() as uow:
+            return await uow.alerts.store_message(alert.source, alert.sender, alert.control_id, digest, raw,
+                                                  self.clock.now())
 
     async def process(self, message_id: int) -> str:
         """Match a received message and enqueue what it asks; returns what happened."""
@@ -91,24 +123,35 @@ class AlertService:
             if message is None or message.raw is None:
                 return "done"
             alert = self.parsers[message.source](message.raw)
-            persons = await self._persons_for(uow, alert)
-            if not persons:
-                await uow.alerts.forget_message(message_id)
-                count = int(await uow.kv.get(UNMATCHED_COUNTER) or 0) + 1
-                await uow.kv.set(UNMATCHED_COUNTER, str(count))
-                outcome = "unmatched"
-            else:
-                posted = False
-                for person in persons:
-                    posted |= await self._apply(uow, message_id, person, alert, now)
+            outcome = await self._match(uow, message_id, alert, now)
+            if outcome != "unmatched":
                 await uow.alerts.mark_processed(message_id)
-                outcome = "posted" if posted else "silent"
+        self._processed(alert.source, outcome)
+        return outcome
+
+    async def _match(self, uow: UnitOfWork, message_id: int, alert: Alert, now: datetime) -> str:
+        """Find the followed persons the alert designates (their files locked), apply it to each;
+        a message for nobody followed is forgotten. Returns unmatched | posted | silent."""
+        ids = (*alert.identifiers, *alert.merged_identifiers)
+        candidates = await uow.persons.open_with_identifier_values([pid.value for pid in ids], lock=True)
+        persons = [person for person in candidates if self._matches(person.identifiers, ids)]
+        if not persons:
+            await uow.alerts.forget_message(message_id)
+            count = int(await uow.kv.get(UNMATCHED_COUNTER) or 0) + 1
+            await uow.kv.set(UNMATCHED_COUNTER, str(count))
+            return "unmatched"
+        posted = False
+        for person in persons:
+            posted |= await self._apply(uow, message_id, person, alert, now)
+        return "posted" if posted else "silent"
+
+    def _processed(self, source: str, outcome: str) -> None:
+        """Count an outcome once its unit is committed; wake the outbox for new notices."""
         if outcome == "unmatched" and self.metrics is not None:
             self.metrics.alerts_unmatched.inc()
-        self._count(alert.source, outcome)
+        self._count(source, outcome)
         if outcome == "posted":
             self.on_enqueued()
-        return outcome
 
     async def recover(self, received_before: datetime | None = None) -> int:
         """Process what was acknowledged but not processed: before a stop or a crash (at start), or
@@ -132,23 +175,14 @@ class AlertService:
         """The periodic job: messages received more than RECOVER_SETTLE_S before `now`."""
         return await self.recover(now - timedelta(seconds=RECOVER_SETTLE_S))
 
-    async def _persons_for(self, uow: UnitOfWork, alert: Alert) -> list[Person]:
-        ids = (*alert.identifiers, *alert.merged_identifiers)
-        found = []
-        for ref in await uow.alerts.open_cases_with_values(pid.value for pid in ids):
-            person = await uow.persons.get(ref)
-            if person is not None and self._matches(person.identifiers, ids):
-                found.append(person)
-        return found
-
     def _matches(self, identifiers: tuple[Identifier, ...], ids: tuple[PatientId, ...]) -> bool:
         pairs = [(i.authority, i.value) for i in identifiers]
         return matches(pairs, ids, ins_test_oids=self.ins_test_oids)
 
     async def _apply(self, uow: UnitOfWork, message_id: int, person: Person, alert: Alert, now: datetime) -> bool:
-        """Load the person's history once, decide in the domain, persist the decision once."""
+        """Load the person's history once, decide in the domain, persist the decision once.
+        `person` was read with its file locked (`_match`)."""
         ref = person.case_ref
-        await uow.persons.lock(ref)
         history = await _history(uow, ref, person)
         decision = alert_decision.decide(history, alert, ins_test_oids=self.ins_test_oids, now=now,
                                         tz=self.clock.tz)
@@ -176,7 +210,6 @@ def _notice_key(alert_id: int) -> str:
 
 
 async def _history(uow: UnitOfWork, ref: str, person: Person) -> alert_decision.AlertHistory:
-    person = await uow.persons.get(ref) or person  # read again under the lock
     return alert_decision.AlertHistory(
         person=person,
         mentions=team.mentions_for(await uow.team.members(ref), person.referent),

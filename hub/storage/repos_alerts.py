@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.domain.alert_decision import Decision
@@ -17,6 +17,7 @@ from hub.domain.settings import Setting
 from hub.domain.transitions import SettingChange
 from hub.storage.models import IdentifierRow, PersonRow
 from hub.storage.models_alerts import AlertRow, InboundMessageRow, SettingChangeRow
+from hub.storage.once import insert_once
 from hub.storage.repositories import _aware
 
 __all__ = ["AlertRepo", "StoredMessage", "utc"]
@@ -44,7 +45,12 @@ class StoredMessage:
     reused_control_id: bool = False  # created, though another content was kept under its control id
 
 
-def _record(row: AlertRow) -> AlertRecord:
+_RECORD_COLUMNS = ("id", "case_ref", "event", "event_time", "sender", "facility", "unit", "movement_id",
+                   "notice_key", "cancelled_by")
+
+
+def _record(row: Any) -> AlertRecord:
+    """An AlertRecord from an AlertRow or a row holding `_RECORD_COLUMNS`."""
     return AlertRecord(
         id=row.id, case_ref=row.case_ref, event=AlertEvent(row.event),
         event_time=_aware(row.event_time) or row.event_time, sender=row.sender, facility=row.facility,
@@ -69,33 +75,41 @@ class AlertRepo:
 
     # ------------------------------------------------------------ inbound messages
 
-    async def _find(self, sender: str, control_id: str, sha256: str) -> InboundMessageRow | None:
-        result = await self.s.execute(select(InboundMessageRow).where(
-            InboundMessageRow.sender == sender, InboundMessageRow.control_id == control_id,
-            InboundMessageRow.sha256 == sha256))
-        return result.scalar_one_or_none()
+    async def _find(self, sender: str, control_id: str, sha256: str) -> tuple[StoredMessage | None, bool]:
+        """The message kept under this key, if any, and whether another content was kept under
+        the same sender and control id — one statement: the same content sorts first."""
+        same = (InboundMessageRow.sha256 == sha256).label("same")
+        query = (select(InboundMessageRow.id, InboundMessageRow.source, InboundMessageRow.state, same)
+                 .where(InboundMessageRow.sender == sender, InboundMessageRow.control_id == control_id))
+        if control_id == "":  # no control id: only the same content counts (never "reused")
+            query = query.where(InboundMessageRow.sha256 == sha256)
+        row = (await self.s.execute(query.order_by(same.desc()).limit(1))).first()
+        if row is None:
+            return None, False
+        if not row.same:
+            return None, True
+        return StoredMessage(row.id, row.source, row.state, created=False), False
 
     async def store_message(self, source: str, sender: str, control_id: str, sha256: str, raw: bytes,
-                            now: datetime) -> StoredMessage:
+                            now: datetime, *, processed: bool = False) -> StoredMessage:
         """Keep a message once per (sender, control id, content hash). Sender and control id are
         kept to their columns' 255 characters (HL7 allows longer MSH-3^MSH-4), on every backend
-        alike, so a resend still finds the stored message."""
+        alike, so a resend still finds the stored message. `processed`: the caller processes it
+        in this same unit of work, so it is written in its final state, without its content
+        (if that processing fails, the whole unit is rolled back)."""
         sender, control_id = sender[:255], control_id[:255]
-        row = await self._find(sender, control_id, sha256)
-        if row is None:
-            reused = control_id != "" and (await self.s.execute(select(InboundMessageRow.id).where(
-                InboundMessageRow.sender == sender, InboundMessageRow.control_id == control_id).limit(1))
-            ).first() is not None
-            try:
-                async with self.s.begin_nested():  # a concurrent resend loses the race here
-                    row = InboundMessageRow(source=source, sender=sender, control_id=control_id, sha256=sha256,
-                                            received_at=now, raw=raw, state="received")
-                    self.s.add(row)
-                return StoredMessage(row.id, source, row.state, created=True, reused_control_id=reused)
-            except IntegrityError:
-                row = await self._find(sender, control_id, sha256)
-                assert row is not None
-        return StoredMessage(row.id, row.source, row.state, created=False)
+        found, reused = await self._find(sender, control_id, sha256)
+        if found is None:
+            state = "processed" if processed else "received"
+            new_id = await insert_once(self.s, InboundMessageRow, {
+                "source": source, "sender": sender, "control_id": control_id, "sha256": sha256,
+                "received_at": now, "raw": None if processed else raw, "state": state,
+            }, conflict=("sender", "control_id", "sha256"))
+            if new_id is not None:
+                return StoredMessage(new_id, source, state, created=True, reused_control_id=reused)
+            found, _reused = await self._find(sender, control_id, sha256)  # a concurrent resend won the race
+            assert found is not None
+        return found
 
     async def claim_message(self, message_id: int) -> StoredMessage | None:
         """A received, unprocessed message, locked for this unit of work (None otherwise)."""
@@ -141,18 +155,6 @@ class AlertRepo:
 
     # ------------------------------------------------------------ persons by identifier
 
-    async def open_cases_with_values(self, values: Iterable[str]) -> list[str]:
-        """Open files holding an identifier with one of these values (the caller checks authorities)."""
-        wanted = sorted({v.strip() for v in values if v.strip()})
-        if not wanted:
-            return []
-        result = await self.s.execute(
-            select(PersonRow.case_ref).distinct()
-            .join(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
-            .where(IdentifierRow.value.in_(wanted), PersonRow.closed_at.is_(None))
-            .order_by(PersonRow.case_ref))
-        return list(result.scalars())
-
     async def rekey_identifier(self, case_ref: str, old: Identifier, new: Identifier) -> bool:
         """A merge (A40): the person's identifier takes the surviving value; False if taken."""
         taken = await self.s.execute(select(IdentifierRow.id).where(
@@ -191,8 +193,12 @@ class AlertRepo:
         return row.id
 
     async def alerts_of(self, case_ref: str) -> list[AlertRecord]:
-        result = await self.s.execute(select(AlertRow).where(AlertRow.case_ref == case_ref).order_by(AlertRow.id))
-        return [_record(r) for r in result.scalars()]
+        """A file's alerts, oldest first. Read as plain rows, not ORM objects: every hospital
+        message reads its person's whole history, and building objects was most of its cost."""
+        table = AlertRow.__table__
+        result = await self.s.execute(select(*(table.c[name] for name in _RECORD_COLUMNS))
+                                      .where(table.c.case_ref == case_ref).order_by(table.c.id))
+        return [_record(r) for r in result]
 
     async def last_event_time(self, case_ref: str, *, before: int | None = None) -> datetime | None:
         """Time of the newest standing hospital movement (those recorded before alert `before`)."""

@@ -27,6 +27,7 @@ from hub.storage.models import (
     PersonRow,
     ProcessedEventRow,
 )
+from hub.storage.once import insert_once
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -34,6 +35,23 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def _person(row: PersonRow, identifiers: Sequence[tuple[str, str]]) -> Person:
+    return Person(
+        case_ref=row.case_ref,
+        display_name=row.display_name,
+        referent=row.referent,
+        opened_at=_aware(row.opened_at) or row.opened_at,
+        birth_date=row.birth_date,
+        identifiers=tuple(Identifier(authority, value) for authority, value in identifiers),
+        room_id=row.room_id,
+        closed_at=_aware(row.closed_at),
+        close_reason=row.close_reason,
+        setting=Setting(row.setting),
+        setting_since=_aware(row.setting_since),
+        hospital_return=row.hospital_return_on,
+    )
 
 
 async def next_in_sequence(session: AsyncSession, key: str) -> int:
@@ -60,43 +78,56 @@ class PersonRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
+    def _sqlite(self) -> bool:
+        bind = self.s.bind
+        return bind is not None and bind.dialect.name == "sqlite"
+
     async def lock(self, case_ref: str) -> None:
         """Serialise the changes to one file — plan, consent, handovers, closure, alerts — within
         this unit of work: a PostgreSQL row lock; on SQLite the unit already holds the database's
-        write lock from its BEGIN IMMEDIATE (hub/storage/database.py), taken before its first read."""
+        write lock from its BEGIN IMMEDIATE (hub/storage/database.py), taken before its first read,
+        so there is nothing to send (SQLite ignores FOR UPDATE: the statement was a round trip
+        to the driver's thread for nothing)."""
+        if self._sqlite():
+            return
         await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
 
     async def _row(self, case_ref: str) -> PersonRow | None:
         result = await self.s.execute(select(PersonRow).where(PersonRow.case_ref == case_ref))
         return result.scalar_one_or_none()
 
-    async def _to_domain(self, row: PersonRow) -> Person:
-        idents = await self.s.execute(
-            select(IdentifierRow).where(IdentifierRow.person_id == row.id).order_by(IdentifierRow.id)
-        )
-        return Person(
-            case_ref=row.case_ref,
-            display_name=row.display_name,
-            referent=row.referent,
-            opened_at=_aware(row.opened_at) or row.opened_at,
-            birth_date=row.birth_date,
-            identifiers=tuple(Identifier(i.authority, i.value) for i in idents.scalars()),
-            room_id=row.room_id,
-            closed_at=_aware(row.closed_at),
-            close_reason=row.close_reason,
-            setting=Setting(row.setting),
-            setting_since=_aware(row.setting_since),
-            hospital_return=row.hospital_return_on,
-        )
+    async def _with_identifiers(self, *where: Any, lock: bool = False) -> list[Person]:
+        """Persons and their identifiers in one statement (an outer join: a person may have none),
+        ordered by reference; `lock`: their rows locked for the unit (PostgreSQL)."""
+        query = (select(PersonRow, IdentifierRow.authority, IdentifierRow.value)
+                 .outerjoin(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
+                 .where(*where).order_by(PersonRow.case_ref, IdentifierRow.id))
+        if lock and not self._sqlite():
+            query = query.with_for_update(of=PersonRow)
+        rows: dict[int, tuple[PersonRow, list[tuple[str, str]]]] = {}
+        for row, authority, value in await self.s.execute(query):
+            idents = rows.setdefault(row.id, (row, []))[1]
+            if authority is not None:
+                idents.append((authority, value))
+        return [_person(row, idents) for row, idents in rows.values()]
 
     async def get(self, case_ref: str) -> Person | None:
-        row = await self._row(case_ref)
-        return None if row is None else await self._to_domain(row)
+        found = await self._with_identifiers(PersonRow.case_ref == case_ref)
+        return found[0] if found else None
+
+    async def open_with_identifier_values(self, values: Collection[str], *, lock: bool = False) -> list[Person]:
+        """Open files holding an identifier with one of these values (any authority: the caller
+        matches authorities, hub.domain.identity), with all their identifiers, by reference;
+        `lock`: each file locked as `lock` does, in reference order (no two units deadlock)."""
+        wanted = sorted({v.strip() for v in values if v.strip()})
+        if not wanted:
+            return []
+        holders = select(IdentifierRow.person_id).where(IdentifierRow.value.in_(wanted))
+        return await self._with_identifiers(PersonRow.id.in_(holders), PersonRow.closed_at.is_(None), lock=lock)
 
     async def by_room(self, room_id: str) -> Person | None:
-        result = await self.s.execute(select(PersonRow).where(PersonRow.room_id == room_id))
-        row = result.scalar_one_or_none()
-        return None if row is None else await self._to_domain(row)
+        found = await self._with_identifiers(PersonRow.room_id == room_id)
+        return found[0] if found else None
 
     async def add(self, person: Person) -> None:
         row = PersonRow(
@@ -350,15 +381,12 @@ class OutboxRepo:
         """Enqueue once per key: a replayed command or resent message adds nothing."""
         cause = fit_key(cause_of(key))  # of the whole key: a digested one loses its index
         key = fit_key(key)
-        exists = await self.s.execute(select(OutboxRow.id).where(OutboxRow.key == key))
-        if exists.scalar_one_or_none() is not None:
-            return False
         room_lane = await self._room_lane(str(payload["room_id"])) if payload.get("room_id") else None
-        self.s.add(OutboxRow(key=key, action=action, case_ref=case_ref, payload=payload, created_at=now,
-                             state="pending", attempts=0, lane=lane_of(action, case_ref, payload, room_lane),
-                             cause=cause))
-        await self.s.flush()
-        return True
+        added = await insert_once(self.s, OutboxRow, {
+            "key": key, "action": action, "case_ref": case_ref, "payload": payload, "created_at": now,
+            "state": "pending", "attempts": 0, "lane": lane_of(action, case_ref, payload, room_lane), "cause": cause,
+        }, conflict=("key",))
+        return added is not None
 
     async def _room_lane(self, room_id: str) -> str | None:
         case = await self.s.execute(select(PersonRow.case_ref).where(PersonRow.room_id == room_id))

@@ -329,5 +329,5 @@ async def test_a_fhir_identifier_system_matches_the_authority_as_typed(stack: St
             entry["resource"]["identifier"] = [{"system": system, "value": "F8001"}]
     raw = json.dumps(bundle).encode()
     received = await stack.service.receive(parse_bundle(raw), raw)
-    assert await stack.service.process(received.message_id) == "posted"
+    assert received.outcome == "posted"
     assert (await stack.notices(ref))[0]["message"].startswith("alert.admission")

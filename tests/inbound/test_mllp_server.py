@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from hub.domain import alert_decision
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.inbound.hl7v2 import parse
 from hub.inbound.mllp import frame
 from hub.services.alerts import RECOVER_INTERVAL_S, RECOVER_SETTLE_S, UNMATCHED_COUNTER, AlertService
 from hub.storage.database import Database
-from hub.storage.models_alerts import InboundMessageRow
+from hub.storage.models_alerts import AlertRow, InboundMessageRow
 from tests.inbound.alert_stack import MAX_FRAME, PARSERS, Stack, make_stack
 from tests.inbound.mllp_client import GHH, MllpClient, err_code, msa, sample
 
@@ -268,7 +270,7 @@ async def test_times_without_an_offset_are_the_territorys_local_time(database: D
 async def test_acknowledged_but_unprocessed_messages_are_finished_once_at_the_next_start(stack: Stack) -> None:
     ref = await stack.person("test1:PATID1234")
     raw = sample("ADT-A01-01.hl7")
-    received = await stack.service.receive(parse(raw), raw)  # ACKed, then the process died
+    received = await stack.service.keep(parse(raw), raw)  # ACKed, then the process died
     assert received.pending and not received.duplicate
     assert await stack.notices(ref) == []
     again = AlertService(stack.db, stack.clock, PARSERS, ins_test_oids=False)
@@ -315,7 +317,7 @@ async def test_a_message_acknowledged_but_left_unprocessed_is_recovered_by_the_p
     `received`: the recovery job (every RECOVER_INTERVAL_S) finishes it, not the next restart."""
     ghh = await stack.person("test1:PATID1234")
     raw = sample("ADT-A01-01.hl7")
-    received = await stack.service.receive(parse(raw), raw)  # stored and acknowledged, not processed
+    received = await stack.service.keep(parse(raw), raw)  # stored and acknowledged, not processed
     assert received.pending and await stack.notices(ghh) == []
     # Right after: it may be being processed by its own connection; the job leaves it alone.
     assert await stack.service.recover_settled(stack.clock.now()) == 0
@@ -325,3 +327,35 @@ async def test_a_message_acknowledged_but_left_unprocessed_is_recovered_by_the_p
     assert kinds == ["alert.admission"]  # one message per hospital event
     assert await stack.service.recover_settled(stack.clock.now()) == 0  # once only
     assert RECOVER_INTERVAL_S <= 60  # "within a minute"
+
+
+async def test_a_processing_failure_keeps_the_message_alone_and_rolls_back_the_rest(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new message is stored and processed in one unit of work; when processing raises, that
+    unit is rolled back whole (no alert, no notice, no move half-written), the message is kept
+    alone and acknowledged, and the processing that follows posts it exactly once."""
+    ref = await stack.person("test1:PATID1234")
+    real = alert_decision.decide
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> alert_decision.Decision:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the first try")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alert_decision, "decide", flaky)
+    client = await MllpClient.connect(stack.port)
+    try:
+        assert msa(await client.send(sample("ADT-A01-01.hl7")))[0] == "AA"
+    finally:
+        await client.close()
+        await stack.server.stop()
+    assert calls == 2
+    assert [n["kind"] for n in await stack.notices(ref)] == ["alert.admission"]
+    async with stack.db.unit() as uow:
+        alerts = (await uow.session.execute(select(AlertRow.id))).scalars().all()
+        states = (await uow.session.execute(select(InboundMessageRow.state))).scalars().all()
+    assert len(alerts) == 1 and states == ["processed"]
+    assert (await stack.setting(ref))[0] is Setting.HOSPITAL
