@@ -11,24 +11,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["insert_once"]
+__all__ = ["insert_once", "insert_or_update"]
+
+
+def _dialect(session: AsyncSession) -> Any:
+    bind = session.bind
+    return sqlite if bind is not None and bind.dialect.name == "sqlite" else postgresql
 
 
 async def insert_once(session: AsyncSession, model: type[DeclarativeBase], values: Mapping[str, Any],
-                      conflict: Sequence[str]) -> int | None:
+                      conflict: Sequence[str]) -> Any:
     """Insert one row of `model` (its mapped attribute names → values) unless a row with the same
-    `conflict` columns (a unique constraint's, in its order) exists; returns the new row's `id`,
-    or None when one was there already. Pending ORM changes are flushed first (an ORM-enabled
-    INSERT), so the statement sees them. Other integrity errors (a foreign key) still raise."""
-    bind = session.bind
-    dialect = sqlite if bind is not None and bind.dialect.name == "sqlite" else postgresql
-    statement = (dialect.insert(model).values(**values)
-                 .on_conflict_do_nothing(index_elements=list(conflict))
-                 .returning(model.id))  # type: ignore[attr-defined]
-    result = await session.execute(statement)
-    new_id = result.scalar_one_or_none()
-    return None if new_id is None else int(new_id)
+    `conflict` columns (a unique constraint's, in its order) exists; returns the new row's primary
+    key, or None when one was there already. Pending ORM changes are flushed first (an
+    ORM-enabled INSERT), so the statement sees them. Other integrity errors (a foreign key)
+    still raise."""
+    key = inspect(model).primary_key[0]
+    statement = (_dialect(session).insert(model).values(**values)
+                 .on_conflict_do_nothing(index_elements=list(conflict)).returning(key))
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def insert_or_update(session: AsyncSession, model: type[DeclarativeBase], values: Mapping[str, Any],
+                           conflict: Sequence[str]) -> None:
+    """Insert one row of `model`, or, when a row with the same `conflict` columns exists, set
+    its other columns to `values` (INSERT … ON CONFLICT DO UPDATE): one statement where a read
+    then a write took two. ORM objects of that row already loaded in the session are not
+    refreshed: read such rows with column SELECTs."""
+    insert = _dialect(session).insert(model).values(**values)
+    changed = {name: insert.excluded[name] for name in values if name not in conflict}
+    await session.execute(insert.on_conflict_do_update(index_elements=list(conflict), set_=changed))

@@ -106,7 +106,7 @@ class AlertRepo:
                 "received_at": now, "raw": None if processed else raw, "state": state,
             }, conflict=("sender", "control_id", "sha256"))
             if new_id is not None:
-                return StoredMessage(new_id, source, state, created=True, reused_control_id=reused)
+                return StoredMessage(int(new_id), source, state, created=True, reused_control_id=reused)
             found, _reused = await self._find(sender, control_id, sha256)  # a concurrent resend won the race
             assert found is not None
         return found

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, select, update
+from sqlalchemy import bindparam, delete, exists, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -27,7 +27,7 @@ from hub.storage.models import (
     PersonRow,
     ProcessedEventRow,
 )
-from hub.storage.once import insert_once
+from hub.storage.once import insert_once, insert_or_update
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -389,13 +389,13 @@ class OutboxRepo:
         return added is not None
 
     async def _room_lane(self, room_id: str) -> str | None:
-        case = await self.s.execute(select(PersonRow.case_ref).where(PersonRow.room_id == room_id))
-        ref = case.scalar_one_or_none()
-        if ref is not None:
-            return "case:" + ref
-        desk = await self.s.execute(select(DeskRow.user_id).where(DeskRow.room_id == room_id))
-        owner = desk.scalar_one_or_none()
-        return None if owner is None else "desk:" + owner
+        """`case:<ref>` or `desk:<user>` when `room_id` is a person's room or a desk (one statement)."""
+        found = await self.s.execute(union_all(
+            select(literal("case:").label("kind"), PersonRow.case_ref.label("name"))
+            .where(PersonRow.room_id == room_id),
+            select(literal("desk:"), DeskRow.user_id).where(DeskRow.room_id == room_id)))
+        row = found.first()
+        return None if row is None else str(row.kind) + str(row.name)
 
     async def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
         """Every pending entry due at `now`, oldest first (all lanes mixed)."""
@@ -505,15 +505,14 @@ class EventRepo:
 
     async def claim(self, event_id: str, now: datetime) -> bool:
         """True the first time an event is seen; the claim commits with what it caused."""
-        if await self.s.get(ProcessedEventRow, event_id) is not None:
-            return False
-        self.s.add(ProcessedEventRow(event_id=event_id, at=now))
-        await self.s.flush()
-        return True
+        claimed = await insert_once(self.s, ProcessedEventRow, {"event_id": event_id, "at": now},
+                                    conflict=("event_id",))
+        return claimed is not None
 
     async def seen(self, event_id: str) -> bool:
         """True when `event_id` was claimed (and committed) before."""
-        return await self.s.get(ProcessedEventRow, event_id) is not None
+        found = await self.s.execute(select(ProcessedEventRow.event_id).where(ProcessedEventRow.event_id == event_id))
+        return found.first() is not None
 
 
 class KeyValueRepo:
@@ -521,16 +520,11 @@ class KeyValueRepo:
         self.s = session
 
     async def get(self, key: str) -> str | None:
-        row = await self.s.get(KeyValueRow, key)
-        return None if row is None else row.value
+        found = await self.s.execute(select(KeyValueRow.value).where(KeyValueRow.key == key))
+        return found.scalar_one_or_none()
 
     async def set(self, key: str, value: str) -> None:
-        row = await self.s.get(KeyValueRow, key)
-        if row is None:
-            self.s.add(KeyValueRow(key=key, value=value))
-        else:
-            row.value = value
-        await self.s.flush()
+        await insert_or_update(self.s, KeyValueRow, {"key": key, "value": value}, conflict=("key",))
 
 
 class IntakeDeadLetterRepo:
@@ -540,12 +534,10 @@ class IntakeDeadLetterRepo:
         self.s = session
 
     async def add(self, event_id: str, room_id: str, error: str, attempts: int, now: datetime) -> bool:
-        if await self.s.get(IntakeDeadLetterRow, event_id) is not None:
-            return False
-        self.s.add(IntakeDeadLetterRow(event_id=event_id, room_id=room_id, error=error[:120], attempts=attempts,
-                                       at=now))
-        await self.s.flush()
-        return True
+        added = await insert_once(self.s, IntakeDeadLetterRow, {
+            "event_id": event_id, "room_id": room_id, "error": error[:120], "attempts": attempts, "at": now,
+        }, conflict=("event_id",))
+        return added is not None
 
     async def has(self, event_id: str) -> bool:
         return await self.s.get(IntakeDeadLetterRow, event_id) is not None
