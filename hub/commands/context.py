@@ -56,6 +56,7 @@ class Ctx:
     person: Person | None = None  # set in a person's room
     event_id: str = ""  # the command's Matrix event: what a referral made by it is keyed by
     desk_role: str | None = None  # set in a desk: "case_manager" | "pilot" | "referrer" | "triage"
+    lane: str | None = None  # the outbox lane of this room (RoomOwners.lane), None: looked up when enqueued
 
     @property
     def today(self) -> date:

@@ -60,9 +60,11 @@ def thread_key(room_id: str, sender: str, event_id: str) -> str:
 
 
 async def _remember(uow: UnitOfWork, room_id: str, sender: str, event_id: str, message: Message,
-                    now: datetime) -> None:
-    """A command seen (accepted or refused): its author may edit it, here, in its thread."""
-    await uow.events.claim(origin_marker(room_id, sender, event_id), now)
+                    now: datetime, *, accepted: bool = False) -> None:
+    """A command seen (accepted or refused): its author may edit it, here, in its thread;
+    `accepted`: it ran, so an edit of it never runs (both markers in one statement)."""
+    markers = [origin_marker(room_id, sender, event_id)] + ([accepted_marker(event_id)] if accepted else [])
+    await uow.events.claim_all(markers, now)
     if message.thread_root:
         await uow.kv.set(thread_key(room_id, sender, event_id), message.thread_root)
 
@@ -127,11 +129,13 @@ class Dispatcher:
                 if message.replaces and not effects and await uow.events.seen(accepted_marker(command_id)):
                     effects = [ctx.reply("command.edit_not_run", command=_excerpt(message.text))]
                 elif not effects:
-                    if not message.replaces:
-                        await _remember(uow, room_id, sender, event_id, message, now)
                     effects = await self._run(ctx, message.text)
-                    await uow.events.claim(accepted_marker(command_id), now)
-                await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now)
+                    if message.replaces:
+                        await uow.events.claim_all([accepted_marker(command_id)], now)
+                    else:
+                        await _remember(uow, room_id, sender, event_id, message, now, accepted=True)
+                await enqueue(uow, f"cmd:{event_id}", self._placed(effects, ctx, message, event_id), now,
+                              lanes={room_id: ctx.lane})
             self.on_enqueued()
             return True
         except UsageError as exc:
@@ -227,7 +231,9 @@ class Dispatcher:
     async def _context(self, uow: UnitOfWork, sender: str, room_id: str, event_id: str = "") -> Ctx | None:
         ctx = Ctx(uow=uow, sender=sender, room_id=room_id, now=self.clock.now(),
                   settings=self.settings, directory=self.directory, event_id=event_id, tz=self.clock.tz)
-        desk = await uow.desks.owner(room_id)
+        owners = await uow.rooms.owners(room_id)
+        ctx.lane = owners.lane
+        desk = owners.desk
         if desk is not None and desk[1] == "triage":
             ctx.desk_role = "triage"  # the triage room: who may act is checked per command
             return ctx
@@ -239,10 +245,10 @@ class Dispatcher:
             if ctx.desk_role is None:
                 raise DomainError("error.not_configured")
             return ctx
-        if await uow.referrals.referrer_of(room_id) == sender:
+        if owners.referrer == sender:
             ctx.desk_role = "referrer"  # a direct room opened to refer a person (SPEC §9)
             return ctx
-        person = await uow.persons.by_room(room_id)
+        person = await uow.persons.get(owners.case_ref) if owners.case_ref is not None else None
         if person is None:
             return None
         ctx.person = person

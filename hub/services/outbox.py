@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 
@@ -40,15 +40,17 @@ def effect_case(effect: Effect) -> str | None:
     return getattr(effect, "case_ref", None) or None
 
 
-async def enqueue(uow: UnitOfWork, key_prefix: str, effects: Sequence[Effect], now: datetime) -> int:
-    """Keys are derived from what caused the effects, so a replay enqueues nothing new."""
+async def enqueue(uow: UnitOfWork, key_prefix: str, effects: Sequence[Effect], now: datetime, *,
+                  lanes: Mapping[str, str | None] | None = None) -> int:
+    """Keys are derived from what caused the effects, so a replay enqueues nothing new.
+    `lanes`: room id → lane of the rooms the caller already looked up (OutboxRepo.add)."""
     added = 0
     for index, effect in enumerate(effects):
         payload = asdict(effect)
         if isinstance(effect, Notify):
             payload["mentions"] = list(effect.mentions)
         added += await uow.outbox.add(f"{key_prefix}:{index}", ACTIONS[type(effect)],
-                                      effect_case(effect), payload, now)
+                                      effect_case(effect), payload, now, lanes=lanes)
     return added
 
 

@@ -33,6 +33,7 @@ from hub.storage.repositories import (
     KeyValueRepo,
     OutboxRepo,
     PersonRepo,
+    RoomRepo,
     TeamRepo,
 )
 
@@ -140,6 +141,7 @@ class UnitOfWork:
         self.referrals = ReferralRepo(session)
         self.readability = ReadabilityRepo(session)
         self.rights = RightsRepo(session)
+        self.rooms = RoomRepo(session)
 
 
 class Database:

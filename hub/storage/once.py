@@ -16,12 +16,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["insert_once", "insert_or_update"]
+__all__ = ["dialect_insert", "insert_once", "insert_or_update"]
 
 
 def _dialect(session: AsyncSession) -> Any:
     bind = session.bind
     return sqlite if bind is not None and bind.dialect.name == "sqlite" else postgresql
+
+
+def dialect_insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+    """The backend's own INSERT construct for `model` (it has `on_conflict_do_nothing` and
+    `on_conflict_do_update`), for the statements the two helpers below do not cover."""
+    return _dialect(session).insert(model)
 
 
 async def insert_once(session: AsyncSession, model: type[DeclarativeBase], values: Mapping[str, Any],

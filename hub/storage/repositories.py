@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, func, literal, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -27,6 +28,8 @@ from hub.storage.models import (
     PersonRow,
     ProcessedEventRow,
 )
+from hub.storage.models_referral import ReferrerRoomRow
+from hub.storage.once import dialect_insert as _dialect_insert
 from hub.storage.once import insert_once, insert_or_update
 
 
@@ -319,6 +322,48 @@ def cause_of(key: str) -> str:
     return key.rsplit(":", 1)[0]
 
 
+@dataclass(frozen=True)
+class RoomOwners:
+    """What Relais' records say a Matrix room is: a desk (its owner and role), a referrer's
+    direct room (the referrer), a person's room (the case reference) — normally one of them."""
+
+    desk: tuple[str, str] | None = None
+    referrer: str | None = None
+    case_ref: str | None = None
+
+    @property
+    def lane(self) -> str | None:
+        """The outbox lane of an entry naming this room (`lane_of`): a person's room, else a desk."""
+        if self.case_ref is not None:
+            return "case:" + self.case_ref
+        if self.desk is not None:
+            return "desk:" + self.desk[0]
+        return None
+
+
+class RoomRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def owners(self, room_id: str) -> RoomOwners:
+        """Desk, referrer and person of a room, in one statement (a command reads them all)."""
+        found = await self.s.execute(union_all(
+            select(literal("desk").label("kind"), DeskRow.user_id.label("name"), DeskRow.role.label("role"))
+            .where(DeskRow.room_id == room_id),
+            select(literal("referrer"), ReferrerRoomRow.user_id, literal("")).where(ReferrerRoomRow.room_id == room_id),
+            select(literal("case"), PersonRow.case_ref, literal("")).where(PersonRow.room_id == room_id)))
+        desk: tuple[str, str] | None = None
+        referrer = case_ref = None
+        for kind, name, role in found:
+            if kind == "desk":
+                desk = (str(name), str(role))
+            elif kind == "referrer":
+                referrer = str(name)
+            else:
+                case_ref = str(name)
+        return RoomOwners(desk, referrer, case_ref)
+
+
 def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lane: str | None = None) -> str:
     """The lane of an outbox entry: the room it acts in, named before the room exists.
 
@@ -377,11 +422,14 @@ class OutboxRepo:
         self.s = session
 
     async def add(self, key: str, action: str, case_ref: str | None, payload: dict[str, Any],
-                  now: datetime) -> bool:
-        """Enqueue once per key: a replayed command or resent message adds nothing."""
+                  now: datetime, *, lanes: Mapping[str, str | None] | None = None) -> bool:
+        """Enqueue once per key: a replayed command or resent message adds nothing. `lanes`: the
+        lane of rooms the caller has already looked up (`RoomOwners.lane`), saving the lookup."""
         cause = fit_key(cause_of(key))  # of the whole key: a digested one loses its index
         key = fit_key(key)
-        room_lane = await self._room_lane(str(payload["room_id"])) if payload.get("room_id") else None
+        room_id = str(payload.get("room_id") or "")
+        known = lanes or {}
+        room_lane = (known[room_id] if room_id in known else await self._room_lane(room_id)) if room_id else None
         added = await insert_once(self.s, OutboxRow, {
             "key": key, "action": action, "case_ref": case_ref, "payload": payload, "created_at": now,
             "state": "pending", "attempts": 0, "lane": lane_of(action, case_ref, payload, room_lane), "cause": cause,
@@ -389,13 +437,7 @@ class OutboxRepo:
         return added is not None
 
     async def _room_lane(self, room_id: str) -> str | None:
-        """`case:<ref>` or `desk:<user>` when `room_id` is a person's room or a desk (one statement)."""
-        found = await self.s.execute(union_all(
-            select(literal("case:").label("kind"), PersonRow.case_ref.label("name"))
-            .where(PersonRow.room_id == room_id),
-            select(literal("desk:"), DeskRow.user_id).where(DeskRow.room_id == room_id)))
-        row = found.first()
-        return None if row is None else str(row.kind) + str(row.name)
+        return (await RoomRepo(self.s).owners(room_id)).lane
 
     async def pending(self, now: datetime, limit: int = 100) -> list[OutboxEntry]:
         """Every pending entry due at `now`, oldest first (all lanes mixed)."""
@@ -488,8 +530,9 @@ class AuditRepo:
 
     async def record(self, at: datetime, actor: str, action: str, case_ref: str | None,
                      detail: dict[str, Any]) -> None:
-        self.s.add(AuditRow(at=at, actor=actor, action=action, case_ref=case_ref, detail=detail))
-        await self.s.flush()
+        # A Core INSERT: no ORM object to build and flush (every command writes one).
+        await self.s.execute(insert(AuditRow.__table__).values(at=at, actor=actor, action=action,
+                                                               case_ref=case_ref, detail=detail))
 
     async def entries(self, case_ref: str | None = None) -> list[tuple[datetime, str, str, dict[str, Any]]]:
         query = select(AuditRow).order_by(AuditRow.id)
@@ -508,6 +551,14 @@ class EventRepo:
         claimed = await insert_once(self.s, ProcessedEventRow, {"event_id": event_id, "at": now},
                                     conflict=("event_id",))
         return claimed is not None
+
+    async def claim_all(self, event_ids: Sequence[str], now: datetime) -> None:
+        """Claim markers whose first-time answer nobody needs, in one statement (those already
+        claimed stay as they were)."""
+        if event_ids:
+            await self.s.execute(_dialect_insert(self.s, ProcessedEventRow)
+                                 .values([{"event_id": e, "at": now} for e in event_ids])
+                                 .on_conflict_do_nothing(index_elements=["event_id"]))
 
     async def seen(self, event_id: str) -> bool:
         """True when `event_id` was claimed (and committed) before."""
