@@ -356,10 +356,13 @@ admin_port = 0
         if profile := os.environ.get("RELAIS_BENCH_PYSPY"):
             # Profiling only (py-spy is not a project dependency): the first minute of each start.
             self.starts += 1
+            # RELAIS_BENCH_PYSPY_S: how many seconds (60); RELAIS_BENCH_PYSPY_IDLE=1: waiting time too.
+            seconds = os.environ.get("RELAIS_BENCH_PYSPY_S", "60")
+            idle = ["--idle"] if os.environ.get("RELAIS_BENCH_PYSPY_IDLE") == "1" else []
             await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.proc.pid), "-d", "60",
-                "-r", "100", "-f", "raw", "-o", f"{profile}.{self.starts}.txt", stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL)
+                str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(self.proc.pid), "-d", seconds,
+                *idle, "-r", "100", "-f", "raw", "-o", f"{profile}.{self.starts}.txt",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         while True:
             with self.log_path.open("rb") as log:
                 log.seek(offset)

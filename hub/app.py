@@ -142,6 +142,8 @@ class Relais:
         ])
         self.mllp = MllpServer(config.alerts.mllp, Hl7Listener(self.alerts, self.clock, self.metrics).on_frame)
         self.mllp_port: int | None = None
+        #: set when the first sync has been through intake (`_on_sync`): what "ready" waits for
+        self.first_pass = asyncio.Event()
 
     async def start(self, wait_ready: float | None = 60.0) -> None:
         """Wait for the database and the homeserver (one log line per attempt), log in, start
@@ -200,11 +202,26 @@ class Relais:
             raise Stopped
         if not self.client.synced_once.is_set():
             raise TimeoutError(f"no first sync within {wait_ready} s")
+        # Ready once the first sync has been through intake (the commands typed while Relais was
+        # stopped answered, the token advanced), however long a catch-up takes: not when it
+        # arrived. A start stopped before that re-read the whole catch-up at the next one.
+        handled = asyncio.ensure_future(self.first_pass.wait())
+        asked = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({handled, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handled.cancel()
+            asked.cancel()
+        if stop.is_set():
+            raise Stopped
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _on_sync(self, response: SyncResponse) -> None:
-        await self.intake.on_sync(response)
-        self.readable.on_sync(response)
+        try:
+            await self.intake.on_sync(response)
+            self.readable.on_sync(response)
+        finally:
+            self.first_pass.set()  # handled, or failed once (then replayed): either way, started
 
     async def _start_http(self) -> None:
         http = self.config.http

@@ -7,9 +7,9 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, exists, func, insert, literal, select, union_all, update
+from sqlalchemy import Table, bindparam, delete, exists, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -531,7 +531,7 @@ class AuditRepo:
     async def record(self, at: datetime, actor: str, action: str, case_ref: str | None,
                      detail: dict[str, Any]) -> None:
         # A Core INSERT: no ORM object to build and flush (every command writes one).
-        await self.s.execute(insert(AuditRow.__table__).values(at=at, actor=actor, action=action,
+        await self.s.execute(insert(cast(Table, AuditRow.__table__)).values(at=at, actor=actor, action=action,
                                                                case_ref=case_ref, detail=detail))
 
     async def entries(self, case_ref: str | None = None) -> list[tuple[datetime, str, str, dict[str, Any]]]:
