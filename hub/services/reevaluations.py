@@ -31,7 +31,12 @@ from hub.storage.repos_plan import DueRecord, ReviewRecord
 log = logging.getLogger(__name__)
 
 REVIEW_KIND = "plan.review"
+#: Files per unit of work on SQLite, where a unit holds the only write lock: ≈ 60 ms each here,
+#: so an hourly sweep never holds a hospital message's storage back for longer.
 BATCH = 1000
+#: Files per unit of work on PostgreSQL, where a unit locks only its own rows: fewer round trips
+#: (bench/sweep.py over 100 000 files: same-day 0.85 → 0.63 s, next day 1.29 → 0.88 s).
+BATCH_SERVER = 5000
 
 
 T = TypeVar("T")
@@ -93,12 +98,12 @@ def review_prompts(records: Iterable[ReviewRecord], today: date, sent: set[tuple
 
 
 class PromptSweeper:
-    def __init__(self, db: Database, *, interval_days: int, batch_size: int = BATCH,
+    def __init__(self, db: Database, *, interval_days: int, batch_size: int | None = None,
                  on_enqueued: Callable[[], None] | None = None, tz: ZoneInfo | None = None) -> None:
         self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # "today" is the territory's date (SPEC §5)
         self.db = db
         self.interval_days = interval_days
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (BATCH if db.single_writer else BATCH_SERVER)
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def reconcile(self) -> int:

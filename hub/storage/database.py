@@ -152,6 +152,12 @@ class Database:
                                             expire_on_commit=False)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False)
 
+    @property
+    def single_writer(self) -> bool:
+        """True on SQLite: one unit of work writes at a time (its BEGIN IMMEDIATE holds the
+        database's write lock), so a long unit holds every other writer back."""
+        return self.engine.dialect.name == "sqlite"
+
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[UnitOfWork]:
         """One unit of work: committed whole or rolled back. On SQLite it holds the write lock
