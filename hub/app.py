@@ -198,7 +198,7 @@ class Relais:
         finally:
             synced.cancel()
             asked.cancel()
-        if stop.is_set():
+        if stop.is_set() and not self.client.synced_once.is_set():
             raise Stopped
         if not self.client.synced_once.is_set():
             raise TimeoutError(f"no first sync within {wait_ready} s")
@@ -213,7 +213,11 @@ class Relais:
             handled.cancel()
             asked.cancel()
         if stop.is_set():
-            raise Stopped
+            # Started, not ready: the device has been used (the outbox may have sent, the first
+            # sync's room keys are in its store), so the caller's graceful stop() ends it and
+            # keeps the device — never _abort(), which logs a new device out.
+            log.info("stop asked before the first sync was handled")
+            return
         log.info("Relais ready as %s", self.config.matrix.user_id)
 
     async def _on_sync(self, response: SyncResponse) -> None:

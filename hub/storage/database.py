@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from hub.errors import RelaisError
 from hub.storage.repos_alerts import AlertRepo
 from hub.storage.repos_consent import ConcertationRepo, ConsentRepo
 from hub.storage.repos_handover import HandoverRepo
@@ -36,6 +38,10 @@ from hub.storage.repositories import (
     RoomRepo,
     TeamRepo,
 )
+
+#: The oldest SQLite Relais runs on: writing a key once is INSERT … ON CONFLICT … RETURNING
+#: (hub/storage/once.py), which SQLite has since 3.35.0 (2021-03).
+SQLITE_MINIMUM = (3, 35, 0)
 
 #: Execution option naming how a SQLite transaction begins (DEFERRED or IMMEDIATE).
 BEGIN_OPTION = "relais_sqlite_begin"
@@ -66,6 +72,10 @@ def make_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"hide_parameters": True}
     sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+        raise RelaisError(f"database: SQLite {'.'.join(map(str, SQLITE_MINIMUM))} or newer is needed "
+                          f"(INSERT … ON CONFLICT … RETURNING); this Python has {sqlite3.sqlite_version}: "
+                          "use PostgreSQL, or a Python built with a newer SQLite")
     if sqlite:
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             try:

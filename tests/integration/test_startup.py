@@ -273,3 +273,35 @@ async def test_a_listener_port_in_use_is_one_line_and_leaves_no_device(hub: Hub)
         assert await _devices(hub.synapse, token, hub.bot) == before
     finally:
         busy.close()
+
+
+async def test_a_stop_during_the_first_catch_up_keeps_the_device_it_used(hub: Hub) -> None:
+    """"Ready" waits for the first sync to go through intake; a stop asked before that ends the
+    start gracefully: the new device has already received the first sync's room keys (and the
+    outbox may have sent), so it is kept, never logged out as a refused start's device is."""
+    await hub.setup(case_managers=())
+    assert hub.config is not None
+    token = await _admin_token(hub.synapse)
+    relais = Relais(hub.config)
+    handling = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_catch_up(_response: object) -> None:
+        handling.set()
+        await release.wait()
+
+    relais.intake.on_sync = slow_catch_up  # type: ignore[method-assign]
+    starting = asyncio.create_task(relais.start())
+    try:
+        await asyncio.wait_for(handling.wait(), 60)
+        assert not starting.done()  # arrived, not handled: not ready yet
+        relais._stop_asked.set()
+        await asyncio.wait_for(starting, 10)  # returns: no Stopped, no abort
+        device = relais.client.api.device_id
+        release.set()
+        await relais.stop()
+    finally:
+        release.set()
+        if not starting.done():
+            starting.cancel()
+    assert device in await _devices(hub.synapse, token, hub.bot)
