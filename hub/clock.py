@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from hub.domain.transitions import local_day
+
 DEFAULT_TIMEZONE = "Europe/Paris"
 
 
@@ -24,9 +26,9 @@ class Clock(Protocol):
     def today(self) -> date: ...
 
 
-def local_date(moment: datetime, tz: ZoneInfo) -> date:
-    """The territory's calendar date of an instant."""
-    return moment.astimezone(tz).date()
+#: The territory's calendar date of an instant (`[care] timezone`, SPEC §5): the domain's own
+#: rule, under the name services and adapters use — one definition, not two.
+local_date = local_day
 
 
 class SystemClock:
