@@ -521,9 +521,7 @@ class BotClient:
             # not a sync) must have their devices queried before the next room key is shared:
             # otherwise the key goes to none of their devices, silently.
             api.olm.update_tracked_users(room)
-            if api.olm is not None:
-                api.olm.update_tracked_users(room)  # their devices are queried before the key is shared
-                api.invalidate_outbound_session(room_id)
+            api.invalidate_outbound_session(room_id)  # the next key is made for them too
 
     async def kick(self, room_id: str, user_id: str, reason: str) -> None:
         resp = await self.api.room_kick(room_id, user_id, reason)

@@ -95,20 +95,22 @@ class AlertService:
                         type(exc).__name__)
             stored = await self._keep(alert, raw, digest)
             outcome = None
-        self._count(alert.source, "accepted" if stored.created else "duplicate")
+        received = self._received(alert, stored, outcome)
         if outcome is not None:
             self._processed(alert.source, outcome)
-        return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received",
-                        reused_control_id=stored.reused_control_id, outcome=outcome)
+        return received
 
     async def keep(self, alert: Alert, raw: bytes, *, digest: str | None = None) -> Received:
         """Commit the message (once) without processing it: what `receive` falls back to when
         processing fails; `process` or the recovery job finishes it. Raises if it could not be
         stored."""
-        stored = await self._keep(alert, raw, digest or hashlib.sha256(raw).hexdigest())
+        return self._received(alert, await self._keep(alert, raw, digest or hashlib.sha256(raw).hexdigest()))
+
+    def _received(self, alert: Alert, stored: StoredMessage, outcome: str | None = None) -> Received:
+        """Count a kept message (new or a resend) and say what became of it."""
         self._count(alert.source, "accepted" if stored.created else "duplicate")
         return Received(stored.id, duplicate=not stored.created, pending=stored.state == "received",
-                        reused_control_id=stored.reused_control_id)
+                        reused_control_id=stored.reused_control_id, outcome=outcome)
 
     async def _keep(self, alert: Alert, raw: bytes, digest: str) -> StoredMessage:
         async with self.db.unit() as uow:

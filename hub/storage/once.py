@@ -16,12 +16,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["dialect_insert", "insert_once", "insert_or_update"]
+__all__ = ["dialect_insert", "insert_once", "insert_or_update", "on_sqlite"]
+
+
+def on_sqlite(session: AsyncSession) -> bool:
+    """Whether the session's database is SQLite (else PostgreSQL, the only other backend)."""
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "sqlite"
 
 
 def _dialect(session: AsyncSession) -> Any:
-    bind = session.bind
-    return sqlite if bind is not None and bind.dialect.name == "sqlite" else postgresql
+    return sqlite if on_sqlite(session) else postgresql
 
 
 def dialect_insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:

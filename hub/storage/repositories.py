@@ -30,7 +30,7 @@ from hub.storage.models import (
 )
 from hub.storage.models_referral import ReferrerRoomRow
 from hub.storage.once import dialect_insert as _dialect_insert
-from hub.storage.once import insert_once, insert_or_update
+from hub.storage.once import insert_once, insert_or_update, on_sqlite
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -81,17 +81,13 @@ class PersonRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    def _sqlite(self) -> bool:
-        bind = self.s.bind
-        return bind is not None and bind.dialect.name == "sqlite"
-
     async def lock(self, case_ref: str) -> None:
         """Serialise the changes to one file — plan, consent, handovers, closure, alerts — within
         this unit of work: a PostgreSQL row lock; on SQLite the unit already holds the database's
         write lock from its BEGIN IMMEDIATE (hub/storage/database.py), taken before its first read,
         so there is nothing to send (SQLite ignores FOR UPDATE: the statement was a round trip
         to the driver's thread for nothing)."""
-        if self._sqlite():
+        if on_sqlite(self.s):
             return
         await self.s.execute(select(PersonRow.id).where(PersonRow.case_ref == case_ref).with_for_update())
 
@@ -105,7 +101,7 @@ class PersonRepo:
         query = (select(PersonRow, IdentifierRow.authority, IdentifierRow.value)
                  .outerjoin(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
                  .where(*where).order_by(PersonRow.case_ref, IdentifierRow.id))
-        if lock and not self._sqlite():
+        if lock and not on_sqlite(self.s):
             query = query.with_for_update(of=PersonRow)
         rows: dict[int, tuple[PersonRow, list[tuple[str, str]]]] = {}
         for row, authority, value in await self.s.execute(query):
