@@ -12,9 +12,10 @@ asyncpg's prepared-statement pipeline).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import FromClause, Table, insert
+from sqlalchemy import JSON, FromClause, Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -31,14 +32,36 @@ async def insert_rows(session: AsyncSession, table: FromClause, rows: Sequence[M
     compiled = insert(table).values({name: None for name in names}).compile(dialect=dialect)
     order = list(compiled.positiontup or names) if compiled.positional else names
     columns = [table.c[name] for name in order]  # the bind names are the column names given
-    pairs = list(zip([column.key for column in columns], _converters(columns, dialect), strict=True))
-    if compiled.positional:
-        params: list[Any] = [tuple(p(row[k]) if p is not None else row[k] for k, p in pairs) for row in rows]
-    else:
-        params = [{key: (p(row[k]) if p is not None else row[k]) for key, (k, p) in zip(order, pairs, strict=True)}
-                  for row in rows]
+    # Column by column, in C loops (`map` over an itemgetter, then the bind processor): a
+    # generator per row and per column was a fifth of a first sweep's time.
+    values = []
+    for column, process in zip(columns, _converters(columns, dialect), strict=True):
+        cells: list[Any] = list(map(itemgetter(column.key), rows))
+        values.append(cells if process is None else list(map(process, cells)))
+    if dialect.name == "postgresql":
+        # One statement for the lot: each column as one array, unnested by the server (an
+        # executemany is one execution per row there: 0.7 s of a first sweep's 1.9 s).
+        await conn.exec_driver_sql(_unnest_insert(table, columns, dialect), tuple(values))
+        return len(rows)
+    params: list[Any] = list(zip(*values, strict=True))
+    if not compiled.positional:
+        params = [dict(zip(order, row, strict=True)) for row in params]
     await conn.exec_driver_sql(str(compiled), params)
     return len(rows)
+
+
+def _unnest_insert(table: Table, columns: Sequence[Any], dialect: Any) -> str:
+    """`INSERT INTO t (a, b) SELECT a, b FROM unnest($1::A[], $2::B[]) AS u(a, b)` for
+    PostgreSQL. JSON values (already serialised by their bind processor) travel as text and are
+    cast back by the server."""
+    quote = dialect.identifier_preparer.quote
+    names = [quote(column.name) for column in columns]
+    arrays = [f"${i}::{'TEXT' if isinstance(c.type, JSON) else c.type.compile(dialect=dialect)}[]"
+              for i, c in enumerate(columns, start=1)]
+    picked = [f"u.{name}::JSON" if isinstance(c.type, JSON) else f"u.{name}"
+              for name, c in zip(names, columns, strict=True)]
+    return (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(names)}) "
+            f"SELECT {', '.join(picked)} FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})")
 
 
 _NOTHING = object()
