@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load, verdict
 from sqlalchemy import func, insert, select
 
+from hub import heap
 from hub.services.reevaluations import PromptSweeper
 from hub.storage import migrate
 from hub.storage.database import Database
@@ -89,6 +90,7 @@ async def main() -> None:
         seeded = await seed(db, args.persons)
         backend = db.engine.dialect.name
         print(f"{backend}: seeded {args.persons} persons in {seeded:.1f} s")
+        heap.settle()  # as `relais run` does once ready: the sweep runs in a settled process
         sweeper = PromptSweeper(db, interval_days=INTERVAL)
         async with db.unit() as uow:
             started = time.perf_counter()

@@ -14,6 +14,7 @@ from typing import TypeVar
 from aiohttp import web
 from nio import SyncResponse
 
+from hub import heap
 from hub.bots.client import SYNC_LONG_POLL_MS, BotClient
 from hub.bots.client import transient as homeserver_transient
 from hub.bots.crosssigning import ensure_cross_signing, query_keys
@@ -331,6 +332,7 @@ class Relais:
             return
         try:
             starting.result()  # a refused start: its error, for the CLI's one line
+            heap.settle()  # what start-up built lives as long as the process: out of the GC's walks
             await stopping
         finally:
             stopping.cancel()
