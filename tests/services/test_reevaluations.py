@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from hub.clock import FakeClock
 from hub.domain.persons import Person
@@ -191,3 +191,33 @@ async def test_the_scheduler_runs_at_start_what_was_missed_while_down(database: 
         await restarted.stop()
     assert [p["kind"] for _k, p in await _prompts(database)] == ["reevaluation.upcoming"]
     assert await restarted.run_now() == 0
+
+
+async def test_one_failing_batch_among_several_in_flight_stops_none_of_the_others(database: Database) -> None:
+    """Batches of one file, as many in flight as the backend allows (two on PostgreSQL): the
+    batch that fails is rolled back alone and prompted at the next sweep; the others land."""
+    refs = [f"R-2026-{n:04d}" for n in range(1, 6)]
+    for ref in refs:
+        await _open(database, ref)
+    sweeper = PromptSweeper(database, interval_days=182, batch_size=1)
+    assert sweeper.concurrency == (1 if database.single_writer else 2)
+    work = sweeper._reevaluation_batch
+    broken = await _person_id(database, refs[2])
+
+    async def failing_once(uow: Any, batch: Any, now: datetime) -> int:
+        if list(batch) == [broken]:
+            raise RuntimeError("a batch that cannot be written")
+        return await work(uow, batch, now)
+
+    sweeper._reevaluation_batch = failing_once  # type: ignore[method-assign]
+    assert await sweeper.sweep_reevaluations(T0) == 4
+    assert sorted(p["case_ref"] for _k, p in await _prompts(database)) == refs[:2] + refs[3:]
+    sweeper._reevaluation_batch = work  # type: ignore[method-assign]
+    assert await sweeper.sweep_reevaluations(T0 + timedelta(hours=1)) == 1  # the failed one, once
+    assert sorted(p["case_ref"] for _k, p in await _prompts(database)) == refs
+
+
+async def _person_id(db: Database, ref: str) -> int:
+    async with db.unit() as uow:
+        found = await uow.session.execute(select(PersonRow.id).where(PersonRow.case_ref == ref))
+    return int(found.scalar_one())
