@@ -302,6 +302,10 @@ class Relais:
         await self.outbox.finish()
         self.readable.stop()
         await self.tasks.cancel_all()
+        try:  # the last handled sync's token, so the next start goes on from there
+            await self.intake.store_token()
+        except Exception as exc:  # the next start replays those syncs (every event is claimed once)
+            log.warning("sync token not stored at stop (%s)", type(exc).__name__)
         for runner in (self._http, self._admin):
             if runner is not None:
                 await runner.cleanup()

@@ -14,6 +14,7 @@ from `prev_batch` to where the last sync ended, so commands typed meanwhile are 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -47,6 +48,11 @@ MAX_TRIES_TRANSIENT = 8
 #: Back-fill of a limited timeline: pages of BACKFILL_PAGE events, at most BACKFILL_PAGES of them.
 BACKFILL_PAGE = 100
 BACKFILL_PAGES = 20
+#: The sync token of a handled sync is written this long after it (one write for all the syncs
+#: of that time), off the path of the replies it enqueued: on SQLite a unit of work holds the
+#: only write lock, and a token write right after a command held the reply's outbox read back.
+#: A crash in between replays those syncs, which is harmless (every event is claimed once).
+TOKEN_DELAY_S = 1.0
 
 
 class EventsFailed(Exception):
@@ -119,13 +125,20 @@ class Intake:
         self.membership_handlers: list[MembershipHandler] = []
         self._failures: dict[str, int] = {}  # event id → failed tries so far
         self._since: str | None = None  # where the last handled sync ended
+        self._unstored: str | None = None  # a handled sync's token not written yet
+        self._storing: asyncio.Task[None] | None = None
+        self._stored_once = False
         #: time.monotonic() of the last sync handled to its end (readiness: is intake moving?)
         self.advanced_at = time.monotonic()
 
     async def stored_token(self) -> str | None:
+        """The token written last (where a start goes on from); it may lag the syncs handled
+        by up to TOKEN_DELAY_S."""
         async with self.db.read() as uow:
-            self._since = await uow.kv.get(SYNC_TOKEN_KEY)
-        return self._since
+            token = await uow.kv.get(SYNC_TOKEN_KEY)
+        if self._since is None:
+            self._since = token
+        return token
 
     async def on_sync(self, resp: SyncResponse) -> None:
         failed = 0
@@ -149,10 +162,39 @@ class Intake:
             raise EventsFailed(f"{failed} event(s) failed; the batch will be replayed")
         await self._retry_undecrypted()
         if not self._undecrypted:
-            async with self.db.unit() as uow:
-                await uow.kv.set(SYNC_TOKEN_KEY, resp.next_batch)
+            self._unstored = resp.next_batch
+            if not self._stored_once:  # the first sync (a catch-up): written at once, before "ready"
+                await self.store_token()
+            elif self._storing is None:
+                self._storing = asyncio.ensure_future(self._store_later())
         self._since = resp.next_batch
         self.advanced_at = time.monotonic()
+
+    async def _store_later(self) -> None:
+        try:
+            while self._unstored is not None:
+                await asyncio.sleep(TOKEN_DELAY_S)
+                await self.store_token()
+        except Exception as exc:  # the database is away: the next sync (or the stop) writes it
+            log.warning("sync token not stored (%s); kept for the next try", type(exc).__name__)
+        finally:
+            if self._storing is asyncio.current_task():
+                self._storing = None
+
+    async def store_token(self) -> None:
+        """Write the last handled sync's token now if it is not written yet (a graceful stop
+        calls this, so the next start goes on from there). Database errors propagate."""
+        if self._storing is not None and self._storing is not asyncio.current_task():
+            self._storing.cancel()
+            self._storing = None
+        token = self._unstored
+        if token is None:
+            return
+        async with self.db.unit() as uow:
+            await uow.kv.set(SYNC_TOKEN_KEY, token)
+        if self._unstored == token:
+            self._unstored = None
+        self._stored_once = True
 
     def _decrypted(self, room_id: str, event: MegolmEvent) -> object:
         """An encrypted event nio left encrypted, decrypted if its key is here. nio decrypts the

@@ -17,7 +17,7 @@ from hub.bots import crosssigning as xs
 from hub.domain.effects import Invite, Notify
 from hub.services.outbox import enqueue
 from tests.hub_harness import Hub, is_notice, kind_of
-from tests.matrix_helpers import accept_invite, send_text, sync, wait_for_event
+from tests.matrix_helpers import _SEEN, accept_invite, send_text, sync, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 
@@ -153,3 +153,45 @@ async def test_kept_verdicts_never_share_with_a_new_unsigned_device_and_follow_i
     later = await hub.command("cm", room, "!team")
     opened = await wait_for_event(second, room, lambda e: getattr(e, "event_id", None) == later.event_id)
     assert isinstance(opened, nio.RoomMessageNotice), type(opened)
+
+
+def _replies_to(client: nio.AsyncClient, room_id: str, bot: str, since: int) -> list[str]:
+    """Bodies of the bot's command replies in the room, among the events this client has seen
+    from position `since` on."""
+    events = _SEEN[client][room_id][since:]
+    return [e.body for e in events if is_notice("command.reply", bot)(e)]
+
+
+async def test_the_sync_token_is_written_after_the_reply_and_a_lost_write_answers_nothing_twice(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token of a sync that carried a command is written TOKEN_DELAY_S later, off the
+    reply's path (here: never before the stop), and a graceful stop writes it. When that write
+    is lost (a crash), the next start reads the command again and answers nothing twice."""
+    from hub.bots import intake
+
+    monkeypatch.setattr(intake, "TOKEN_DELAY_S", 3600.0)
+    await hub.setup()
+    relais = await hub.start()
+    desk = await hub.desk()
+    cm = await hub.client("cm")
+    start = len(_SEEN[cm][desk])
+    written = await relais.intake.stored_token()
+    assert kind_of(await hub.command("cm", desk, "!aide")) == "command.reply"
+    assert relais.intake.commands_handled == 1
+    assert await relais.intake.stored_token() == written  # written later, not on the reply's path
+    await hub.stop()
+    relais = await hub.start()
+    assert await relais.intake.stored_token() != written  # the graceful stop wrote it
+
+    # A crash between the reply and the write: the next start goes on from the older token.
+    assert len(_replies_to(cm, desk, hub.bot, start)) == 1
+    assert kind_of(await hub.command("cm", desk, "!aide")) == "command.reply"
+    relais.intake.store_token = _lost  # type: ignore[method-assign]
+    await hub.stop()  # as a crash would leave it: the second command's token not written
+    relais = await hub.start()  # its first sync starts before the second command: read again
+    assert kind_of(await hub.command("cm", desk, "!aide")) == "command.reply"  # a third, after the replay
+    assert len(_replies_to(cm, desk, hub.bot, start)) == 3  # one per command, none twice
+
+
+async def _lost() -> None:
+    return None
