@@ -56,6 +56,7 @@ _DISCHARGE: dict[str, Setting] = {
     **dict.fromkeys(("2", "02", "9", "09", "63", "65", "hosp", "psy"), Setting.HOSPITAL),
     **dict.fromkeys(("3", "03", "4", "04", "61", "64", "snf", "long"), Setting.NURSING_HOME),
     **dict.fromkeys(("62", "rehab"), Setting.REHAB),
+    "had": Setting.HAD,  # hospital at home (IHE PAM France ZFM-4 = 6)
     **dict.fromkeys(("5", "05", "20", "40", "41", "42", "50", "51", "other-hcf", "exp", "oth"), Setting.OTHER),
 }
 

@@ -402,6 +402,40 @@ def _first(segments: list[_Segment], name: str) -> _Segment | None:
     return next((seg for seg in segments if seg.name == name), None)
 
 
+# PMSI "mode de destination" (ZFM-4) → the discharge-disposition words transitions.py knows.
+_PMSI_DESTINATION = {"1": "hosp", "2": "rehab", "3": "long", "4": "psy", "6": "had", "7": "snf"}
+
+
+def _is_french(segments: list[_Segment]) -> bool:
+    """IHE PAM France (MSH-12 `2.5^FRA^2.x`, MSH-17 FRA, MSH-21 IHE_FRANCE…, or a ZFM segment)."""
+    msh = segments[0]
+    return (msh.get(12, 2).upper() == "FRA" or msh.get(17).upper() == "FRA"
+            or any("IHE_FRANCE" in rep.upper() for rep in msh.reps(21)) or _first(segments, "ZFM") is not None)
+
+
+def _disposition(segments: list[_Segment], pv1: _Segment, french: bool) -> str:
+    """Where a discharge sends the person, as a disposition code (transitions.discharge_setting).
+
+    In IHE PAM France PV1-36 holds the *circumstances* of the discharge (3 = medical decision,
+    4 = against medical advice, 6 = personal convenience…), not table 0112's destinations,
+    whose codes it reuses with other meanings: read as 0112, an ordinary medical discharge
+    home ("3") became "to a nursing home". There, where the person goes is ZFM-2 (PMSI mode
+    de sortie: 6 mutation, 7 transfer, 8 home, 9 death) and ZFM-4 (PMSI destination); without
+    ZFM the destination is unknown ("").
+    """
+    if not french:
+        return pv1.get(36)
+    zfm = _first(segments, "ZFM")
+    if zfm is None:
+        return ""
+    mode, destination = zfm.get(2), zfm.get(4)
+    if mode == "9":
+        return "exp"  # death: never a return home
+    if destination in _PMSI_DESTINATION and (mode in ("7", "8", "6") or not mode):
+        return _PMSI_DESTINATION[destination]
+    return {"8": "home", "7": "hosp", "6": "hosp", "0": "oth"}.get(mode, "")
+
+
 # ---------------------------------------------------------------- parse
 
 
@@ -480,7 +514,7 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
         sender_facility=msh.get(4, 1) or msh.get(4, 2),
         unit=unit,
         patient_class=pv1.get(2),
-        discharge_disposition=pv1.get(36),
+        discharge_disposition=_disposition(segments, pv1, _is_french(segments)),
         discharge_destination=pv1.get(37),
         movement_id=zbe.get(1),
         movement_action=zbe.get(4).upper(),

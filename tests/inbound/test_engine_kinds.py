@@ -1,0 +1,66 @@
+"""Kinds an interface engineer found after issue 15, each over real MLLP on TCP where it is about
+what gets posted, and on the parser where it is about reading a field (invented patients; the
+messages are files under tests/inbound/messages/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.domain.settings import Setting
+from hub.domain.transitions import setting_after
+from hub.inbound.hl7v2 import parse
+from tests.inbound.alert_stack import Stack
+from tests.inbound.mllp_client import MllpClient
+from tests.inbound.test_hospital_feeds import answers, client, message
+
+pytestmark = [pytest.mark.db]
+__all__ = ["client"]  # the fixture, shared with test_hospital_feeds
+
+
+def _pam_discharge(pv1_36: str, zfm: str | None, *, version: bytes = b"2.5^FRA^2.11") -> bytes:
+    raw = message("pam-a03-medical-decision.hl7").replace(b"|3|||", f"|{pv1_36}|||".encode(), 1)
+    raw = raw.replace(b"|2.5^FRA^2.11|||||FRA|", b"|" + version + b"|||||" + (b"FRA" if b"FRA" in version else b"")
+                      + b"|")
+    return raw + (f"ZFM{zfm}\r".encode() if zfm is not None else b"")
+
+
+@pytest.mark.parametrize(("pv1_36", "zfm", "setting"), [
+    ("3", None, Setting.HOME),  # décision médicale, destination not given: home, as any A03 without one
+    ("4", None, Setting.HOME),  # contre avis médical (table 0112 would say "to an ICF")
+    ("2", None, Setting.HOME),  # mesure disciplinaire (0112: "to another hospital")
+    ("3", "|8|8", Setting.HOME),
+    ("3", "|8|8||7", Setting.NURSING_HOME),  # home = a médico-social accommodation (EHPAD)
+    ("3", "|8|7||2", Setting.REHAB),  # transfer to SSR/SMR
+    ("3", "|8|7||6", Setting.HAD),
+    ("3", "|8|7||1", Setting.HOSPITAL),
+    ("3", "|8|7", Setting.HOSPITAL),  # another establishment, kind not given
+    ("3", "|8|9", Setting.OTHER),  # death: never a return home
+])
+def test_pam_france_pv1_36_is_a_circumstance_and_the_destination_is_zfm(
+        pv1_36: str, zfm: str | None, setting: Setting) -> None:
+    assert setting_after(parse(_pam_discharge(pv1_36, zfm))) is setting
+
+
+def test_outside_pam_france_pv1_36_is_still_table_0112() -> None:
+    raw = _pam_discharge("03", None, version=b"2.5")
+    assert setting_after(parse(raw)) is Setting.NURSING_HOME
+
+
+async def test_a_pam_france_discharge_by_medical_decision_is_a_return_home_not_to_a_nursing_home(
+        stack: Stack, client: MllpClient) -> None:
+    # PV1-36 = 3 ("décision médicale", the ordinary discharge) was read as HL7 table 0112's
+    # "discharged to a skilled nursing facility": the team was told so and the setting changed.
+    home = await stack.person("CHU-Y:910050")
+    ehpad = await stack.person("CHU-Y:910051")
+    for ref, number, a03 in ((home, b"910050", "pam-a03-medical-decision.hl7"),
+                             (ehpad, b"910051", "pam-a03-to-ehpad.hl7")):
+        admission = message("pam-a01-movement.hl7").replace(b"910040", number)
+        admission = admission.replace(b"|Z-1|", b"|Z-1" + number + b"|")
+        assert answers(await client.send(admission))[0][0] == "AA"
+        assert answers(await client.send(message(a03)))[0][0] == "AA"
+        notices = await stack.notices(ref)
+        assert [n["message"] for n in notices] == ["alert.admission", "alert.discharge"]
+    assert (await stack.notices(home))[-1]["params"]["setting"] == "home"
+    assert (await stack.setting(home))[0] is Setting.HOME
+    assert (await stack.notices(ehpad))[-1]["params"]["setting"] == "nursing_home"
+    assert (await stack.setting(ehpad))[0] is Setting.NURSING_HOME
