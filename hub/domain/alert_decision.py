@@ -3,9 +3,9 @@
 The use case (services/alerts.py) loads the person's `AlertHistory`, calls `decide`, and
 persists the `Decision` in one go. Rules, in SPEC terms:
 
-- a cancellation (A11/A12/A13, or ZBE-4 = CANCEL) cancels the standing event of the same
-  movement (ZBE-1), else the latest of the kind it cancels; the move that event made is undone
-  while it is still the latest one;
+- a cancellation (A11/A12/A13, A38, A52/A53, or ZBE-4 = CANCEL) cancels the standing event of
+  the same movement (ZBE-1), else the latest of the kind it cancels; the move that event made is
+  undone while it is still the latest one;
 - a cancellation that arrives before its event (same ZBE-1; without ZBE-1 on either side: same
   sender, the kind it cancels, happened no later than the cancellation) waits for it: when the event
   arrives it is recorded as cancelled and posts nothing, moves nobody;
@@ -31,7 +31,7 @@ __all__ = ["AlertHistory", "Decision", "decide"]
 
 _STAY = frozenset({AlertEvent.admission, AlertEvent.transfer, AlertEvent.update, AlertEvent.leave_return,
                    AlertEvent.discharge})
-_CANCELLABLE = _STAY - {AlertEvent.update}
+_CANCELLABLE = (_STAY - {AlertEvent.update}) | {AlertEvent.leave}
 Z99 = "Z99"
 
 

@@ -25,6 +25,8 @@ class AlertEvent(StrEnum):
     cancel_admission = "cancel_admission"
     cancel_transfer = "cancel_transfer"
     cancel_discharge = "cancel_discharge"
+    cancel_leave = "cancel_leave"
+    cancel_leave_return = "cancel_leave_return"
     leave = "leave"
     leave_return = "leave_return"
     update = "update"

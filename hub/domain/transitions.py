@@ -46,6 +46,8 @@ CANCELS: dict[AlertEvent, AlertEvent] = {
     AlertEvent.cancel_admission: AlertEvent.admission,
     AlertEvent.cancel_transfer: AlertEvent.transfer,
     AlertEvent.cancel_discharge: AlertEvent.discharge,
+    AlertEvent.cancel_leave: AlertEvent.leave,
+    AlertEvent.cancel_leave_return: AlertEvent.leave_return,
 }
 _OUTPATIENT = frozenset({"O", "R", "AMB", "OBSENC", "VR", "HH"})
 _EMERGENCY = frozenset({"E", "EMER"})

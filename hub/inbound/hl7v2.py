@@ -41,6 +41,11 @@ EVENTS: dict[str, AlertEvent] = {
     "A11": AlertEvent.cancel_admission,
     "A12": AlertEvent.cancel_transfer,
     "A13": AlertEvent.cancel_discharge,
+    # The cancellations of the other events acted on: dropping them as "not acted on" left a
+    # cancelled pre-admission (A05, an admission here) or leave standing, without a word.
+    "A38": AlertEvent.cancel_admission,  # cancel pre-admit (A05)
+    "A52": AlertEvent.cancel_leave,  # cancel leave of absence (A21)
+    "A53": AlertEvent.cancel_leave_return,  # cancel patient returns from leave of absence (A22)
     "A21": AlertEvent.leave,
     "A22": AlertEvent.leave_return,
     "A08": AlertEvent.update,

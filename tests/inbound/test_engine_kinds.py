@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.domain.transitions import setting_after
 from hub.inbound.hl7v2 import parse
@@ -64,3 +65,36 @@ async def test_a_pam_france_discharge_by_medical_decision_is_a_return_home_not_t
     assert (await stack.setting(home))[0] is Setting.HOME
     assert (await stack.notices(ehpad))[-1]["params"]["setting"] == "nursing_home"
     assert (await stack.setting(ehpad))[0] is Setting.NURSING_HOME
+
+
+@pytest.mark.parametrize(("trigger", "event"), [
+    ("A38", AlertEvent.cancel_admission), ("A52", AlertEvent.cancel_leave),
+    ("A53", AlertEvent.cancel_leave_return)])
+def test_the_cancellations_of_events_acted_on_are_acted_on(trigger: str, event: AlertEvent) -> None:
+    raw = message("a52-cancel-leave.hl7").replace(b"A52", trigger.encode())
+    assert parse(raw).event is event
+
+
+async def test_a_cancelled_pre_admission_or_leave_does_not_stand(stack: Stack, client: MllpClient) -> None:
+    # A38 (cancel pre-admit) and A52 (cancel leave of absence) were answered AA as "not acted
+    # on" and dropped: the pre-admission (posted as an admission, setting hospital) and the
+    # leave stood, and nobody was told they had been cancelled.
+    pre = await stack.person("CHU-X:910060")
+    assert answers(await client.send(message("a05-preadmit.hl7"))) == [("AA", "P-5")]
+    assert (await stack.setting(pre))[0] is Setting.HOSPITAL
+    assert answers(await client.send(message("a38-cancel-preadmit.hl7"))) == [("AA", "P-38")]
+    notices = await stack.notices(pre)
+    assert [n["message"] for n in notices] == ["alert.admission", "alert.cancelled_original", "alert.cancelled"]
+    assert notices[1]["replaces"] == notices[0]["key"]
+    assert (await stack.setting(pre))[0] is Setting.HOME  # the setting before the pre-admission
+
+    leave = await stack.person("CHU-X:910061")
+    admission = message("a01-geria.hl7").replace(b"910031", b"910061").replace(b"|L-1|", b"|P-1|")
+    for raw, control in ((admission, "P-1"), (message("a21-leave.hl7"), "P-21"),
+                         (message("a52-cancel-leave.hl7"), "P-52")):
+        assert answers(await client.send(raw)) == [("AA", control)]
+    notices = await stack.notices(leave)
+    assert [n["message"] for n in notices] == [
+        "alert.admission", "alert.leave", "alert.cancelled_original", "alert.cancelled"]
+    assert notices[2]["replaces"] == notices[1]["key"]
+    assert notices[3]["params"]["what"] == {"key": "alert.what.leave"}

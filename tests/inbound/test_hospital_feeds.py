@@ -135,7 +135,7 @@ async def test_absent_or_null_information_is_never_a_change_nor_shown(stack: Sta
     assert '\\"\\"' not in json.dumps(await stack.notices(nulls)) and '""' not in admission["params"]["place"]
 
 
-@pytest.mark.parametrize("trigger", ["A28", "A31", "A47", "A60", "Z80", "A14", "A38"])
+@pytest.mark.parametrize("trigger", ["A28", "A31", "A47", "A60", "Z80", "A14", "A37"])
 async def test_adt_events_not_acted_on_are_acknowledged_counted_and_not_kept(
         stack: Stack, client: MllpClient, trigger: str) -> None:
     await stack.person("CHU-X:910031")
