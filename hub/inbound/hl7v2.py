@@ -407,6 +407,18 @@ def _first(segments: list[_Segment], name: str) -> _Segment | None:
     return next((seg for seg in segments if seg.name == name), None)
 
 
+def _event_times(trigger: str, evn: _Segment, pv1: _Segment, zbe: _Segment, msh: _Segment) -> list[str]:
+    """Where the time the event happened may be, best first.
+
+    EVN-6 (event occurred); else the time of the movement itself: ZBE-2 (IHE PAM movement
+    date/time), PV1-44 for an admission, PV1-45 for a discharge; only then EVN-2, which is when
+    the event was *recorded* (a discharge keyed in the next morning), and MSH-7, when the
+    message was made.
+    """
+    stay = {"A01": 44, "A04": 44, "A03": 45}.get(trigger)
+    return [evn.get(6), zbe.get(2), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
+
+
 # PMSI "mode de destination" (ZFM-4) → the discharge-disposition words transitions.py knows.
 _PMSI_DESTINATION = {"1": "hosp", "2": "rehab", "3": "long", "4": "psy", "6": "had", "7": "snf"}
 
@@ -492,16 +504,13 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
             raise fail("AE", "no prior identifier in MRG-1", "101", "no_prior_identifier")
 
     msh = segments[0]
-    candidates = ([evn.get(6), evn.get(2)] if evn else []) + [msh.get(7)]
-    event_time = next((t for t in (_parse_ts(c, tz) for c in candidates) if t is not None), None)
-    if event_time is None:
-        raise fail("AE", "no valid event time (EVN-6, EVN-2, MSH-7)", "102", "no_event_time")
-
-    pv1 = _first(segments, "PV1")
-    zbe = _first(segments, "ZBE")
     empty = _Segment("", (), d)
-    pv1 = pv1 or empty
-    zbe = zbe or empty
+    pv1 = _first(segments, "PV1") or empty
+    zbe = _first(segments, "ZBE") or empty
+    event_time = next((t for t in (_parse_ts(c, tz) for c in _event_times(trigger, evn or empty, pv1, zbe, msh))
+                       if t is not None), None)
+    if event_time is None:
+        raise fail("AE", "no valid event time (EVN-6, ZBE-2, PV1-44/45, EVN-2, MSH-7)", "102", "no_event_time")
     # Only what PV1-3 says is a location: MSH-4 names the sender, shown when PV1-3.4 is absent.
     facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2)
     # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.

@@ -4,6 +4,8 @@ messages are files under tests/inbound/messages/)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from hub.domain.alerts import AlertEvent
@@ -98,3 +100,17 @@ async def test_a_cancelled_pre_admission_or_leave_does_not_stand(stack: Stack, c
         "alert.admission", "alert.leave", "alert.cancelled_original", "alert.cancelled"]
     assert notices[2]["replaces"] == notices[1]["key"]
     assert notices[3]["params"]["what"] == {"key": "alert.what.leave"}
+
+
+async def test_an_event_keyed_in_later_is_told_at_the_time_it_happened(stack: Stack, client: MllpClient) -> None:
+    # Without EVN-6, EVN-2 (when the event was *recorded*) was taken as when it happened: a
+    # discharge at 17:00 keyed in at 09:00 the next morning was posted as a discharge "today
+    # at 09:00" and the return from hospital dated the wrong day. PV1-44 / PV1-45 (and IHE
+    # PAM's ZBE-2) say when the admission or discharge took place.
+    ref = await stack.person("CHU-X:910070")
+    assert answers(await client.send(message("a01-keyed-later.hl7"))) == [("AA", "T-1")]
+    assert answers(await client.send(message("a03-keyed-next-morning.hl7"))) == [("AA", "T-3")]
+    admission, discharge = await stack.notices(ref)
+    assert admission["params"]["when"] == "2026-11-25T10:30:00+01:00"
+    assert discharge["params"]["when"] == "2026-11-27T17:00:00+01:00"
+    assert await stack.setting(ref) == (Setting.HOME, date(2026, 11, 27))

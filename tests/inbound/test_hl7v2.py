@@ -206,7 +206,8 @@ def _error(raw: bytes | str) -> Hl7Error:
         (lambda t: "\r".join(s for s in t.split("\r") if not s.startswith("PID")), "AE", "100"),
         (lambda t: t.replace(t[t.index("PID|") : t.index("||PAT-TROIS")], "PID|1||"), "AE", "101"),
         (
-            lambda t: t.replace("|20240306111154|", "|notadate|").replace("20240306111154", "x"),
+            lambda t: t.replace("|20240306111154|", "|notadate|").replace("20240306111154", "x")
+            .replace("20240306110000", "x"),  # ZBE-2 too
             "AE",
             "102",
         ),
@@ -233,7 +234,10 @@ def test_trigger_from_msh9_else_evn1(samples: Path) -> None:
 
 
 def test_event_time_falls_back_to_evn2_then_msh7(samples: Path) -> None:
-    pam = _pam(samples)
+    with_zbe = _pam(samples)
+    no_evn_6 = with_zbe.replace("EVN||20240306111154||||20240306111154", "EVN||20240306111154||||")
+    assert parse(no_evn_6.encode()).event_time == datetime(2024, 3, 6, 11, 0, tzinfo=PARIS)  # ZBE-2: the movement
+    pam = "\r".join(s for s in with_zbe.split("\r") if not s.startswith("ZBE"))
     evn2 = pam.replace("EVN||20240306111154||||20240306111154", "EVN||202403061000+0000||||")
     assert parse(evn2.encode()).event_time == datetime(2024, 3, 6, 10, 0, tzinfo=UTC)
     msh7 = pam.replace("EVN||20240306111154||||20240306111154", "EVN||||||")
