@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     # Imported when the first notification arrives (`_models`): fhir.resources costs ~14 MB of
     # resident memory and ~0.1 s at every start, for a channel many sites never use.
     from fhir.resources.R4B.bundle import Bundle
-    from fhir.resources.R4B.patient import Patient
 
 __all__ = ["EVENTS", "FhirError", "operation_outcome", "parse_bundle"]
 
@@ -143,9 +142,10 @@ def _aware(value: object, local: tzinfo) -> datetime | None:
     return None
 
 
-def _identifiers(patient: Patient) -> tuple[PatientId, ...]:
+def _identifiers(identifiers: list[Any]) -> tuple[PatientId, ...]:
+    """FHIR Identifiers (a Patient's, or a reference's logical identifier) → PatientIds."""
     ids = []
-    for ident in patient.identifier or []:
+    for ident in identifiers:
         value = (ident.value or "").strip()
         if not value:
             continue
@@ -160,6 +160,32 @@ def _identifiers(patient: Patient) -> tuple[PatientId, ...]:
         else:
             ids.append(PatientId(value, system, "", type_code))
     return tuple(dict.fromkeys(ids))
+
+
+def _subject_ids(bundle: Bundle, encounter: Any, patient_type: type[Any]) -> tuple[PatientId, ...]:
+    """The identifiers of the person the notification is about: Encounter.subject as a reference
+    into the bundle or to a resource contained in the Encounter, or as a logical reference (its
+    `identifier`). When the subject is missing or points nowhere, the bundle's Patient is used
+    only when it holds exactly one: any other Patient (a mother, a related person's record) is
+    not the subject, and taking it would alert the wrong file."""
+    subject = encounter.subject if encounter is not None else None
+    reference = (subject.reference or "").strip() if subject is not None else ""
+    found: Any = None
+    if reference.startswith("#"):
+        found = next((res for res in encounter.contained or []
+                      if isinstance(res, patient_type) and res.id == reference[1:]), None)
+    elif reference:
+        found = _resolve(bundle, reference)
+    ids = _identifiers(found.identifier or []) if isinstance(found, patient_type) else ()
+    logical = subject.identifier if subject is not None else None
+    if logical is not None:
+        ids = tuple(dict.fromkeys((*ids, *_identifiers([logical]))))
+    if ids or isinstance(found, patient_type):
+        return ids
+    patients = [e.resource for e in bundle.entry or [] if isinstance(e.resource, patient_type)]
+    if len(patients) > 1:
+        raise FhirError(422, "processing", "Encounter.subject does not designate one of the bundle's Patients")
+    return _identifiers(patients[0].identifier or []) if patients else ()
 
 
 def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
@@ -181,11 +207,7 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
     encounters = [_resolve(bundle, ref.reference) for ref in header.focus or []]
     encounter = next((e for e in encounters if isinstance(e, Encounter)), None)
     encounter = encounter or _first_of(bundle, Encounter)
-    subject = encounter.subject if encounter is not None else None
-    patient = _resolve(bundle, subject.reference) if subject is not None else None
-    if not isinstance(patient, Patient):
-        patient = _first_of(bundle, Patient)
-    identifiers = _identifiers(patient) if patient is not None else ()
+    identifiers = _subject_ids(bundle, encounter, Patient)
     if not identifiers:
         raise FhirError(422, "required", "no Patient.identifier in the notification")
 

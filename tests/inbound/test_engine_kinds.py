@@ -4,17 +4,24 @@ messages are files under tests/inbound/messages/)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.domain.transitions import setting_after
+from hub.inbound.fhir_http import PATH, fhir_routes
 from hub.inbound.hl7v2 import parse
 from tests.inbound.alert_stack import Stack
 from tests.inbound.mllp_client import MllpClient
 from tests.inbound.test_hospital_feeds import answers, client, message
+from tests.samples_path import SAMPLES
 
 pytestmark = [pytest.mark.db]
 __all__ = ["client"]  # the fixture, shared with test_hospital_feeds
@@ -114,3 +121,73 @@ async def test_an_event_keyed_in_later_is_told_at_the_time_it_happened(stack: St
     assert admission["params"]["when"] == "2026-11-25T10:30:00+01:00"
     assert discharge["params"]["when"] == "2026-11-27T17:00:00+01:00"
     assert await stack.setting(ref) == (Setting.HOME, date(2026, 11, 27))
+
+
+TOKEN = "t" * 40
+
+
+@pytest.fixture
+async def fhir(stack: Stack) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]]:
+    """POST a bundle to the real FHIR route on a loopback socket, over the stack's service."""
+    app = web.Application()
+    app.add_routes(fhir_routes(stack.service, TOKEN))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
+    async with aiohttp.ClientSession() as http:
+        async def post(bundle: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            headers = {"Content-Type": "application/fhir+json; charset=utf-8", "Authorization": f"Bearer {TOKEN}"}
+            async with http.post(url, data=json.dumps(bundle).encode(), headers=headers) as resp:
+                return resp.status, dict(await resp.json(content_type=None))
+        yield post
+    await runner.cleanup()
+
+
+def _admit(subject: dict[str, Any], *, contained: list[dict[str, Any]] | None = None,
+           patients: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The Da Vinci admit sample with its Encounter.subject, contained resources and Patients replaced."""
+    bundle = json.loads((SAMPLES / "fhir" / "admit-notification-message-bundle-01.json").read_text(encoding="utf-8"))
+    kept = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
+    for entry in kept:
+        if entry["resource"]["resourceType"] == "Encounter":
+            entry["resource"]["subject"] = subject
+            if contained is not None:
+                entry["resource"]["contained"] = contained
+    bundle["entry"] = kept + [{"fullUrl": f"urn:uuid:00000000-0000-0000-0000-00000000000{n}", "resource": p}
+                              for n, p in enumerate(patients or [])]
+    return bundle
+
+
+def _patient(pid: str, value: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid,
+            "identifier": [{"system": "urn:oid:1.2.250.1.999.4.4", "value": value}]}
+
+
+async def test_a_fhir_subject_given_by_identifier_or_contained_is_the_person_alerted(
+        stack: Stack, fhir: Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]) -> None:
+    # A logical reference (Encounter.subject.identifier, no Patient entry) and a Patient
+    # contained in the Encounter (`#p1`) were refused 422 "no Patient.identifier".
+    by_identifier = await stack.person("urn:oid:1.2.250.1.999.4.4:F8101")
+    contained = await stack.person("urn:oid:1.2.250.1.999.4.4:F8102")
+    status, _ = await fhir(_admit({"identifier": {"system": "urn:oid:1.2.250.1.999.4.4", "value": "F8101"}}))
+    assert status == 200
+    status, _ = await fhir(_admit({"reference": "#p1"}, contained=[_patient("p1", "F8102")]))
+    assert status == 200
+    for ref in (by_identifier, contained):
+        assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission_emergency"]
+
+
+async def test_a_fhir_subject_that_points_nowhere_never_falls_on_another_patient(
+        stack: Stack, fhir: Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]) -> None:
+    # Encounter.subject named a Patient absent from the bundle, which carried another one: the
+    # first Patient of the bundle was taken and that person's file was told of an admission.
+    other = await stack.person("urn:oid:1.2.250.1.999.4.4:F8103")
+    bundle = _admit({"reference": "Patient/not-in-the-bundle"},
+                    patients=[_patient("mother", "F8103"), _patient("child", "F8104")])
+    status, outcome = await fhir(bundle)
+    assert status == 422 and outcome["issue"][0]["code"] == "processing"
+    assert await stack.notices(other) == [] and await stack.messages() == 0
+    # One Patient only: a sloppy reference still designates it.
+    status, _ = await fhir(_admit({"reference": "Patient/not-in-the-bundle"}, patients=[_patient("p", "F8103")]))
+    assert status == 200 and len(await stack.notices(other)) == 1
