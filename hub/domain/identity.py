@@ -40,6 +40,9 @@ class PatientId:
     type_code: str = ""  # CX.5 ("PI", "INS", "NH", …) or Identifier.type v2-0203 code
 
 
+#: HL7 table 0203 types that number a stay or an account, not a person: the same authority
+#: often issues both (IPP 4455 for one patient, account 4455 for another's stay).
+_NOT_PERSON = frozenset({"AN", "ANC", "AND", "ANT", "VN"})
 _URN_OID = "urn:oid:"
 _OID = re.compile(r"[0-2](?:\.(?:0|[1-9]\d*))+")
 _DOTTED = re.compile(r"[\d.]*\.[\d.]*")  # meant as an OID (a namespace may be all digits: a FINESS)
@@ -96,13 +99,15 @@ def matches(
     authority (`authority_key`). "INS" matches an identifier whose universal id is the
     INS-NIR or INS-NIA OID, or one of the national test OIDs when `ins_test_oids`.
     An identifier under a test OID never matches in production, however the person's
-    authority is spelled.
+    authority is spelled. An account or visit number (type AN, VN…) never matches: it
+    designates a stay, and its value may be another person's IPP under the same authority.
     """
     accepted_ins = _INS_OIDS | _INS_TEST_OIDS if ins_test_oids else _INS_OIDS
     candidates = [
         pid
         for pid in alert_ids
         if pid.value.strip() and (ins_test_oids or _bare_oid(pid.authority_oid) not in _INS_TEST_OIDS)
+        and pid.type_code.strip().upper() not in _NOT_PERSON
     ]
     for authority, value in person_ids:
         authority, value = authority.strip(), value.strip()

@@ -191,3 +191,16 @@ async def test_a_fhir_subject_that_points_nowhere_never_falls_on_another_patient
     # One Patient only: a sloppy reference still designates it.
     status, _ = await fhir(_admit({"reference": "Patient/not-in-the-bundle"}, patients=[_patient("p", "F8103")]))
     assert status == 200 and len(await stack.notices(other)) == 1
+
+
+async def test_an_account_or_visit_number_in_pid_3_never_matches_a_persons_ipp(
+        stack: Stack, client: MllpClient) -> None:
+    # PID-3 carried the patient's IPP (PI) and the stay's account number (AN) under the same
+    # authority; the account number equalled another followed person's IPP, whose file was told
+    # of an admission that was not theirs.
+    bystander = await stack.person("CHU-X:910080")
+    visit = await stack.person("CHU-X:77001")
+    patient = await stack.person("CHU-X:910081")
+    assert answers(await client.send(message("a01-account-number-in-pid-3.hl7"))) == [("AA", "V-1")]
+    assert await stack.notices(bystander) == [] and await stack.notices(visit) == []
+    assert [n["message"] for n in await stack.notices(patient)] == ["alert.admission"]
