@@ -14,6 +14,10 @@ SETTING_ALIASES = {
     "mco": "hospital", "smr": "rehab", "ssr": "rehab", "hebergement_temporaire": "temporary_stay",
     "hébergement_temporaire": "temporary_stay", "accueil_de_jour": "day_care", "ehpad": "nursing_home",
     "autre": "other",
+    # as the notices write them (typed back in several words: hub/commands/parser.py)
+    "soins médicaux et de réadaptation": "rehab", "hospitalisation à domicile": "had", "autre lieu": "other",
+    "emergency department": "emergency", "acute care": "hospital", "rehabilitation": "rehab",
+    "hospital at home": "had", "temporary accommodation": "temporary_stay", "another setting": "other",
 }
 
 

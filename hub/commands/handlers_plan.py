@@ -21,11 +21,19 @@ STATUS_ALIASES = {
     "refuse": "refused", "refusé": "refused", "refusée": "refused",
     "indisponible": "unavailable", "non_disponible": "unavailable",
     "fait": "done", "faite": "done", "termine": "done", "terminé": "done", "terminée": "done",
+    "réalisé": "done", "réalisée": "done",
+    # as the notices write them (typed back in several words: hub/commands/parser.py)
+    "besoin non couvert": "unavailable", "unmet need": "unavailable",
 }
 REASON_ALIASES = {
     "initiale": "initial", "premiere": "initial", "première": "initial", "suivi": "routine",
     "changement": "change", "retour_hospitalisation": "hospital_return", "retour_hopital": "hospital_return",
     "retour_hôpital": "hospital_return",
+    # as the notices write them (typed back in several words: hub/commands/parser.py)
+    "évaluation initiale": "initial", "réévaluation périodique": "routine", "réévaluation": "routine",
+    "changement de situation": "change", "retour d'hospitalisation": "hospital_return",
+    "initial evaluation": "initial", "routine re-evaluation": "routine", "change in the situation": "change",
+    "return from hospital": "hospital_return",
 }
 # `--provider none` / `--frequency aucune` / `--review none`: remove the value.
 NONE_WORDS = frozenset({"none", "aucun", "aucune", "-"})

@@ -25,6 +25,9 @@ ROLE_WORDS = {
     "kine": "physio", "kinesitherapeute": "physio", "pharmacien": "pharmacist", "pharmacienne": "pharmacist",
     "tuteur": "guardian", "curateur": "guardian", "mandataire": "guardian",
     "aidant": "carer", "aidante": "carer", "gestionnaire": "case_manager", "autre": "other",
+    # as the notices write them (typed back in several words: hub/commands/parser.py)
+    "mandataire judiciaire": "guardian", "mjpm": "guardian", "gestionnaire de cas": "case_manager",
+    "physiotherapist": "physio", "hospital at home": "had", "legal guardian": "guardian",
 }
 ROLE_ARG = Arg("role", "choice", choices=tuple(r.value for r in Role), aliases=ROLE_WORDS)
 

@@ -100,16 +100,22 @@ class Arg:
     optional: bool = False
     aliases: dict[str, str] = field(default_factory=dict)  # French word → canonical choice
 
+    def choice_of(self, raw: str) -> str | None:
+        """The choice a word or phrase stands for, however it was typed (see `choice_key`); None
+        when it names none."""
+        key = choice_key(raw.rstrip(TRAILING) or raw)
+        words = {choice_key(choice): choice for choice in self.choices}
+        words |= {choice_key(word): choice for word, choice in self.aliases.items()}
+        return words.get(key)
+
     def convert(self, raw: str) -> Any:
         if self.kind == "text" and len(raw) > limits.limit(self.name):
             raise UsageError("error.too_long", arg=self.name, max=limits.limit(self.name), length=len(raw))
         if self.kind != "text":
             raw = raw.rstrip(TRAILING) or raw
         if self.kind == "choice":
-            # Accents and case are ignored on both sides: "étendue", "etendue" and "ÉTENDUE" match.
-            words = {fold(word): choice for word, choice in self.aliases.items()}
-            value = words.get(fold(raw), raw.lower())
-            if value not in self.choices:
+            value = self.choice_of(raw)
+            if value is None:
                 raise UsageError("error.bad_choice", arg=self.name, value=raw, choices=", ".join(self.choices))
             return value
         try:
@@ -171,6 +177,20 @@ def _words(body: str) -> list[Token]:
 def fold(word: str) -> str:
     """Lower case without accents: `!décision`, `!équipe` and `!consentement donné` are typed too."""
     return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
+
+
+_CHOICE_JOINS = re.compile(r"[\s_\-']+")
+#: Marks of French inclusive writing inside a word (`infirmier·e`, `pharmacien·ne`).
+_INCLUSIVE = re.compile("[\u00b7\u2022\u22c5\u2027]")
+#: The most words a choice is written with (`refus de la personne`, `retour d'hospitalisation`).
+CHOICE_WORDS_MAX = 5
+
+
+def choice_key(word: str) -> str:
+    """A choice however it is typed: case and accents ignored (`ÉTENDUE`, `etendue`); words joined
+    by spaces, `_`, hyphens or an apostrophe are the same words (`en place`, `en_place`,
+    `retour d'hospitalisation`); inclusive writing is the word (`infirmier·e` = `infirmiere`)."""
+    return _CHOICE_JOINS.sub("_", _INCLUSIVE.sub("", fold(word))).strip("_")
 
 
 def _match(words: list[Token], specs: Sequence[CommandSpec]) -> tuple[CommandSpec, int, bool] | None:
@@ -257,18 +277,23 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
                 continue
             if i + 1 >= len(rest) or _is_option(rest[i + 1], by_name):
                 raise UsageError("error.option_needs_value", spec, option=token.value)
-            value = _slot(rest[i + 1])
+            width = _width(opt, rest, i + 1, by_name)
+            value = _span(rest, i + 1, width)
             if opt.name in raw_opts and not opt.repeat:
                 raise UsageError("error.option_twice", spec, option=token.value)
             raw_opts.setdefault(opt.name, []).append(value)
             if opt.kind == "text" and not opt.repeat:
                 free = value
-            i += 2
+            i += 1 + width
             continue
         if len(positionals) < len(spec.args):
-            slot = _slot(token)
+            arg = spec.args[len(positionals)]
+            width = _width(arg, rest, i, by_name)
+            slot = _span(rest, i, width)
             positionals.append(slot)
-            free = slot if spec.args[len(positionals) - 1].kind == "text" else None
+            free = slot if arg.kind == "text" else None
+            i += width
+            continue
         elif free is not None:
             free.end, free.joined = token.end, True
         else:
@@ -292,6 +317,29 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
         else:
             opts[opt.name] = opt.convert(slots[0].text(body)) if slots else None
     return Invocation(spec, args, opts)
+
+
+def _span(rest: list[Token], i: int, width: int) -> _Slot:
+    """The value made of `width` words from `rest[i]` on."""
+    if width == 1:
+        return _slot(rest[i])
+    return _Slot("", rest[i].start, rest[i + width - 1].end, joined=True)
+
+
+def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt]) -> int:
+    """How many words, from `rest[i]` on, make this argument's value: a choice may be written in
+    several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), the
+    longest that names a choice wins; any other value is one word."""
+    if arg.kind != "choice":
+        return 1
+    most = 0
+    while (most < CHOICE_WORDS_MAX and i + most < len(rest) and not rest[i + most].quoted
+           and not _is_option(rest[i + most], by_name)):
+        most += 1
+    for width in range(most, 1, -1):
+        if arg.choice_of(" ".join(t.value for t in rest[i:i + width])) is not None:
+            return width
+    return 1
 
 
 def _is_option(token: Token, by_name: dict[str, Opt]) -> bool:

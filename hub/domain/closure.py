@@ -29,6 +29,11 @@ REASON_ALIASES = {
     "ehpad": "institution", "stabilise": "stabilised", "stabilisé": "stabilised", "stabilisee": "stabilised",
     "stabilisée": "stabilised", "stabilized": "stabilised", "refus": "refusal", "demenagement": "moved_away",
     "déménagement": "moved_away", "autre": "other",
+    # as the notices write them (typed back in several words: hub/commands/parser.py)
+    "entrée en établissement": "institution", "situation stabilisée": "stabilised",
+    "refus de la personne": "refusal", "autre motif": "other", "entry into an institution": "institution",
+    "situation stabilised": "stabilised", "the person's refusal": "refusal", "moved away": "moved_away",
+    "other reason": "other",
 }
 
 

@@ -36,7 +36,7 @@ class Source(StrEnum):
 CATEGORY_ALIASES = {
     "relationnelle": "relational", "relationnel": "relational", "relation": "relational",
     "informationnelle": "informational", "informationnel": "informational", "information": "informational",
-    "approche": "approach",
+    "approche": "approach", "d'approche": "approach",
 }
 
 # Word stems, accents removed, matched at the start of a word. French first, English too.

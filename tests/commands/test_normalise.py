@@ -129,8 +129,10 @@ def test_free_text_option_takes_the_words_up_to_the_next_option() -> None:
 
 def test_extra_words_after_a_choice_are_still_refused() -> None:
     with pytest.raises(UsageError) as err:
-        run("!equipe ajouter @a:example.org medecin traitant")
+        run("!equipe ajouter @a:example.org medecin generaliste")
     assert err.value.key == "error.too_many_arguments"
+    # "médecin traitant" is the role as the notices write it: one choice in two words (review r23)
+    assert run("!equipe ajouter @a:example.org medecin traitant").args["role"] == "gp"
 
 
 # --- 3. invisible characters ------------------------------------------------------------------

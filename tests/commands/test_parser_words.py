@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hub.commands.parser import UsageError, parse
 from hub.commands.registry import build_registry
 from hub.commands.usage import usage_line
-from hub.i18n.catalog import Catalog
+from hub.i18n.catalog import Catalog, entries
 
 SPECS = build_registry().specs
 
@@ -44,3 +46,62 @@ def test_an_unknown_role_word_is_refused_with_the_choices() -> None:
     with pytest.raises(UsageError) as err:
         parse("!equipe ajouter @u:x plombier", SPECS)
     assert err.value.key == "error.bad_choice" and "nurse" in err.value.params["choices"]
+
+
+# --- a choice typed as the bot writes it (review r23) --------------------------------------------
+
+#: Where each group of words the bot shows is typed back, and where the choice lands.
+_TYPED_BACK = {
+    "role": ("!equipe ajouter @u:x {}", "args", "role"),
+    "setting": ("!lieu {}", "args", "setting"),
+    "status": ("!plan modifier 1 --statut {}", "opts", "status"),
+    "reason": ("!eval faite --motif {}", "opts", "reason"),
+    "close_reason": ("!cloturer {}", "args", "reason"),
+    "category": ("!rupture x --categorie {}", "opts", "category"),
+}
+
+
+def _shown_words() -> list[tuple[str, str, str]]:
+    """(group, choice, words) for each word the bot shows for a choice, in both languages: the
+    label without its parenthesis (`hôpital`), and what the parenthesis holds (`MCO`)."""
+    out = []
+    for language in ("fr", "en"):
+        for key in entries(language):
+            group, _, choice = key.rpartition(".")
+            if group not in _TYPED_BACK:
+                continue
+            label = Catalog(language).text(key)
+            outside = re.sub(r"\s*\(.*?\)", "", label).strip()
+            out += [(group, choice, words) for words in {outside, *re.findall(r"\((.*?)\)", label)}]
+    return out
+
+
+@pytest.mark.parametrize(("group", "choice", "words"), _shown_words())
+def test_every_word_the_bot_shows_for_a_choice_is_accepted_as_typed(group: str, choice: str, words: str) -> None:
+    """`!lieu accueil de jour`, `--statut réalisée`, `!cloturer refus de la personne`,
+    `assistant·e social·e`: the words of the notices, unquoted, in either language."""
+    template, where, name = _TYPED_BACK[group]
+    inv = parse(template.format(words), SPECS)
+    assert getattr(inv, where)[name] == choice
+    assert inv.args.get("establishment") is None  # `!lieu autre lieu` names no establishment "lieu"
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("!lieu hébergement temporaire « Les Lilas »", ("temporary_stay", "Les Lilas")),
+    ("!lieu accueil-de-jour Les Lilas", ("day_care", "Les Lilas")),
+    ("!lieu EHPAD Les Lilas", ("nursing_home", "Les Lilas")),
+    ("!lieu hôpital CHU de Nantes", ("hospital", "CHU de Nantes")),
+])
+def test_a_choice_in_several_words_leaves_the_rest_to_the_next_argument(typed: str,
+                                                                       expected: tuple[str, str]) -> None:
+    inv = parse(typed, SPECS)
+    assert (inv.args["setting"], inv.args["establishment"]) == expected
+
+
+def test_several_words_that_name_no_choice_are_still_refused() -> None:
+    with pytest.raises(UsageError) as err:
+        parse("!plan modifier 1 --statut en attente", SPECS)
+    assert err.value.key == "error.too_many_arguments"
+    with pytest.raises(UsageError) as err:
+        parse("!lieu chez sa fille", SPECS)
+    assert err.value.key == "error.bad_choice"
