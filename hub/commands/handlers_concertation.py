@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from hub.commands.context import Command, Ctx
-from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, UsageError, Who
-from hub.domain import concertation
+from hub.commands.parser import Arg, CommandSpec, Invocation, Opt, Scope, Who
 from hub.domain.effects import Effect
-from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.i18n.catalog import Catalog
 from hub.services import concertations
@@ -17,15 +15,6 @@ def _person(ctx: Ctx) -> Person:
     return ctx.person
 
 
-def _time(inv: Invocation) -> str:
-    """HH:MM, checked here so that a bad one is answered with the usage line."""
-    try:
-        concertation.parse_time(inv.args["time"])
-    except DomainError as exc:
-        raise UsageError(exc.key, inv.spec, **exc.params) from None
-    return str(inv.args["time"])
-
-
 def _catalog(ctx: Ctx) -> Catalog:
     """The calendar file's texts, in the territory's language and time zone."""
     return Catalog(ctx.settings.language, ctx.tz.key)
@@ -33,13 +22,13 @@ def _catalog(ctx: Ctx) -> Catalog:
 
 async def plan(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await concertations.plan(
-        ctx.uow, _person(ctx), inv.args["date"], _time(inv), minutes=inv.opts["minutes"], place=inv.opts["place"],
+        ctx.uow, _person(ctx), inv.args["date"], inv.args["time"], minutes=inv.opts["minutes"], place=inv.opts["place"],
         visio=inv.opts["visio"], with_=inv.opts["with"], by=ctx.sender, now=ctx.now,
         catalog=_catalog(ctx), bot_user=ctx.settings.bot_user, tz=ctx.tz)
 
 
 async def move(ctx: Ctx, inv: Invocation) -> list[Effect]:
-    return await concertations.move(ctx.uow, _person(ctx), inv.args["date"], _time(inv), by=ctx.sender,
+    return await concertations.move(ctx.uow, _person(ctx), inv.args["date"], inv.args["time"], by=ctx.sender,
                                     now=ctx.now, catalog=_catalog(ctx), tz=ctx.tz)
 
 
@@ -55,7 +44,8 @@ async def decide(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return [ctx.reply("concertation.decision_recorded", number=d.number, text=d.text, item=item)]
 
 
-_WHEN = (Arg("date", "date"), Arg("time"))
+# The time is read by the parser as French people write it (`14h`, `14 h 30`) and given as HH:MM.
+_WHEN = (Arg("date", "date"), Arg("time", "time"))
 
 # The concertation commands, in the order `!help` lists them.
 COMMANDS: tuple[Command, ...] = (

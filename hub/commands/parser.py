@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from hub.commands.normalise import DASHES, QuoteError, Token, normalise, option_name, tokenise, typed_option
-from hub.domain import limits
+from hub.domain import concertation, limits
 from hub.domain.errors import DomainError
 
 USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-]+(:\d+)?$")
@@ -54,6 +54,14 @@ def _date(text: str) -> date:
     return date(int(year), int(month), int(day))
 
 
+def _time(text: str) -> str:
+    """A time as French people write it (`14h`, `14 h 30`, `14.30`, `midi`) → `HH:MM`."""
+    try:
+        return concertation.parse_time(text).strftime("%H:%M")
+    except DomainError:
+        raise ValueError(text) from None
+
+
 def _user(text: str) -> str:
     """`@local:server`, also written `<@local:server>`; lower-cased (Matrix user ids are lower
     case, and a phone capitalises the first letter it sees)."""
@@ -88,8 +96,10 @@ def _text(text: str) -> str:
 
 
 CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "text": _text, "date": _date, "user": _user, "case_ref": _case_ref, "int": _int,
+    "text": _text, "date": _date, "time": _time, "user": _user, "case_ref": _case_ref, "int": _int,
 }
+#: The most words a time is written with (`14 h 30`).
+TIME_WORDS_MAX = 3
 
 
 @dataclass(frozen=True)
@@ -328,18 +338,29 @@ def _span(rest: list[Token], i: int, width: int) -> _Slot:
 
 def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt]) -> int:
     """How many words, from `rest[i]` on, make this argument's value: a choice may be written in
-    several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), the
-    longest that names a choice wins; any other value is one word."""
-    if arg.kind != "choice":
+    several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), and
+    a time too (`14 h 30`): the longest that names a value wins; any other value is one word."""
+    if arg.kind not in ("choice", "time"):
         return 1
+    limit = CHOICE_WORDS_MAX if arg.kind == "choice" else TIME_WORDS_MAX
     most = 0
-    while (most < CHOICE_WORDS_MAX and i + most < len(rest) and not rest[i + most].quoted
+    while (most < limit and i + most < len(rest) and not rest[i + most].quoted
            and not _is_option(rest[i + most], by_name)):
         most += 1
     for width in range(most, 1, -1):
-        if arg.choice_of(" ".join(t.value for t in rest[i:i + width])) is not None:
+        if _names_value(arg, " ".join(t.value for t in rest[i:i + width])):
             return width
     return 1
+
+
+def _names_value(arg: Arg, words: str) -> bool:
+    if arg.kind == "choice":
+        return arg.choice_of(words) is not None
+    try:
+        arg.convert(words)
+    except UsageError:
+        return False
+    return True
 
 
 def _is_option(token: Token, by_name: dict[str, Opt]) -> bool:

@@ -9,6 +9,7 @@ minutes are posted. Times are typed and shown in French local time (Europe/Paris
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -33,7 +34,10 @@ DECISION_MAX = 1000
 PLACE_MAX = 200
 # Who the default invitation leaves out: the person's circle, not the professionals.
 NOT_PROFESSIONAL = frozenset({Role.CARER, Role.OTHER})
-_HHMM = re.compile(r"^([01]?\d|2[0-3])[:hH]([0-5]\d)$")
+#: A time as French people write it: `14:30`, `14h30`, `14 h 30` (how Relais itself writes times),
+#: `14h`, `9 h`, `14.30`; the minutes may be left out only after `h`.
+_HHMM = re.compile(r"^([01]?\d|2[0-3])(?:\s*[:.]\s*([0-5]\d)|\s*[hH]\s*([0-5]\d)?)$")
+_NOON = ("midi", "noon")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -92,10 +96,14 @@ class Decision:
 
 
 def parse_time(text: str) -> time:
-    match = _HHMM.match(text.strip())
-    if match is None:
+    """`14:30`, `14h30`, `14 h 30`, `14h`, `14.30`, `midi` (full-width digits too) → 14:30."""
+    typed = unicodedata.normalize("NFKC", text).strip().rstrip(".,;!?…").strip()
+    if typed.lower() in _NOON:
+        return time(12, 0)
+    match = _HHMM.match(typed)
+    if match is None or not typed.isascii():
         raise DomainError("error.bad_time", value=text)
-    return time(int(match.group(1)), int(match.group(2)))
+    return time(int(match.group(1)), int(match.group(2) or match.group(3) or 0))
 
 
 def local_start(day: date, hhmm: str, tz: tzinfo = PARIS) -> datetime:

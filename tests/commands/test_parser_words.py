@@ -105,3 +105,24 @@ def test_several_words_that_name_no_choice_are_still_refused() -> None:
     with pytest.raises(UsageError) as err:
         parse("!lieu chez sa fille", SPECS)
     assert err.value.key == "error.bad_choice"
+
+
+# --- times as French people write them (review r23) -----------------------------------------------
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("14:30", "14:30"), ("14h30", "14:30"), ("14H30", "14:30"), ("14 h 30", "14:30"), ("14\u202fh\u202f30", "14:30"),
+    ("14h", "14:00"), ("9h", "09:00"), ("9 h", "09:00"), ("9h05", "09:05"), ("14.30", "14:30"), ("14h30.", "14:30"),
+    ("midi", "12:00"), ("１４ｈ３０", "14:30"), ("9:00", "09:00"),
+])
+def test_a_concertation_time_as_french_people_write_it(typed: str, expected: str) -> None:
+    """Relais itself writes `à 14 h 30`; people type `14h`, `14h30`, `14 h 30`."""
+    inv = parse(f"!concertation 12/12/2026 {typed} --lieu « Salle 2 »", SPECS)
+    assert inv.args["time"] == expected and inv.opts["place"] == "Salle 2"
+    assert parse(f"!concertation deplacer 12/12/2026 {typed}", SPECS).args["time"] == expected
+
+
+@pytest.mark.parametrize("typed", ["25h", "14", "14h60", "14 h 30 salle", "14:3", "h30"])
+def test_a_time_that_is_none_is_refused_with_the_usage(typed: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse(f"!concertation 12/12/2026 {typed}", SPECS)
+    assert err.value.key in ("error.bad_time", "error.too_many_arguments") and err.value.spec is not None
