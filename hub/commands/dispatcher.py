@@ -256,7 +256,7 @@ class Dispatcher:
 
     async def _run(self, ctx: Ctx, body: str) -> list[Effect]:
         scope = Scope.TRIAGE if ctx.desk_role == "triage" else Scope.DESK if ctx.desk_role else Scope.ROOM
-        inv = parse(body, self.registry.specs)
+        inv = parse(body, self.registry.specs, today=ctx.today)
         spec = inv.spec
         if spec.scope is not None and spec.scope is not scope:
             wrong = {Scope.DESK: "error.desk_only", Scope.ROOM: "error.room_only", Scope.TRIAGE: "error.triage_only"}

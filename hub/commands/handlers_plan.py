@@ -85,11 +85,11 @@ async def add(ctx: Ctx, inv: Invocation) -> list[Effect]:
     )
 
 
-def _review(inv: Invocation, raw: str) -> date | None:
+def _review(inv: Invocation, raw: str, today: date) -> date | None:
     if raw.strip().lower() in NONE_WORDS:
         return None
     try:
-        return Arg("review", "date").convert(raw.strip())  # type: ignore[no-any-return]
+        return Arg("review", "date").convert(raw.strip(), today)  # type: ignore[no-any-return]
     except UsageError as exc:
         raise UsageError(exc.key, inv.spec, **exc.params) from None
 
@@ -103,7 +103,7 @@ async def set_(ctx: Ctx, inv: Invocation) -> list[Effect]:
         if value is not None:
             changes[name] = None if value.strip().lower() in NONE_WORDS else value
     if inv.opts["review"] is not None:
-        changes["review"] = _review(inv, inv.opts["review"])
+        changes["review"] = _review(inv, inv.opts["review"], ctx.today)
     if not changes:
         raise UsageError("error.plan_set_nothing", inv.spec, item=inv.args["n"])
     return await plans.set_item(ctx.uow, _person(ctx), inv.args["n"], changes, by=ctx.sender, now=ctx.now)

@@ -20,7 +20,7 @@ async def refer(ctx: Ctx, inv: Invocation) -> list[Effect]:
         # Read as a date here, not by the option's kind: the audit keeps dates, and the birth
         # date of a person who may never be followed must go with the referral (SPEC §9).
         try:
-            born = Arg("born", "date").convert(inv.opts["born"])
+            born = Arg("born", "date").convert(inv.opts["born"], ctx.today)
         except UsageError as exc:
             raise UsageError(exc.key, inv.spec, **exc.params) from None
     draft = Draft(source=Source.MATRIX, referrer=ctx.sender, name=inv.args["name"], born=born,

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -40,18 +40,56 @@ _FRENCH_DATE = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})")
 _DASH_MAP = {ord(c): "-" for c in DASHES}
 
 
-def _date(text: str) -> date:
+_MONTHS = {word: number for number, words in enumerate((
+    ("janvier", "janv", "jan", "january"), ("fevrier", "fevr", "fev", "february", "feb"), ("mars", "march", "mar"),
+    ("avril", "avr", "april", "apr"), ("mai", "may"), ("juin", "june", "jun"), ("juillet", "juil", "july", "jul"),
+    ("aout", "august", "aug"), ("septembre", "sept", "sep", "september"), ("octobre", "oct", "october"),
+    ("novembre", "nov", "november"), ("decembre", "dec", "december"),
+), start=1) for word in words}
+_WEEKDAYS = {word: number for number, words in enumerate((
+    ("lundi", "lun", "monday", "mon"), ("mardi", "tuesday", "tue"), ("mercredi", "mer", "wednesday", "wed"),
+    ("jeudi", "jeu", "thursday", "thu"), ("vendredi", "ven", "friday", "fri"), ("samedi", "sam", "saturday", "sat"),
+    ("dimanche", "dim", "sunday", "sun"),
+)) for word in words}
+#: Days named relative to today (the territory's date: SPEC §5).
+_RELATIVE = {"aujourd'hui": 0, "aujourdhui": 0, "today": 0, "hier": -1, "yesterday": -1, "demain": 1,
+             "tomorrow": 1, "avant-hier": -2, "apres-demain": 2}
+#: `ven. 27/11/2026` (how Relais writes dates), `vendredi 27 novembre 2026`, `1er avril 2026`.
+_WEEKDAY = re.compile(r"^([a-z]+)\.?,?\s+(?=\d)")
+_WORDS_DATE = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?\s+(\d{4})")
+#: The most words a date is written with (`vendredi 27 novembre 2026`).
+DATE_WORDS_MAX = 4
+
+
+def _date(text: str, today: date | None = None) -> date:
     """ISO `2026-11-27` or French `27/11/2026`, `1/2/2026`, `27.11.2026`, `27-11-2026` (SPEC §6:
-    French dates are accepted as input); any dash a keyboard makes, full-width digits. A two-digit
-    year is refused: a birth date in 26 is 1926 or 2026."""
-    text = unicodedata.normalize("NFKC", text).translate(_DASH_MAP)
+    French dates are accepted as input); any dash a keyboard makes, full-width digits; the month
+    in words (`27 novembre 2026`, `1er avril 2026`, `27 nov. 2026`), after a weekday that must
+    match (`ven. 27/11/2026`, as Relais writes dates); `aujourd'hui`, `hier`, `demain` when
+    `today` is known. A two-digit year is refused: a birth date in 26 is 1926 or 2026; so is a
+    date without its year (next March, or last?)."""
+    text = fold(unicodedata.normalize("NFKC", text)).translate(_DASH_MAP).strip().rstrip(TRAILING)
+    if text in _RELATIVE:
+        if today is None:
+            raise ValueError(text)
+        return today + timedelta(days=_RELATIVE[text])
+    weekday = None
+    if found := _WEEKDAY.match(text):
+        if found.group(1) not in _WEEKDAYS:
+            raise ValueError(text)
+        weekday, text = _WEEKDAYS[found.group(1)], text[found.end():]
     if found := _ISO_DATE.fullmatch(text):
         year, month, day = found.group(1, 2, 3)
     elif found := _FRENCH_DATE.fullmatch(text):
         day, month, year = found.group(1, 3, 4)
+    elif (found := _WORDS_DATE.fullmatch(text)) and found.group(2) in _MONTHS:
+        day, month, year = found.group(1), str(_MONTHS[found.group(2)]), found.group(3)
     else:
         raise ValueError
-    return date(int(year), int(month), int(day))
+    value = date(int(year), int(month), int(day))
+    if weekday is not None and value.weekday() != weekday:
+        raise ValueError(text)  # `lun. 27/11/2026` was a Friday: which one did they mean?
+    return value
 
 
 def _time(text: str) -> str:
@@ -118,7 +156,8 @@ class Arg:
         words |= {choice_key(word): choice for word, choice in self.aliases.items()}
         return words.get(key)
 
-    def convert(self, raw: str) -> Any:
+    def convert(self, raw: str, today: date | None = None) -> Any:
+        """The value typed; `today` (the territory's date) gives `aujourd'hui`, `hier`, `demain`."""
         if self.kind == "text" and len(raw) > limits.limit(self.name):
             raise UsageError("error.too_long", arg=self.name, max=limits.limit(self.name), length=len(raw))
         if self.kind != "text":
@@ -129,7 +168,7 @@ class Arg:
                 raise UsageError("error.bad_choice", arg=self.name, value=raw, choices=", ".join(self.choices))
             return value
         try:
-            return CONVERTERS[self.kind](raw)
+            return _date(raw, today) if self.kind == "date" else CONVERTERS[self.kind](raw)
         except ValueError:
             raise UsageError(f"error.bad_{self.kind}", arg=self.name, value=raw) from None
 
@@ -215,11 +254,12 @@ def _match(words: list[Token], specs: Sequence[CommandSpec]) -> tuple[CommandSpe
     return best
 
 
-def parse(body: str, specs: Sequence[CommandSpec]) -> Invocation:
+def parse(body: str, specs: Sequence[CommandSpec], *, today: date | None = None) -> Invocation:
     """Normalised command text (`!…`) → Invocation; UsageError (with the spec once known).
 
     Free text needs no quotes: words past the last positional argument, or after a free-text
-    option's value, join that text as typed (`!rupture l'aide ne passe plus`)."""
+    option's value, join that text as typed (`!rupture l'aide ne passe plus`). `today`, the
+    territory's date, gives the dates typed as `aujourd'hui`, `hier`, `demain`."""
     body = normalise(body)
     words = _words(body)
     if not words:
@@ -230,11 +270,11 @@ def parse(body: str, specs: Sequence[CommandSpec]) -> Invocation:
     rest = words[found[1]:]
     try:
         try:
-            return _bind(found[0], body, rest)
+            return _bind(found[0], body, rest, today)
         except UsageError:
             if not rest or rest[-1].quoted or rest[-1].value.strip(TRAILING):
                 raise
-            return _bind(found[0], body, rest[:-1])  # `!aide ?`, `!plan .`: a lone final mark
+            return _bind(found[0], body, rest[:-1], today)  # `!aide ?`, `!plan .`: a lone final mark
     except UsageError as exc:
         if exc.spec is None:
             raise UsageError(exc.key, found[0], **exc.params) from None
@@ -258,7 +298,7 @@ def _slot(token: Token) -> _Slot:
     return _Slot(token.value, token.start, token.end)
 
 
-def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
+def _bind(spec: CommandSpec, body: str, rest: list[Token], today: date | None) -> Invocation:
     positionals: list[_Slot] = []
     raw_opts: dict[str, list[_Slot]] = {}
     by_name = {o.name: o for o in spec.opts} | {o.alias: o for o in spec.opts if o.alias}
@@ -287,7 +327,7 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
                 continue
             if i + 1 >= len(rest) or _is_option(rest[i + 1], by_name):
                 raise UsageError("error.option_needs_value", spec, option=token.value)
-            width = _width(opt, rest, i + 1, by_name)
+            width = _width(opt, rest, i + 1, by_name, today)
             value = _span(rest, i + 1, width)
             if opt.name in raw_opts and not opt.repeat:
                 raise UsageError("error.option_twice", spec, option=token.value)
@@ -298,7 +338,7 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
             continue
         if len(positionals) < len(spec.args):
             arg = spec.args[len(positionals)]
-            width = _width(arg, rest, i, by_name)
+            width = _width(arg, rest, i, by_name, today)
             slot = _span(rest, i, width)
             positionals.append(slot)
             free = slot if arg.kind == "text" else None
@@ -312,7 +352,7 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
     args: dict[str, Any] = {}
     for index, arg in enumerate(spec.args):
         if index < len(positionals):
-            args[arg.name] = arg.convert(positionals[index].text(body))
+            args[arg.name] = arg.convert(positionals[index].text(body), today)
         elif not arg.optional:
             raise UsageError("error.missing_argument", spec, arg=arg.name)
         else:
@@ -323,9 +363,9 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token]) -> Invocation:
         if opt.flag:
             opts[opt.name] = bool(slots)
         elif opt.repeat or opt.many:
-            opts[opt.name] = [opt.convert(s.text(body)) for s in slots or ()]
+            opts[opt.name] = [opt.convert(s.text(body), today) for s in slots or ()]
         else:
-            opts[opt.name] = opt.convert(slots[0].text(body)) if slots else None
+            opts[opt.name] = opt.convert(slots[0].text(body), today) if slots else None
     return Invocation(spec, args, opts)
 
 
@@ -336,28 +376,30 @@ def _span(rest: list[Token], i: int, width: int) -> _Slot:
     return _Slot("", rest[i].start, rest[i + width - 1].end, joined=True)
 
 
-def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt]) -> int:
+def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: date | None) -> int:
     """How many words, from `rest[i]` on, make this argument's value: a choice may be written in
     several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), and
-    a time too (`14 h 30`): the longest that names a value wins; any other value is one word."""
-    if arg.kind not in ("choice", "time"):
+    a time (`14 h 30`) and a date (`ven. 27/11/2026`, `1er avril 2026`) too: the longest that
+    names a value wins; any other value is one word."""
+    limits = {"choice": CHOICE_WORDS_MAX, "time": TIME_WORDS_MAX, "date": DATE_WORDS_MAX}
+    if arg.kind not in limits:
         return 1
-    limit = CHOICE_WORDS_MAX if arg.kind == "choice" else TIME_WORDS_MAX
+    limit = limits[arg.kind]
     most = 0
     while (most < limit and i + most < len(rest) and not rest[i + most].quoted
            and not _is_option(rest[i + most], by_name)):
         most += 1
     for width in range(most, 1, -1):
-        if _names_value(arg, " ".join(t.value for t in rest[i:i + width])):
+        if _names_value(arg, " ".join(t.value for t in rest[i:i + width]), today):
             return width
     return 1
 
 
-def _names_value(arg: Arg, words: str) -> bool:
+def _names_value(arg: Arg, words: str, today: date | None) -> bool:
     if arg.kind == "choice":
         return arg.choice_of(words) is not None
     try:
-        arg.convert(words)
+        arg.convert(words, today)
     except UsageError:
         return False
     return True

@@ -125,6 +125,38 @@ def test_impossible_or_ambiguous_dates_are_refused(typed: str) -> None:
     assert err.value.key == "error.bad_date"
 
 
+@pytest.mark.parametrize(("typed", "expected"), [
+    ("12 mars 2026", date(2026, 3, 12)), ("1er avril 2026", date(2026, 4, 1)), ("1ᵉʳ avril 2026", date(2026, 4, 1)),
+    ("3 août 2026", date(2026, 8, 3)), ("3 aout 2026", date(2026, 8, 3)), ("3 févr. 2026", date(2026, 2, 3)),
+    ("27 Novembre 2026", date(2026, 11, 27)), ("ven. 27/11/2026", date(2026, 11, 27)),
+    ("vendredi 27 novembre 2026", date(2026, 11, 27)), ("Vendredi, 27/11/2026", date(2026, 11, 27)),
+    ("12 mars 2026.", date(2026, 3, 12)), ("aujourd’hui", date(2026, 3, 18)), ("hier", date(2026, 3, 17)),
+    ("demain", date(2026, 3, 19)), ("après-demain", date(2026, 3, 20)), ("avant‑hier", date(2026, 3, 16)),
+])
+def test_dates_in_words_as_relais_writes_them_and_relative_to_today(typed: str, expected: date) -> None:
+    """`ven. 27/11/2026` is how Relais writes a date: copied back, it is that date; the month in
+    words; `hier`/`demain` against the territory's date the dispatcher passes (review r23)."""
+    today = date(2026, 3, 18)
+    assert parse(f"!eval faite {typed} --outil AGGIR", SPECS, today=today).args["date"] == expected
+    assert parse(f"!lieu domicile --date {typed}", SPECS, today=today).opts["date"] == expected
+    inv = parse(f"!concertation {typed} 14 h 30 --lieu « Salle 2 »", SPECS, today=today)
+    assert (inv.args["date"], inv.args["time"], inv.opts["place"]) == (expected, "14:30", "Salle 2")
+    assert parse(f"!plan modifier 1 --revision {typed}", SPECS, today=today).opts["review"] is not None
+
+
+@pytest.mark.parametrize("typed", ["lun. 27/11/2026", "12 mars", "12/03", "lundi", "32 mars 2026", "12 marsh 2026"])
+def test_a_date_in_words_that_is_wrong_or_has_no_year_is_refused(typed: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse(f"!lieu domicile --date {typed}", SPECS, today=date(2026, 3, 18))
+    assert err.value.key in ("error.bad_date", "error.too_many_arguments")
+
+
+def test_relative_dates_need_the_territory_s_today() -> None:
+    with pytest.raises(UsageError) as err:
+        run("!lieu domicile --date demain")
+    assert err.value.key == "error.bad_date"
+
+
 # --- code, Windows newlines, emoji, notices and emotes ----------------------------------------
 
 @pytest.mark.parametrize("content", [

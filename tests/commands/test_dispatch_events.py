@@ -171,3 +171,14 @@ async def test_a_name_without_a_letter_opens_no_file(
     assert [n["message"] for n in await _notices(database)] == [key]
     async with database.unit() as uow:
         assert await uow.persons.next_sequence(2026) == 1
+
+
+async def test_relative_dates_are_read_against_the_territory_s_date(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    """23:30 UTC on 1 March is already 2 March in Paris: `demain` is 3 March (review r23)."""
+    d, clock = dispatcher
+    clock.set(datetime(2026, 3, 1, 23, 30, tzinfo=UTC))
+    typed = "!nouveau « Paulette Exemple » --naissance demain"
+    assert await d.handle("$born", CM, DESK, {"msgtype": "m.text", "body": typed})
+    notice = (await _notices(database))[-1]
+    assert notice["message"] == "error.birth_date" and notice["params"]["value"] == "2026-03-03"
