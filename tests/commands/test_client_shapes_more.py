@@ -279,3 +279,16 @@ def test_any_way_of_writing_a_date_gives_that_date(day: date, dash: str, form: s
        st.sampled_from(["medecin", "médecin", "MEDECIN", "Médecin.", "medecin !"]))
 def test_any_way_of_naming_a_user_gives_that_user(user: str, role: str) -> None:
     assert run(f"!équipe ajouter {user} {role}").args == {"user": GP, "role": "gp"}
+
+
+# --- the command's `!` as keyboards and emoji pickers make it (review r23) ----------------------
+
+@pytest.mark.parametrize("mark", ["！", "﹗", "ǃ", "❗", "❗\ufe0f", "❕", "❕\ufe0f", "\u200b！"])
+def test_a_look_alike_exclamation_mark_opens_a_command(mark: str) -> None:
+    assert run(f"{mark}equipe ajouter @gp:example.org medecin").args == {"user": GP, "role": "gp"}
+    assert run({"msgtype": "m.text", "body": f"{mark}equipe", "format": HTML,
+                "formatted_body": f"<p>{mark}equipe</p>"}).spec.name == "team"
+
+
+def test_a_look_alike_exclamation_mark_inside_free_text_is_text() -> None:
+    assert run("!rupture plus de passage ❗").args["text"] == "plus de passage ❗"
