@@ -118,8 +118,12 @@ def _case_ref(text: str) -> str:
     return text
 
 
+#: How a number is written before it in French: `n°2`, `nº 2` (NFKC: `no`), `#2`, `N°2`.
+_NUMBER_SIGN = re.compile(r"^(?:n\s?[°o]\.?|#)\s?", re.IGNORECASE)
+
+
 def _int(text: str) -> int:
-    text = unicodedata.normalize("NFKC", text)
+    text = _NUMBER_SIGN.sub("", unicodedata.normalize("NFKC", text))
     if not (text.isascii() and text.isdigit()):
         raise ValueError
     return int(text)

@@ -292,3 +292,9 @@ def test_a_look_alike_exclamation_mark_opens_a_command(mark: str) -> None:
 
 def test_a_look_alike_exclamation_mark_inside_free_text_is_text() -> None:
     assert run("!rupture plus de passage ❗").args["text"] == "plus de passage ❗"
+
+
+@pytest.mark.parametrize("typed", ["2", "n°2", "N°2", "nº2", "#2", "n°2."])
+def test_an_item_number_as_french_people_write_it(typed: str) -> None:
+    assert run(f"!plan clore {typed}").args["n"] == 2
+    assert run(f"!plan modifier {typed} --statut réalisée").opts["status"] == "done"
