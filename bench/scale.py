@@ -15,6 +15,8 @@
    each restart is measured after a first start that catches up on them — as the bare client's
    restart is measured after its first start (until 2026-11-30 Relais' "restart" included that
    catch-up: 7 s at 300 rooms, of which 4–5 s was Synapse computing the new rooms' sync).
+   Also printed: the time each process takes to import what it needs before any work (`hub.app`
+   against `nio`, in fresh interpreters), and the restart less it.
 4. Sync cost: CPU seconds per incoming encrypted event (the case manager chatting in 20 rooms),
    Relais and the bare client receiving the same events at the same time.
 5. The re-evaluation sweep over `--sweep-persons` files (bench/sweep.py, its own database).
@@ -195,6 +197,15 @@ async def run(args: argparse.Namespace, folder: Path) -> tuple[Rows, list[str]]:
                  f"{bare_rss:.0f} MB ({bare_peak:.0f}) after initial sync", ratio(rss, bare_rss)],
             ]
             print(f"  restart {ready:.1f} s, rss {rss:.0f} MB; bare {bare_ready:.1f} s, {bare_rss:.0f} MB", flush=True)
+            # What each process imports before it can do anything (the least of 3 runs): the part
+            # of a restart that does not depend on the rooms, nor on what the process does next.
+            imports = (await import_seconds("import hub.app"), await import_seconds("import nio"))
+            rows += [
+                ["imports before any work (least of 3)", f"{imports[0]:.2f} s (hub.app)", f"{imports[1]:.2f} s (nio)",
+                 ratio(*imports)],
+                [f"restart less its imports, {args.rooms} rooms", f"{ready - imports[0]:.2f} s",
+                 f"{bare_ready - imports[1]:.2f} s", ratio(ready - imports[0], bare_ready - imports[1])],
+            ]
             verdicts += restart_verdicts(args.rooms, small, (small_ready, ready), bare_ready,
                                          (small_rss, rss), bare_rss)
 
@@ -216,6 +227,18 @@ async def run(args: argparse.Namespace, folder: Path) -> tuple[Rows, list[str]]:
             await relais.stop()
             await cm.stop()
     return rows, verdicts
+
+
+async def import_seconds(code: str, runs: int = 3) -> float:
+    """Seconds a fresh interpreter takes to run `code` (an import), the least of `runs`."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, cwd=ROOT)
+        if await proc.wait() != 0:
+            raise RuntimeError(f"{code!r} failed")
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 async def _rooms_of(url: str) -> list[str]:
