@@ -54,6 +54,7 @@ class Alert:
     merged_identifiers: tuple[PatientId, ...] = ()  # MRG-1 of an A40
     prior_unit: str = ""  # PV1-6.1, transfers only
     prior_facility: str = ""  # PV1-6.4, transfers only
+    unreadable: bool = False  # a value held an HL7 escape that could not be decoded (shown as "?")
 
     def __post_init__(self) -> None:
         if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:

@@ -7,11 +7,12 @@ some of them, and python-hl7 drops every segment after MSH when segments end wit
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Literal
+from typing import Any, Literal
 
 from hub.domain.alerts import Alert, AlertEvent, PatientId
 from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[care] timezone` (SPEC §5)
@@ -180,6 +181,7 @@ class _Delims:
     repetition: str
     escape: str
     subcomponent: str
+    codec: str = "utf-8"  # the message's character set, which \Xhh\ escapes are bytes of
 
 
 @dataclass(frozen=True)
@@ -211,32 +213,102 @@ def _part(rep: str, d: _Delims, c: int = 1, s: int = 1) -> str:
 
 _NULL = '""'
 _ESCAPES = {"F": "field", "S": "component", "T": "subcomponent", "R": "repetition", "E": "escape"}
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+_SINGLE_BYTE_SET = re.compile(r"C[0-9A-Fa-f]{4}")  # \Cxxyy\: ESC xx yy, a single-byte character set
+_MULTI_BYTE_SET = re.compile(r"M(?:[0-9A-Fa-f]{2}){2,3}")  # \Mxxyy[zz]\: ESC xx yy [zz], a multi-byte set
+#: The ISO 2022 designations (after ESC) of the multi-byte sets of HL7 table 0211 that the
+#: iso2022_jp_2 codec reads: JIS X 0208 (ISO-IR 87, old and new), GB 2312 (ISO-IR 58),
+#: KS X 1001 (ISO-IR 149) and JIS X 0212 (ISO-IR 159), designated to G0.
+_WIDE_SETS = frozenset({b"$@", b"$B", b"$A", b"$(C", b"$(D"})
+#: Stands, inside the parser, for an escape that could not be decoded; shown as "?" (parse()).
+UNREAD = "\ue000"
+
+
+def _printable(text: str) -> str:
+    """A decoded CR, LF or other control character would break a notice line: a space."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _hex_text(data: bytes, codec: str) -> str:
+    """\\Xhh\\ bytes are characters of the message's character set (v2.5 §2.7.3): `é` is
+    `\\XE9\\` in ISO-8859-1, `\\XC3A9\\` in UTF-8. A sender whose escapes do not fit its
+    MSH-18 gets the fallback its message bytes get (`_codec_for`): UTF-8, then Latin-1."""
+    for candidate in dict.fromkeys((codec, "utf-8")):
+        try:
+            return _printable(data.decode(candidate))
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return _printable(data.decode("latin-1"))
+
+
+def _wide_text(run: bytes) -> str:
+    """The text after a \\Mxxyyzz\\ escape, as the ISO 2022 stream it stands for (v2.5 §2.7.4):
+    JIS X 0208 (`\\M2442\\`), JIS X 0212, GB 2312, KS X 1001; UNREAD for any other set."""
+    if run[1:4] not in _WIDE_SETS and run[1:3] not in _WIDE_SETS:
+        return UNREAD
+    try:
+        return _printable((run + b"\x1b(B").decode("iso2022_jp_2"))
+    except UnicodeDecodeError:
+        return UNREAD
 
 
 def _unescape(value: str, d: _Delims) -> str:
-    """HL7 escapes (2.10): separators restored, \\Xhh\\ decoded, formatting dropped."""
+    """HL7 escapes (v2.5 §2.7): separators restored, \\Xhh\\ decoded in the message's
+    character set, \\Mxxyyzz\\ runs decoded, character set switches and formatting dropped.
+    An escape that cannot be decoded (\\Zxx\\, an unknown one, a multi-byte run in a set not
+    known here) becomes UNREAD, never silently nothing or U+FFFD: the rest stays readable."""
     if not d.escape or d.escape not in value:
         return value
     out: list[str] = []
+    hex_run = bytearray()  # adjacent \Xhh\ escapes: one byte string (engines split a UTF-8 character)
+    wide: bytearray | None = None  # the ISO 2022 bytes since a \Mxxyyzz\, decoded as one run
+
+    def flush() -> None:
+        nonlocal wide
+        if hex_run:
+            out.append(_hex_text(bytes(hex_run), d.codec))
+            hex_run.clear()
+        if wide is not None:
+            out.append(_wide_text(bytes(wide)))
+            wide = None
+
     parts = value.split(d.escape)
     out.append(parts[0])
     i = 1
     while i < len(parts):
         if i + 1 >= len(parts):  # unterminated: keep it literally
+            flush()
             out.append(d.escape + parts[i])
             break
         seq, text = parts[i], parts[i + 1]
-        if seq in _ESCAPES:
-            out.append(getattr(d, _ESCAPES[seq]))
-        elif seq.startswith("X") and re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", seq[1:]):
-            # A decoded CR, LF or other control character would break a notice line: a space.
-            decoded = bytes.fromhex(seq[1:]).decode("utf-8", "replace")
-            out.append("".join(ch if ch.isprintable() else " " for ch in decoded))
-        elif seq.startswith((".br", ".sp", ".in", ".ti", ".sk", ".ce")):
-            out.append(" ")
-        # \H\ \N\ \Cxxyy\ \Mxxyyzz\ \Zxx\ and unknown sequences are dropped
-        out.append(text)
+        if seq.startswith("X") and _HEX.fullmatch(seq[1:]):
+            if wide is not None:  # the end of a multi-byte run
+                flush()
+            hex_run += bytes.fromhex(seq[1:])
+        else:
+            flush()
+            if seq in _ESCAPES:
+                out.append(getattr(d, _ESCAPES[seq]))
+            elif _MULTI_BYTE_SET.fullmatch(seq):
+                wide = bytearray(b"\x1b" + bytes.fromhex(seq[1:]))
+            elif seq.startswith((".br", ".sp", ".in", ".ti", ".sk", ".ce")):
+                out.append(" ")
+            elif seq not in ("H", "N") and not _SINGLE_BYTE_SET.fullmatch(seq):
+                out.append(UNREAD)
+            # \H\ \N\ (highlighting) are dropped; after \Cxxyy\ the text is in the message's charset
+        if text:
+            if wide is not None:
+                try:
+                    wide += text.encode("ascii")  # a multi-byte ISO 2022 run is 7-bit
+                except UnicodeEncodeError:
+                    wide = None
+                    out.append(UNREAD)
+                    out.append(text)
+            else:
+                flush()
+                out.append(text)
         i += 2
+    flush()
     return "".join(out)
 
 
@@ -318,7 +390,7 @@ def read_header(raw: bytes) -> MshHeader:
 
 
 def _header(text: str, codec: str) -> tuple[MshHeader, _Delims, list[_Segment]]:
-    d = _delims(text)
+    d = dataclasses.replace(_delims(text), codec=codec)
     segments = _segments(text, d)
     msh = segments[0]
     header = MshHeader(
@@ -516,7 +588,7 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
     # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.
     unit = pv1.get(3, 1) or zbe.get(7, 1)
     transfer = event in _TRANSFERS
-    return Alert(
+    return _unread_shown(Alert(
         source="hl7",
         sender=f"{msh.get(3, 1)}^{msh.get(4, 1)}",
         control_id=_unescape(ctl, d),
@@ -536,4 +608,22 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
         merged_identifiers=merged,
         prior_unit=pv1.get(6, 1) if transfer else "",
         prior_facility=(pv1.get(6, 4, 1) or pv1.get(6, 4, 2)) if transfer else "",
-    )
+    ))
+
+
+def _unread_shown(alert: Alert) -> Alert:
+    """An escape that could not be decoded is shown as "?" and flagged (`Alert.unreadable`), so
+    that the listener tells the operator: a unit or place never loses a part without a trace."""
+    def clean(value: str) -> str:
+        return value.replace(UNREAD, "?")
+
+    changes: dict[str, Any] = {}
+    for item in dataclasses.fields(alert):
+        value = getattr(alert, item.name)
+        if isinstance(value, str) and UNREAD in value:
+            changes[item.name] = clean(value)
+        elif item.name in ("identifiers", "merged_identifiers") and any(
+                UNREAD in p.value + p.authority + p.authority_oid + p.type_code for p in value):
+            changes[item.name] = tuple(PatientId(clean(p.value), clean(p.authority), clean(p.authority_oid),
+                                                 clean(p.type_code)) for p in value)
+    return dataclasses.replace(alert, **changes, unreadable=True) if changes else alert

@@ -153,6 +153,9 @@ class Hl7Listener:
         except Exception:
             log.exception("could not store a hospital message: answering AR so that the sender retries")
             return self._refuse(header, "AR", "temporary storage failure, please resend", "207", "store_failed")
+        if alert.unreadable and not received.duplicate:
+            # Accepted and posted with the rest readable; the sender's escapes deserve a look.
+            self._problem("undecodable_escape", header, "an escape sequence could not be decoded: shown as ?")
         if received.reused_control_id:
             # Not a resend (the content differs): kept and processed, never dropped, so nothing
             # is lost; the operator learns that the sender reuses control ids (HL7 v2.5 §2.14.9.10
