@@ -139,9 +139,11 @@ def _original(alerts: tuple[AlertRecord, ...], event: AlertEvent | None, movemen
     """The alert a cancellation refers to: same movement id if given, else the latest of its kind."""
     standing = [a for a in alerts if not a.cancelled and a.event in _CANCELLABLE]
     if movement_id:
+        # A PAM movement (ZBE-1) names one event; a FHIR encounter several (admit, transfer,
+        # discharge): the one of the kind cancelled, else the latest.
         same = [a for a in standing if a.movement_id == movement_id]
         if same:
-            return same[-1]
+            return next((a for a in reversed(same) if a.event is event), same[-1])
     if event is None:
         return None
     kind = [a for a in standing if a.event is event]

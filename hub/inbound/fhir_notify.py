@@ -5,6 +5,7 @@ The samples and the IG are R4: the default fhir.resources models (R5) reject the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -27,6 +28,15 @@ EVENTS: dict[str, AlertEvent] = {
     "notification-admit": AlertEvent.admission,
     "notification-discharge": AlertEvent.discharge,
     "notification-transfer": AlertEvent.transfer,
+}
+#: A notification about an Encounter that never was (FHIR R4 Encounter.status: `entered-in-error`,
+#: "should not have been part of this patient's record"; `cancelled`, "ended before it has
+#: begun") retracts the event it announces, as HL7 A11/A13/A12 do: never a true admission.
+RETRACTED = frozenset({"entered-in-error", "cancelled"})
+_RETRACTS: dict[AlertEvent, AlertEvent] = {
+    AlertEvent.admission: AlertEvent.cancel_admission,
+    AlertEvent.discharge: AlertEvent.cancel_discharge,
+    AlertEvent.transfer: AlertEvent.cancel_transfer,
 }
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
@@ -188,6 +198,18 @@ def _subject_ids(bundle: Bundle, encounter: Any, patient_type: type[Any]) -> tup
     return _identifiers(patients[0].identifier or []) if patients else ()
 
 
+def _encounter_key(encounter: Any) -> str:
+    """What names the encounter across its notifications (admit, transfer, discharge, a
+    retraction): its first business identifier, else its id; kept as the alert's movement id,
+    hashed (fixed length, no visit number stored)."""
+    if encounter is None:
+        return ""
+    ident = next((i for i in encounter.identifier or [] if (i.value or "").strip()), None)
+    key = f"identifier|{(ident.system or '').strip()}|{ident.value.strip()}" if ident is not None else (
+        f"id|{encounter.id}" if encounter.id else "")
+    return "fhir:" + hashlib.sha256(key.encode()).hexdigest()[:40] if key else ""
+
+
 def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
     """A FHIR R4 admit/discharge/transfer notification Bundle → Alert; FhirError otherwise. `tz`:
     the territory's zone (`[care] timezone`), for times without an offset."""
@@ -211,6 +233,8 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
     if not identifiers:
         raise FhirError(422, "required", "no Patient.identifier in the notification")
 
+    if encounter is not None and (encounter.status or "") in RETRACTED:
+        event = _RETRACTS[event]
     period = encounter.period if encounter else None
     moment: object = None
     if period is not None:
@@ -255,4 +279,5 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
         patient_class=patient_class,
         discharge_disposition=disposition,
         discharge_destination=destination,
+        movement_id=_encounter_key(encounter),
     )

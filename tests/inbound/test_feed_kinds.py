@@ -5,17 +5,27 @@ HTTP where it is about what gets posted, on the parser where it is about reading
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
+from hub.domain.alerts import AlertEvent
+from hub.domain.settings import Setting
+from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import parse
 from tests.inbound.alert_stack import Stack
 from tests.inbound.mllp_client import MllpClient
+from tests.inbound.test_engine_kinds import fhir
 from tests.inbound.test_hospital_feeds import answers, client, message, problems
+from tests.samples_path import SAMPLES
 
 pytestmark = [pytest.mark.db]
-__all__ = ["client"]  # the fixture, shared with test_hospital_feeds
+__all__ = ["client", "fhir"]  # the fixtures, shared with test_hospital_feeds and test_engine_kinds
+Post = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
 
 _GERIA = message("a01-geria.hl7")
 
@@ -86,3 +96,90 @@ async def test_a_latin_1_unit_name_with_hex_escapes_is_posted_readable(
     lines = [r.getMessage() for r in caplog.records if "undecodable_escape" in r.getMessage()]
     assert lines == ["HL7 undecodable_escape from SIH/CHU-X, control id E-2: an escape sequence could not be "
                      "decoded: shown as ?"]
+
+
+def _bundle(name: str, *, status: str | None = None, bundle_id: str | None = None,
+            mrn: str = "F8201") -> dict[str, Any]:
+    """A Da Vinci sample whose Patient carries `mrn` under urn:oid:1.2.250.1.999.4.4, its
+    Encounter.status set to `status`."""
+    bundle = json.loads((SAMPLES / "fhir" / f"{name}-notification-message-bundle-01.json").read_text(encoding="utf-8"))
+    bundle = copy.deepcopy(bundle)
+    for entry in bundle["entry"]:
+        res = entry["resource"]
+        if res["resourceType"] == "Patient":
+            res["identifier"] = [{"system": "urn:oid:1.2.250.1.999.4.4", "value": mrn}]
+        if res["resourceType"] == "Encounter" and status is not None:
+            res["status"] = status
+    if bundle_id is not None:
+        bundle["id"] = bundle_id
+    return bundle
+
+
+@pytest.mark.parametrize(("name", "status", "event"), [
+    ("admit", "entered-in-error", AlertEvent.cancel_admission),
+    ("admit", "cancelled", AlertEvent.cancel_admission),
+    ("discharge", "entered-in-error", AlertEvent.cancel_discharge),
+    ("admit", "in-progress", AlertEvent.admission),
+    ("admit", "planned", AlertEvent.admission),  # a pre-admission, as HL7 A05
+    ("discharge", "finished", AlertEvent.discharge),
+])
+def test_a_fhir_encounter_entered_in_error_or_cancelled_retracts_its_event(
+        name: str, status: str, event: AlertEvent) -> None:
+    alert = parse_bundle(_bundle(name, status=status))
+    assert alert.event is event
+    assert alert.movement_id.startswith("fhir:")  # the encounter, to find what it retracts
+
+
+async def test_a_fhir_admission_entered_in_error_cancels_what_was_posted(stack: Stack, fhir: Post) -> None:
+    # An admit notification whose Encounter.status was `entered-in-error` (or `cancelled`) was
+    # posted as an admission, the person moved to the emergency setting: a false admission.
+    ref = await stack.person("urn:oid:1.2.250.1.999.4.4:F8201")
+    status, _ = await fhir(_bundle("admit", bundle_id="n-1"))
+    assert status == 200
+    assert (await stack.setting(ref))[0] is Setting.EMERGENCY
+    status, _ = await fhir(_bundle("admit", status="entered-in-error", bundle_id="n-2"))
+    assert status == 200
+    notices = await stack.notices(ref)
+    assert [n["message"] for n in notices] == [
+        "alert.admission_emergency", "alert.cancelled_original", "alert.cancelled"]
+    assert notices[1]["replaces"] == notices[0]["key"]
+    assert notices[2]["params"]["what"] == {"key": "alert.what.admission"}
+    assert (await stack.setting(ref))[0] is Setting.HOME  # the setting before the false admission
+
+
+async def test_a_fhir_admission_entered_in_error_never_seen_posts_no_admission(stack: Stack, fhir: Post) -> None:
+    ref = await stack.person("urn:oid:1.2.250.1.999.4.4:F8202")
+    status, _ = await fhir(_bundle("admit", status="cancelled", bundle_id="n-3", mrn="F8202"))
+    assert status == 200
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.cancelled_unknown"]
+    assert (await stack.setting(ref))[0] is Setting.HOME
+    # The admission itself, arriving late (a sender's queue re-ordered): recorded cancelled, not posted.
+    status, _ = await fhir(_bundle("admit", bundle_id="n-4", mrn="F8202"))
+    assert status == 200
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.cancelled_unknown"]
+    assert (await stack.setting(ref))[0] is Setting.HOME
+
+
+async def test_a_fhir_discharge_entered_in_error_cancels_the_discharge_not_the_admission(
+        stack: Stack, fhir: Post) -> None:
+    ref = await stack.person("urn:oid:1.2.250.1.999.4.4:F8203")
+    admit = _bundle("admit", bundle_id="n-5", mrn="F8203")
+    discharge = _bundle("discharge", bundle_id="n-6", mrn="F8203")
+    # One encounter: the discharge sample's Encounter is the admission's.
+    encounter = next(e["resource"] for e in admit["entry"] if e["resource"]["resourceType"] == "Encounter")
+    for entry in discharge["entry"]:
+        if entry["resource"]["resourceType"] == "Encounter":
+            entry["resource"]["identifier"] = encounter["identifier"]
+    retraction = copy.deepcopy(discharge)
+    retraction["id"] = "n-7"
+    for entry in retraction["entry"]:
+        if entry["resource"]["resourceType"] == "Encounter":
+            entry["resource"]["status"] = "entered-in-error"
+    for bundle in (admit, discharge, retraction):
+        assert (await fhir(bundle))[0] == 200
+    notices = await stack.notices(ref)
+    assert [n["message"] for n in notices] == [
+        "alert.admission_emergency", "alert.discharge", "alert.cancelled_original", "alert.cancelled"]
+    assert notices[2]["replaces"] == notices[1]["key"]
+    assert notices[3]["params"]["what"] == {"key": "alert.what.discharge"}
+    assert (await stack.setting(ref))[0] is Setting.EMERGENCY  # back in hospital, as before the discharge
