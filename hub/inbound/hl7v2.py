@@ -482,13 +482,15 @@ def _first(segments: list[_Segment], name: str) -> _Segment | None:
 def _event_times(trigger: str, evn: _Segment, pv1: _Segment, zbe: _Segment, msh: _Segment) -> list[str]:
     """Where the time the event happened may be, best first.
 
-    EVN-6 (event occurred); else the time of the movement itself: ZBE-2 (IHE PAM movement
-    date/time), PV1-44 for an admission, PV1-45 for a discharge; only then EVN-2, which is when
-    the event was *recorded* (a discharge keyed in the next morning), and MSH-7, when the
+    ZBE-2, the movement's own date/time (IHE PAM, France included: the time the movement history
+    is kept by, and that a Z99 corrects): engines fill EVN-6 with when the movement was keyed in
+    (the ANS PAM example: EVN-6 = EVN-2 = MSH-7 = 11:11:54, ZBE-2 = 11:00). Without ZBE, EVN-6
+    (event occurred); PV1-44 for an admission, PV1-45 for a discharge; only then EVN-2, which is
+    when the event was *recorded* (a discharge keyed in the next morning), and MSH-7, when the
     message was made.
     """
     stay = {"A01": 44, "A04": 44, "A03": 45}.get(trigger)
-    return [evn.get(6), zbe.get(2), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
+    return [zbe.get(2), evn.get(6), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
 
 
 # PMSI "mode de destination" (ZFM-4) → the discharge-disposition words transitions.py knows.
@@ -582,7 +584,7 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
     event_time = next((t for t in (_parse_ts(c, tz) for c in _event_times(trigger, evn or empty, pv1, zbe, msh))
                        if t is not None), None)
     if event_time is None:
-        raise fail("AE", "no valid event time (EVN-6, ZBE-2, PV1-44/45, EVN-2, MSH-7)", "102", "no_event_time")
+        raise fail("AE", "no valid event time (ZBE-2, EVN-6, PV1-44/45, EVN-2, MSH-7)", "102", "no_event_time")
     # Only what PV1-3 says is a location: MSH-4 names the sender, shown when PV1-3.4 is absent.
     facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2)
     # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.

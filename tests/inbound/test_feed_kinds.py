@@ -183,3 +183,23 @@ async def test_a_fhir_discharge_entered_in_error_cancels_the_discharge_not_the_a
     assert notices[2]["replaces"] == notices[1]["key"]
     assert notices[3]["params"]["what"] == {"key": "alert.what.discharge"}
     assert (await stack.setting(ref))[0] is Setting.EMERGENCY  # back in hospital, as before the discharge
+
+
+def test_in_ihe_pam_the_movement_time_zbe_2_wins_over_evn_6() -> None:
+    # The ANS example: EVN-6 = EVN-2 = MSH-7 = 11:11:54 (when it was keyed in), ZBE-2 = 11:00,
+    # the movement's date/time. EVN-6 won: the admission was told 11 minutes late.
+    sample = (SAMPLES / "hl7v2" / "pam-fr-admission.er7").read_bytes()
+    assert b"EVN||20240306111154||||20240306111154" in sample and b"|20240306110000|" in sample
+    assert parse(sample).event_time.isoformat() == "2024-03-06T11:00:00+01:00"
+    # Without ZBE (no PAM movement), EVN-6 is when the event occurred.
+    no_zbe = b"\r".join(s for s in sample.replace(b"\n", b"\r").split(b"\r") if not s.startswith(b"ZBE"))
+    assert parse(no_zbe).event_time.isoformat() == "2024-03-06T11:11:54+01:00"
+
+
+async def test_a_pam_movement_is_posted_at_its_zbe_2_time(stack: Stack, client: MllpClient) -> None:
+    ref = await stack.person("CHU-Y:910040")
+    raw = message("pam-a01-movement.hl7").replace(b"EVN||20261204080000|||||CHU-Y",
+                                                  b"EVN||20261204081100||||20261204081100|CHU-Y")
+    assert answers(await client.send(raw)) == [("AA", "Z-1")]
+    (notice,) = await stack.notices(ref)
+    assert notice["params"]["when"] == "2026-12-04T08:00:00+01:00"

@@ -96,7 +96,7 @@ def test_pam_france_admission(samples: Path) -> None:
     assert alert.sender == "GAM^CHU-X"
     assert alert.control_id == "3975"
     assert alert.identifiers == (PI_PAM, INS_PAM)  # the INS comes under the *test* OID
-    assert alert.event_time == datetime(2024, 3, 6, 11, 11, 54, tzinfo=PARIS)
+    assert alert.event_time == datetime(2024, 3, 6, 11, 0, tzinfo=PARIS)  # ZBE-2, the movement
     assert alert.event_time.utcoffset() == timedelta(hours=1)
     assert (alert.movement_id, alert.movement_action) == ("001", "INSERT")
     assert (alert.facility, alert.patient_class) == ("CHU-X", "I")
@@ -385,11 +385,11 @@ def test_a_hex_escaped_control_character_never_reaches_a_value() -> None:
 
 
 def test_a_time_without_an_offset_is_the_territorys_local_time(samples: Path) -> None:
-    # The PAM sample's EVN time has no offset: 11:11:54 where the hospital is.
+    # The PAM sample's movement time (ZBE-2) has no offset: 11:00 where the hospital is.
     raw = sample(samples, "pam-fr-admission.er7")
     reunion = ZoneInfo("Indian/Reunion")
-    assert parse(raw).event_time == datetime(2024, 3, 6, 10, 11, 54, tzinfo=UTC)  # Paris, the default
-    assert parse(raw, tz=reunion).event_time == datetime(2024, 3, 6, 7, 11, 54, tzinfo=UTC)
+    assert parse(raw).event_time == datetime(2024, 3, 6, 10, 0, tzinfo=UTC)  # Paris, the default
+    assert parse(raw, tz=reunion).event_time == datetime(2024, 3, 6, 7, 0, tzinfo=UTC)
     # An explicit offset wins over the territory's zone.
     explicit = parse(sample(samples, "ADT-A01-01.hl7"), tz=reunion).event_time
     assert explicit == parse(sample(samples, "ADT-A01-01.hl7")).event_time
