@@ -175,15 +175,13 @@ def _waiting_cancellation(alerts: tuple[AlertRecord, ...], alert: Alert) -> Aler
 
 
 def _rekeys(person: Person, alert: Alert, *, ins_test_oids: bool) -> tuple[tuple[Identifier, Identifier], ...]:
-    """A40: the identifiers the person was known by under the old record take the new values."""
+    """A40: the identifiers the person was known by under an old record take the new values of
+    the record it was merged into — the PID of that very MRG, never another pair's."""
     out = []
     for ident in person.identifiers:
-        for old in alert.merged_identifiers:
-            if not matches([(ident.authority, ident.value)], [old], ins_test_oids=ins_test_oids):
-                continue
-            survivor = next((pid for pid in alert.identifiers
-                             if (pid.authority, pid.authority_oid) == (old.authority, old.authority_oid)), None)
-            if survivor is not None and survivor.value != ident.value:
+        for old, survivor in alert.merges:
+            if (matches([(ident.authority, ident.value)], [old], ins_test_oids=ins_test_oids)
+                    and survivor.value != ident.value):
                 out.append((ident, Identifier(ident.authority, survivor.value)))
+                break
     return tuple(out)
-

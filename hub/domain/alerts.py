@@ -51,7 +51,10 @@ class Alert:
     movement_id: str = ""  # ZBE-1 (IHE PAM France)
     movement_action: str = ""  # ZBE-4: INSERT, UPDATE or CANCEL
     gp_rpps: str = ""  # RPPS id of the ROL with role ODRP (médecin traitant)
-    merged_identifiers: tuple[PatientId, ...] = ()  # MRG-1 of an A40
+    merged_identifiers: tuple[PatientId, ...] = ()  # MRG-1 of an A40 (every MRG of the message)
+    #: (old, new) per MRG-1 identifier: the PID-3 identifier of the same authority in the PID the
+    #: MRG belongs to (an A40 may carry several PID/MRG pairs, one per merged patient)
+    merges: tuple[tuple[PatientId, PatientId], ...] = ()
     prior_unit: str = ""  # PV1-6.1, transfers only
     prior_facility: str = ""  # PV1-6.4, transfers only
     unreadable: bool = False  # a value held an HL7 escape that could not be decoded (shown as "?")

@@ -527,6 +527,29 @@ def _disposition(segments: list[_Segment], pv1: _Segment, french: bool) -> str:
     return {"8": "home", "7": "hosp", "6": "hosp", "0": "oth"}.get(mode, "")
 
 
+def _merges(segments: list[_Segment]) -> tuple[tuple[PatientId, ...], tuple[PatientId, ...],
+                                                tuple[tuple[PatientId, PatientId], ...]]:
+    """An A40 names one or more merges, each a PID (the surviving record) followed by its MRG
+    (the record merged into it): (every PID-3 identifier, every MRG-1 identifier, and the
+    (old, new) pairs of the same authority within each PID/MRG pair)."""
+    survivors: list[PatientId] = []
+    olds: list[PatientId] = []
+    pairs: list[tuple[PatientId, PatientId]] = []
+    current: tuple[PatientId, ...] = ()
+    for seg in segments:
+        if seg.name == "PID":
+            current = _patient_ids(seg, 3)
+            survivors.extend(current)
+        elif seg.name == "MRG":
+            for old in _patient_ids(seg, 1):
+                olds.append(old)
+                new = next((pid for pid in current
+                            if (pid.authority, pid.authority_oid) == (old.authority, old.authority_oid)), None)
+                if new is not None:
+                    pairs.append((old, new))
+    return tuple(dict.fromkeys(survivors)), tuple(dict.fromkeys(olds)), tuple(dict.fromkeys(pairs))
+
+
 # ---------------------------------------------------------------- parse
 
 
@@ -570,10 +593,9 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
     if not identifiers:
         raise fail("AE", "no patient identifier in PID-3", "101", "no_identifier")
     merged: tuple[PatientId, ...] = ()
+    merges: tuple[tuple[PatientId, PatientId], ...] = ()
     if event is AlertEvent.merge:
-        merged = tuple(
-            ident for mrg in segments if mrg.name == "MRG" for ident in _patient_ids(mrg, 1)
-        )
+        identifiers, merged, merges = _merges(segments)
         if not merged:
             raise fail("AE", "no prior identifier in MRG-1", "101", "no_prior_identifier")
 
@@ -608,6 +630,7 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
         movement_action=zbe.get(4).upper(),
         gp_rpps=_gp_rpps(segments),
         merged_identifiers=merged,
+        merges=merges,
         prior_unit=pv1.get(6, 1) if transfer else "",
         prior_facility=(pv1.get(6, 4, 1) or pv1.get(6, 4, 2)) if transfer else "",
     ))

@@ -86,7 +86,8 @@ def test_a_z99_acts_only_on_the_current_movement() -> None:
 
 def test_a_merge_renames_the_identifiers_of_the_old_record() -> None:
     merge = replace(alert(AlertEvent.merge, "A40"), identifiers=(PatientId("2", "CHU-Y"),),
-                    merged_identifiers=(PatientId("1", "CHU-Y"),))
+                    merged_identifiers=(PatientId("1", "CHU-Y"),),
+                    merges=((PatientId("1", "CHU-Y"), PatientId("2", "CHU-Y")),))
     decision = decide(AlertHistory(PERSON, ()), merge, ins_test_oids=False)
     assert decision.rekeys == ((Identifier("CHU-Y", "1"), Identifier("CHU-Y", "2")),) and decision.effects == []
 

@@ -203,3 +203,19 @@ async def test_a_pam_movement_is_posted_at_its_zbe_2_time(stack: Stack, client: 
     assert answers(await client.send(raw)) == [("AA", "Z-1")]
     (notice,) = await stack.notices(ref)
     assert notice["params"]["when"] == "2026-12-04T08:00:00+01:00"
+
+
+async def test_an_a40_with_two_pid_mrg_pairs_renames_each_record_to_its_own_survivor(
+        stack: Stack, client: MllpClient) -> None:
+    # Every MRG was paired with the first PID: the file known as 910201 (merged into 910200)
+    # was renamed 910100, another patient's record, and got that patient's alerts from then on.
+    first, second = await stack.person("CHU-X:910101"), await stack.person("CHU-X:910201")
+    assert answers(await client.send(message("a40-two-merges.hl7"))) == [("AA", "M-2")]
+    admission = message("a01-geria.hl7")
+    for number, control in ((b"910100", b"L-100"), (b"910200", b"L-200")):
+        raw = admission.replace(b"910031", number).replace(b"|L-1|", b"|" + control + b"|")
+        assert answers(await client.send(raw)) == [("AA", control.decode())]
+    assert [n["message"] for n in await stack.notices(first)] == ["alert.admission"]
+    assert [n["message"] for n in await stack.notices(second)] == ["alert.admission"]
+    alert = parse(message("a40-two-merges.hl7"))
+    assert [(old.value, new.value) for old, new in alert.merges] == [("910101", "910100"), ("910201", "910200")]
