@@ -104,6 +104,19 @@ def test_an_older_event_informs_but_does_not_move() -> None:
     assert late.effects[0].params["late"] == {"key": "alert.late"}
 
 
+def test_a_place_of_any_length_is_shown_shortened_never_past_a_notice_s_size() -> None:
+    """A PV1-3 of 200 000 characters (no length is enforced by senders) is shown shortened; the
+    whole of it would have made a notice Matrix refuses, and the alert would never be posted."""
+    huge = alert(AlertEvent.transfer, facility="C" * 200_000, unit="U" * 5_000, prior_unit="P" * 300)
+    notice = hospital_event(replace(PERSON, setting=Setting.HOSPITAL), MENTIONS, huge, last_movement=None,
+                            last_location=None).effects[0]
+    assert notice.params["place"] == "C" * 119 + "… — " + "U" * 119 + "…"
+    assert notice.params["from_place"] == "P" * 119 + "…"
+    short = alert(AlertEvent.admission, facility="CHU Nantes", unit="Gériatrie")
+    assert hospital_event(PERSON, MENTIONS, short, last_movement=None, last_location=None
+                          ).effects[0].params["place"] == "CHU Nantes — Gériatrie"
+
+
 def test_an_update_is_silent_unless_the_location_changes() -> None:
     inside = replace(PERSON, setting=Setting.HOSPITAL)
     same = alert(AlertEvent.update, facility="CHU", unit="A")
