@@ -493,6 +493,21 @@ def _event_times(trigger: str, evn: _Segment, pv1: _Segment, zbe: _Segment, msh:
     return [zbe.get(2), evn.get(6), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
 
 
+#: A death date further than this before the discharge is not this stay's end: test and demo
+#: data (the HL7 GHH samples) carry PID-30 = Y with a death date years before the stay.
+DEATH_BEFORE_DISCHARGE = timedelta(days=30)
+
+
+def _died(pid: _Segment, event_time: datetime, tz: tzinfo) -> bool:
+    """A discharge at the person's death: PID-30 (patient death indicator, HL7 table 0136) is Y,
+    and PID-29 (death date/time) is absent or within the stay's last DEATH_BEFORE_DISCHARGE (up to
+    a day after the discharge's time). Never told as a return home."""
+    if pid.get(30).strip().upper() != "Y":
+        return False
+    died_at = _parse_ts(pid.get(29), tz)
+    return died_at is None or event_time - DEATH_BEFORE_DISCHARGE <= died_at <= event_time + timedelta(days=1)
+
+
 # PMSI "mode de destination" (ZFM-4) → the discharge-disposition words transitions.py knows.
 _PMSI_DESTINATION = {"1": "hosp", "2": "rehab", "3": "long", "4": "psy", "6": "had", "7": "snf"}
 
@@ -624,7 +639,8 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
         sender_facility=msh.get(4, 1) or msh.get(4, 2),
         unit=unit,
         patient_class=pv1.get(2),
-        discharge_disposition=_disposition(segments, pv1, _is_french(segments)),
+        discharge_disposition=("exp" if event is AlertEvent.discharge and _died(pid, event_time, tz)
+                               else _disposition(segments, pv1, _is_french(segments))),
         discharge_destination=pv1.get(37),
         movement_id=zbe.get(1),
         movement_action=zbe.get(4).upper(),

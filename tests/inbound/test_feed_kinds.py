@@ -219,3 +219,28 @@ async def test_an_a40_with_two_pid_mrg_pairs_renames_each_record_to_its_own_surv
     assert [n["message"] for n in await stack.notices(second)] == ["alert.admission"]
     alert = parse(message("a40-two-merges.hl7"))
     assert [(old.value, new.value) for old, new in alert.merges] == [("910101", "910100"), ("910201", "910200")]
+
+
+_DISCHARGE = message("a03-keyed-next-morning.hl7")  # discharged 2026-11-27 17:00 (PV1-45)
+
+
+def _death(pid_29: bytes, pid_30: bytes) -> Setting | None:
+    from hub.domain.transitions import setting_after
+
+    fields = b"|" * 21 + pid_29 + b"|" + pid_30  # PID-29 and PID-30, after PID-8
+    raw = _DISCHARGE.replace(b"||19400101|F\r", b"||19400101|F" + fields + b"\r")
+    return setting_after(parse(raw))
+
+
+@pytest.mark.parametrize(("pid_29", "pid_30", "setting"), [
+    (b"", b"Y", Setting.OTHER),  # PID-30 says the person died: never "back home"
+    (b"202611271540", b"Y", Setting.OTHER),  # died the day of the discharge
+    (b"20261105", b"y", Setting.OTHER),  # in the stay's last 30 days
+    (b"20080825111630+0115", b"Y", Setting.HOME),  # the GHH samples: a date years before the stay
+    (b"20261220", b"Y", Setting.HOME),  # after the discharge: not this stay's end
+    (b"", b"N", Setting.HOME),
+    (b"202611271540", b"", Setting.HOME),  # a date without the indicator is not a death
+])
+def test_a_discharge_at_the_person_s_death_is_never_a_return_home(pid_29: bytes, pid_30: bytes,
+                                                                 setting: Setting) -> None:
+    assert _death(pid_29, pid_30) is setting
