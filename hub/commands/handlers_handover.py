@@ -104,7 +104,9 @@ COMMANDS: tuple[Command, ...] = (
     ), transfer),
     Command(CommandSpec("report", "rapport", Scope.DESK, Who.PILOT, "help.report",
                         opts=(Opt("from", "date", alias="du"), Opt("to", "date", alias="au"))), report_),
-    Command(CommandSpec("ack", "vu", Scope.ROOM, Who.MEMBER, "help.ack"), ack),
+    # What follows `!vu` is the person's word to the room (`!vu merci, je passe jeudi`), already
+    # there in their message: an acknowledgement has nothing to mistype, so it is never refused for it.
+    Command(CommandSpec("ack", "vu", Scope.ROOM, Who.MEMBER, "help.ack", args=(Arg("comment", optional=True),)), ack),
     Command(CommandSpec(
         "break", "rupture", Scope.ROOM, Who.CASE_MANAGER, "help.break",
         args=(Arg("text"),),

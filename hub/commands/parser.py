@@ -215,6 +215,35 @@ class UsageError(DomainError):
         self.spec = spec
 
 
+#: Words of courtesy people add after a command (`!vu merci`, `!ack ok thanks`, `!equipe svp`), folded
+#: (hub/commands/parser.py `fold`). None of them is an argument, a choice or a command word
+#: (`fait`, `vu`, `note` are, and are left out): a tail made only of them and of tokens with no
+#: letter or digit (emoji, `:)`, `!`) is dropped when the command fails with it.
+COURTESY = frozenset({
+    "merci", "beaucoup", "mille", "d'avance", "ok", "okay", "oki", "d'accord", "dac", "bien", "recu", "entendu",
+    "parfait", "super", "top", "nickel", "bravo", "svp", "stp", "cordialement", "bonne", "journee",
+    "soiree", "a", "tous", "toutes", "vous", "toi", "thanks", "thank", "you", "thx", "ty", "please",
+    "pls", "cheers", "great", "noted", "received", "regards",
+})
+
+
+def _courtesy(token: Token) -> bool:
+    if token.quoted:
+        return False
+    if not any(char.isalnum() for char in token.value):
+        return True  # 👍, 🙏🏼, :), !, …
+    word = fold(token.value).replace("’", "'").strip(TRAILING + "()\"'")
+    return word in COURTESY
+
+
+def courtesy_start(tokens: Sequence[Token]) -> int:
+    """Where the tail of courtesy words and emoji ending `tokens` starts (len(tokens): none)."""
+    end = len(tokens)
+    while end > 0 and _courtesy(tokens[end - 1]):
+        end -= 1
+    return end
+
+
 def is_command(body: str) -> bool:
     return body.startswith("!") and len(body) > 1 and not body[1].isspace()
 
@@ -276,9 +305,13 @@ def parse(body: str, specs: Sequence[CommandSpec], *, today: date | None = None)
         try:
             return _bind(found[0], body, rest, today)
         except UsageError:
-            if not rest or rest[-1].quoted or rest[-1].value.strip(TRAILING):
+            end = courtesy_start(rest)
+            if end == len(rest):
                 raise
-            return _bind(found[0], body, rest[:-1], today)  # `!aide ?`, `!plan .`: a lone final mark
+            # `!vu merci`, `!equipe 👍`, `!aide ?`, `!plan clore 2, merci !`: words of courtesy, emoji
+            # or a final mark are not arguments. Only tried when the command failed with them, so a
+            # free text keeps them (`!rupture elle a dit merci`).
+            return _bind(found[0], body, rest[:end], today)
     except UsageError as exc:
         if exc.spec is None:
             raise UsageError(exc.key, found[0], **exc.params) from None

@@ -28,6 +28,7 @@ LIMITS: dict[str, int] = {
     "identifier": 129,  # authority String(64) ":" value String(64)
     "ins": 64,
     "subject": 255,  # continuity_breaks.subject String(255)
+    "comment": 5000,  # what follows `!vu`: not kept, so only a bound on what is read
 }
 #: Any other free text typed in a command.
 DEFAULT = 500

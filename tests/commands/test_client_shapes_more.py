@@ -242,7 +242,7 @@ def test_a_60_kB_message_of_brackets_or_links_is_read_quickly(body: str) -> None
 
 @pytest.mark.parametrize(("text", "key"), [
     ("!rupture ?", "error.missing_argument"), ("!rupture …", "error.missing_argument"),  # a final mark is dropped
-    ("!plan ajouter ? ?", "error.bad_text"), ("!nouveau « ? »", "error.bad_text"),
+    ("!plan ajouter ? ?", "error.missing_argument"), ("!nouveau « ? »", "error.bad_text"),  # marks dropped
     ("!rupture ?!", "error.missing_argument"), ('!plan ajouter "?" "Passage"', "error.bad_text"),
 ])
 def test_punctuation_alone_is_no_free_text(text: str, key: str) -> None:

@@ -1,0 +1,81 @@
+"""Commands as people really finish, start and lay them out (review r24): courtesy after a command,
+the `!` and the `n°` as keyboards write them, a weekday that contradicts its date, options written
+`--date=…`, a second command or a list bullet. Pure reading and parsing."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from hub.commands.normalise import read_message
+from hub.commands.parser import Invocation, UsageError, parse
+from hub.commands.registry import build_registry
+
+SPECS = build_registry().specs
+TODAY = date(2026, 3, 1)
+
+
+def run(content: dict[str, Any] | str) -> Invocation:
+    message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+    return parse(message.text, SPECS, today=TODAY)
+
+
+def refused(text: str) -> UsageError:
+    with pytest.raises(UsageError) as err:
+        run(text)
+    assert err.value.spec is not None or err.value.key == "error.unknown_command"  # the usage line answers
+    return err.value
+
+
+# --- courtesy and emoji after a command ----------------------------------------------------------
+
+@pytest.mark.parametrize(("typed", "name", "args"), [
+    ("!equipe merci", "team", {}), ("!equipe 👍", "team", {}), ("!equipe merci beaucoup 🙏🏼", "team", {}),
+    ("!eval ok", "eval", {}), ("!plan merci", "plan", {"n": None}), ("!plan 2 merci !", "plan", {"n": 2}),
+    ("!plan clore 2, merci !", "plan close", {"n": 2}), ("!plan clore 2 :)", "plan close", {"n": 2}),
+    ("!cloturer deces merci", "close", {"reason": "death"}),
+    ("!equipe ajouter @u:x medecin merci d'avance", "team add", {"user": "@u:x", "role": "gp"}),
+    ("!team thanks", "team", {}), ("!consentement Merci.", "consent", {}),
+])
+def test_courtesy_words_and_emoji_after_a_command_are_not_arguments(typed: str, name: str,
+                                                                   args: dict[str, Any]) -> None:
+    inv = run(typed)
+    assert inv.spec.name == name
+    assert {k: v for k, v in inv.args.items() if k in args} == args
+
+
+@pytest.mark.parametrize(("typed", "text"), [
+    ("!rupture elle a dit merci", "elle a dit merci"), ("!rupture 😡", "😡"),
+    ('!decision "Passage infirmier" merci', '"Passage infirmier" merci'),
+])
+def test_a_free_text_keeps_its_courtesy(typed: str, text: str) -> None:
+    assert run(typed).args["text"] == text
+
+
+@pytest.mark.parametrize(("typed", "key", "extra"), [
+    ("!plan clore 2 3", "error.too_many_arguments", "3"),
+    ("!plan clore 2 et 3 merci", "error.too_many_arguments", "et"),
+    ("!equipe ajoute @u:x medecin", "error.too_many_arguments", "ajoute"),
+    ("!eval merci Anne", "error.too_many_arguments", "merci"),
+    ("!plan modifier 2 --statut en attente merci", "error.too_many_arguments", "attente"),
+])
+def test_a_real_word_after_a_complete_command_is_still_refused(typed: str, key: str, extra: str) -> None:
+    err = refused(typed)
+    assert err.key == key and err.params["extra"] == extra
+
+
+@pytest.mark.parametrize("typed", ["!plan clore merci", "!plan clore 👍", "!transferer R-2026-0001 merci"])
+def test_courtesy_never_stands_for_a_missing_argument(typed: str) -> None:
+    assert refused(typed).key == "error.missing_argument"
+
+
+@pytest.mark.parametrize(("typed", "comment"), [
+    ("!vu", None), ("!vu merci", "merci"), ("!vu 👍", "👍"), ("!ack ok thanks", "ok thanks"),
+    ("!vu merci pour l’info, je passe jeudi", "merci pour l'info, je passe jeudi"), ("!vu\nBien reçu.", "Bien reçu."),
+])
+def test_an_acknowledgement_takes_the_persons_word_to_the_room(typed: str, comment: str | None) -> None:
+    """`!vu` has no argument to mistype: whatever follows is the person's word to the room."""
+    inv = run(typed)
+    assert inv.spec.name == "ack" and inv.args["comment"] == comment
