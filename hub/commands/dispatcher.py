@@ -95,7 +95,7 @@ class Dispatcher:
         if sender == self.settings.bot_user:
             return None
         message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
-        return message if is_command(message.text) else None
+        return message if is_command(message.text, self.registry.specs) else None
 
     async def handle(self, event_id: str, sender: str, room_id: str,
                      content: Mapping[str, Any] | str) -> bool:

@@ -13,8 +13,8 @@ The one place where client and keyboard habits are undone before a command is pa
   (`…/#/user/@u:server`) or the `matrix:u/` URI scheme (MSC2312);
 - every Unicode space (category Zs, tabs, new lines) separates words; invisible format
   characters (category Cf: zero-width spaces and joiners, U+2060, U+FEFF, soft hyphen, bidi
-  marks) are never part of a word; a look-alike of `!` opening the message (`！`, `﹗`, `ǃ`, `❗`)
-  is the command's `!`;
+  marks) are never part of a word; a look-alike of `!` opening the message (`！`, `﹗`, `ǃ`, `❗`, `‼`,
+  or doubled, `!!`) is the command's `!`;
 - typographic quotes (“ ” „ ‟ « » ‹ › ‘ ’ ‚ ‛, with or without no-break spaces inside) are the
   ASCII quotes the person meant; an apostrophe inside a word is text (`l'aide`);
 - a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`);
@@ -55,8 +55,9 @@ _BARE_LINK = re.compile(r"(?<!\S)<?((?:https?://|matrix:)[^\s<>]+?)>?([.,;:!?…
 _FALLBACK_LINE = re.compile(r"^>.*$")
 #: What a keyboard or an emoji picker puts where the person meant the `!` of a command: full-width
 #: `！` (Chinese/Japanese input), small `﹗`, the look-alike letter `ǃ` (U+01C3, offered by some
-#: keyboards' long press), the emoji `❗`/`❕` (with or without their variation selector).
-_COMMAND_MARK = re.compile("^[\uff01\ufe57\u01c3\u2757\u2755][\ufe0e\ufe0f]?")
+#: keyboards' long press), the emoji `❗`/`❕` (with or without their variation selector); a doubled
+#: mark (`!!equipe`, `‼equipe`, the one-character `‼` some keyboards offer) is one.
+_COMMAND_MARK = re.compile("^(?:[!\uff01\ufe57\u01c3\u2757\u2755\u203c][\ufe0e\ufe0f]?)+")
 #: Past this many pills, they are read from the HTML alone (placing each in `body` costs a scan
 #: of the message: a 60 kB message of pills must not hold the sync loop for seconds).
 MAX_PILLS = 64

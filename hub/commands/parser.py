@@ -244,8 +244,20 @@ def courtesy_start(tokens: Sequence[Token]) -> int:
     return end
 
 
-def is_command(body: str) -> bool:
-    return body.startswith("!") and len(body) > 1 and not body[1].isspace()
+def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
+    """`!` then a letter (`!equipe`, and `!equipx`, answered as an unknown command); or `!`, a space
+    some keyboards put after the mark, then one of `specs`' command words (`! equipe`). A mark
+    followed by anything else (`!!! urgent`, `!?`, `! attention`, `!1`) is a person's exclamation,
+    never answered."""
+    if not body.startswith("!") or len(body) < 2:
+        return False
+    if body[1].isalpha():
+        return True
+    words = body[1:].split(None, 1)
+    if not body[1].isspace() or not words:
+        return False
+    first = fold(words[0]).rstrip(TRAILING)
+    return any(first in (spec.name.split()[0], spec.alias.split()[0]) for spec in specs)
 
 
 def _words(body: str) -> list[Token]:
@@ -416,9 +428,9 @@ def _span(rest: list[Token], i: int, width: int) -> _Slot:
 def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: date | None) -> int:
     """How many words, from `rest[i]` on, make this argument's value: a choice may be written in
     several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), and
-    a time (`14 h 30`) and a date (`ven. 27/11/2026`, `1er avril 2026`) too: the longest that
-    names a value wins; any other value is one word."""
-    limits = {"choice": CHOICE_WORDS_MAX, "time": TIME_WORDS_MAX, "date": DATE_WORDS_MAX}
+    a time (`14 h 30`), a date (`ven. 27/11/2026`, `1er avril 2026`) and a number after its sign
+    (`n° 2`) too: the longest that names a value wins; any other value is one word."""
+    limits = {"choice": CHOICE_WORDS_MAX, "time": TIME_WORDS_MAX, "date": DATE_WORDS_MAX, "int": 2}
     if arg.kind not in limits:
         return 1
     limit = limits[arg.kind]

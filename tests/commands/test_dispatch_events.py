@@ -182,3 +182,15 @@ async def test_relative_dates_are_read_against_the_territory_s_date(
     assert await d.handle("$born", CM, DESK, {"msgtype": "m.text", "body": typed})
     notice = (await _notices(database))[-1]
     assert notice["message"] == "error.birth_date" and notice["params"]["value"] == "2026-03-03"
+
+
+async def test_an_exclamation_gets_no_answer_and_a_spaced_mark_runs(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    """`!!! urgent` is a person exclaiming, not an unknown command; `! file-active` (a space some
+    keyboards put after the mark) and `‼file-active` are the command (review r24)."""
+    d, _ = dispatcher
+    for n, text in enumerate(("!!! urgent", "! attention", "!?")):
+        assert not await d.handle(f"$x{n}", CM, DESK, {"msgtype": "m.text", "body": text})
+    assert await d.handle("$spaced", CM, DESK, {"msgtype": "m.text", "body": "! file-active"})
+    assert await d.handle("$double", CM, DESK, {"msgtype": "m.text", "body": "‼file-active merci"})
+    assert [n["message"] for n in await _notices(database)] == ["reply.caseload", "reply.caseload"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hub.commands.normalise import read_message
-from hub.commands.parser import Invocation, UsageError, parse
+from hub.commands.parser import Invocation, UsageError, is_command, parse
 from hub.commands.registry import build_registry
 
 SPECS = build_registry().specs
@@ -79,3 +79,39 @@ def test_an_acknowledgement_takes_the_persons_word_to_the_room(typed: str, comme
     """`!vu` has no argument to mistype: whatever follows is the person's word to the room."""
     inv = run(typed)
     assert inv.spec.name == "ack" and inv.args["comment"] == comment
+
+
+# --- the number sign and the command's `!` as keyboards write them --------------------------------
+
+@pytest.mark.parametrize("typed", ["n° 2", "N° 2", "nº 2", "N°\u00a02", "# 2", "n°\u202f2",
+                                   "n°2", "2"])
+def test_an_item_number_after_its_sign_and_a_space(typed: str) -> None:
+    assert run(f"!plan clore {typed}").args["n"] == 2
+    assert run(f"!plan modifier {typed} --statut fait").args["n"] == 2
+    assert run(f"!decision x --action {typed}").opts["item"] == 2
+
+
+def test_a_sign_does_not_join_two_numbers() -> None:
+    assert refused("!plan clore n° 2 3").params["extra"] == "3"
+
+
+@pytest.mark.parametrize(("typed", "name"), [
+    ("‼equipe", "team"), ("!!equipe", "team"), ("! equipe", "team"), ("!\u00a0equipe", "team"),
+    ("! Équipe", "team"), ("!! plan clore 2", "plan close"), ("❗ vu", "ack"), ("！ plan", "plan"),
+    ("‼️equipe", "team"),
+])
+def test_a_doubled_mark_or_a_space_after_it_is_the_commands_mark(typed: str, name: str) -> None:
+    text = read_message({"msgtype": "m.text", "body": typed}).text
+    assert is_command(text, SPECS)
+    assert run(typed).spec.name == name
+
+
+@pytest.mark.parametrize("typed", ["!!!", "!!! urgent : Mme est tombée", "! attention à la marche", "!?", "!1",
+                                   "‼", "! ", "!", "!:)"])
+def test_an_exclamation_is_not_a_command(typed: str) -> None:
+    """Nothing to answer: the bot does not reply "unknown command" to a person who exclaims."""
+    assert not is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+
+
+def test_a_typo_after_the_mark_is_still_answered() -> None:
+    assert is_command("!equipx", SPECS) and refused("!equipx").key == "error.unknown_command"
