@@ -47,9 +47,10 @@ _MONTHS = {word: number for number, words in enumerate((
     ("novembre", "nov", "november"), ("decembre", "dec", "december"),
 ), start=1) for word in words}
 _WEEKDAYS = {word: number for number, words in enumerate((
-    ("lundi", "lun", "monday", "mon"), ("mardi", "tuesday", "tue"), ("mercredi", "mer", "wednesday", "wed"),
-    ("jeudi", "jeu", "thursday", "thu"), ("vendredi", "ven", "friday", "fri"), ("samedi", "sam", "saturday", "sat"),
-    ("dimanche", "dim", "sunday", "sun"),
+    # `mar.` is how Relais writes every Tuesday (Babel, CLDR `EEE`); before a date, never March.
+    ("lundi", "lun", "monday", "mon"), ("mardi", "mar", "tuesday", "tue", "tues"),
+    ("mercredi", "mer", "wednesday", "wed"), ("jeudi", "jeu", "thursday", "thu", "thur", "thurs"),
+    ("vendredi", "ven", "friday", "fri"), ("samedi", "sam", "saturday", "sat"), ("dimanche", "dim", "sunday", "sun"),
 )) for word in words}
 #: Days named relative to today (the territory's date: SPEC §5).
 _RELATIVE = {"aujourd'hui": 0, "aujourdhui": 0, "today": 0, "hier": -1, "yesterday": -1, "demain": 1,
@@ -57,8 +58,10 @@ _RELATIVE = {"aujourd'hui": 0, "aujourdhui": 0, "today": 0, "hier": -1, "yesterd
 #: `ven. 27/11/2026` (how Relais writes dates), `vendredi 27 novembre 2026`, `1er avril 2026`.
 _WEEKDAY = re.compile(r"^([a-z]+)\.?,?\s+(?=\d)")
 _WORDS_DATE = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?\s+(\d{4})")
-#: The most words a date is written with (`vendredi 27 novembre 2026`).
-DATE_WORDS_MAX = 4
+#: `le 12/03/2026`, `le vendredi 27 novembre 2026`, `on 12/03/2026`: the article is not the date.
+_DATE_ARTICLE = re.compile(r"^(?:le|on)\s+(?=\S)")
+#: The most words a date is written with (`le vendredi 27 novembre 2026`).
+DATE_WORDS_MAX = 5
 
 
 def _date(text: str, today: date | None = None) -> date:
@@ -69,6 +72,7 @@ def _date(text: str, today: date | None = None) -> date:
     `today` is known. A two-digit year is refused: a birth date in 26 is 1926 or 2026; so is a
     date without its year (next March, or last?)."""
     text = fold(unicodedata.normalize("NFKC", text)).translate(_DASH_MAP).strip().rstrip(TRAILING)
+    text = _DATE_ARTICLE.sub("", text)
     if text in _RELATIVE:
         if today is None:
             raise ValueError(text)
@@ -88,14 +92,28 @@ def _date(text: str, today: date | None = None) -> date:
         raise ValueError
     value = date(int(year), int(month), int(day))
     if weekday is not None and value.weekday() != weekday:
-        raise ValueError(text)  # `lun. 27/11/2026` was a Friday: which one did they mean?
+        raise WeekdayMismatch(value)  # `lun. 27/11/2026` was a Friday: which one did they mean?
     return value
 
 
+class WeekdayMismatch(ValueError):
+    """A date after a weekday it does not fall on (`lun. 27/11/2026`): its own error, which names
+    the day the date really is, never "too many arguments"."""
+
+    def __init__(self, value: date) -> None:
+        super().__init__(value.isoformat())
+        self.value = value
+
+
+#: `à 14 h 30` (how Relais writes a moment: `ven. 27/11/2026 à 14 h 30`), `de 14 h 30` (a
+#: concertation's notice: `de 14 h 30 à 15 h 30`), `at 14:30`: the word before is not the time.
+_TIME_WORD = re.compile(r"^(?:à|a|de|at)\s+(?=\S)", re.IGNORECASE)
+
+
 def _time(text: str) -> str:
-    """A time as French people write it (`14h`, `14 h 30`, `14.30`, `midi`) → `HH:MM`."""
+    """A time as French people write it (`14h`, `14 h 30`, `14.30`, `midi`, `à 14h`) → `HH:MM`."""
     try:
-        return concertation.parse_time(text).strftime("%H:%M")
+        return concertation.parse_time(_TIME_WORD.sub("", text.strip())).strftime("%H:%M")
     except DomainError:
         raise ValueError(text) from None
 
@@ -140,8 +158,8 @@ def _text(text: str) -> str:
 CONVERTERS: dict[str, Callable[[str], Any]] = {
     "text": _text, "date": _date, "time": _time, "user": _user, "case_ref": _case_ref, "int": _int,
 }
-#: The most words a time is written with (`14 h 30`).
-TIME_WORDS_MAX = 3
+#: The most words a time is written with (`à 14 h 30`).
+TIME_WORDS_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -173,6 +191,8 @@ class Arg:
             return value
         try:
             return _date(raw, today) if self.kind == "date" else CONVERTERS[self.kind](raw)
+        except WeekdayMismatch as exc:
+            raise UsageError("error.date_weekday", arg=self.name, value=raw, date=exc.value.isoformat()) from None
         except ValueError:
             raise UsageError(f"error.bad_{self.kind}", arg=self.name, value=raw) from None
 
@@ -449,8 +469,8 @@ def _names_value(arg: Arg, words: str, today: date | None) -> bool:
         return arg.choice_of(words) is not None
     try:
         arg.convert(words, today)
-    except UsageError:
-        return False
+    except UsageError as exc:
+        return exc.key == "error.date_weekday"  # a date, written with the wrong day: refused as such
     return True
 
 

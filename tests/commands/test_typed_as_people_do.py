@@ -4,14 +4,20 @@ the `!` and the `n°` as keyboards write them, a weekday that contradicts its da
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_date
 
+from hub.commands.handlers_plan import _review
 from hub.commands.normalise import read_message
 from hub.commands.parser import Invocation, UsageError, is_command, parse
 from hub.commands.registry import build_registry
+from hub.commands.usage import explain
+from hub.i18n.catalog import Catalog
+from hub.i18n.formats import Formats
 
 SPECS = build_registry().specs
 TODAY = date(2026, 3, 1)
@@ -115,3 +121,58 @@ def test_an_exclamation_is_not_a_command(typed: str) -> None:
 
 def test_a_typo_after_the_mark_is_still_answered() -> None:
     assert is_command("!equipx", SPECS) and refused("!equipx").key == "error.unknown_command"
+
+
+# --- a date as Relais writes it, and one whose weekday contradicts it -----------------------------
+
+_WEEK = [date(2026, 11, 23) + timedelta(days=n) for n in range(7)]  # Monday to Sunday
+_YEAR = [date(2026, month, 12) for month in range(1, 13)]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("day", _WEEK + _YEAR, ids=str)
+def test_every_date_relais_writes_is_read_back(language: str, day: date) -> None:
+    """`mar. 24/11/2026` (every Tuesday a notice shows) was refused: `mar` was read as March only."""
+    shown = Formats(language, ZoneInfo("Europe/Paris")).date(day)
+    assert run(f"!eval faite {shown}").args["date"] == day
+    assert run(f"!eval faite le {shown}").args["date"] == day
+    words = format_date(day, "EEEE d MMMM y", locale=language)  # `mardi 24 novembre 2026`
+    assert run(f"!eval faite {words} merci").args["date"] == day
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_moment_relais_writes_is_read_back_as_date_and_time(language: str) -> None:
+    """A concertation notice writes `le ven. 27/11/2026 de 14 h 30 à 15 h 30`, a moment `ven.
+    27/11/2026 à 14 h 30`: copied into `!concertation deplacer`, they give that date and time."""
+    moment = datetime(2026, 11, 24, 13, 30, tzinfo=UTC)  # 14:30 in Paris
+    shown = Formats(language, ZoneInfo("Europe/Paris")).moment(moment)
+    inv = run(f"!concertation deplacer {shown}")
+    assert (inv.args["date"], inv.args["time"]) == (date(2026, 11, 24), "14:30")
+    inv = run("!concertation le mar. 24/11/2026 de 14 h 30 --lieu « Salle 2 »")
+    assert (inv.args["date"], inv.args["time"], inv.opts["place"]) == (date(2026, 11, 24), "14:30", "Salle 2")
+
+
+@pytest.mark.parametrize(("typed", "value"), [
+    ("!eval faite lun. 27/11/2026", "lun. 27/11/2026"),
+    ("!eval faite lundi 27 novembre 2026 merci", "lundi 27 novembre 2026"),
+    ("!eval faite Mon 27/11/2026", "Mon 27/11/2026"),
+    ("!lieu hopital --date mer. 27/11/2026", "mer. 27/11/2026"),
+    ("!nouveau « Paulette Exemple » --naissance mar. 14/07/1938", "mar. 14/07/1938"),
+    ("!concertation le lun. 27/11/2026 à 14h", "lun. 27/11/2026"),
+])
+def test_a_weekday_that_contradicts_its_date_is_named(typed: str, value: str) -> None:
+    """Which did they mean, the Monday or the 27th? Not "too many arguments": the date error,
+    with the day the date really is."""
+    err = refused(typed)
+    assert err.key == "error.date_weekday" and value in err.params["value"]
+    text = Catalog("fr").text(err.key, **explain(dict(err.params), err.spec, Catalog("fr")))
+    day = date.fromisoformat(err.params["date"])
+    assert Formats("fr", ZoneInfo("Europe/Paris")).date(day) in text and "ne correspond pas" in text
+
+
+def test_a_weekday_that_contradicts_a_date_typed_as_text_is_named() -> None:
+    """`--revision` of `!plan modifier` (a text: `aucune` clears it) and `--naissance` of
+    `!orienter` are read as dates by their handler, with the same error."""
+    with pytest.raises(UsageError) as err:
+        _review(run("!plan modifier 2 --revision lun. 27/11/2026"), "lun. 27/11/2026", TODAY)
+    assert err.value.key == "error.date_weekday"
