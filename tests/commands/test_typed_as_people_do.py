@@ -176,3 +176,14 @@ def test_a_weekday_that_contradicts_a_date_typed_as_text_is_named() -> None:
     with pytest.raises(UsageError) as err:
         _review(run("!plan modifier 2 --revision lun. 27/11/2026"), "lun. 27/11/2026", TODAY)
     assert err.value.key == "error.date_weekday"
+
+
+@pytest.mark.parametrize(("language", "examples"), [
+    ("fr", ["01/12/2026", "1er décembre 2026", "mar. 01/12/2026", "aujourd'hui", "hier", "demain"]),
+    ("en", ["01/12/2026", "1 December 2026", "Tue 01/12/2026", "today", "yesterday", "tomorrow"]),
+])
+def test_the_bad_date_error_shows_forms_that_are_accepted(language: str, examples: list[str]) -> None:
+    text = Catalog(language).text("error.bad_date", value="31/02/2026")
+    for example in examples:
+        assert example in text
+        assert isinstance(run(f"!eval faite {example}").args["date"], date), example
