@@ -20,7 +20,10 @@ The one place where client and keyboard habits are undone before a command is pa
 - a typographic dash (— – ― − …) in front of an option name is `--` (phones turn `--` into `—`);
 - a pill is the n-th occurrence of its shown text, as in the HTML (a display name may also be a
   command word); a permalink pasted as a word (`https://matrix.to/#/@u:server`, `matrix:u/…`) is
-  that user; a command wrapped as code (`` `!plan` ``, a fenced block) is the command;
+  that user; a command wrapped as code (`` `!plan` ``, a fenced block) or pasted as a list item
+  (`- !plan ajouter …`, `1. !equipe`) is the command;
+- an option written with an equals sign (`--date=12/03/2026`, `--statut="en place"`) is the
+  option followed by its value;
 - `m.notice` (what bots send) and `m.emote` (`/me`) are never commands; a command quoted in a
   reply fallback never runs.
 Who may edit what is not read here: the dispatcher runs an edit only for its command's own
@@ -137,7 +140,24 @@ def command_text(content: Mapping[str, Any]) -> str:
             placed = _pills_in_body(body, html_reader.pills) if len(html_reader.pills) <= MAX_PILLS else None
             body = placed or html_reader.text()
     body = _BARE_LINK.sub(_bare_pill, _markdown_pills(body))
-    return unwrap_code(normalise(body))
+    return unwrap_list(unwrap_code(normalise(body)))
+
+
+#: A markdown list item's mark (`- `, `* `, `+ `, `• `, `1. `, `1) `; a phone's `– ` for `- `).
+_LIST_MARK = re.compile(f"^(?:[{re.escape(DASHES)}*+•]|\\d{{1,2}}[.)])[ \t]+(?=\\S)")
+
+
+def unwrap_list(text: str) -> str:
+    """A command pasted as a list item (`- !plan ajouter …`, from notes or a help notice) is the
+    command; a list of commands becomes one per line (refused by the parser: one per message).
+    A list whose items are not all commands is text."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        return text
+    unmarked = [_LIST_MARK.sub("", line.strip(), count=1) for line in lines]
+    if all(a != b and b.startswith("!") for a, b in zip(lines, unmarked, strict=True)):
+        return "\n".join(unmarked)
+    return text
 
 
 def unwrap_code(text: str) -> str:
@@ -251,7 +271,14 @@ def tokenise(text: str) -> list[Token]:
                 continue
         while i < n and not text[i].isspace():
             i += 1
-        tokens.append(Token(text[start:i], False, start, i))
+        word = text[start:i]
+        equals = word.find("=")
+        if equals > 0 and option_name(Token(word[:equals], False, start, start + equals)) is not None:
+            # `--date=12/03/2026`, `--statut="en place"`: the option, then its value as a word of its own.
+            tokens.append(Token(word[:equals], False, start, start + equals))
+            i = start + equals + 1
+            continue
+        tokens.append(Token(word, False, start, i))
     return tokens
 
 

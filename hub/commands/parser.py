@@ -326,6 +326,7 @@ def parse(body: str, specs: Sequence[CommandSpec], *, today: date | None = None)
     option's value, join that text as typed (`!rupture l'aide ne passe plus`). `today`, the
     territory's date, gives the dates typed as `aujourd'hui`, `hier`, `demain`."""
     body = normalise(body)
+    _one_command(body, specs)
     words = _words(body)
     if not words:
         raise UsageError("error.unknown_command", command=body)
@@ -348,6 +349,21 @@ def parse(body: str, specs: Sequence[CommandSpec], *, today: date | None = None)
         if exc.spec is None:
             raise UsageError(exc.key, found[0], **exc.params) from None
         raise
+
+
+#: How much of a second command the error quotes.
+SECOND_COMMAND_EXCERPT = 60
+
+
+def _one_command(body: str, specs: Sequence[CommandSpec]) -> None:
+    """One command per message: a later line that is a command (`!vu` then `!equipe`, two
+    `!plan ajouter` pasted together) is refused, nothing done, rather than read as the first
+    command's text (a second plan item folded into the first one's action) or argument."""
+    for line in body.split("\n")[1:]:
+        line = line.strip()
+        if is_command(line, specs):
+            excerpt = line if len(line) <= SECOND_COMMAND_EXCERPT else line[:SECOND_COMMAND_EXCERPT - 1] + "…"
+            raise UsageError("error.one_command", command=excerpt)
 
 
 @dataclass

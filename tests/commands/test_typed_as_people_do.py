@@ -31,7 +31,8 @@ def run(content: dict[str, Any] | str) -> Invocation:
 def refused(text: str) -> UsageError:
     with pytest.raises(UsageError) as err:
         run(text)
-    assert err.value.spec is not None or err.value.key == "error.unknown_command"  # the usage line answers
+    # the usage line answers, except where no command could be chosen
+    assert err.value.spec is not None or err.value.key in ("error.unknown_command", "error.one_command")
     return err.value
 
 
@@ -187,3 +188,78 @@ def test_the_bad_date_error_shows_forms_that_are_accepted(language: str, example
     for example in examples:
         assert example in text
         assert isinstance(run(f"!eval faite {example}").args["date"], date), example
+
+
+# --- options written `--name=value` ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("typed", "where", "name", "value"), [
+    ("!plan modifier 2 --statut=fait", "opts", "status", "done"),
+    ("!plan modifier 2 --Statut=en place", "opts", "status", "in_place"),
+    ('!plan modifier 2 --statut="en place"', "opts", "status", "in_place"),
+    ("!plan modifier 2 --statut=« en place »", "opts", "status", "in_place"),
+    ("!lieu hopital --date=12/03/2026", "opts", "date", date(2026, 3, 12)),
+    ("!lieu hopital —date=12/03/2026", "opts", "date", date(2026, 3, 12)),
+    ("!lieu hopital \u2014date=\u00a012/03/2026", "opts", "date", date(2026, 3, 12)),
+    ("!eval faite --outil=AGGIR --grille=ABCABCAAAB", "opts", "grid", ["ABCABCAAAB"]),
+    ('!plan ajouter "Toilette" "Passage" --intervenant="SSIAD du Val"', "opts", "provider", "SSIAD du Val"),
+])
+def test_an_option_written_with_an_equals_sign(typed: str, where: str, name: str, value: object) -> None:
+    assert getattr(run(typed), where)[name] == value
+
+
+@pytest.mark.parametrize(("typed", "key"), [
+    ("!plan modifier 2 --inconnu=3", "error.unknown_option"), ("!lieu hopital --date=", "error.option_needs_value"),
+])
+def test_an_equals_sign_does_not_hide_a_mistake(typed: str, key: str) -> None:
+    assert refused(typed).key == key
+
+
+def test_an_equals_sign_in_text_or_a_criterion_is_text() -> None:
+    assert run("!rupture voir a=b, —x=y").args["text"] == "voir a=b, —x=y"
+    inv = run("!orientation criteres O-2026-0001 autonomie=oui aides=non")
+    assert inv.args["autonomy=yes|no"] == "autonomie=oui"
+
+
+# --- lists, and one command per message -----------------------------------------------------------
+
+@pytest.mark.parametrize("mark", ["- ", "* ", "+ ", "• ", "1. ", "2) ", "– ", "-\u00a0"])
+def test_a_command_pasted_as_a_list_item_is_the_command(mark: str) -> None:
+    inv = run(f'{mark}!plan ajouter "Toilette" "Passage" --intervenant SSIAD')
+    assert (inv.spec.name, inv.args["need"], inv.opts["provider"]) == ("plan add", "Toilette", "SSIAD")
+
+
+def test_a_list_item_command_with_a_pill_element_web_sends() -> None:
+    content = {"msgtype": "m.text", "body": "- !equipe ajouter Dr Paul Martin medecin",
+               "format": "org.matrix.custom.html",
+               "formatted_body": '<ul>\n<li>!equipe ajouter <a href="https://matrix.to/#/@gp:example.org">Dr Paul '
+                                 'Martin</a> medecin</li>\n</ul>\n'}
+    assert run(content).args == {"user": "@gp:example.org", "role": "gp"}
+
+
+@pytest.mark.parametrize("typed", ["- une note", "- !plan\n- à revoir", "1. appeler le médecin"])
+def test_a_list_that_is_not_all_commands_is_text(typed: str) -> None:
+    assert not is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+
+
+@pytest.mark.parametrize(("typed", "second"), [
+    ("!vu\n!equipe", "!equipe"),
+    ('!plan ajouter "Toilette" "Passage"\n!plan ajouter "Repas" "Portage"', '!plan ajouter "Repas" "Portage"'),
+    ("!rupture l'aide ne passe plus\n!equipe", "!equipe"),
+    ("- !plan clore 2\n- !plan clore 3", "!plan clore 3"),
+    ("```\n!plan clore 2\n!plan clore 3\n```", "!plan clore 3"),
+    ("!equipe\n! plan", "! plan"),
+])
+def test_a_second_command_on_another_line_is_refused_not_swallowed(typed: str, second: str) -> None:
+    """Before, the second `!plan ajouter` became part of the first item's action, and `!rupture`
+    recorded `!equipe` as part of the break: one command per message, nothing done."""
+    err = refused(typed)
+    assert err.key == "error.one_command" and err.params["command"] == second
+    assert second in Catalog("fr").text(err.key, **err.params)
+
+
+@pytest.mark.parametrize(("typed", "text"), [
+    ("!rupture l'aide ne passe plus\ndepuis lundi", "l'aide ne passe plus\ndepuis lundi"),
+    ("!rupture l'aide ne passe plus\n!!! urgent", "l'aide ne passe plus\n!!! urgent"),
+])
+def test_a_free_text_goes_on_over_lines_that_are_not_commands(typed: str, text: str) -> None:
+    assert run(typed).args["text"] == text
