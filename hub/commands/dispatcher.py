@@ -18,7 +18,7 @@ from typing import Any
 from hub.clock import Clock
 from hub.commands.context import Ctx, Settings, UserDirectory
 from hub.commands.normalise import Message, read_message
-from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, parse
+from hub.commands.parser import CommandSpec, Invocation, Scope, UsageError, Who, is_command, is_courtesy, parse
 from hub.commands.registry import REFERRER_COMMANDS, Registry
 from hub.commands.usage import explain, find_command, help_detail, help_groups
 from hub.domain import team
@@ -311,6 +311,8 @@ class Dispatcher:
             and ctx.sender in await self._managers(ctx))
         mine = self.registry.available(scope, ctx.desk_role, manager=manager)
         asked = " ".join(w for w in (inv.args.get("command"), inv.args.get("sub")) if w)
+        if asked and all(is_courtesy(word) for word in asked.split()):
+            asked = ""  # `!aide svp`, `!aide merci 🙏`: the list
         if asked:
             spec = find_command(asked, self.registry.specs)
             if spec is None:

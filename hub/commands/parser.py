@@ -247,13 +247,15 @@ COURTESY = frozenset({
 })
 
 
+def is_courtesy(word: str) -> bool:
+    """A word of courtesy (COURTESY), an emoji or punctuation alone (`👍`, `🙏🏼`, `:)`, `!`)."""
+    if not any(char.isalnum() for char in word):
+        return True
+    return fold(word).replace("’", "'").strip(TRAILING + "()\"'") in COURTESY
+
+
 def _courtesy(token: Token) -> bool:
-    if token.quoted:
-        return False
-    if not any(char.isalnum() for char in token.value):
-        return True  # 👍, 🙏🏼, :), !, …
-    word = fold(token.value).replace("’", "'").strip(TRAILING + "()\"'")
-    return word in COURTESY
+    return not token.quoted and is_courtesy(token.value)
 
 
 def courtesy_start(tokens: Sequence[Token]) -> int:
@@ -277,7 +279,8 @@ def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
     if not body[1].isspace() or not words:
         return False
     first = fold(words[0]).rstrip(TRAILING)
-    return any(first in (spec.name.split()[0], spec.alias.split()[0]) for spec in specs)
+    return any(first in (spec.name.split()[0], spec.alias.split()[0], spec.alias.replace("-", " ").split()[0])
+               for spec in specs)
 
 
 def _words(body: str) -> list[Token]:
@@ -312,7 +315,9 @@ def _match(words: list[Token], specs: Sequence[CommandSpec]) -> tuple[CommandSpe
     best: tuple[CommandSpec, int, bool] | None = None
     lowered = [fold(w.value).rstrip(TRAILING) if not w.quoted else "" for w in words]
     for spec in specs:
-        for names, french in ((spec.name.split(), False), (spec.alias.split(), True)):
+        # `!file-active` is also typed `!file active`, as people say it.
+        spelt = ((spec.name.split(), False), (spec.alias.split(), True), (spec.alias.replace("-", " ").split(), True))
+        for names, french in spelt:
             n = len(names)
             if lowered[:n] == names and (best is None or n > best[1]):
                 best = (spec, n, french)

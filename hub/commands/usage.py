@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.commands.parser import Arg, CommandSpec, Opt, fold
+from hub.commands.parser import TRAILING, Arg, CommandSpec, Opt, choice_key
 from hub.i18n.catalog import Catalog
 
 _FORMS = {"user": "form.user", "date": "form.date", "case_ref": "form.case_ref", "int": "form.int"}
@@ -95,9 +95,17 @@ _GROUPS = ("general", "files", "team", "plan", "file", "concertation", "referral
 
 
 def find_command(words: str, specs: list[CommandSpec]) -> CommandSpec | None:
-    """The command named by `words` (English or French, accents and a leading ! ignored)."""
-    wanted = " ".join(fold(w) for w in words.lstrip("!").split())
-    return next((s for s in specs if wanted in (s.name, fold(s.alias))), None)
+    """The command named by `words`, English or French, however typed: accents, capitals, a
+    leading `!`, punctuation after a word, words joined by `-` or `_` (`file active`,
+    `plan-ajouter`) ignored; words after the command's own (`plan ajouter svp`, `equipe ?`) too."""
+    parts = [w.strip(TRAILING) for w in words.lstrip("!").split()]
+    parts = [w for w in parts if w]
+    names = {choice_key(name): spec for spec in specs for name in (spec.name, spec.alias)}
+    for n in range(len(parts), 0, -1):
+        spec = names.get(choice_key(" ".join(parts[:n])))
+        if spec is not None:
+            return spec
+    return None
 
 
 def help_groups(specs: list[CommandSpec], catalog: Catalog) -> list[dict[str, Any]]:

@@ -194,3 +194,12 @@ async def test_an_exclamation_gets_no_answer_and_a_spaced_mark_runs(
     assert await d.handle("$spaced", CM, DESK, {"msgtype": "m.text", "body": "! file-active"})
     assert await d.handle("$double", CM, DESK, {"msgtype": "m.text", "body": "‼file-active merci"})
     assert [n["message"] for n in await _notices(database)] == ["reply.caseload", "reply.caseload"]
+
+
+async def test_help_with_courtesy_or_a_command_however_typed(
+        database: Database, dispatcher: tuple[Dispatcher, FakeClock]) -> None:
+    d, _ = dispatcher
+    assert await d.handle("$h1", CM, DESK, {"msgtype": "m.text", "body": "!aide svp"})
+    assert await d.handle("$h2", CM, DESK, {"msgtype": "m.text", "body": "!aide file active ?"})
+    assert await d.handle("$h3", CM, DESK, {"msgtype": "m.text", "body": "!file active merci"})
+    assert [n["message"] for n in await _notices(database)] == ["help.header", "help.detail", "reply.caseload"]

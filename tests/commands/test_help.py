@@ -50,3 +50,27 @@ def test_help_takes_the_command_words_as_arguments() -> None:
     inv = parse("!aide plan ajouter", REGISTRY.specs)
     assert inv.spec.name == "help" and (inv.args["command"], inv.args["sub"]) == ("plan", "ajouter")
     assert parse("!aide", REGISTRY.specs).args == {"command": None, "sub": None}
+
+
+def test_help_on_a_command_however_it_is_typed() -> None:
+    """`!aide file active`, `!aide plan-ajouter`, `!aide equipe ?`, `!aide Équipe, merci`, `!aide
+    plan ajouter svp` (review r24): the command, not "commande inconnue"."""
+    specs = REGISTRY.specs
+    for typed, name in (("file active", "caseload"), ("File-Active", "caseload"), ("plan-ajouter", "plan add"),
+                        ("plan_ajouter", "plan add"), ("equipe ?", "team"), ("Équipe, merci", "team"),
+                        ("plan ajouter svp", "plan add"), ("eval faite.", "eval done"), ("!vu", "ack"),
+                        ("concertation déplacer", "concertation move"), ("orientation critères", "referral criteria")):
+        spec = find_command(typed, specs)
+        assert spec is not None and spec.name == name, typed
+    assert find_command("svp", specs) is None and find_command("frobnicate plan", specs) is None
+
+
+def test_the_usage_lines_show_what_the_person_types() -> None:
+    """`!vu [commentaire]`: what follows an acknowledgement is the person's word; the AGGIR grid
+    shows its ten letters, not a "texte"."""
+    from hub.commands.usage import usage_line
+
+    ack, done = find_command("vu", REGISTRY.specs), find_command("eval faite", REGISTRY.specs)
+    assert ack is not None and done is not None
+    assert usage_line(ack, FR) == "!vu [commentaire]"
+    assert "[--grille ABCABCAAAB…]" in usage_line(done, FR)
