@@ -169,6 +169,9 @@ class Arg:
     choices: tuple[str, ...] = ()
     optional: bool = False
     aliases: dict[str, str] = field(default_factory=dict)  # French word → canonical choice
+    #: Words that clear a text value (`--intervenant aucun`, `--frequence -`): taken as typed, the
+    #: handler reads them; `-` would otherwise be refused as punctuation alone.
+    none_words: frozenset[str] = frozenset()
 
     def choice_of(self, raw: str) -> str | None:
         """The choice a word or phrase stands for, however it was typed (see `choice_key`); None
@@ -180,6 +183,8 @@ class Arg:
 
     def convert(self, raw: str, today: date | None = None) -> Any:
         """The value typed; `today` (the territory's date) gives `aujourd'hui`, `hier`, `demain`."""
+        if self.kind == "text" and (cleared := raw.strip().lower().translate(_DASH_MAP)) in self.none_words:
+            return cleared
         if self.kind == "text" and len(raw) > limits.limit(self.name):
             raise UsageError("error.too_long", arg=self.name, max=limits.limit(self.name), length=len(raw))
         if self.kind != "text":
@@ -388,10 +393,34 @@ def _slot(token: Token) -> _Slot:
     return _Slot(token.value, token.start, token.end)
 
 
+#: A dash standing alone before an option's name: `— date 12/03/2026` (a keyboard's space after the
+#: dash it made of `--`), `-- date`. One ASCII hyphen stays a word (`--frequence -` clears).
+_LONE_DASHES = frozenset({"--", *(c for c in DASHES if c != "-"), *(c + c for c in DASHES if c != "-")})
+
+
+def _joined_options(rest: list[Token], by_name: dict[str, Opt]) -> list[Token]:
+    """`— date` → `--date` when `date` is one of this command's options (else both stay words:
+    `!rupture l'aide — date inconnue` keeps its text)."""
+    out: list[Token] = []
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        after = rest[i + 1] if i + 1 < len(rest) else None
+        if (not token.quoted and token.value in _LONE_DASHES and after is not None and not after.quoted
+                and fold(after.value) in by_name):
+            out.append(Token("--" + after.value, False, token.start, after.end))
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def _bind(spec: CommandSpec, body: str, rest: list[Token], today: date | None) -> Invocation:
     positionals: list[_Slot] = []
     raw_opts: dict[str, list[_Slot]] = {}
     by_name = {o.name: o for o in spec.opts} | {o.alias: o for o in spec.opts if o.alias}
+    rest = _joined_options(rest, by_name)
     free: _Slot | None = None  # the free text that a further word would extend
     i = 0
     while i < len(rest):

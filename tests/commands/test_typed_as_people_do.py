@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.dates import format_date
 
-from hub.commands.handlers_plan import _review
+from hub.commands.handlers_plan import NONE_WORDS, _review
 from hub.commands.normalise import read_message
 from hub.commands.parser import Invocation, UsageError, is_command, parse
 from hub.commands.registry import build_registry
@@ -263,3 +263,28 @@ def test_a_second_command_on_another_line_is_refused_not_swallowed(typed: str, s
 ])
 def test_a_free_text_goes_on_over_lines_that_are_not_commands(typed: str, text: str) -> None:
     assert run(typed).args["text"] == text
+
+
+# --- a dash standing alone before an option; `-` that clears a value ------------------------------
+
+@pytest.mark.parametrize("dash", ["—", "–", "--", "—\u00a0", "——"])
+def test_a_dash_a_space_then_an_option_name_is_the_option(dash: str) -> None:
+    """`— date` (a keyboard's space after the dash it made of `--`) recorded the establishment
+    « — date 12/03/2026 » and no date."""
+    inv = run(f"!lieu hopital Clinique {dash} date 12/03/2026")
+    assert (inv.args["establishment"], inv.opts["date"]) == ("Clinique", date(2026, 3, 12))
+    assert run(f"!plan modifier 2 {dash} Statut fait").opts["status"] == "done"
+
+
+def test_a_dash_before_a_word_that_is_no_option_stays_text() -> None:
+    assert run("!rupture l'aide — date inconnue").args["text"] == "l'aide — date inconnue"
+    assert run("!lieu hopital Clinique - date").args["establishment"] == "Clinique - date"  # one ASCII hyphen: a word
+
+
+@pytest.mark.parametrize("typed", ["-", "—", "aucun", "Aucune", "none"])
+def test_a_plan_value_is_cleared_with_a_dash_or_a_none_word(typed: str) -> None:
+    """`--intervenant -` (a NONE word of `!plan modifier`) was refused as punctuation alone."""
+    inv = run(f"!plan modifier 2 --intervenant {typed} --frequence {typed} --revision {typed}")
+    for name in ("provider", "frequency", "review"):
+        assert inv.opts[name].lower() in NONE_WORDS, name
+    assert _review(inv, inv.opts["review"], TODAY) is None
