@@ -84,7 +84,7 @@ async def _seed(relais: Relais) -> str:
         person, _warnings, effects = await cases.open_case(
             uow, referent=cm, name="Jeanne Démo", born=date(1938, 5, 14),
             identifiers=[Identifier(INS, DEMO_NIR), Identifier("CHU-DEMO", "900001")],
-            limits=Limits(40, 60, 5), now=now)
+            limits=Limits(40, 60, 5), now=now, tz=relais.clock.tz)
         members = await uow.team.members(person.case_ref)
         for user, role in ((f"@medecin:{s}", Role.GP), (f"@infirmiere:{s}", Role.NURSE)):
             member, more = team.add_member(members, person.case_ref, user, role, None, by=cm, now=now,

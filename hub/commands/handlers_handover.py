@@ -48,7 +48,7 @@ async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
 async def transfer(ctx: Ctx, inv: Invocation) -> list[Effect]:
     person, warnings, effects = await handovers.transfer(
         ctx.uow, inv.args["case"], inv.args["user"], by=ctx.sender, now=ctx.now,
-        case_managers=ctx.settings.case_managers, limits=ctx.settings.limits,
+        case_managers=ctx.settings.case_managers, limits=ctx.settings.limits, tz=ctx.tz,
     )
     return [*effects, ctx.reply("reply.transfer", case=person.case_ref, user=inv.args["user"], warnings=warnings)]
 

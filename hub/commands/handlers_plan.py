@@ -144,6 +144,7 @@ async def eval_done(ctx: Ctx, inv: Invocation) -> list[Effect]:
         evaluation, status, effects = await rights.record_evaluation(
             ctx.uow, _person(ctx), inv.args["date"], tool=inv.opts["tool"], reason=inv.opts["reason"],
             gir=inv.opts["gir"], grid=grid, by=ctx.sender, now=ctx.now, interval_days=ctx.settings.reevaluation_days,
+            tz=ctx.tz,
         )
     except GridError as exc:  # with the usage line: the grid is an argument typed wrong
         raise UsageError(exc.key, inv.spec, **exc.params) from None

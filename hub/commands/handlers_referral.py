@@ -53,9 +53,9 @@ async def accept(ctx: Ctx, inv: Invocation) -> list[Effect]:
     done = await referrals.accept(
         ctx.uow, inv.args["ref"], by=ctx.sender, requested=inv.opts["to"], case_managers=ctx.settings.case_managers,
         limits=ctx.settings.limits, allowed_servers=ctx.settings.allowed_servers, bot_user=ctx.settings.bot_user,
-        now=ctx.now)
+        now=ctx.now, tz=ctx.tz)
     limits = ctx.settings.limits
-    load = await cases.load_caseload(ctx.uow, done.referent, ctx.now)
+    load = await cases.load_caseload(ctx.uow, done.referent, ctx.now, ctx.tz)
     figures = {"target": limits.target, "active": load.active, "intake": limits.intake_per_month,
                "count": load.intake_this_month}
     reply = Notify("command.reply", done.case_ref, "reply.referral_accepted",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from hub.clock import DEFAULT_TIMEZONE, local_date
+from hub.clock import local_date
 from hub.domain import caseload, identity, persons
 from hub.domain.effects import CreateRoom, Effect, Invite, Notify
 from hub.domain.errors import DomainError
@@ -16,14 +16,15 @@ from hub.services import plans
 from hub.storage.database import UnitOfWork
 
 
-def month_start(now: datetime, tz: ZoneInfo | None = None) -> datetime:
+def month_start(now: datetime, tz: ZoneInfo) -> datetime:
     """The first instant of the territory's current month (intake is counted per local month)."""
-    local = now.astimezone(tz or ZoneInfo(DEFAULT_TIMEZONE))
+    local = now.astimezone(tz)
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-async def load_caseload(uow: UnitOfWork, referent: str, now: datetime, tz: ZoneInfo | None = None) -> caseload.Caseload:
-    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+async def load_caseload(uow: UnitOfWork, referent: str, now: datetime, tz: ZoneInfo) -> caseload.Caseload:
+    """`tz` is required: the month of the intake and "today" are the territory's (SPEC §5)."""
+    zone = tz
     refs = await uow.persons.active_refs(referent)
     return caseload.Caseload(
         active=len(refs),
@@ -44,10 +45,10 @@ async def check_identifiers_free(uow: UnitOfWork, identifiers: Sequence[Identifi
 
 async def open_case(
     uow: UnitOfWork, *, referent: str, name: str, born: date | None, identifiers: Sequence[Identifier],
-    limits: caseload.Limits, now: datetime, tz: ZoneInfo | None = None,
+    limits: caseload.Limits, now: datetime, tz: ZoneInfo,
 ) -> tuple[Person, list[str], list[Effect]]:
     display = persons.check_display_name(name)
-    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+    zone = tz
     persons.check_birth_date(born, local_date(now, zone))
     persons.check_new_identifiers((), tuple(identifiers))
     await check_identifiers_free(uow, identifiers)

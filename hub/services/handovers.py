@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hub.domain import caseload, handover
 from hub.domain.caseload import Limits
@@ -73,7 +74,7 @@ async def remove_member(
 
 async def transfer(
     uow: UnitOfWork, case_ref: str, receiver: str, *, by: str, now: datetime, case_managers: tuple[str, ...],
-    limits: Limits,
+    limits: Limits, tz: ZoneInfo,
 ) -> tuple[Person, list[dict[str, Any]], list[Effect]]:
     """`!transfer <case> @cm2` from the referent's desk; the receiver's caseload is checked."""
     person = await uow.persons.get(case_ref)
@@ -84,9 +85,9 @@ async def transfer(
     if not person.is_open:
         raise DomainError("error.case_closed", case=case_ref)
     await uow.persons.lock(case_ref)
-    load = await cases.load_caseload(uow, receiver, now)
+    load = await cases.load_caseload(uow, receiver, now, tz)
     load = replace(load, intake_this_month=load.intake_this_month
-                   + await uow.handovers.transfers_in_since(receiver, cases.month_start(now)))
+                   + await uow.handovers.transfers_in_since(receiver, cases.month_start(now, tz)))
     try:
         warnings = caseload.check_intake(load, limits)
     except DomainError as exc:

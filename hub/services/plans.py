@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.clock import DEFAULT_TIMEZONE, local_date
+from hub.clock import local_date
 from hub.domain import evaluations, plan, team
 from hub.domain.effects import Effect, Notify
 from hub.domain.evaluations import Evaluation, Reason, Tool
@@ -204,11 +204,11 @@ def parse_tool(text: str | None, gir: int | None, grid: str | None = None) -> To
 
 async def record_evaluation(
     uow: UnitOfWork, person: Person, when: date | None, *, tool: str | None, reason: str | None,
-    gir: int | None, by: str, now: datetime, interval_days: int, tz: ZoneInfo | None = None,
+    gir: int | None, by: str, now: datetime, interval_days: int, tz: ZoneInfo,
     grid: str | None = None,
 ) -> tuple[Evaluation, EvaluationStatus]:
     """Record an evaluation; "today" and the file's opening day are the territory's dates (`tz`)."""
-    zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+    zone = tz
     today = local_date(now, zone)
     ref = person.case_ref
     await uow.persons.lock(ref)

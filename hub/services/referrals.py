@@ -98,7 +98,8 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
         owner = await uow.persons.owner_of(ident)
         if owner is not None:
             followed[ident] = owner
-    ref = referral.referral_ref(now.year, await uow.referrals.next_sequence(now.year))
+    # Numbered in the territory's year, as case references are (SPEC §5): not the UTC one.
+    ref = referral.referral_ref(today.year, await uow.referrals.next_sequence(today.year))
     r = referral.new_referral(ref=ref, source=draft.source, now=now, referrer=draft.referrer, name=name,
                               born=draft.born, reason=reason, identifiers=draft.identifiers, gp=draft.gp,
                               referrer_room=draft.referrer_room, followed=followed)
@@ -142,15 +143,16 @@ class Accepted:
 
 async def accept(uow: UnitOfWork, ref: str, *, by: str, requested: str | None, case_managers: Sequence[str],
                  limits: caseload.Limits, allowed_servers: tuple[str, ...], bot_user: str,
-                 now: datetime) -> Accepted:
+                 now: datetime, tz: ZoneInfo) -> Accepted:
     """Open the file exactly as `!new` does (cases.open_case), the chosen case manager as referent;
     invite the GP named in the referral; tell the referrer who now follows the person."""
     r = await _locked(uow, ref)
     referral.check_acceptable(r)
-    loads = {cm: await cases.load_caseload(uow, cm, now) for cm in dict.fromkeys(case_managers)}
+    # The monthly intake and the new file's year are the territory's (SPEC §5).
+    loads = {cm: await cases.load_caseload(uow, cm, now, tz) for cm in dict.fromkeys(case_managers)}
     referent, _ = referral.choose_case_manager(loads, limits, requested)
     person, warnings, effects = await cases.open_case(
-        uow, referent=referent, name=r.name, born=r.born, identifiers=r.identifiers, limits=limits, now=now)
+        uow, referent=referent, name=r.name, born=r.born, identifiers=r.identifiers, limits=limits, now=now, tz=tz)
     case_ref = person.case_ref
     effects.append(Notify("referral.opened", case_ref, "referral.opened",
                           {"ref": r.ref, "referrer": r.referrer or "—", "why": r.reason}))

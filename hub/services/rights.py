@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 async def record_evaluation(
     uow: UnitOfWork, person: Person, when: date | None, *, tool: str | None, reason: str | None,
-    gir: int | None, grid: str | None, by: str, now: datetime, interval_days: int,
+    gir: int | None, grid: str | None, by: str, now: datetime, interval_days: int, tz: ZoneInfo,
 ) -> tuple[Evaluation, EvaluationStatus, list[Effect]]:
     """Record an evaluation (its GIR computed from the grid when one is given) and, in the same
     unit of work, the rights review its GIR opens with the notice to the referent."""
@@ -37,7 +37,7 @@ async def record_evaluation(
     previous = await uow.rights.latest_gir(ref)
     evaluation, status = await plans.record_evaluation(
         uow, person, when, tool=tool, reason=reason, gir=gir, grid=grid, by=by, now=now,
-        interval_days=interval_days)
+        interval_days=interval_days, tz=tz)
     opened = rights.open_review(previous, evaluation.date, evaluation.gir, await uow.rights.of_case(ref),
                                 case_ref=ref, by=by, referent=person.referent, now=now)
     if opened is None:

@@ -46,7 +46,8 @@ class Stack:
         async with self.db.unit() as uow:
             person, _warn, _effects = await cases.open_case(
                 uow, referent="@cm:test", name="Jeanne Test", born=None,
-                identifiers=[parse_identifier(i) for i in ids], limits=Limits(40, 60, 50), now=self.clock.now())
+                identifiers=[parse_identifier(i) for i in ids], limits=Limits(40, 60, 50), now=self.clock.now(),
+                tz=self.clock.tz)
             if gp:
                 await uow.team.add(person.case_ref, Member(gp, Role.GP, self.clock.now()))
         return person.case_ref

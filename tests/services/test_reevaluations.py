@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -18,6 +19,8 @@ from hub.services import plans
 from hub.services.reevaluations import PromptSweeper
 from hub.storage.database import Database
 from hub.storage.models import PersonRow
+
+PARIS = ZoneInfo("Europe/Paris")
 
 pytestmark = pytest.mark.db
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -34,7 +37,7 @@ async def _open(db: Database, ref: str = REF, *, evaluated_on: date | None = Non
         await uow.team.add(ref, Member(NURSE, Role.NURSE, T0))
         if evaluated_on is not None:
             await plans.record_evaluation(uow, person, evaluated_on, tool="interRAI-HC", reason=None, gir=None,
-                                          by=CM, now=T0, interval_days=182)
+                                          by=CM, now=T0, interval_days=182, tz=PARIS)
     return person
 
 
@@ -101,7 +104,7 @@ async def test_a_new_file_is_due_at_once_and_an_evaluation_moves_the_date(databa
     async with database.unit() as uow:
         _evaluation, status = await plans.record_evaluation(
             uow, person, None, tool=None, reason=None, gir=None, by=CM, now=T0 + timedelta(days=2),
-            interval_days=182)
+            interval_days=182, tz=PARIS)
     assert status.due == T0.date() + timedelta(days=184)
     assert await sweeper.sweep(T0 + timedelta(days=9)) == 0  # no overdue for the date met
     assert await sweeper.sweep(T0 + timedelta(days=184 - 14)) == 1
@@ -121,7 +124,7 @@ async def test_a_hospital_return_brings_the_date_forward_until_evaluated(databas
         stored = await uow.persons.get(REF)
         assert stored is not None
         await plans.record_evaluation(uow, stored, back + timedelta(days=2), tool="SMAF", reason=None, gir=None,
-                                      by=CM, now=at(back + timedelta(days=2)), interval_days=182)
+                                      by=CM, now=at(back + timedelta(days=2)), interval_days=182, tz=PARIS)
         assert (await uow.plans.last_evaluation(REF)).reason.value == "hospital_return"  # type: ignore[union-attr]
     assert await sweeper.sweep(at(back + timedelta(days=7))) == 0
     assert person.case_ref == REF

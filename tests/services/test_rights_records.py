@@ -39,7 +39,8 @@ async def _evaluate(db: Database, person: Person, day: date, *, grid: str | None
                     tool: str | None = None, now: datetime | None = None) -> tuple[int | None, list[Any]]:
     async with db.unit() as uow:
         evaluation, _status, effects = await rights.record_evaluation(
-            uow, person, day, tool=tool, reason=None, gir=gir, grid=grid, by=CM, now=now or T0, interval_days=182)
+            uow, person, day, tool=tool, reason=None, gir=gir, grid=grid, by=CM, now=now or T0, interval_days=182,
+            tz=PARIS)
     return evaluation.gir, effects
 
 
@@ -71,13 +72,13 @@ async def test_a_gir_opens_a_review_when_it_enters_1_to_4_or_changes(database: D
         assert await uow.rights.latest_gir(person.case_ref) == (d, 1)
         assert [(r.number, r.old_gir, r.new_gir) for r in await uow.rights.of_case(person.case_ref)] == [
             (1, 6, 3), (2, 3, 1)]
-        assert (await cases.load_caseload(uow, CM, T0)).rights_reviews == 2
+        assert (await cases.load_caseload(uow, CM, T0, PARIS)).rights_reviews == 2
         closed = await rights.close_review(uow, person, 1, by=CM, now=T0, tz=PARIS)
         assert closed.closed_by == CM
         with pytest.raises(DomainError):
             await rights.close_review(uow, person, 1, by=CM, now=T0, tz=PARIS)
     async with database.unit() as uow:
-        assert (await cases.load_caseload(uow, CM, T0)).rights_reviews == 1
+        assert (await cases.load_caseload(uow, CM, T0, PARIS)).rights_reviews == 1
         lines = await rights.open_lines(uow, None, CM, T0.date(), PARIS)
         assert [(line["params"]["case"], line["params"]["number"]) for line in lines] == [("R-2026-0001", 2)]
 

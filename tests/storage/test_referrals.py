@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -24,6 +25,7 @@ LIMITS = Limits(40, 60, 5)
 NIR = Identifier(INS, "269054958815780")
 SERVERS = ("x",)
 CMS = ("@cm1:x", "@cm2:x")
+PARIS = ZoneInfo("Europe/Paris")
 
 
 def _draft(**kw: object) -> Draft:
@@ -94,18 +96,20 @@ async def test_a_bad_referral_keeps_nothing(database: Database, kw: dict[str, ob
 
 async def test_accept_opens_the_file_for_the_case_manager_with_most_room(database: Database) -> None:
     async with database.unit() as uow:  # cm1 already has a file: cm2 has more room
-        await cases.open_case(uow, referent="@cm1:x", name="Autre", born=None, identifiers=(), limits=LIMITS, now=NOW)
+        await cases.open_case(uow, referent="@cm1:x", name="Autre", born=None, identifiers=(), limits=LIMITS, now=NOW,
+                              tz=PARIS)
     ref, _ = await _receive(database, "matrix:$a")
     async with database.unit() as uow:
         with pytest.raises(DomainError) as err:
             await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
-                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)
+                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW, tz=PARIS)
         assert err.value.key == "error.referral_criteria"
     async with database.unit() as uow:
         await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
     async with database.unit() as uow:
         done = await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
-                                      allowed_servers=SERVERS, bot_user="@relais:x", now=NOW + timedelta(days=1))
+                                      allowed_servers=SERVERS, bot_user="@relais:x", now=NOW + timedelta(days=1),
+                                      tz=PARIS)
     assert done.referent == "@cm2:x" and done.case_ref == "R-2026-0002"
     kinds = [(type(e).__name__, getattr(e, "user_id", None) or getattr(e, "kind", None)) for e in done.effects]
     assert ("Invite", "@gp:x") in kinds and ("Invite", "@cm2:x") in kinds and ("CreateRoom", None) in kinds
@@ -208,7 +212,7 @@ async def test_an_unknown_or_malformed_reference_is_named_in_the_error(database:
     for act in (lambda uow: referrals.record_criteria(uow, ref, ["autonomie=oui"]),
                 lambda uow: referrals.refuse(uow, ref, why="x", refer_to=None, by="@c:x", now=NOW),
                 lambda uow: referrals.accept(uow, ref, by="@c:x", requested=None, case_managers=CMS, limits=LIMITS,
-                                             allowed_servers=SERVERS, bot_user="@relais:x", now=NOW)):
+                                             allowed_servers=SERVERS, bot_user="@relais:x", now=NOW, tz=PARIS)):
         async with database.unit() as uow:
             with pytest.raises(DomainError) as err:
                 await act(uow)
