@@ -79,17 +79,20 @@ def parse_identifier(text: str) -> Identifier:
     return Identifier(authority, value)
 
 
-def _key(ident: Identifier) -> tuple[str | None, str]:
+def identifier_key(ident: Identifier) -> tuple[str | None, str]:
+    """What an identifier designates, however its authority is spelled (SPEC §4): `CHU-X` and
+    `chu-x`, an OID bare or as `urn:oid:`, a URL with or without a trailing slash are one."""
     return (INS if ident.authority == INS else authority_key(ident.authority)), ident.value
+
 
 
 def check_new_identifiers(existing: tuple[Identifier, ...], new: tuple[Identifier, ...]) -> None:
     """Refuses an identifier given twice, however its authority is spelled."""
-    seen = {_key(i) for i in existing}
+    seen = {identifier_key(i) for i in existing}
     for ident in new:
-        if _key(ident) in seen:
+        if identifier_key(ident) in seen:
             raise DomainError("error.identifier_duplicate", value=ident.label())
-        seen.add(_key(ident))
+        seen.add(identifier_key(ident))
 
 
 def check_display_name(name: str) -> str:

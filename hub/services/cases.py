@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from hub.clock import local_date
-from hub.domain import caseload, identity, persons
+from hub.domain import caseload, persons
 from hub.domain.effects import CreateRoom, Effect, Invite, Notify
 from hub.domain.errors import DomainError
 from hub.domain.persons import Identifier, Person
@@ -37,10 +37,9 @@ async def load_caseload(uow: UnitOfWork, referent: str, now: datetime, tz: ZoneI
 
 
 async def check_identifiers_free(uow: UnitOfWork, identifiers: Sequence[Identifier]) -> None:
-    for ident in identifiers:
-        for authority in identity.spellings(ident.authority):  # an OID bare or as urn:oid:
-            if await uow.persons.owner_of(Identifier(authority, ident.value)) is not None:
-                raise DomainError("error.identifier_taken", value=ident.label())
+    for ident in identifiers:  # however its authority is spelled (PersonRepo.owner_of)
+        if await uow.persons.owner_of(ident) is not None:
+            raise DomainError("error.identifier_taken", value=ident.label())
 
 
 async def open_case(

@@ -91,8 +91,10 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
             raise DomainError("error.server_not_allowed", user=draft.gp, servers=", ".join(allowed_servers))
         if draft.gp == bot_user:
             raise DomainError("error.member_is_bot", user=draft.gp)
-    wanted = set(draft.identifiers)
-    also_pending = [p.ref for p in await uow.referrals.pending() if wanted & set(p.identifiers)]
+    # The same person however an authority is spelled (`chu-x` / `CHU-X`, an OID bare or urn:oid:).
+    wanted = {persons.identifier_key(i) for i in draft.identifiers}
+    also_pending = [p.ref for p in await uow.referrals.pending()
+                    if wanted & {persons.identifier_key(i) for i in p.identifiers}]
     followed = {}
     for ident in draft.identifiers:
         owner = await uow.persons.owner_of(ident)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from hub.domain.effects import TRIAGE_DESK
-from hub.domain.persons import Identifier, Person
+from hub.domain.persons import Identifier, Person, identifier_key
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
 from hub.storage.models import (
@@ -146,11 +146,16 @@ class PersonRepo:
         await self.s.flush()
 
     async def owner_of(self, identifier: Identifier) -> str | None:
+        """The file holding this identifier however its authority was spelled when recorded
+        (`identifier_key`: namespace case, OID bare or `urn:oid:`, URL trailing slash)."""
         result = await self.s.execute(
-            select(PersonRow.case_ref).join(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
-            .where(IdentifierRow.authority == identifier.authority, IdentifierRow.value == identifier.value)
+            select(PersonRow.case_ref, IdentifierRow.authority)
+            .join(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
+            .where(IdentifierRow.value == identifier.value).order_by(PersonRow.id)
         )
-        return result.scalar_one_or_none()
+        wanted = identifier_key(identifier)
+        return next((ref for ref, authority in result.all()
+                     if identifier_key(Identifier(authority, identifier.value)) == wanted), None)
 
     async def set_room(self, case_ref: str, room_id: str) -> None:
         await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(room_id=room_id))

@@ -231,3 +231,37 @@ async def test_the_desk_guard_leaves_the_triage_room_alone(database: Database) -
     assert not await DeskGuard(database, FakeClock(NOW)).intruded("!triage:x", "$join", "@coord:x")
     async with database.unit() as uow:
         assert await uow.desks.room_of("triage") == "!triage:x"
+
+
+@pytest.mark.parametrize(("recorded", "referred"), [
+    ("CHU-X", "chu-x"),  # a namespace id compares without case (SPEC §7)
+    ("1.2.250.1.71.4.2.2", "urn:oid:1.2.250.1.71.4.2.2"),  # one OID, two forms (SPEC §4)
+    ("urn:oid:1.2.250.1.71.4.2.2", "URN:OID:1.2.250.1.71.4.2.2"),
+    ("https://chu-x.fr/ipp", "HTTPS://CHU-X.fr/ipp/"),  # a FHIR system: scheme/host case, trailing slash
+])
+async def test_a_person_followed_under_another_spelling_is_flagged_and_never_opened_twice(
+        database: Database, recorded: str, referred: str) -> None:
+    async with database.unit() as uow:
+        person, _w, _e = await cases.open_case(
+            uow, referent="@cm1:x", name="Paulette Exemple", born=None, identifiers=[Identifier(recorded, "4455")],
+            limits=LIMITS, now=NOW, tz=PARIS)
+    ref, _ = await _receive(database, "matrix:$same", identifiers=(Identifier(referred, "4455"),))
+    notice = await _payload(database, f"referral-new:{ref}:0")
+    assert notice["params"]["duplicate"] == {"key": "referral.duplicate", "params": {"case": person.case_ref}}
+    again, _ = await _receive(database, "matrix:$again", identifiers=(Identifier(recorded, "4455"),))
+    assert (await _payload(database, f"referral-new:{again}:0"))["params"]["duplicate"]["params"] == \
+        {"case": person.case_ref}
+    async with database.unit() as uow:  # `!new` with the other spelling is refused too
+        with pytest.raises(DomainError) as err:
+            await cases.open_case(uow, referent="@cm2:x", name="Paulette Exemple", born=None,
+                                  identifiers=[Identifier(referred, "4455")], limits=LIMITS, now=NOW, tz=PARIS)
+    assert err.value.key == "error.identifier_taken"
+    async with database.unit() as uow:  # a different value stays another person
+        assert await uow.persons.owner_of(Identifier(referred, "4456")) is None
+
+
+async def test_a_pending_referral_under_another_spelling_is_flagged(database: Database) -> None:
+    first, _ = await _receive(database, "matrix:$one", identifiers=(Identifier("CHU-X", "4455"),))
+    second, _ = await _receive(database, "matrix:$two", identifiers=(Identifier("chu-x", "4455"),))
+    assert (await _payload(database, f"referral-new:{second}:0"))["params"]["duplicate"] == \
+        {"key": "referral.also_pending", "params": {"refs": first}}
