@@ -100,7 +100,8 @@ class Relais:
         # only then does the bot accept direct rooms from people it does not know.
         referrals_open = bool(config.care.coordinators)
         self.intake = Intake(self.db, self.client, self.dispatcher, desk_people, self.metrics,
-                             referrer_servers=config.matrix.allowed_servers if referrals_open else ())
+                             referrer_servers=config.matrix.allowed_servers if referrals_open else (),
+                             on_enqueued=self.outbox.wake)
         self.readable = ReadableWatcher(self.db, self.client, config.encryption.trust, self.clock,
                                         on_enqueued=self.outbox.wake)
         self.tasks = TaskGroup()

@@ -36,6 +36,7 @@ from hub.domain.team import server_of
 from hub.errors import TransientError
 from hub.metrics import Metrics
 from hub.services.desks import adopt_desk
+from hub.services.referrals import adopt_referrer_room
 from hub.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,9 @@ def thread_of(event: MegolmEvent) -> str | None:
 class Intake:
     def __init__(self, db: Database, client: BotClient, dispatcher: Commands,
                  desk_people: dict[str, str], metrics: Metrics | None = None,
-                 referrer_servers: tuple[str, ...] = ()) -> None:
+                 referrer_servers: tuple[str, ...] = (), on_enqueued: Callable[[], None] = lambda: None) -> None:
         self.db = db
+        self.on_enqueued = on_enqueued  # wakes the outbox
         # Servers whose users may open a direct room to refer a person; () keeps them out.
         self.referrer_servers = referrer_servers
         self.client = client
@@ -316,8 +318,8 @@ class Intake:
             log.info("left %s instead of taking it as a referrer's room: %s", room_id, refusal)
             await self.client.leave(room_id)
             return
-        async with self.db.unit() as uow:
-            await uow.referrals.add_referrer_room(room_id, sender)
+        if await adopt_referrer_room(self.db, room_id, sender, datetime.now(UTC)):
+            self.on_enqueued()  # a decision they had not been told yet
         log.info("joined a direct room opened to refer a person")
 
     async def _on_invite(self, room_id: str, state: list[object]) -> None:

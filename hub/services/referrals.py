@@ -125,13 +125,46 @@ async def record_criteria(uow: UnitOfWork, ref: str, pairs: Sequence[str]) -> Re
     return r
 
 
-async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime) -> None:
+async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime) -> int:
     """`referral.decision` to the referrer's direct room, m.text mentioning them (SPEC §5),
-    enqueued under `decision_key` so that erasure can redact it."""
+    enqueued under `decision_key` so that erasure can redact it (and never posted twice).
+
+    Without a room — a FHIR referrer reads the ServiceRequest's status; a Matrix referrer whose
+    room was given up (someone else entered it) is told in the next direct room they open
+    with the bot (`adopt_referrer_room`)."""
     if r.referrer_room is None:
-        return  # a FHIR referrer reads the ServiceRequest's status
-    await enqueue(uow, decision_key(r.ref), [Notify("referral.decision", "", message, {"ref": r.ref, "name": r.name,
-                                                    **params}, mentions=(r.referrer,), room_id=r.referrer_room)], now)
+        return 0
+    return await enqueue(uow, decision_key(r.ref), [Notify(
+        "referral.decision", "", message, {"ref": r.ref, "name": r.name, **params}, mentions=(r.referrer,),
+        room_id=r.referrer_room)], now)
+
+
+async def _tell_decision(uow: UnitOfWork, r: Referral, now: datetime) -> int:
+    """The decision already taken on `r`, to its referrer's room (0 when posted before)."""
+    if r.status is referral.Status.ACCEPTED:
+        person = await uow.persons.get(r.case_ref) if r.case_ref else None
+        # Who follows the person now (the referent may have changed since the decision).
+        cm = person.referent if person is not None else r.decided_by or "—"
+        return await _decision(uow, r, "referral.accepted", {"cm": cm}, now)
+    where: Any = {"key": "referral.refer_to", "params": {"service": r.refer_to}} if r.refer_to else ""
+    return await _decision(uow, r, "referral.refused", {"why": r.refusal, "where": where}, now)
+
+
+async def adopt_referrer_room(db: Database, room_id: str, user_id: str, now: datetime) -> int:
+    """A direct room a referrer opened with the bot (SPEC §9): their pending referrals will be
+    answered there, and a decision taken while they had no room (their earlier one was given
+    up) is posted there now — the referrer is always told, once. Returns the notices enqueued."""
+    told = 0
+    async with db.unit() as uow:
+        await uow.referrals.add_referrer_room(room_id, user_id)
+        for r in await uow.referrals.decided_without_room(user_id):
+            with_room = replace(r, referrer_room=room_id)
+            if await _tell_decision(uow, with_room, now):
+                await uow.referrals.save(with_room)  # erasure redacts it in this room
+                told += 1
+    if told:
+        log.info("%d referral decision(s) posted in a referrer's new room", told)
+    return told
 
 
 @dataclass(frozen=True)
@@ -174,8 +207,7 @@ async def refuse(uow: UnitOfWork, ref: str, *, why: str, refer_to: str | None, b
                  now: datetime) -> Referral:
     decided = referral.refuse(await _locked(uow, ref), why=why, refer_to=refer_to, by=by, now=now)
     await uow.referrals.save(decided)
-    where: Any = {"key": "referral.refer_to", "params": {"service": decided.refer_to}} if decided.refer_to else ""
-    await _decision(uow, decided, "referral.refused", {"why": decided.refusal, "where": where}, now)
+    await _tell_decision(uow, decided, now)
     return decided
 
 

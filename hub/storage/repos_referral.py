@@ -115,6 +115,13 @@ class ReferralRepo:
                              .values(referrer_room=None))
         await self.s.flush()
 
+    async def decided_without_room(self, user_id: str) -> list[Referral]:
+        """`user_id`'s Matrix referrals decided while they had no direct room (not erased)."""
+        result = await self.s.execute(select(ReferralRow).where(
+            ReferralRow.referrer == user_id, ReferralRow.source == "matrix", ReferralRow.status != "pending",
+            ReferralRow.referrer_room.is_(None), ReferralRow.erased_at.is_(None)).order_by(ReferralRow.id))
+        return [_to_domain(row) for row in result.scalars()]
+
     async def referrer_of(self, room_id: str) -> str | None:
         row = await self.s.get(ReferrerRoomRow, room_id)
         return None if row is None else row.user_id

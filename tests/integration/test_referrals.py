@@ -233,3 +233,43 @@ async def test_a_referrers_room_that_stops_being_private_gets_no_decision(hub: H
     seen = await gp.room_messages(dm, start="", limit=100)
     assert isinstance(seen, nio.RoomMessagesResponse)
     assert not [e for e in seen.chunk if "Paulette" in str(getattr(e, "body", ""))]
+
+
+async def test_a_decision_taken_while_the_referrer_had_no_room_reaches_their_next_one(hub: Hub) -> None:
+    # The referrer's room was given up (a third person entered it); the referral is refused
+    # before they open another: the decision must still reach them, in the next room, once.
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]})
+    relais = await hub.start()
+    coord, doc = await hub.client("coord"), await hub.client("doc")
+    triage = None
+    for _ in range(60):
+        if triage := _triage_invite(coord, hub.bot):
+            break
+        await sync(coord)
+    assert triage is not None
+    await accept_invite(coord, triage)
+    dm = await _direct_room(doc, hub.bot)
+    await _membership(doc, dm, hub.bot, "join")
+    reply = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14 --motif "chutes"')
+    assert "O-2026-0001" in reply.body
+    invited = await doc.room_invite(dm, hub.user("gp"))
+    assert isinstance(invited, nio.RoomInviteResponse), invited
+    await _membership(doc, dm, hub.bot, "leave")
+
+    refused = await hub.command("coord", triage, '!orientation refuser O-2026-0001 "aides suffisantes" '
+                                                 '--vers "SSIAD du secteur"')
+    assert kind_of(refused) == "command.reply", refused.body
+    async with relais.db.unit() as uow:
+        (stored,) = [r for r in await uow.referrals.decided_without_room(hub.user("doc"))]
+        assert stored.ref == "O-2026-0001"
+
+    again = await _direct_room(doc, hub.bot)
+    await _membership(doc, again, hub.bot, "join")
+    decision = await wait_for_event(doc, again, is_notice("referral.decision", hub.bot))
+    assert "O-2026-0001" in decision.body and "aides suffisantes" in decision.body
+    assert "SSIAD du secteur" in decision.body
+    content = content_of(decision)
+    assert content["msgtype"] == "m.text" and content["m.mentions"] == {"user_ids": [hub.user("doc")]}
+    async with relais.db.unit() as uow:
+        assert await uow.referrals.decided_without_room(hub.user("doc")) == []

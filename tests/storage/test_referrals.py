@@ -265,3 +265,44 @@ async def test_a_pending_referral_under_another_spelling_is_flagged(database: Da
     second, _ = await _receive(database, "matrix:$two", identifiers=(Identifier("chu-x", "4455"),))
     assert (await _payload(database, f"referral-new:{second}:0"))["params"]["duplicate"] == \
         {"key": "referral.also_pending", "params": {"refs": first}}
+
+
+@pytest.mark.parametrize("decision", ["accept", "refuse"])
+async def test_a_decision_taken_while_the_referrer_had_no_room_is_posted_in_their_next_one(
+        database: Database, decision: str) -> None:
+    ref, _ = await _receive(database, "matrix:$a")
+    async with database.unit() as uow:  # someone else entered the referrer's room: given up
+        await uow.referrals.add_referrer_room("!dm:x", "@doc:x")
+        await uow.referrals.forget_referrer_room("!dm:x")
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+    async with database.unit() as uow:
+        if decision == "accept":
+            await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW, tz=PARIS)
+        else:
+            await referrals.refuse(uow, ref, why="aides suffisantes", refer_to="SSIAD du secteur", by="@coord:x",
+                                   now=NOW)
+        assert [e for e in await uow.outbox.pending(NOW + timedelta(days=1)) if "decision" in e.key] == []
+    # The referrer opens a new direct room with the bot: the decision is posted there, once.
+    assert await referrals.adopt_referrer_room(database, "!dm2:x", "@doc:x", NOW + timedelta(days=2)) == 1
+    assert await referrals.adopt_referrer_room(database, "!dm3:x", "@doc:x", NOW + timedelta(days=3)) == 0
+    told = await _payload(database, f"referral-decision:{ref}:0")
+    assert told["kind"] == "referral.decision" and told["room_id"] == "!dm2:x" and told["mentions"] == ["@doc:x"]
+    if decision == "accept":
+        assert told["message"] == "referral.accepted" and told["params"]["cm"] == "@cm1:x"
+    else:
+        assert told["message"] == "referral.refused" and told["params"]["why"] == "aides suffisantes"
+        assert told["params"]["where"] == {"key": "referral.refer_to", "params": {"service": "SSIAD du secteur"}}
+    async with database.unit() as uow:
+        stored = await uow.referrals.lock(ref)
+    assert stored is not None and stored.referrer_room == "!dm2:x"  # erasure redacts it there
+
+
+async def test_a_decision_already_posted_is_not_posted_again_in_a_new_room(database: Database) -> None:
+    ref, _ = await _receive(database, "matrix:$a")
+    async with database.unit() as uow:
+        await referrals.refuse(uow, ref, why="x", refer_to=None, by="@coord:x", now=NOW)
+        await uow.referrals.add_referrer_room("!dm:x", "@doc:x")
+        await uow.referrals.forget_referrer_room("!dm:x")  # given up after the decision was posted
+    assert await referrals.adopt_referrer_room(database, "!dm2:x", "@doc:x", NOW) == 0
+    assert (await _payload(database, f"referral-decision:{ref}:0"))["room_id"] == "!dm:x"
