@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     # resident memory and ~0.1 s at every start, for a channel many sites never use.
     from fhir.resources.R4B.bundle import Bundle
 
-__all__ = ["EVENTS", "FhirError", "operation_outcome", "parse_bundle"]
+__all__ = ["EVENTS", "FhirError", "operation_outcome", "parse_bundle", "read_json"]
 
 EVENTS: dict[str, AlertEvent] = {
     "notification-admit": AlertEvent.admission,
@@ -91,18 +91,27 @@ def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def _load(body: bytes | Mapping[str, Any]) -> Bundle:
-    if isinstance(body, bytes | bytearray):
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise FhirError(400, "structure", "body is not valid JSON") from exc
-        except RecursionError:  # 100 kB of "[": the decoder's own recursion gives up
-            raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels") from None
-    else:
-        data = dict(body)
+def read_json(body: bytes | bytearray) -> Any:
+    """A FHIR body as JSON, checked before any FHIR model sees it (both FHIR doors use this):
+    invalid or too deeply nested JSON is a FhirError 400, never a crash."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FhirError(400, "structure", "body is not valid JSON") from exc
+    except RecursionError:  # 100 kB of "[": the decoder's own recursion gives up
+        raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels") from None
     if _too_deep(data):
         raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _load(body: bytes | Mapping[str, Any]) -> Bundle:
+    if isinstance(body, bytes | bytearray):
+        data = read_json(body)
+    else:
+        data = dict(body)
+        if _too_deep(data):
+            raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise FhirError(400, "structure", "body is not a FHIR Bundle")
     try:

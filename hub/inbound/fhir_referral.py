@@ -10,7 +10,6 @@ request sent again (same `identifier`, or the same bytes) answers 200 with the s
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from hub.domain.errors import DomainError
 from hub.domain.persons import INS, Identifier, parse_nir
 from hub.domain.referral import Draft, Source, Status
 from hub.inbound.fhir_http import _ACCEPTED_TYPES, FHIR_JSON, _authorised, _error, _outcome
-from hub.inbound.fhir_notify import FhirError
+from hub.inbound.fhir_notify import FhirError, read_json
 from hub.metrics import Metrics
 from hub.services.referrals import ReferralIntake
 
@@ -40,10 +39,7 @@ _STATUS = {Status.PENDING: "active", Status.ACCEPTED: "completed", Status.REFUSE
 
 
 def _load(body: bytes) -> ServiceRequest:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FhirError(400, "structure", "body is not valid JSON") from exc
+    data = read_json(body)  # invalid or too deep JSON: 400 before fhir.resources recurses into it
     if not isinstance(data, dict) or data.get("resourceType") != "ServiceRequest":
         raise FhirError(400, "structure", "body is not a FHIR ServiceRequest")
     from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -134,6 +130,19 @@ def parse_service_request(body: bytes, ins_test_oids: bool = False) -> tuple[Dra
     return draft, key
 
 
+def _parsed(raw: bytes, ins_test_oids: bool) -> tuple[Draft, str]:
+    """parse_service_request, a parser bug included as a FhirError: the sender gets a clear 422,
+    never the 503 (store failure) that asks it to resend the same body for ever."""
+    try:
+        return parse_service_request(raw, ins_test_oids)
+    except (FhirError, DomainError):
+        raise
+    except Exception as exc:
+        # Only the exception's type is logged: its text may quote the request.
+        log.error("a FHIR ServiceRequest could not be read (%s)", type(exc).__name__)
+        raise FhirError(422, "processing", f"the ServiceRequest could not be read ({type(exc).__name__})") from None
+
+
 def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bool = False,
                     metrics: Metrics | None = None) -> list[web.RouteDef]:
     def count(outcome: str) -> None:
@@ -152,7 +161,12 @@ def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bo
             count("rejected")
             return _outcome(415, "error", "structure", f"send {FHIR_JSON}")
         try:
-            draft, key = parse_service_request(await request.read(), ins_test_oids)
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            count("rejected")  # resending it cannot succeed: 413, never a 503 asking for a retry
+            return _outcome(413, "error", "too-long", "ServiceRequest too large")
+        try:
+            draft, key = _parsed(raw, ins_test_oids)
             ref, new = await intake.receive(draft, key)
         except FhirError as err:
             count("rejected")
