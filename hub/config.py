@@ -189,6 +189,9 @@ class MllpConfig(TlsFiles):
     idle_timeout_s: float = Field(default=300.0, gt=0)
     partial_frame_timeout_s: float = Field(default=2.0, gt=0, le=60)
     allowed_peers: tuple[str, ...] = ()
+    # Senders connected at once; each may hold up to max_frame_bytes of an open block, so this
+    # bounds the listener's memory (interface engines keep one or a few connections each).
+    max_connections: int = Field(default=32, ge=1, le=4096)
     # Mutual TLS: senders must present a certificate issued by this CA (PEM).
     tls_client_ca: str | None = None
 

@@ -6,7 +6,8 @@ holding several messages is answered with one block holding their ACKs in the sa
 HL7 batch with a batch of ACKs (v2.5 §2.10.3). An ACK is never acknowledged; every other block
 gets an answer, malformed ones included, and the connection stays open for the next one. A
 block left without its end byte is answered after `partial_frame_timeout_s` of silence. Peers
-outside `allowed_peers` are closed at once; a connection silent for `idle_timeout_s` is closed.
+outside `allowed_peers`, and connections past `max_connections`, are closed at once, before any
+TLS handshake; a connection silent for `idle_timeout_s` is closed.
 
 Every AE/AR, refused block and late answer is logged once (reason, MSH-3/MSH-4, control id;
 never patient data) and counted in `relais_hl7_problems_total{reason}`.
@@ -220,9 +221,9 @@ class MllpServer:
 
     async def start(self) -> int:
         config, context = self.config, self._tls
-        self._server = await asyncio.start_server(
-            self._serve, config.host, config.port, ssl=context,
-            ssl_handshake_timeout=min(config.idle_timeout_s, _HANDSHAKE_S) if context else None)
+        # TLS is started per connection in _serve, once the peer is allowed and has a slot: a
+        # stranger or a flood costs no handshake.
+        self._server = await asyncio.start_server(self._serve, config.host, config.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("MLLP listening on %s:%s (%s)", config.host, self.port,
                  "plain TCP" if context is None else "mutual TLS" if config.tls_client_ca else "TLS")
@@ -263,8 +264,14 @@ class MllpServer:
             if not self._allowed_peer(str(peer[0])):
                 log.warning("MLLP connection from %s refused: not in alerts.mllp.allowed_peers", peer[0])
                 return
+            if len(self._connections) > self.config.max_connections:
+                log.warning("MLLP connection from %s refused: %d connections already open "
+                            "(alerts.mllp.max_connections)", peer[0], self.config.max_connections)
+                return
+            if self._tls is not None:
+                await writer.start_tls(self._tls, ssl_handshake_timeout=min(self.config.idle_timeout_s, _HANDSHAKE_S))
             await self._frames(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError) as exc:
             log.info("MLLP connection from %s ended: %s", peer[0], type(exc).__name__)
         except asyncio.CancelledError:
             pass  # stopped by stop() after its grace period: end quietly
