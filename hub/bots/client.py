@@ -45,6 +45,7 @@ from nio import (
 )
 from nio.crypto.attachments import encrypt_attachment
 
+from hub.bots.render import shown_name
 from hub.config import MatrixConfig, reveal, secret_source
 from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomNotSynced, TransientError
 
@@ -633,8 +634,9 @@ class BotClient:
                     continue  # a notice never waits for a name
                 name = "" if isinstance(resp, ErrorResponse) else (getattr(resp, "displayname", None) or "")
                 self._profile_names[user_id] = name
-            if name and name != user_id:
-                names[user_id] = name
+            shown = shown_name(user_id, name)
+            if shown is not None:
+                names[user_id] = shown
         return names
 
     async def user_exists(self, user_id: str) -> bool:

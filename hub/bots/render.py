@@ -12,6 +12,7 @@ resort the plain text alone is cut. People, dates and catalog keys are never cut
 from __future__ import annotations
 
 import html as html_lib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,31 @@ DEFAULT_POINTER = "!aide"
 _CUTS = (400, 160, 60, 20)
 #: Room id length used when the target room is not known yet (room ids are at most 255 bytes).
 _ROOM_ID = "!" + "x" * 254
+
+
+#: A Matrix user id inside a display name (`@gp:chu-x.example`), and the invisible characters
+#: that reorder or hide text (bidi controls, zero-width marks) or break lines in a notice.
+_ID_IN_NAME = re.compile(r"@[^\s:@]+:[A-Za-z0-9.\-\[\]]+")
+_HIDDEN = re.compile("[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+#: Longest display name shown; a longer one is cut with "…".
+NAME_MAX = 80
+
+
+def shown_name(user_id: str, name: str | None) -> str | None:
+    """The display name a notice may show for `user_id`, or None to show the id itself.
+
+    Anyone sets their own display name, so a name naming a Matrix id other than the person's own
+    (`@cm:example.org`, `Dr Martin (@gp:chu-x.example)`) would make a notice's plain body —
+    what a phone's notification shows — name someone else: the id is shown instead. Line breaks
+    and invisible reordering characters are dropped so a name cannot fake a notice's lines."""
+    if not name:
+        return None
+    cleaned = " ".join(_HIDDEN.sub(" ", name).split())
+    if not cleaned or any(found.lower() != user_id.lower() for found in _ID_IN_NAME.findall(cleaned)):
+        return None
+    if cleaned == user_id:
+        return None
+    return cleaned if len(cleaned) <= NAME_MAX else cleaned[:NAME_MAX - 1] + "…"
 
 
 def people(params: Any) -> Iterator[str]:
