@@ -22,6 +22,7 @@ from hub.bots.intake import Intake
 from hub.bots.outbox import OutboxWorker, RetryPolicy
 from hub.bots.readable import ReadableWatcher, readable_users
 from hub.bots.trust import DeviceTrust, UnreachableNotices
+from hub.checks import transport_findings
 from hub.clock import Clock, SystemClock
 from hub.commands.context import Settings
 from hub.commands.dispatcher import Dispatcher
@@ -188,6 +189,8 @@ class Relais:
         self.readable.wake()  # devices may have changed while Relais was stopped
         await self.scheduler.start()
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
+        for finding in transport_findings(self.config):  # allowed, but said at every start
+            log.warning("%s", finding.text)
         if self.config.alerts.mllp.enabled:
             mllp = self.config.alerts.mllp
             self.mllp_port = await _listening("[alerts.mllp]", mllp.host, mllp.port, self.mllp.start())

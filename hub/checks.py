@@ -19,7 +19,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout
 from sqlalchemy.engine import make_url
 
 from hub.bots.client import transient as homeserver_transient
-from hub.config import Config, reveal, secret_source
+from hub.config import Config, is_loopback, reveal, secret_source
 from hub.errors import RelaisError
 from hub.storage import migrate, reachability
 from hub.storage.database import make_engine
@@ -36,8 +36,27 @@ class Finding:
         return f"{self.level}: {self.text}"
 
 
-def offline_findings(config: Config) -> list[Finding]:
+def transport_findings(config: Config) -> list[Finding]:
+    """Listeners that SPEC §7 allows but that leave a door half open beyond this machine:
+    an MLLP listener with server TLS alone authenticates no sender (anyone who reaches the port
+    can post an admission for a known INS); an HTTP listener without TLS sends the FHIR token and
+    the patients' data in clear. Warnings (`relais run` logs them too), not errors."""
     found: list[Finding] = []
+    mllp = config.alerts.mllp
+    if mllp.enabled and not is_loopback(mllp.host) and mllp.tls and not mllp.tls_client_ca and not mllp.allowed_peers:
+        found.append(Finding("warning", f"[alerts.mllp] listens on {mllp.host}:{mllp.port} beyond this machine with "
+                             "TLS but neither tls_client_ca nor allowed_peers: anyone who reaches the port can "
+                             "send hospital messages (set tls_client_ca for mutual TLS, or allowed_peers)"))
+    http = config.http
+    if http.enabled and not is_loopback(http.host) and not http.tls:
+        found.append(Finding("warning", f"[http] listens on {http.host}:{http.port} beyond this machine without "
+                             "TLS: the FHIR token and the patients' data travel in clear (set tls_cert and "
+                             "tls_key, or keep host on loopback behind a TLS proxy)"))
+    return found
+
+
+def offline_findings(config: Config) -> list[Finding]:
+    found: list[Finding] = transport_findings(config)
     if config.http.enabled and not config.http.fhir_token:
         found.append(Finding("warning", f"[http] listens on {config.http.host}:{config.http.port} without "
                              "fhir_token: POST /fhir/$process-message answers 401 to every hospital (set "

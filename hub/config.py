@@ -58,7 +58,8 @@ def _check_file(key: str, path: str | None) -> None:
         raise ValueError(f"{key}: {path} is not a readable file")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses; a name or a wildcard reaches beyond."""
     if host == "localhost":
         return True
     try:
@@ -201,7 +202,7 @@ class MllpConfig(TlsFiles):
         if self.tls_client_ca is not None and not self.tls:
             raise ValueError("tls_client_ca: needs tls_cert and tls_key")
         # HL7 carries names, INS and stays: beyond this machine, encrypt it or name the senders.
-        if self.enabled and not _is_loopback(self.host) and not self.tls and not self.allowed_peers:
+        if self.enabled and not is_loopback(self.host) and not self.tls and not self.allowed_peers:
             raise ValueError(f"host: {self.host!r} reaches beyond loopback: set tls_cert and tls_key, "
                              "or allowed_peers")
         return self

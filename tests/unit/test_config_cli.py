@@ -217,3 +217,26 @@ def test_tls_files_come_in_pairs_and_must_exist(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             load_config(write(tmp_path, GOOD + "\n" + extra + "\n"))
         assert caught.value.key == key, (extra, caught.value)
+
+
+def test_doors_half_open_beyond_this_machine_are_warned_about(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """SPEC §7 allows TLS alone on an MLLP listener beyond loopback, and an HTTP listener without
+    TLS: both are said, as warnings, with what closes them."""
+    pem = tmp_path / "cert.pem"
+    pem.write_text("x", encoding="utf-8")
+    tls = f'tls_cert = "{pem}"\ntls_key = "{pem}"\n'
+    token = f'fhir_token = "{LONG_TOKEN}"\n'
+    half_open = GOOD + f'[alerts.mllp]\nhost = "0.0.0.0"\nport = 2575\n{tls}[http]\nhost = "0.0.0.0"\n{token}'
+    assert main(["check-config", "-c", str(write(tmp_path, half_open))]) == 0
+    out = capsys.readouterr().out
+    assert ("warning: [alerts.mllp] listens on 0.0.0.0:2575 beyond this machine with TLS but neither "
+            "tls_client_ca nor allowed_peers") in out
+    assert "warning: [http] listens on 0.0.0.0:8090 beyond this machine without TLS" in out
+    closed = (GOOD + f'[alerts.mllp]\nhost = "0.0.0.0"\n{tls}tls_client_ca = "{pem}"\n'
+              f'[http]\nhost = "0.0.0.0"\n{tls}{token}')
+    assert main(["check-config", "-c", str(write(tmp_path, closed))]) == 0
+    assert "warning" not in capsys.readouterr().out
+    peers = GOOD + f'[alerts.mllp]\nhost = "0.0.0.0"\n{tls}allowed_peers = ["10.1.2.3"]\n[http]\n{token}'
+    assert main(["check-config", "-c", str(write(tmp_path, peers))]) == 0
+    assert "warning" not in capsys.readouterr().out
