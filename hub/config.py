@@ -122,7 +122,31 @@ class DatabaseConfig(_Section):
             object.__setattr__(self, "url", from_file)
         if not self.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("url: must be sqlite+aiosqlite:///… or postgresql+asyncpg://…")
+        problem = _url_problem(self.url)
+        if problem:
+            raise ValueError(f"url: {problem}")
         return self
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a database URL that has the right scheme, in words that never show it
+    (it may hold a password); None when it can be used."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "cannot be read (e.g. a port that is not a number): write postgresql+asyncpg://user@host:5432/relais"
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.host or parsed.port or parsed.username:
+            # `sqlite+aiosqlite://relais.db` reads relais.db as a host name
+            return "a SQLite URL is sqlite+aiosqlite:/// (three slashes) then the file, e.g. sqlite+aiosqlite:///relais.db"
+        return None
+    if not parsed.database:
+        # Without it the server picks the database named after the user (`postgres`, a shared one)
+        return "names no database: end it with the database's name, e.g. postgresql+asyncpg://relais@host:5432/relais"
+    return None
 
 
 class CareConfig(_Section):

@@ -240,3 +240,23 @@ def test_doors_half_open_beyond_this_machine_are_warned_about(tmp_path: Path,
     peers = GOOD + f'[alerts.mllp]\nhost = "0.0.0.0"\n{tls}allowed_peers = ["10.1.2.3"]\n[http]\n{token}'
     assert main(["check-config", "-c", str(write(tmp_path, peers))]) == 0
     assert "warning" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("postgresql+asyncpg://relais:pw@127.0.0.1:54x32/relais", "cannot be read"),
+    # Without a name the server would use the database named after the user (`postgres`).
+    ("postgresql+asyncpg://postgres@127.0.0.1:5432", "names no database"),
+    ("postgresql+asyncpg://postgres@127.0.0.1:5432/", "names no database"),
+    ("sqlite+aiosqlite://relais.db", "three slashes"),
+])
+def test_a_database_url_typo_is_one_line_naming_the_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        url: str, problem: str) -> None:
+    monkeypatch.setenv("RELAIS_DATABASE__URL", url)
+    path = write(tmp_path, GOOD)
+    assert main(["db", "upgrade", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("relais: config: database.url: ") and problem in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "pw" not in err
+    assert list(tmp_path.iterdir()) == [path]  # nothing created
+
