@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -368,6 +369,27 @@ def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def _misspelt_variable(environ: Mapping[str, str]) -> ConfigError | None:
+    """A RELAIS_* variable meant for the configuration that pydantic-settings would skip in
+    silence: `RELAIS_DATABASE_URL` (one underscore) leaves the database on SQLite while the
+    operator believes it is on PostgreSQL. Variables naming no section (RELAIS_TEST_POSTGRES…)
+    belong to others and are left alone; unknown keys within a section are refused by the models."""
+    sections = tuple(Config.model_fields)
+    for name in sorted(environ):
+        if not name.upper().startswith("RELAIS_"):
+            continue
+        rest = name[len("RELAIS_"):].lower()
+        head, nested, _key = rest.partition("__")
+        if nested and head not in sections:
+            return ConfigError(name, f"names no section of the configuration ({', '.join(sections)})")
+        if not nested:
+            section = next((s for s in sections if rest.startswith(s + "_")), None)
+            if section is not None:
+                meant = f"RELAIS_{section.upper()}__{rest.removeprefix(section + '_').upper()}"
+                return ConfigError(name, f"is not read: a section and its key are joined by two underscores ({meant})")
+    return None
+
+
 def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config:
     """Read, merge with RELAIS_* variables and validate; raise ConfigError naming the key.
     Relative paths in the file (and in `overrides`) are taken from the file's folder."""
@@ -381,6 +403,9 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides)
+    misspelt = _misspelt_variable(os.environ)
+    if misspelt is not None:
+        raise misspelt
     if path is not None:
         data = _anchor_paths(data, Path(path).resolve().parent)
     try:

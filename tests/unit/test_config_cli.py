@@ -260,3 +260,22 @@ def test_a_database_url_typo_is_one_line_naming_the_key(
     assert err.count("\n") == 1 and "Traceback" not in err and "pw" not in err
     assert list(tmp_path.iterdir()) == [path]  # nothing created
 
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("RELAIS_DATABASE_URL", "two underscores (RELAIS_DATABASE__URL)"),
+    ("RELAIS_MATRIX_PASSWORD", "two underscores (RELAIS_MATRIX__PASSWORD)"),
+    ("RELAIS_ALERTS_MLLP__PORT", "names no section"),
+    ("RELAIS_MATRX__PASSWORD", "names no section"),
+])
+def test_a_misspelt_environment_variable_is_refused_not_ignored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, problem: str) -> None:
+    monkeypatch.setenv(name, "postgresql+asyncpg://relais@127.0.0.1:5432/relais")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD))
+    assert caught.value.key == name and problem in caught.value.problem
+
+
+def test_other_relais_variables_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAIS_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    monkeypatch.setenv("RELAIS_BENCH_PYSPY", "1")
+    assert load_config(write(tmp_path, GOOD)).care.case_managers == ("@cm:example.org",)
