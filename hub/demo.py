@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -70,6 +71,19 @@ admin_port = 0
 fhir_token = "demo-fhir-token-not-for-production"
 """, encoding="utf-8")
     return path
+
+
+def follow_homeserver(cfg_path: Path, url: str) -> bool:
+    """Point the demo's relais.toml at the homeserver's URL of this run; True if it moved.
+
+    The homeserver takes another port when `--port` changes or its port is taken: the bot would
+    otherwise wait forever for the previous one."""
+    text = cfg_path.read_text(encoding="utf-8")
+    moved = re.sub(r'(?m)^homeserver = ".*"$', f'homeserver = "{url}"', text, count=1)
+    if moved == text:
+        return False
+    cfg_path.write_text(moved, encoding="utf-8")
+    return True
 
 
 async def _seed(relais: Relais) -> str:
@@ -204,6 +218,8 @@ async def run_demo(data: str, port: int, exit_when_ready: bool, announce: Callab
         cfg_path = folder / "relais.toml"
         if not await asyncio.to_thread(cfg_path.exists):
             _write_config(folder, synapse, free_port(), free_port())
+        elif await asyncio.to_thread(follow_homeserver, cfg_path, synapse.url):
+            log.info("demo: the homeserver is now on %s (relais.toml updated)", synapse.url)
         config: Config = load_config(cfg_path)
         from hub.storage.database import make_engine
 

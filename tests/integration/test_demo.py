@@ -84,8 +84,13 @@ async def test_demo_runs_end_to_end_and_a_person_can_use_it(tmp_path: Path) -> N
             code = await proc.wait()
     assert code == 0
 
-    # The data is kept: a second run reuses the same file and room instead of making new ones.
-    proc2, lines2 = await _start_demo(tmp_path / "demo", port, "--exit-when-ready")
+    # The data is kept: a second run reuses the same file and room instead of making new ones,
+    # also on another port (`--port` changed, or the previous one taken): the bot follows the
+    # homeserver instead of waiting for the old port forever.
+    port2 = free_port()
+    proc2, lines2 = await _start_demo(tmp_path / "demo", port2, "--exit-when-ready")
     async with asyncio.timeout(60):
         assert await proc2.wait() == 0
     assert case_ref.group(0) in "".join(lines2)
+    assert f"Homeserver : http://127.0.0.1:{port2}" in "".join(lines2)
+    assert "unreachable" not in "".join(lines2)
