@@ -400,6 +400,8 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> Config
                 data = tomllib.load(handle)
         except FileNotFoundError as exc:
             raise ConfigError("(file)", f"{path} not found") from exc
+        except OSError as exc:  # a folder, or a file the user Relais runs as may not read
+            raise ConfigError("(file)", f"cannot read {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides)

@@ -279,3 +279,10 @@ def test_other_relais_variables_are_left_alone(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("RELAIS_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     monkeypatch.setenv("RELAIS_BENCH_PYSPY", "1")
     assert load_config(write(tmp_path, GOOD)).care.case_managers == ("@cm:example.org",)
+
+
+def test_a_config_path_that_cannot_be_read_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `-c /etc/relais/` (the folder); a file the user Relais runs as may not read takes the same path.
+    assert main(["check-config", "-c", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"relais: config: (file): cannot read {tmp_path}: Is a directory\n"
