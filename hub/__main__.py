@@ -31,6 +31,9 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     for name in PRIVATE_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # SQLAlchemy's engine logs each statement at INFO (its values hidden: `hide_parameters`) but
+    # every result row at DEBUG, names and clinical text included: never below INFO.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         from hub.bots.client import quiet_nio_noise
 

@@ -6,8 +6,9 @@ holding several messages is answered with one block holding their ACKs in the sa
 HL7 batch with a batch of ACKs (v2.5 §2.10.3). An ACK is never acknowledged; every other block
 gets an answer, malformed ones included, and the connection stays open for the next one. A
 block left without its end byte is answered after `partial_frame_timeout_s` of silence. Peers
-outside `allowed_peers`, and connections past `max_connections`, are closed at once, before any
-TLS handshake; a connection silent for `idle_timeout_s` is closed.
+outside `allowed_peers` are closed at once, before any TLS handshake; past `max_connections`, the
+connection that has gone longest without completing a block is closed to make room for the new
+one; a connection silent for `idle_timeout_s` is closed.
 
 Every AE/AR, refused block and late answer is logged once (reason, MSH-3/MSH-4, control id;
 never patient data) and counted in `relais_hl7_problems_total{reason}`.
@@ -22,6 +23,7 @@ import logging
 import re
 import secrets
 import ssl
+import time
 from typing import Protocol
 
 from hub.clock import Clock
@@ -217,6 +219,8 @@ class MllpServer:
             self._tls = server_context("alerts.mllp", config.tls_cert, config.tls_key, config.tls_client_ca)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        #: when each connection last completed a block (or opened): who has stalled longest
+        self._progress: dict[asyncio.Task[None], float] = {}
         self.port: int | None = None
 
     async def start(self) -> int:
@@ -259,15 +263,14 @@ class MllpServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
+        self._progress[task] = time.monotonic()
         peer = writer.get_extra_info("peername") or ("?", 0)
         try:
             if not self._allowed_peer(str(peer[0])):
                 log.warning("MLLP connection from %s refused: not in alerts.mllp.allowed_peers", peer[0])
                 return
             if len(self._connections) > self.config.max_connections:
-                log.warning("MLLP connection from %s refused: %d connections already open "
-                            "(alerts.mllp.max_connections)", peer[0], self.config.max_connections)
-                return
+                self._evict(task)
             if self._tls is not None:
                 await writer.start_tls(self._tls, ssl_handshake_timeout=min(self.config.idle_timeout_s, _HANDSHAKE_S))
             await self._frames(reader, writer)
@@ -279,9 +282,26 @@ class MllpServer:
             log.exception("MLLP connection from %s failed", peer[0])
         finally:
             self._connections.pop(task, None)
+            self._progress.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def _evict(self, newcomer: asyncio.Task[None]) -> None:
+        """Past `max_connections`, the connection that has gone longest without completing a block
+        is closed to make room — not the newcomer: a flood of half-open connections must not lock
+        the hospital's own engine out (it reconnects and is served), and the memory the open
+        blocks hold stays bounded by max_connections × max_frame_bytes."""
+        others = [t for t in self._connections if t is not newcomer]
+        if not others:
+            return
+        stalled = min(others, key=lambda t: self._progress.get(t, 0.0))
+        victim = self._connections[stalled].get_extra_info("peername") or ("?", 0)
+        log.warning("MLLP connection from %s closed to make room: %d connections open "
+                    "(alerts.mllp.max_connections); it had completed no block for the longest",
+                    victim[0], self.config.max_connections)
+        self._progress[stalled] = time.monotonic()  # chosen once, even if it takes a moment to end
+        self._connections[stalled].transport.abort()
 
     async def _frames(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = MllpDecoder(self.config.max_frame_bytes)
@@ -300,7 +320,12 @@ class MllpServer:
                 return
             if not data:
                 return
-            await self._answer(decoder.feed(data), writer)
+            items = decoder.feed(data)
+            if items:
+                task = asyncio.current_task()
+                if task is not None:
+                    self._progress[task] = time.monotonic()
+            await self._answer(items, writer)
 
     async def _answer(self, items: list[bytes | FrameError], writer: asyncio.StreamWriter, *,
                       after_idle: bool = False) -> None:

@@ -1,6 +1,7 @@
 """The MLLP door under attack, on real sockets: connections are capped (each may hold up to
-`max_frame_bytes` of an open block for as long as it trickles a byte now and then), and a peer
-outside `allowed_peers` is closed before any TLS handshake work is done for it."""
+`max_frame_bytes` of an open block for as long as it trickles a byte now and then) by closing
+the one stalled longest, and a peer outside `allowed_peers` is closed before any TLS handshake
+work is done for it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import ssl
 
 import pytest
 
-from hub.inbound.mllp import frame
 from hub.storage.database import Database
 from tests.inbound.alert_stack import make_stack
 from tests.inbound.mllp_client import MllpClient, msa, sample
@@ -23,27 +23,45 @@ pytestmark = [pytest.mark.db]
 HELD = b"\x0bMSH|^~\\&|X|Y|||20260101||ADT^A01|1|P|2.5\rPID|||" + b"A" * 200_000
 
 
-async def test_connections_past_max_connections_are_closed_and_the_slots_come_back(database: Database) -> None:
+async def test_past_max_connections_the_longest_stalled_one_makes_room_for_the_newcomer(
+        database: Database) -> None:
+    """Two holders of a half-sent block fill the slots; a third sender (the hospital's engine
+    after a flood of half-open connections) is served, and the holder stalled longest is the
+    one closed: a flood can neither grow memory nor lock the real sender out."""
     s = await make_stack(database, max_connections=2)
     try:
         holders = [await MllpClient.connect(s.port) for _ in range(2)]
         for holder in holders:
             await holder.write(HELD)  # each keeps its slot and a buffer, trickling for ever
-        await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)  # holders[0] stalled first
         third = await MllpClient.connect(s.port)
-        await third.write(frame(sample("ADT-A01-01.hl7")))
-        assert await third.closed_by_peer()  # no slot: closed at once, no ACK, nothing kept
-        await third.close()
-        await holders[0].close()
-        await asyncio.sleep(0.2)
-        fourth = await MllpClient.connect(s.port)  # a slot freed: the next sender is served
         try:
-            assert msa(await fourth.send(sample("ADT-A01-01.hl7")))[0] == "AA"
+            assert msa(await third.send(sample("ADT-A01-01.hl7")))[0] == "AA"  # served
+            assert await _hung_up(holders[0])  # the longest stalled made room
+            fourth = await MllpClient.connect(s.port)  # and again: the next stalled one goes
+            try:
+                assert msa(await fourth.send(sample("ADT-A01-01.hl7")))[0] == "AA"
+                assert await _hung_up(holders[1])
+            finally:
+                await fourth.close()
         finally:
-            await fourth.close()
-            await holders[1].close()
+            await third.close()
+            for holder in holders:
+                await holder.close()
     finally:
         await s.server.stop()
+
+
+async def _hung_up(client: MllpClient) -> bool:
+    """True once the listener has closed the connection (an answer to the half-sent block may
+    come first: a block left open is answered after partial_frame_timeout_s)."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                if await client.reader.read(65536) == b"":
+                    return True
+            except ConnectionResetError:
+                return True
 
 
 async def test_a_peer_outside_allowed_peers_gets_no_tls_handshake(database: Database, pki: Pki) -> None:

@@ -286,3 +286,25 @@ def test_a_config_path_that_cannot_be_read_is_one_line(tmp_path: Path, capsys: p
     assert main(["check-config", "-c", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err == f"relais: config: (file): cannot read {tmp_path}: Is a directory\n"
+
+
+def test_verbose_logging_shows_statements_never_result_rows() -> None:
+    """`relais -v run`: SQLAlchemy logs each statement at INFO (values hidden) and each result row
+    at DEBUG — a person's name, a plan's text. Rows stay out whatever -v says."""
+    import logging
+
+    from hub.__main__ import configure_logging
+
+    names = ("sqlalchemy.engine", "sqlalchemy", "nio", "aiosqlite")
+    kept = {name: logging.getLogger(name).level for name in names}
+    root = logging.getLogger().level
+    try:
+        configure_logging(verbose=True)
+        engine = logging.getLogger("sqlalchemy.engine.Engine")
+        assert engine.isEnabledFor(logging.INFO) and not engine.isEnabledFor(logging.DEBUG)
+        configure_logging(verbose=False)
+        assert not engine.isEnabledFor(logging.INFO)
+    finally:
+        for name, level in kept.items():
+            logging.getLogger(name).setLevel(level)
+        logging.getLogger().setLevel(root)
