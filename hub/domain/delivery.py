@@ -22,7 +22,9 @@ TO_PILOT = "delivery.failed_pilot"
 
 
 def _since(moment: datetime, tz: tzinfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    """An ISO instant with its offset in the territory's zone: the catalog shows it as a local
+    date (`ven. 27/11/2026 à 01 h 49`, SPEC §5), never as an ISO string."""
+    return moment.astimezone(tz).isoformat(timespec="minutes")
 
 
 def failure_notice(referent: str, case_ref: str, what: str, since: datetime, tz: tzinfo = PARIS) -> Notify:

@@ -13,7 +13,18 @@ from typing import Any
 from hub.commands.parser import UsageError, parse
 from hub.commands.registry import build_registry
 from hub.commands.usage import explain, help_detail, help_groups
-from hub.domain import closure, concertation, consent, continuity, handover, plan, reevaluation, team, transitions
+from hub.domain import (
+    closure,
+    concertation,
+    consent,
+    continuity,
+    delivery,
+    handover,
+    plan,
+    reevaluation,
+    team,
+    transitions,
+)
 from hub.domain.alerts import Alert, AlertEvent, AlertRecord, PatientId
 from hub.domain.catchup import catch_up_lines
 from hub.domain.closure import CloseReason
@@ -23,6 +34,7 @@ from hub.domain.evaluations import Evaluation, Reason, Tool
 from hub.domain.persons import Person
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
+from hub.domain.transitions import PARIS
 from hub.i18n.catalog import Catalog
 from hub.services.plans import item_lines, present
 from hub.services.reevaluations import review_prompts
@@ -34,7 +46,9 @@ REF = "R-2026-0042"
 CM, GP, NURSE, NURSE2, SSIAD = "@claire.gc:relais.test", "@dr.martin:relais.test", "@ide.durand:relais.test", \
     "@ide.petit:relais.test", "@ssiad.ouest:relais.test"
 NAMES = {CM: "Claire Roux", GP: "Dr Paul Martin", NURSE: "Inès Durand", NURSE2: "Hugo Petit",
-         SSIAD: "SSIAD Ouest", "@gc.bernard:relais.test": "Marc Bernard", "@kine.leroy:relais.test": "Léa Leroy"}
+         SSIAD: "SSIAD Ouest", "@gc.bernard:relais.test": "Marc Bernard", "@kine.leroy:relais.test": "Léa Leroy",
+         "@pilote:relais.test": "Sophie Lambert"}
+PILOT = "@pilote:relais.test"
 PERSON = Person(REF, "Paulette Exemple", CM, NOW - timedelta(days=120), birth_date=date(1938, 7, 14))
 TEAM = [Member(CM, Role.CASE_MANAGER, NOW - timedelta(days=120)), Member(GP, Role.GP, NOW - timedelta(days=110)),
         Member(NURSE, Role.NURSE, NOW - timedelta(days=100), organisation="Cabinet Les Tilleuls"),
@@ -201,4 +215,12 @@ def samples(language: str) -> list[Sample]:
     out.append(Sample("Missing argument", _usage_error("!plan ajouter Toilette", catalog)))
     out.append(Sample("Wrong role word", _usage_error("!equipe ajouter @kine:relais.test toubib", catalog)))
     out.append(Sample("Wrong date", _usage_error("!eval faite 31/02/2026", catalog)))
+
+    # --- what could not be delivered (SPEC §5 `delivery.failed`) --------------------------------
+    queued = NOW - timedelta(hours=2)
+    out.append(Sample("A notice that could not be delivered, to the referent's desk",
+                      delivery.failure_notice(CM, REF, "alert.admission", queued, PARIS)))
+    out.append(Sample("A notice that could not be delivered, to a pilot's desk",
+                      delivery.pilot_notice(PILOT, "", "command.reply", delivery.where("", CM, False), queued,
+                                            PARIS)))
     return out

@@ -174,3 +174,25 @@ def test_the_gallery_in_docs_is_up_to_date() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.OUT.read_text(encoding="utf-8") == module.gallery(), "run scripts/notice_gallery.py"
+
+
+@pytest.mark.parametrize(("queued", "zone", "shown"), [
+    ("2026-03-29T00:30:00+00:00", "Europe/Paris", "dim. 29/03/2026 à 01 h 30"),  # before the spring change
+    ("2026-03-29T01:30:00+00:00", "Europe/Paris", "dim. 29/03/2026 à 03 h 30"),  # 02:00 → 03:00 CEST
+    ("2026-10-25T00:30:00+00:00", "Europe/Paris", "dim. 25/10/2026 à 02 h 30"),  # first 02:30 (CEST)
+    ("2026-10-25T01:30:00+00:00", "Europe/Paris", "dim. 25/10/2026 à 02 h 30"),  # second 02:30 (CET)
+    ("2026-11-23T10:00:00+00:00", "Indian/Reunion", "lun. 23/11/2026 à 14 h 00"),
+])
+def test_since_when_a_notice_waited_is_a_french_local_date(queued: str, zone: str, shown: str) -> None:
+    """`delivery.failed` says since when the notice waited, as every other date: French, local."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from hub.domain import delivery
+
+    tz = ZoneInfo(zone)
+    notice = delivery.failure_notice("@cm:relais.test", "R-2026-0001", "alert.admission",
+                                     datetime.fromisoformat(queued), tz)
+    event = render(Catalog("fr", zone), notice.kind, notice.case_ref, notice.message, notice.params,
+                   notice.mentions, NAMES, NOW)
+    assert f"depuis le {shown}" in str(event["body"]), event["body"]

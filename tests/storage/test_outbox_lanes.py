@@ -97,7 +97,7 @@ async def test_a_dead_letter_keeps_no_content_and_tells_the_referent_in_their_de
     assert payload["kind"] == "delivery.failed" and payload["desk"] == "@cm:x"
     assert payload["mentions"] == ["@cm:x"]
     assert payload["params"]["what"] == {"key": "delivery.what.alert.admission"}
-    assert payload["params"]["case"] == "R-2026-0001" and payload["params"]["since"] == "2026-11-23 11:00"
+    assert payload["params"]["case"] == "R-2026-0001" and payload["params"]["since"] == "2026-11-23T11:00+01:00"
     assert "Jeanne" not in str(payload)
 
 
@@ -194,7 +194,7 @@ async def test_when_the_referents_own_desk_fails_the_pilots_are_told(database: D
     assert isinstance(params, dict)
     assert params["where"] == {"key": "delivery.where.desk", "params": {"owner": "@cm:x"}}
     assert params["what"] == {"key": "delivery.what.command.reply"}
-    assert params["since"] == "2026-11-23 14:00"  # the territory's time (La Réunion, UTC+4)
+    assert params["since"] == "2026-11-23T14:00+04:00"  # the territory's time (La Réunion, UTC+4)
     # The pilot's report failing in turn is the last resort: nobody else, no loop.
     async with database.unit() as uow:
         report = next(e for e in await uow.outbox.pending(NOW + timedelta(days=1), 100) if e.key.startswith("dead:"))
