@@ -11,7 +11,7 @@ from collections.abc import Callable, Container, Iterable
 from datetime import datetime
 
 from hub.clock import Clock
-from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, LeaveRoom, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, LeaveRoom, Notify
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
 from hub.storage.database import Database, UnitOfWork
@@ -71,6 +71,8 @@ async def adopt_desk(db: Database, user_id: str, role: str, room_id: str) -> Non
 
 #: Memberships by which someone other than its owner could read what the bot says in a desk.
 _INTRUSIONS = ("join", "invite", "knock")
+#: Its owner's own departures, after which nobody reads what the bot posts there.
+_OWNER_GONE = ("left", "declined")
 
 
 class DeskGuard:
@@ -88,6 +90,33 @@ class DeskGuard:
         """Intake's membership handler: (room, event, the member whose membership changed, change)."""
         if change in _INTRUSIONS and await self.intruded(room_id, event_id, user_id):
             self.on_enqueued()
+        elif change in _OWNER_GONE and await self.owner_gone(room_id, event_id, user_id):
+            self.on_enqueued()
+
+    async def owner_gone(self, room_id: str, event_id: str, user_id: str) -> bool:
+        """The owner of a desk (or a referrer of their direct room) left it or declined it: the
+        bot would go on posting there — reminders, replies, `delivery.failed` — to a room nobody
+        reads, and Matrix accepts every such send, so nothing would ever fail and tell anyone.
+        A desk's owner is invited back into it (what was posted meanwhile stays readable: history
+        is visible from the invitation, and the invite comes first in the desk's lane); a
+        referrer's room is given up, and their pending decisions wait for the next direct room
+        they open (SPEC §9). Handled once per event."""
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            desk = await uow.desks.owner(room_id)
+            if desk is None:
+                if await uow.referrals.referrer_of(room_id) != user_id or not await uow.events.claim(event_id, now):
+                    return False
+                await uow.referrals.forget_referrer_room(room_id)
+                await enqueue(uow, f"referrer-gone:{event_id}", [LeaveRoom(room_id)], now)
+                log.info("left a referrer's room its referrer left")
+                return True
+            owner = desk[0]
+            if owner != user_id or owner == TRIAGE_DESK or not await uow.events.claim(event_id, now):
+                return False
+            await enqueue(uow, f"desk-rejoin:{event_id}", [InviteToDesk(owner, owner)], now)
+        log.warning("the owner of a desk left it; invited back")
+        return True
 
     async def intruded(self, room_id: str, event_id: str, user_id: str) -> bool:
         """True when `user_id` entering `room_id` made a desk no longer private (handled once)."""

@@ -22,7 +22,16 @@ from tests.faults.harness import until
 from tests.faults.proxy import DROP, FaultProxy
 from tests.hub_harness import Hub, content_of, is_notice, kind_of
 from tests.inbound.mllp_client import MllpClient, msa
-from tests.matrix_helpers import accept_invite, admin, admin_token, delete_room, send_text, skip_seen, wait_for_event
+from tests.matrix_helpers import (
+    accept_invite,
+    admin,
+    admin_token,
+    delete_room,
+    send_text,
+    skip_seen,
+    sync,
+    wait_for_event,
+)
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 BUSY = SYNC_FILTER["room"]["timeline"]["limit"] + 10
@@ -339,3 +348,23 @@ async def test_a_room_key_share_lost_on_a_dropped_connection_is_made_again(hub: 
     finally:
         await hub.stop()
         await proxy.stop()
+
+
+async def test_a_desk_its_owner_left_is_not_posted_into_unread(hub: Hub) -> None:
+    """A case manager leaves their desk (Element's "Leave room"): Synapse accepts every later post
+    there, read by nobody. The bot invites them back into the same desk, where what it posted
+    meanwhile is readable and their commands are answered."""
+    await hub.setup()
+    await hub.start()
+    desk = await hub.desk()
+    cm = await hub.client("cm")
+    assert isinstance(await cm.room_leave(desk), nio.RoomLeaveResponse)
+
+    async def invited_back() -> bool:
+        await sync(cm)
+        return desk in cm.invited_rooms
+
+    await until(invited_back, "the desk's owner invited back into it", 60)
+    await accept_invite(cm, desk)
+    reply = await hub.command("cm", desk, "!file-active")
+    assert kind_of(reply) == "command.reply"

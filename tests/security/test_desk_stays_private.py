@@ -50,3 +50,32 @@ async def test_someone_else_entering_a_desk_closes_it_and_opens_a_new_one(databa
                         case_managers=(CM,), pilots=())
     dispatcher = Dispatcher(database, build_registry(), settings, clock, Directory())
     assert not await dispatcher.handle("$cmd", CM, DESK, {"msgtype": "m.text", "body": "!file-active"})
+
+
+@pytest.mark.parametrize("change", ["left", "declined"])
+async def test_a_desk_its_owner_left_invites_them_back(database: Database, change: str) -> None:
+    """Matrix accepts every post in a room its only reader left: nothing would ever fail, and
+    reminders, replies and `delivery.failed` reports would be lost without anyone told."""
+    await adopt_desk(database, CM, "case_manager", DESK)
+    guard = DeskGuard(database, FakeClock(T0))
+    await guard.on_membership(DESK, "$other", "@other:x", change)  # not its owner: nothing
+    await guard.on_membership(DESK, "$gone", CM, change)
+    await guard.on_membership(DESK, "$gone", CM, change)  # replayed after a restart: once
+    async with database.unit() as uow:
+        assert await uow.desks.room_of(CM) == DESK  # the same desk: what was posted stays readable
+        entries = await uow.outbox.pending(T0 + timedelta(days=1))
+    assert [(e.action, e.payload, e.lane) for e in entries] == [
+        ("invite_desk", {"desk": CM, "user_id": CM}, f"desk:{CM}")]
+
+
+async def test_a_referrer_room_its_referrer_left_is_given_up(database: Database) -> None:
+    from hub.services.referrals import adopt_referrer_room
+
+    referrer, room = "@dr.x:x", "!ref:x"
+    await adopt_referrer_room(database, room, referrer, T0)
+    guard = DeskGuard(database, FakeClock(T0))
+    await guard.on_membership(room, "$gone", referrer, "left")
+    async with database.unit() as uow:
+        assert await uow.referrals.referrer_of(room) is None  # decisions wait for their next room
+        entries = await uow.outbox.pending(T0 + timedelta(days=1))
+    assert [(e.action, e.payload) for e in entries] == [("leave", {"room_id": room})]
