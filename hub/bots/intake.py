@@ -103,7 +103,10 @@ def message_content(event: RoomMessageText) -> dict[str, Any]:
 
 def thread_of(event: MegolmEvent) -> str | None:
     """The thread an encrypted event belongs to: its relation travels in clear (Matrix spec)."""
-    relation = ((event.source or {}).get("content") or {}).get("m.relates_to") or {}
+    content = (event.source or {}).get("content")
+    relation = content.get("m.relates_to") if isinstance(content, dict) else None
+    if not isinstance(relation, dict):  # sent by any client, in clear: a string or a list says nothing
+        return None
     root = relation.get("event_id") if relation.get("rel_type") == "m.thread" else None
     return root if isinstance(root, str) else None
 
