@@ -27,14 +27,33 @@ def _since(moment: datetime, tz: tzinfo) -> str:
     return moment.astimezone(tz).isoformat(timespec="minutes")
 
 
-def failure_notice(referent: str, case_ref: str, what: str, since: datetime, tz: tzinfo = PARIS) -> Notify:
+def reason(error: str) -> str:
+    """Why it failed, as a catalog phrase `delivery.why.<reason>` with what a person can do,
+    from the dead letter's label (`MatrixError 403 M_FORBIDDEN`, `RoomGone M_ROOM_GONE`,
+    `TransientError 502 M_UNKNOWN (still failing after 3700 s)`…): a room gone, a refusal by
+    power levels or of the person invited, a file over the server's upload limit, a server
+    that has not answered for too long, or another refusal."""
+    words = error.split()
+    if "(still failing after" in error:
+        return "unreachable"
+    if "RoomGone" in words or "M_ROOM_GONE" in words or "404" in words or "M_NOT_FOUND" in words:
+        return "room_gone"
+    if "M_TOO_LARGE" in words or "413" in words:
+        return "too_large"
+    if "M_FORBIDDEN" in words or "403" in words:
+        return "forbidden"
+    return "refused"
+
+
+def failure_notice(referent: str, case_ref: str, what: str, since: datetime, tz: tzinfo = PARIS,
+                   error: str = "") -> Notify:
     """`what`: the failed notice's kind (`alert.admission`…) or the action (`create_room`,
     `invite`…); shown through the catalog word `delivery.what.<what>`. `since`: when the entry was
     queued (aware datetime), shown in the territory's time `tz` (`[care] timezone`). Mentions the
     referent (m.mentions, SPEC §5)."""
     return Notify(KIND, case_ref, KIND,
                   {"what": {"key": f"delivery.what.{what}"}, "case": case_ref or "—",
-                   "since": _since(since, tz), "user": referent},
+                   "since": _since(since, tz), "user": referent, "why": {"key": f"delivery.why.{reason(error)}"}},
                   mentions=(referent,), desk=referent)
 
 
@@ -51,9 +70,9 @@ def where(case_ref: str, desk_owner: str | None, triage: bool) -> dict[str, Any]
 
 
 def pilot_notice(pilot: str, case_ref: str, what: str, place: dict[str, Any], since: datetime,
-                 tz: tzinfo = PARIS) -> Notify:
+                 tz: tzinfo = PARIS, error: str = "") -> Notify:
     """The report to one pilot, in their desk, when nobody closer can be told (module docstring)."""
     return Notify(KIND, case_ref, TO_PILOT,
                   {"what": {"key": f"delivery.what.{what}"}, "where": place, "since": _since(since, tz),
-                   "user": pilot},
+                   "user": pilot, "why": {"key": f"delivery.why.{reason(error)}"}},
                   mentions=(pilot,), desk=pilot)

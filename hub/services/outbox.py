@@ -85,12 +85,13 @@ async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: date
     elif owner and not triage and entry.action != "create_desk":
         referent = owner
     if referent is not None and referent != owner and kind != DELIVERY_FAILED:
-        notice = failure_notice(referent, entry.case_ref or "", what, entry.created_at, tz)
+        notice = failure_notice(referent, entry.case_ref or "", what, entry.created_at, tz, error)
         await enqueue(uow, f"dead:{entry.id}", [notice], now)
         return referent
     # The referent's own desk is what fails (or there is no referent): the pilots are told.
     place = delivery.where(entry.case_ref or "", owner if not triage else None, triage)
     pilots = sorted(user for user, role, room in await uow.desks.all() if role == "pilot" and room and user != owner)
-    notices = [delivery.pilot_notice(p, entry.case_ref or "", what, place, entry.created_at, tz) for p in pilots]
+    notices = [delivery.pilot_notice(p, entry.case_ref or "", what, place, entry.created_at, tz, error)
+               for p in pilots]
     await enqueue(uow, f"dead:{entry.id}", notices, now)
     return ", ".join(pilots) or None

@@ -219,8 +219,8 @@ def samples(language: str) -> list[Sample]:
     # --- what could not be delivered (SPEC §5 `delivery.failed`) --------------------------------
     queued = NOW - timedelta(hours=2)
     out.append(Sample("A notice that could not be delivered, to the referent's desk",
-                      delivery.failure_notice(CM, REF, "alert.admission", queued, PARIS)))
+                      delivery.failure_notice(CM, REF, "alert.admission", queued, PARIS, "RoomGone M_ROOM_GONE")))
     out.append(Sample("A notice that could not be delivered, to a pilot's desk",
                       delivery.pilot_notice(PILOT, "", "command.reply", delivery.where("", CM, False), queued,
-                                            PARIS)))
+                                            PARIS, "MatrixError 403 M_FORBIDDEN")))
     return out

@@ -196,3 +196,28 @@ def test_since_when_a_notice_waited_is_a_french_local_date(queued: str, zone: st
     event = render(Catalog("fr", zone), notice.kind, notice.case_ref, notice.message, notice.params,
                    notice.mentions, NAMES, NOW)
     assert f"depuis le {shown}" in str(event["body"]), event["body"]
+
+
+@pytest.mark.parametrize(("error", "says"), [
+    ("RoomGone M_ROOM_GONE", "Le salon n'existe plus"),
+    ("MatrixError 404 M_NOT_FOUND", "Le salon n'existe plus"),
+    ("MatrixError 403 M_FORBIDDEN", "compte désactivé"),  # power levels changed, a deactivated invitee
+    ("MatrixError 413 M_TOO_LARGE", "taille maximale"),
+    ("TransientError 502 M_UNKNOWN (still failing after 3700 s)", "ne répond plus depuis plus d'une heure"),
+    ("TransientError 429 M_LIMIT_EXCEEDED (still failing after 3700 s)", "ne répond plus"),
+    ("MatrixError 400 M_BAD_JSON", "Le serveur Matrix l'a refusé"),
+])
+def test_a_delivery_failure_says_why_and_what_to_do(error: str, says: str) -> None:
+    """Not "check that the room exists" for a file too large or a person who cannot be invited."""
+    from datetime import timedelta
+
+    from hub.domain import delivery
+
+    notice = delivery.failure_notice("@cm:relais.test", "R-2026-0001", "invite", NOW - timedelta(hours=2),
+                                     error=error)
+    event = render(Catalog("fr"), notice.kind, notice.case_ref, notice.message, notice.params, notice.mentions,
+                   NAMES, NOW)
+    assert says in str(event["body"]), event["body"]
+    english = render(Catalog("en"), notice.kind, notice.case_ref, notice.message, notice.params, notice.mentions,
+                     NAMES, NOW)
+    assert "delivery.why" not in str(english["body"]) and "{" not in str(english["body"])
