@@ -65,7 +65,7 @@ async def as_of(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 
 async def _plan_reply(ctx: Ctx, when: date | None) -> Effect:
-    view = await plans.view(ctx.uow, _person(ctx), when)
+    view = await plans.view(ctx.uow, _person(ctx), when, ctx.tz)
     params: dict[str, Any] = {"case": ctx.case_ref, "count": len(view.open), "items": plans.item_lines(view.open),
                               "date": when.isoformat() if when else None, "pointer": "!plan <n>"}
     params["closed"] = (
@@ -81,7 +81,7 @@ async def add(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await plans.add_item(
         ctx.uow, _person(ctx), inv.args["need"], inv.args["action"], provider=inv.opts["provider"],
         frequency=inv.opts["frequency"], start=inv.opts["start"], review=inv.opts["review"],
-        by=ctx.sender, now=ctx.now,
+        by=ctx.sender, now=ctx.now, tz=ctx.tz,
     )
 
 
@@ -106,7 +106,8 @@ async def set_(ctx: Ctx, inv: Invocation) -> list[Effect]:
         changes["review"] = _review(inv, inv.opts["review"], ctx.today)
     if not changes:
         raise UsageError("error.plan_set_nothing", inv.spec, item=inv.args["n"])
-    return await plans.set_item(ctx.uow, _person(ctx), inv.args["n"], changes, by=ctx.sender, now=ctx.now)
+    return await plans.set_item(ctx.uow, _person(ctx), inv.args["n"], changes, by=ctx.sender, now=ctx.now,
+                                 tz=ctx.tz)
 
 
 async def close(ctx: Ctx, inv: Invocation) -> list[Effect]:

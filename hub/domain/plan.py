@@ -108,8 +108,11 @@ def add_item(
     review: date | None = None,
     by: str,
     now: datetime,
+    today: date | None = None,
 ) -> tuple[PlanItem, list[Effect]]:
-    """A new item, numbered after every item the case ever had (`existing` may hold versions)."""
+    """A new item, numbered after every item the case ever had (`existing` may hold versions).
+
+    `today` (the territory's date): a review date before it is refused, see `_check_review`."""
     need_text, action_text = _clean(need), _clean(action)
     if need_text is None:
         raise PlanError("error.plan_empty", field="need")
@@ -123,6 +126,7 @@ def add_item(
     if user is not None:
         split_provider(user)  # validates the Matrix id
     _check_dates(start, review)
+    _check_review(review, today)
     item = PlanItem(
         number=max((i.number for i in existing), default=0) + 1,
         need=need_text,
@@ -148,13 +152,15 @@ def set_item(
     *,
     by: str,
     now: datetime,
+    today: date | None = None,
 ) -> tuple[PlanItem, list[Effect]]:
     """Change status, provider, frequency or review date.
 
     `changes` maps a field of `SETTABLE` to its new value: `status` a status name, `provider`
     a Matrix user or organisation name (None or "" removes it), `frequency` text or None,
     `review` a date or None. Values equal to the current ones are ignored; if nothing is left
-    the change is refused, as are unknown fields or statuses and closed items.
+    the change is refused, as are unknown fields or statuses and closed items, and a new review
+    date before `today` (the territory's date).
     """
     if item.closed:
         raise PlanError("error.plan_item_closed", item=item.number)
@@ -181,6 +187,8 @@ def set_item(
             raise PlanError("error.plan_bad_value", field="review", value=str(value))
         new = replace(new, review=value)
         _check_dates(new.start, new.review)
+        if value != item.review:
+            _check_review(new.review, today)
     limits.check("provider", new.provider_org)
     limits.check("frequency", new.frequency)
     diff = _diff(item, new)
@@ -307,6 +315,14 @@ def _check_dates(start: date | None, review: date | None) -> None:
     if start is not None and review is not None and review < start:
         raise PlanError("error.plan_review_before_start",
                         start=start.isoformat(), review=review.isoformat())
+
+
+def _check_review(review: date | None, today: date | None) -> None:
+    """A review date is when someone will check the item still meets the need: one already gone by
+    would only make the provider's "review date passed" prompt go out at once (a typo, usually
+    the year). Refused with what was typed, like any bad date (SPEC §4); today itself is fine."""
+    if review is not None and today is not None and review < today:
+        raise PlanError("error.plan_review_past", review=review.isoformat(), today=today.isoformat())
 
 
 def _clean(text: str | None) -> str | None:

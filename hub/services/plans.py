@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.clock import local_date
+from hub.clock import DEFAULT_TIMEZONE, local_date
 from hub.domain import evaluations, plan, team
 from hub.domain.effects import Effect, Notify
 from hub.domain.evaluations import Evaluation, Reason, Tool
@@ -94,6 +94,10 @@ def _with_provider_mention(effect: Effect, item: PlanItem) -> Effect:
 
 # --- plan -----------------------------------------------------------------------------------
 
+def _today(now: datetime, tz: ZoneInfo | None) -> date:
+    return local_date(now, tz or ZoneInfo(DEFAULT_TIMEZONE))
+
+
 def _find(items: Iterable[PlanItem], number: int) -> PlanItem:
     found = next((i for i in items if i.number == number), None)
     if found is None:
@@ -109,15 +113,16 @@ async def _check_provider(uow: UnitOfWork, case_ref: str, provider: str | None) 
 
 async def add_item(
     uow: UnitOfWork, person: Person, need: str, action: str, *, provider: str | None, frequency: str | None,
-    start: date | None, review: date | None, by: str, now: datetime,
+    start: date | None, review: date | None, by: str, now: datetime, tz: ZoneInfo | None = None,
 ) -> list[Effect]:
+    """`!plan add`; `tz` is the territory's zone, whose date a review date may not precede."""
     ref = person.case_ref
     await uow.persons.lock(ref)
     user, org = plan.split_provider(provider)
     await _check_provider(uow, ref, provider)
     item, effects = plan.add_item(
         await uow.plans.items(ref), ref, need, action, provider_user=user, provider_org=org,
-        frequency=frequency, start=start, review=review, by=by, now=now,
+        frequency=frequency, start=start, review=review, by=by, now=now, today=_today(now, tz),
     )
     await uow.plans.save(ref, item)
     return [_with_provider_mention(present(e), item) for e in effects]
@@ -125,6 +130,7 @@ async def add_item(
 
 async def set_item(
     uow: UnitOfWork, person: Person, number: int, changes: Mapping[str, object], *, by: str, now: datetime,
+    tz: ZoneInfo | None = None,
 ) -> list[Effect]:
     ref = person.case_ref
     await uow.persons.lock(ref)
@@ -132,7 +138,7 @@ async def set_item(
     provider = changes.get("provider")
     if isinstance(provider, str):
         await _check_provider(uow, ref, provider)
-    new, effects = plan.set_item(item, ref, changes, by=by, now=now)
+    new, effects = plan.set_item(item, ref, changes, by=by, now=now, today=_today(now, tz))
     await uow.plans.save(ref, new)
     if new.provider_user != item.provider_user:
         effects = [_with_provider_mention(e, new) for e in effects]
@@ -153,12 +159,15 @@ class PlanView:
     closed: list[PlanItem]
 
 
-async def view(uow: UnitOfWork, person: Person, as_of: date | None = None) -> PlanView:
-    """The plan now, or as it stood at the end of `as_of`."""
+async def view(uow: UnitOfWork, person: Person, as_of: date | None = None, tz: ZoneInfo | None = None) -> PlanView:
+    """The plan now, or as it stood at the end of `as_of`, a territory's day (`tz`, SPEC §5): a change
+    made at 00:30 in Paris on the 2nd is not in the plan of the 1st, though it was still the 1st in UTC."""
     if as_of is None:
         items = await uow.plans.items(person.case_ref)
     else:
-        end = datetime.combine(as_of + timedelta(days=1), time(), UTC) - timedelta(microseconds=1)
+        zone = tz or ZoneInfo(DEFAULT_TIMEZONE)
+        # The first instant of the next local day (a DST change shifts it from midnight UTC+1).
+        end = datetime.combine(as_of + timedelta(days=1), time(), zone).astimezone(UTC) - timedelta(microseconds=1)
         items = plan.plan_as_of(await uow.plans.versions(person.case_ref), end)
     return PlanView([i for i in items if not i.closed], [i for i in items if i.closed])
 

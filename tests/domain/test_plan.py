@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.domain import plan
 from hub.domain.effects import Notify
 from hub.domain.plan import (
     ItemStatus,
@@ -197,3 +198,19 @@ def test_plan_as_of_is_the_plan_as_it_stood(
     assert plan_as_of(versions, when) == expected
     assert plan_as_of(list(reversed(versions)), when) == expected
     assert current(versions) == (snapshots[-1][1] if snapshots else [])
+
+
+def test_a_review_date_before_today_is_refused_on_add_and_on_set() -> None:
+    today = date(2026, 3, 2)
+    with pytest.raises(PlanError) as refused:
+        plan.add_item([], "R-1", "Soins", "Pansements", review=date(2025, 3, 2), by="@cm:x", now=NOW, today=today)
+    assert refused.value.key == "error.plan_review_past"
+    item, _ = plan.add_item([], "R-1", "Soins", "Pansements", review=today, by="@cm:x", now=NOW, today=today)
+    later = today + timedelta(days=10)
+    with pytest.raises(PlanError):
+        plan.set_item(item, "R-1", {"review": date(2026, 3, 11)}, by="@cm:x", now=NOW, today=later)
+    # The same (already past) date given again with another change is not a new review date.
+    changed, _ = plan.set_item(item, "R-1", {"review": today, "status": "in_place"}, by="@cm:x", now=NOW, today=later)
+    assert changed.review == today and changed.status is ItemStatus.IN_PLACE
+    cleared, _ = plan.set_item(item, "R-1", {"review": None}, by="@cm:x", now=NOW, today=later)
+    assert cleared.review is None
