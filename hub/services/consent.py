@@ -14,12 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.clock import DEFAULT_TIMEZONE
-from hub.domain import consent
+from hub.domain import consent, plan, team
 from hub.domain.consent import Scope, Status
+from hub.domain.continuity import Break as BreakRecord
+from hub.domain.continuity import Category, Source
 from hub.domain.effects import Effect
 from hub.domain.persons import Person
 from hub.domain.report import Section
 from hub.domain.team import Role
+from hub.services import plans
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -41,7 +44,27 @@ async def record(
     for member in ended:
         await uow.team.end(ref, member)
     if ended:
+        effects += await _release_items(uow, ref, person.referent, [m.user_id for m in ended], by=by, now=now)
         log.info("consent withdrawn for %s: %d member(s) outside the care team removed", ref, len(ended))
+    return effects
+
+
+async def _release_items(uow: UnitOfWork, ref: str, referent: str, users: list[str], *, by: str,
+                         now: datetime) -> list[Effect]:
+    """The plan items of members who left with the consent: no provider any more, flagged as a
+    continuity break (SPEC §5: "a plan item lost its provider"), as a removal without successor."""
+    members = await uow.team.members(ref)
+    mentions = team.mentions_for(members, referent)
+    effects: list[Effect] = []
+    for user in users:
+        changed, plan_effects = plan.reassign(await uow.plans.items(ref), ref, user, None, by=by, now=now,
+                                              mentions=mentions)
+        for item in changed:
+            await uow.plans.save(ref, item)
+        if any(i.status in plan.NEEDING_PROVIDER for i in changed):
+            await uow.handovers.add_break(BreakRecord(ref, Category.RELATIONAL, Source.NO_SUCCESSOR, by, now,
+                                                      subject=user))
+        effects += [plans.present(e) for e in plan_effects]
     return effects
 
 

@@ -21,7 +21,7 @@ from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.domain.plan import NEEDING_PROVIDER
-from hub.services import cases, plans
+from hub.services import cases, consent, plans
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -58,6 +58,10 @@ async def remove_member(
         organisation=organisation, last=status.last, due=status.due, by=by, now=now,
         allowed_servers=allowed_servers, bot_user=bot_user, person=person.display_name,
     )
+    if composed.added is not None:
+        # The successor of a carer (or another person outside the care team) joins as one: only
+        # with the person's extended consent, as `!team add` asks (L1110-4).
+        await consent.check_can_join(uow, ref, composed.added.user_id, composed.added.role)
     await uow.team.end(ref, composed.ended)
     if composed.added is not None:
         await uow.team.add(ref, composed.added)
