@@ -14,6 +14,7 @@ from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.domain.report import Section
+from hub.i18n.catalog import Catalog
 from hub.services import closure, continuity, handovers, report
 
 # Sections whose keys are already readable (Matrix ids, months); the others' keys are words.
@@ -64,7 +65,7 @@ async def break_(ctx: Ctx, inv: Invocation) -> list[Effect]:
 
 async def close(ctx: Ctx, inv: Invocation) -> list[Effect]:
     return await closure.close_file(ctx.uow, _person(ctx), CloseReason(inv.args["reason"]), by=ctx.sender,
-                                    now=ctx.now)
+                                    now=ctx.now, catalog=Catalog(ctx.settings.language, ctx.tz.key), tz=ctx.tz)
 
 
 def _section_lines(name: str, section: Section) -> list[dict[str, Any]]:
