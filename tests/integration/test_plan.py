@@ -75,6 +75,7 @@ async def test_plan_commands_post_one_accurate_update_each_and_bad_ones_change_n
         ("cm", "!plan set 1 --review 2026-01-01", "avant la date de début"),
         ("cm", '!plan add "A" "B" --review 2026-13-01', "date valide"),
         ("cm", '!plan add "A" "B" --start 2026-05-01 --review 2026-04-01', "avant la date de début"),
+        ("cm", '!plan add "A" "B" --review 2026-01-15', "est déjà passée"),
         ("cm", f'!plan add "A" "B" --provider {hub.user("stranger")}', "ne fait pas partie de l'équipe"),
         ("cm", '!plan add " " "B"', '"besoin" ne peut pas être vide'),
         ("gp", '!plan add "A" "B"', "gestionnaires de cas"),
