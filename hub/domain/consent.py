@@ -66,11 +66,19 @@ class State:
     informed_on: date | None
 
 
+def by_date(history: Sequence[Record]) -> list[Record]:
+    """The records in the order of their dates (the day the person said it), not of their entry:
+    a record may be back-dated (`--date`), and a refusal dated before a consent entered earlier
+    does not undo it. Same date: the later entry comes last (the stable sort keeps entry order)."""
+    return sorted(history, key=lambda r: r.on)
+
+
 def state(history: Sequence[Record]) -> State:
-    """The current state from the records, oldest first. Giving or refusing consent implies the
-    person was informed; an `informed` record never changes the consent itself."""
+    """The current state from the records, in entry order. The record with the latest date
+    decides (ties: the later entry). Giving or refusing consent implies the person was informed;
+    an `informed` record never changes the consent itself."""
     informed_on = min((r.on for r in history), default=None)
-    decisive = [r for r in history if r.status is not Status.INFORMED]
+    decisive = [r for r in by_date(history) if r.status is not Status.INFORMED]
     latest = decisive[-1] if decisive else None
     extended = latest is not None and latest.status is Status.GIVEN and latest.scope is Scope.EXTENDED
     return State(informed=bool(history), extended=extended, latest=latest, informed_on=informed_on)
@@ -126,6 +134,12 @@ def record(
 
 
 def _consequence(before: State, after: State, entry: Record, leaving: Sequence[Member]) -> dict[str, object]:
+    if entry.status is not Status.INFORMED and after.latest is not entry:
+        # Back-dated before a later decision: kept in the history, but the later one still holds.
+        assert after.latest is not None
+        return {"key": "consent.consequence.superseded",
+                "params": {"date": after.latest.on.isoformat(),
+                           "what": {"key": f"consent.what.{after.latest.status.value}.{after.latest.scope.value}"}}}
     if leaving:
         return {"key": "consent.consequence.removed",
                 "params": {"users": [m.user_id for m in leaving], "count": len(leaving)}}
@@ -163,7 +177,7 @@ def history_lines(history: Sequence[Record]) -> list[dict[str, object]]:
     return [{"key": "consent.history_line", "params": {
         "date": r.on.isoformat(), "what": {"key": f"consent.what.{r.status.value}.{r.scope.value}"},
         "by": r.by, "note": {"key": "consent.note", "params": {"note": r.note}} if r.note else ""}}
-        for r in reversed(history)]
+        for r in reversed(by_date(history))]
 
 
 def summary(current: State) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -105,3 +106,32 @@ def test_summary_and_history_read_latest_first() -> None:
     assert summary["sharing"]["key"] == "consent.summary.refused.care_team"  # type: ignore[index]
     lines = consent.history_lines([informed, refused])
     assert [line["params"]["date"] for line in lines] == ["2026-03-02", "2026-02-01"]  # type: ignore[index]
+
+
+def test_the_latest_dated_record_decides_not_the_last_entered() -> None:
+    """`!consentement donné --date 10/03` then `!consentement refusé --date 01/02`: the consent
+    of March still holds; the back-dated refusal is history, and the notice says so."""
+    now = datetime(2026, 3, 12, 10, 0, tzinfo=UTC)
+    given = consent.record([], TEAM, REF, Status.GIVEN, Scope.EXTENDED, date(2026, 3, 10), None,
+                           by="@cm:x", now=now)[0]
+    refused, ended, effects = consent.record([given], TEAM, REF, Status.REFUSED, None, date(2026, 2, 1), None,
+                                             by="@cm:x", now=now + timedelta(minutes=5))
+    current = consent.state([given, refused])
+    assert current.extended and current.latest is given and not ended
+    assert [type(e) for e in effects] == [Notify]  # nobody removed
+    assert effects[0].params["consequence"] == {  # type: ignore[attr-defined]
+        "key": "consent.consequence.superseded",
+        "params": {"date": "2026-03-10", "what": {"key": "consent.what.given.extended"}}}
+    consent.check_member(current, "@daughter:x", Role.CARER)
+    assert consent.summary(current)["sharing"] == {"key": "consent.summary.extended",
+                                                   "params": {"date": "2026-03-10"}}
+    lines = consent.history_lines([given, refused])  # newest date first
+    assert [line["params"]["date"] for line in lines] == ["2026-03-10", "2026-02-01"]  # type: ignore[index]
+    # The other way round: a consent back-dated before a refusal does not let carers in.
+    later_refusal = replace(refused, on=date(2026, 3, 11))
+    back_given = replace(given, on=date(2026, 3, 1), at=now + timedelta(hours=1))
+    assert not consent.state([later_refusal, back_given]).extended
+    # Same date: the later entry decides.
+    same_day = replace(refused, on=given.on)
+    assert not consent.state([given, same_day]).extended
+    assert consent.state([same_day, replace(given, at=now + timedelta(hours=1))]).extended

@@ -107,3 +107,23 @@ async def test_a_held_concertation_is_exported_and_counted(database: Database) -
     assert exported["uid"].endswith("@x") and exported["decisions"][0]["text"] == "Passage quotidien"
     assert sections["concertations"] == {"concertations_held": 1, "concertations_cancelled": 0,
                                          "concertation_decisions": 1, "concertation_decisions_on_plan_items": 0}
+
+
+async def test_a_back_dated_refusal_does_not_undo_a_later_consent(database: Database) -> None:
+    """Sharing rules, joining and the pilot's counts all read the record with the latest date."""
+    person = await _files(database)
+    async with database.unit() as uow:
+        await consent.record(uow, person, Status.GIVEN, Scope.EXTENDED, date(2026, 3, 1), None, by="@cm:x", now=NOW)
+        await uow.team.add(person.case_ref, Member("@carer:x", Role.CARER, NOW))
+    async with database.unit() as uow:
+        effects = await consent.record(uow, person, Status.REFUSED, None, date(2026, 2, 1), None, by="@cm:x",
+                                       now=NOW + timedelta(minutes=1))
+    assert [type(e).__name__ for e in effects] == ["Notify"]
+    async with database.unit() as uow:
+        assert "@carer:x" in [m.user_id for m in await uow.team.members(person.case_ref) if m.active]
+        await consent.check_can_join(uow, person.case_ref, "@neighbour:x", Role.OTHER)
+        show = await consent.show_params(uow, person)
+        _, sections = await report.build(uow, None, None, today=NOW.date(), case_managers=("@cm:x",),
+                                         limits=Limits(40, 60, 5))
+    assert show["sharing"]["key"] == "consent.summary.extended"
+    assert sections["consent"]["files_extended_consent"] == 1 and sections["consent"]["files_consent_refused"] == 0
