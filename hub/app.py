@@ -126,7 +126,7 @@ class Relais:
         self.desk_guard = DeskGuard(self.db, self.clock, on_enqueued=self.outbox.wake)
         self.intake.membership_handlers.append(self.desk_guard.on_membership)
         self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
-                                                    on_enqueued=self.outbox.wake)
+                                                    on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.concertations = ConcertationSweeper(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.referrals = ReferralSweeper(self.db, config.care.referral_reminder_days,

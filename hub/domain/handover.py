@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from hub.domain import days as local_days
 from hub.domain import limits, plan, team
 from hub.domain.effects import Effect, Invite, Kick, MovePower, Notify
 from hub.domain.errors import DomainError
@@ -23,6 +25,7 @@ from hub.domain.team import Member, Role
 
 KIND = "handover.professional"
 DEFAULT_REMINDER_DAYS = 3
+PARIS = ZoneInfo("Europe/Paris")  # the default territory; the service passes the configured one
 
 
 class HandoverKind(StrEnum):
@@ -194,13 +197,15 @@ def acknowledge(handovers: Sequence[Handover], user: str, *, now: datetime) -> t
                          (latest.created_by,))]
 
 
-def reminder_due(handover: Handover, now: datetime, days: int = DEFAULT_REMINDER_DAYS) -> bool:
-    """Unacknowledged `days` after it was made, and not reminded yet: one reminder only."""
-    return handover.open and handover.reminded_at is None and now - handover.created_at >= timedelta(days=days)
+def reminder_due(handover: Handover, now: datetime, days: int = DEFAULT_REMINDER_DAYS, tz: tzinfo = PARIS) -> bool:
+    """Unacknowledged `days` local calendar days after it was made (same wall-clock time, in the
+    territory's zone `tz`), and not reminded yet: one reminder only."""
+    return (handover.open and handover.reminded_at is None
+            and now >= local_days.later(handover.created_at, days, tz))
 
 
-def reminder(handover: Handover, to: str, desk: bool, now: datetime) -> Notify:
+def reminder(handover: Handover, to: str, desk: bool, now: datetime, tz: tzinfo = PARIS) -> Notify:
     """To whoever must chase it: the referent (professional) or the former one (transfer)."""
     params = {"case": handover.case_ref, "successor": handover.successor, "leaver": handover.leaver,
-              "date": handover.created_at.isoformat(), "days": (now - handover.created_at).days}
+              "date": handover.created_at.isoformat(), "days": local_days.elapsed(handover.created_at, now, tz)}
     return Notify(KIND, handover.case_ref, "handover.reminder", params, (to,), desk=to if desk else None)

@@ -18,9 +18,10 @@ from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from hub.domain import caseload
+from hub.domain import days as local_days
 from hub.domain.errors import DomainError
 from hub.domain.persons import Identifier
-from hub.domain.transitions import local_day
+from hub.domain.transitions import PARIS, local_day
 
 REF = re.compile(r"^O-\d{4}-\d{4,}$")
 REMINDER_DAYS = 7  # SPEC §9: reminded in the triage room when undecided this long
@@ -185,10 +186,12 @@ def choose_case_manager(loads: Mapping[str, caseload.Caseload], limits: caseload
     return best[1], caseload.check_intake(loads[best[1]], limits)
 
 
-def reminder_due(referral: Referral, now: datetime, today: date, days: int = REMINDER_DAYS) -> bool:
-    """Undecided for `days` or more, and not yet reminded today (once a day)."""
+def reminder_due(referral: Referral, now: datetime, today: date, days: int = REMINDER_DAYS,
+                 tz: tzinfo = PARIS) -> bool:
+    """Undecided for `days` local calendar days or more (same wall-clock time, the territory's
+    zone `tz`), and not yet reminded today (once a day)."""
     return (referral.pending and referral.erased_at is None
-            and now - referral.received_at >= timedelta(days=days) and referral.reminded_on != today)
+            and now >= local_days.later(referral.received_at, days, tz) and referral.reminded_on != today)
 
 
 def age_days(referral: Referral, now: datetime) -> int:

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from hub.clock import DEFAULT_TIMEZONE
 from hub.domain import caseload, handover
+from hub.domain import days as local_days
 from hub.domain.caseload import Limits
 from hub.domain.continuity import Break as BreakRecord
 from hub.domain.continuity import Category, Source
@@ -130,22 +132,25 @@ class HandoverReminders:
     """The sweep: one reminder per handover left unacknowledged `days` days."""
 
     def __init__(self, db: Database, days: int = handover.DEFAULT_REMINDER_DAYS,
-                 on_enqueued: Callable[[], None] | None = None) -> None:
+                 on_enqueued: Callable[[], None] | None = None, tz: ZoneInfo | None = None) -> None:
         self.db = db
         self.days = days
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)  # days are the territory's calendar days (SPEC §5)
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def sweep(self, now: datetime) -> int:
         sent = 0
         async with self.db.unit() as uow:
-            for record in await uow.handovers.reminder_candidates(now - timedelta(days=self.days)):
+            # An hour's margin for the day summer time starts (71 hours); reminder_due decides.
+            since = local_days.earlier(now, self.days, self.tz) + timedelta(hours=1)
+            for record in await uow.handovers.reminder_candidates(since):
                 h = record.handover
-                if not handover.reminder_due(h, now, self.days):
+                if not handover.reminder_due(h, now, self.days, self.tz):
                     continue
                 assert h.id is not None
                 to = record.referent if h.kind is handover.HandoverKind.PROFESSIONAL else h.leaver
                 has_desk = await uow.desks.room_of(to) is not None
-                await enqueue(uow, f"handover-reminder:{h.id}", [handover.reminder(h, to, has_desk, now)], now)
+                await enqueue(uow, f"handover-reminder:{h.id}", [handover.reminder(h, to, has_desk, now, self.tz)], now)
                 await uow.handovers.mark_reminded(h.id, now)
                 sent += 1
         if sent:

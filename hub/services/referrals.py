@@ -275,7 +275,7 @@ class ReferralSweeper:
         done = 0
         async with self.db.unit() as uow:
             due = [r for r in await uow.referrals.pending()
-                   if referral.reminder_due(r, now, today, self.reminder_days)]
+                   if referral.reminder_due(r, now, today, self.reminder_days, self.tz)]
             if due:
                 lines = [{"key": "referral.reminder_line",
                           "params": {"ref": r.ref, "days": referral.age_days(r, now)}} for r in due]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -135,3 +136,21 @@ def test_one_reminder_after_three_days_unacknowledged() -> None:
     notice = handover.reminder(h, CM, True, NOW + timedelta(days=3))
     assert notice.desk == CM and notice.params["days"] == 3 and notice.mentions == (CM,)
     assert handover.reminder(h, CM, False, NOW).desk is None
+
+
+@pytest.mark.parametrize(("created", "due"), [
+    # Friday 14:00 in Paris before summer time starts (Sunday 29/03): Monday 14:00 is 71 hours on.
+    (datetime(2026, 3, 27, 13, 0, tzinfo=UTC), datetime(2026, 3, 30, 12, 0, tzinfo=UTC)),
+    # Friday 14:00 before it ends (Sunday 25/10): Monday 14:00 is 73 hours on.
+    (datetime(2026, 10, 23, 12, 0, tzinfo=UTC), datetime(2026, 10, 26, 13, 0, tzinfo=UTC)),
+])
+def test_three_days_are_three_local_calendar_days_across_a_change_of_time(created: datetime,
+                                                                        due: datetime) -> None:
+    h = handover.Handover(REF, handover.HandoverKind.PROFESSIONAL, NURSE, NURSE2, None, (), CM, created, id=1)
+    assert not handover.reminder_due(h, due - timedelta(seconds=1))
+    assert handover.reminder_due(h, due)
+    assert handover.reminder(h, CM, True, due).params["days"] == 3
+    # Another territory's zone counts its own days (Réunion keeps no summer time: 72 hours).
+    reunion = ZoneInfo("Indian/Reunion")
+    assert handover.reminder_due(h, created + timedelta(days=3), tz=reunion)
+    assert not handover.reminder_due(h, created + timedelta(days=3) - timedelta(seconds=1), tz=reunion)

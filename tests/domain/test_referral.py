@@ -181,3 +181,12 @@ def test_figures_count_a_referral_on_the_territorys_date_not_the_utc_one() -> No
     assert (reunion["matrix.received"], reunion["fhir.received"]) == (1, 0)
     utc = referral.figures(rows, date(2026, 3, 1), date(2026, 3, 31), UTC)
     assert (utc["matrix.received"], utc["fhir.received"]) == (0, 1)
+
+
+def test_the_reminder_counts_local_calendar_days_across_summer_time() -> None:
+    """Received Friday 27/03 at 14:00 in Paris: seven days later is Friday 03/04 at 14:00 local,
+    an hour less than 168 hours since summer time started on the Sunday."""
+    r = replace(_new(), received_at=datetime(2026, 3, 27, 13, 0, tzinfo=UTC))
+    due = datetime(2026, 4, 3, 12, 0, tzinfo=UTC)
+    assert not referral.reminder_due(r, due - timedelta(seconds=1), date(2026, 4, 3))
+    assert referral.reminder_due(r, due, date(2026, 4, 3))

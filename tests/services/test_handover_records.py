@@ -24,6 +24,7 @@ from hub.domain.team import Member, Role
 from hub.domain.transitions import SettingChange
 from hub.services import report
 from hub.services.continuity import MembershipWatcher
+from hub.services.handovers import HandoverReminders
 from hub.storage.database import Database
 from hub.storage.models import Base
 
@@ -201,3 +202,22 @@ async def test_handover_rows_round_trip_and_reminders_skip_closed_files(database
         due = await uow.handovers.reminder_candidates(NOW + timedelta(days=3))
         assert [r.handover.case_ref for r in due] == ["R-2026-0001"]
         assert await uow.handovers.reminder_candidates(NOW - timedelta(seconds=1)) == []
+
+
+async def test_the_reminder_sweep_counts_the_territorys_calendar_days_across_summer_time(
+        database: Database) -> None:
+    """Made Friday 27/03 at 14:00 in Paris; summer time starts on Sunday: the reminder comes on
+    Monday at 14:00 local (71 hours on), not at 15:00."""
+    made = datetime(2026, 3, 27, 13, 0, tzinfo=UTC)
+    monday_two_pm = datetime(2026, 3, 30, 12, 0, tzinfo=UTC)
+    async with database.unit() as uow:
+        await uow.persons.add(Person("R-2026-0001", "X", "@cm:x", made))
+        await uow.handovers.add(Handover("R-2026-0001", HandoverKind.PROFESSIONAL, "@n:x", "@n2:x", None, (),
+                                         "@cm:x", made))
+    reminders = HandoverReminders(database, 3)
+    assert await reminders.sweep(monday_two_pm - timedelta(minutes=1)) == 0
+    assert await reminders.sweep(monday_two_pm) == 1
+    assert await reminders.sweep(monday_two_pm + timedelta(hours=2)) == 0  # once
+    async with database.unit() as uow:
+        [entry] = await uow.outbox.pending(monday_two_pm + timedelta(days=1))
+    assert entry.key.startswith("handover-reminder:")
