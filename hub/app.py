@@ -121,7 +121,7 @@ class Relais:
                                    on_enqueued=self.outbox.wake)
         self.sweeper = PromptSweeper(self.db, interval_days=config.care.reevaluation_days, tz=self.clock.tz,
                                      on_enqueued=self.outbox.wake)
-        self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake)
+        self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake, catalog=self.catalog)
         self.intake.membership_handlers.append(self.continuity.on_membership)
         self.desk_guard = DeskGuard(self.db, self.clock, on_enqueued=self.outbox.wake)
         self.intake.membership_handlers.append(self.desk_guard.on_membership)

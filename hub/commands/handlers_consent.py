@@ -8,6 +8,7 @@ from hub.domain.consent import SCOPE_ALIASES, Status
 from hub.domain.consent import Scope as ConsentScope
 from hub.domain.effects import Effect
 from hub.domain.persons import Person
+from hub.i18n.catalog import Catalog
 from hub.services import consent
 
 
@@ -25,7 +26,8 @@ def _recorder(status: Status) -> Handler:
         scope = inv.opts["scope"]
         return await consent.record(
             ctx.uow, _person(ctx), status, ConsentScope(scope) if scope else None, inv.args["date"],
-            inv.opts["note"], by=ctx.sender, now=ctx.now, tz=ctx.tz)
+            inv.opts["note"], by=ctx.sender, now=ctx.now, tz=ctx.tz,
+            catalog=Catalog(ctx.settings.language, ctx.tz.key))
     return handler
 
 

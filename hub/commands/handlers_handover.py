@@ -39,6 +39,7 @@ async def remove(ctx: Ctx, inv: Invocation) -> list[Effect]:
     effects = await handovers.remove_member(
         ctx.uow, _person(ctx), inv.args["user"], successor, inv.opts["reason"], organisation=inv.opts["org"],
         by=ctx.sender, now=ctx.now, allowed_servers=settings.allowed_servers, bot_user=settings.bot_user,
+        catalog=Catalog(settings.language, ctx.tz.key), tz=ctx.tz,
     )
     # After the handover's own rules (their refusals come first); raising here rolls the unit back.
     if successor is not None and leaver is not None:  # the successor takes the leaver's role
@@ -50,6 +51,7 @@ async def transfer(ctx: Ctx, inv: Invocation) -> list[Effect]:
     person, warnings, effects = await handovers.transfer(
         ctx.uow, inv.args["case"], inv.args["user"], by=ctx.sender, now=ctx.now,
         case_managers=ctx.settings.case_managers, limits=ctx.settings.limits, tz=ctx.tz,
+        catalog=Catalog(ctx.settings.language, ctx.tz.key),
     )
     return [*effects, ctx.reply("reply.transfer", case=person.case_ref, user=inv.args["user"], warnings=warnings)]
 

@@ -219,6 +219,28 @@ def cancel(upcoming: Concertation | None, *, by: str, now: datetime,
                               when_params(c, tz) | {"by": by}, mentions=c.everyone())]
 
 
+def follow_team(upcoming: Concertation | None, leaver: str, successor: str | None, *, referent: str,
+                now: datetime, tz: tzinfo = PARIS) -> tuple[Concertation, list[Effect]] | None:
+    """A member left the team before the concertation: they are off its list, their successor
+    (if any) on it; the organiser who leaves hands it to the successor, or else to the file's
+    referent. None when the list does not change (not invited, or already started). The updated
+    invitation takes the next SEQUENCE, so calendars replace the copy they hold."""
+    if upcoming is None or not upcoming.pending or now >= upcoming.starts_at or leaver not in upcoming.everyone():
+        return None
+    c = upcoming
+    organiser = (successor or referent) if c.organiser == leaver else c.organiser
+    keep = [u for u in c.participants if u != leaver]
+    if successor is not None:
+        keep.append(successor)
+    participants = tuple(dict.fromkeys(u for u in keep if u != organiser))
+    updated = replace(c, organiser=organiser, participants=participants, sequence=c.sequence + 1)
+    params = when_params(updated, tz) | {"leaver": leaver,
+                                         "successor": {"key": "concertation.successor_added",
+                                                       "params": {"user": successor}} if successor else ""}
+    return updated, [Notify("concertation.moved", c.case_ref, "concertation.attendees_changed", params,
+                            mentions=updated.everyone())]
+
+
 def decide(upcoming: Concertation | None, decisions: Sequence[Decision], text: str, item: int | None, *,
            by: str, now: datetime, tz: tzinfo = PARIS) -> Decision:
     """A decision taken down while the concertation is open (from its start to its close)."""

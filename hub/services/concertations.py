@@ -22,7 +22,7 @@ from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.domain.report import Period, Section
 from hub.domain.team import server_of
-from hub.i18n.catalog import Catalog
+from hub.i18n.catalog import LANGUAGES, Catalog
 from hub.services import ical
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
@@ -81,6 +81,28 @@ async def cancel(uow: UnitOfWork, person: Person, *, by: str, now: datetime, cat
     cancelled, effects = concertation.cancel(await _pending(uow, person.case_ref), by=by, now=now, tz=_zone(tz))
     await uow.concertations.save(cancelled, now)
     return [*effects, invitation(cancelled, catalog, now)]
+
+
+async def follow_team(uow: UnitOfWork, person: Person, changes: Sequence[tuple[str, str | None]], *,
+                      now: datetime, catalog: Catalog | None = None, tz: ZoneInfo | None = None) -> list[Effect]:
+    """Members who left the team (each with their successor or None) leave the pending
+    concertation's list, their successors join it: a notice and the updated invitation (same UID,
+    next SEQUENCE) without the leavers. No CANCEL is sent to a leaver: they are out of the room,
+    the only place Relais delivers the invitation, and the update no longer lists them."""
+    zone = _zone(tz)
+    c = await _pending(uow, person.case_ref)
+    effects: list[Effect] = []
+    for leaver, successor in changes:
+        followed = concertation.follow_team(c, leaver, successor, referent=person.referent, now=now, tz=zone)
+        if followed is None:
+            continue
+        c, notices = followed
+        effects += notices
+    if c is None or not effects:
+        return []
+    await uow.concertations.save(c, now)
+    log.info("concertation of %s follows the team", person.case_ref)
+    return [*effects, invitation(c, catalog or Catalog(LANGUAGES[0], zone.key), now)]
 
 
 async def decide(uow: UnitOfWork, person: Person, text: str, item: int | None, *, by: str,

@@ -22,7 +22,8 @@ from hub.domain.effects import Effect
 from hub.domain.persons import Person
 from hub.domain.report import Section
 from hub.domain.team import Role
-from hub.services import plans
+from hub.i18n.catalog import Catalog
+from hub.services import concertations, plans
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 async def record(
     uow: UnitOfWork, person: Person, status: Status, scope: Scope | None, on: date | None, note: str | None, *,
-    by: str, now: datetime, tz: ZoneInfo | None = None,
+    by: str, now: datetime, tz: ZoneInfo | None = None, catalog: Catalog | None = None,
 ) -> list[Effect]:
     """Record information, consent or refusal; a withdrawn extended consent ends the membership
     of carers and others, in the same unit of work (the kicks follow from the outbox)."""
@@ -45,6 +46,8 @@ async def record(
         await uow.team.end(ref, member)
     if ended:
         effects += await _release_items(uow, ref, person.referent, [m.user_id for m in ended], by=by, now=now)
+        effects += await concertations.follow_team(uow, person, [(m.user_id, None) for m in ended], now=now,
+                                                   catalog=catalog, tz=tz)
         log.info("consent withdrawn for %s: %d member(s) outside the care team removed", ref, len(ended))
     return effects
 

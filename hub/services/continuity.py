@@ -11,6 +11,8 @@ from hub.domain import continuity, plan, team
 from hub.domain.continuity import Source
 from hub.domain.effects import Effect, Invite, Notify
 from hub.domain.persons import Person
+from hub.i18n.catalog import Catalog
+from hub.services import concertations
 from hub.services.handovers import present
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
@@ -39,9 +41,11 @@ async def report_break(uow: UnitOfWork, person: Person, text: str, category: str
 class MembershipWatcher:
     """Told by the intake of every membership change in the rooms the bot is in."""
 
-    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] | None = None,
+                 catalog: Catalog | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.catalog = catalog  # the concertation's invitation, updated when a participant leaves
         self.on_enqueued = on_enqueued or (lambda: None)
 
     async def on_membership(self, room_id: str, event_id: str, user_id: str, change: str) -> None:
@@ -81,6 +85,8 @@ class MembershipWatcher:
                 # Each item's change is a PSI change; the break notice below lists them all instead
                 # of the plan's own "provider lost" notice.
                 effects += [e for e in plan_effects if isinstance(e, Notify) and e.kind == plan.KIND]
+                effects += await concertations.follow_team(uow, person, [(user_id, None)], now=now,
+                                                           catalog=self.catalog, tz=self.clock.tz)
             remaining = [m for m in team.active(members) if m.user_id != user_id]
             record, notice = continuity.member_left(
                 ref, user_id, member.role.value, source, items,

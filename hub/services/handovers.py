@@ -23,7 +23,8 @@ from hub.domain.effects import Effect, Notify
 from hub.domain.errors import DomainError
 from hub.domain.persons import Person
 from hub.domain.plan import NEEDING_PROVIDER
-from hub.services import cases, consent, plans
+from hub.i18n.catalog import Catalog
+from hub.services import cases, concertations, consent, plans
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
 
@@ -50,6 +51,7 @@ def present(effect: Effect) -> Effect:
 async def remove_member(
     uow: UnitOfWork, person: Person, leaver: str, successor: str | None, reason: str | None, *,
     organisation: str | None, by: str, now: datetime, allowed_servers: tuple[str, ...], bot_user: str,
+    catalog: Catalog | None = None, tz: ZoneInfo | None = None,
 ) -> list[Effect]:
     """`!team remove`: with a successor a handover, without one the items are flagged."""
     ref = person.case_ref
@@ -75,12 +77,14 @@ async def remove_member(
         await uow.handovers.add_break(BreakRecord(ref, Category.RELATIONAL, Source.NO_SUCCESSOR, by, now,
                                                   subject=leaver))
     log.info("member removed from %s (successor: %s)", ref, "yes" if successor else "no")
-    return [present(e) for e in composed.effects]
+    # After the handover (the leaver is kicked first): the concertation's list follows the team.
+    followed = await concertations.follow_team(uow, person, [(leaver, successor)], now=now, catalog=catalog, tz=tz)
+    return [*(present(e) for e in composed.effects), *followed]
 
 
 async def transfer(
     uow: UnitOfWork, case_ref: str, receiver: str, *, by: str, now: datetime, case_managers: tuple[str, ...],
-    limits: Limits, tz: ZoneInfo,
+    limits: Limits, tz: ZoneInfo, catalog: Catalog | None = None,
 ) -> tuple[Person, list[dict[str, Any]], list[Effect]]:
     """`!transfer <case> @cm2` from the referent's desk; the receiver's caseload is checked."""
     person = await uow.persons.get(case_ref)
@@ -115,7 +119,11 @@ async def transfer(
                "count": load.intake_this_month + 1, "intake": limits.intake_per_month}
     log.info("file %s transferred to another case manager", case_ref)
     notes = [{"key": w.replace("warn.", "warn.transfer_"), "params": figures} for w in warnings]
-    return person, notes, [present(e) for e in composed.effects]
+    followed = await concertations.follow_team(
+        uow, replace(person, referent=receiver),
+        [(composed.ended.user_id, composed.added.user_id if composed.added else receiver)],
+        now=now, catalog=catalog, tz=tz)
+    return person, notes, [*(present(e) for e in composed.effects), *followed]
 
 
 async def acknowledge(uow: UnitOfWork, person: Person, user: str, now: datetime) -> list[Effect]:

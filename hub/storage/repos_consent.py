@@ -122,7 +122,8 @@ class ConcertationRepo:
     async def save(self, c: Concertation, now: datetime) -> None:
         assert c.id is not None
         await self.s.execute(update(ConcertationRow).where(ConcertationRow.id == c.id).values(
-            sequence=c.sequence, state=c.state.value, starts_at=c.starts_at, scheduled_at=c.scheduled_at,
+            sequence=c.sequence, state=c.state.value, organiser=c.organiser, participants=list(c.participants),
+            starts_at=c.starts_at, scheduled_at=c.scheduled_at,
             reminded_day_at=c.reminded_day_at, reminded_hour_at=c.reminded_hour_at, changed_at=now))
 
     async def due(self, horizon: datetime) -> list[int]:

@@ -188,6 +188,9 @@ def samples(language: str) -> list[Sample]:
         None, TEAM, REF, date(2026, 12, 3), "14:00", minutes=45, place="Maison de santé, salle 2", visio=None,
         with_=(), uid="uid-1@relais", by=CM, now=NOW)
     add("Concertation planned", planned_effects)
+    followed = concertation.follow_team(planned, NURSE, NURSE2, referent=CM, now=NOW)
+    assert followed is not None
+    add("Concertation: a participant left the team, their successor invited", followed[1])
     decisions = [concertation.Decision(1, "Passage de l'aide à domicile tous les matins", 2, CM, NOW),
                  concertation.Decision(2, "Réévaluation à domicile dans un mois", None, CM, NOW)]
     _, minutes_effects = concertation.minutes(planned, decisions, CM)
