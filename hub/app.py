@@ -123,8 +123,10 @@ class Relais:
                                      on_enqueued=self.outbox.wake)
         self.continuity = MembershipWatcher(self.db, self.clock, on_enqueued=self.outbox.wake, catalog=self.catalog)
         self.intake.membership_handlers.append(self.continuity.on_membership)
-        self.desk_guard = DeskGuard(self.db, self.clock, on_enqueued=self.outbox.wake)
+        self.desk_guard = DeskGuard(self.db, self.clock, on_enqueued=self.outbox.wake, configured=desk_people)
         self.intake.membership_handlers.append(self.desk_guard.on_membership)
+        self.intake.removal_handlers.append(self.desk_guard.bot_removed)
+        self.outbox.desk_guard = self.desk_guard  # a send that finds the bot out of a desk
         self.handover_reminders = HandoverReminders(self.db, config.care.handover_reminder_days,
                                                     on_enqueued=self.outbox.wake, tz=self.clock.tz)
         self.consent_reminders = ConsentReminders(self.db, on_enqueued=self.outbox.wake, tz=self.clock.tz)

@@ -60,6 +60,8 @@ class EventsFailed(Exception):
     """Some events of a sync failed and will be tried again: the batch is replayed."""
 
 MembershipHandler = Callable[[str, str, str, str], Awaitable[None]]
+#: Called with (room_id, event_id, change) when someone else removed the bot (kicked | banned).
+RemovalHandler = Callable[[str, str, str], Awaitable[object]]
 
 
 class Commands(Protocol):
@@ -128,6 +130,7 @@ class Intake:
         self.dead_letters = 0
         # Called with (room_id, event_id, user_id, change): see membership_change().
         self.membership_handlers: list[MembershipHandler] = []
+        self.removal_handlers: list[RemovalHandler] = []
         self._failures: dict[str, int] = {}  # event id → failed tries so far
         self._since: str | None = None  # where the last handled sync ended
         self._unstored: str | None = None  # a handled sync's token not written yet
@@ -163,6 +166,12 @@ class Intake:
                     event = self._decrypted(room_id, event)
                 event_id = getattr(event, "event_id", None) or f"{room_id}:{type(event).__name__}"
                 failed += not await self._one(room_id, event_id, self._on_event(room_id, event), event)
+        for room_id, left in resp.rooms.leave.items():
+            # Rooms the bot is no longer in: only its own removal matters there (nothing typed
+            # there can be answered). Its leaving on its own comes back here too, and is ignored.
+            for event in [*left.state, *left.timeline.events]:
+                if isinstance(event, RoomMemberEvent) and event.state_key == self.client.user_id:
+                    failed += not await self._one(room_id, event.event_id, self._on_own_membership(room_id, event))
         if failed:
             raise EventsFailed(f"{failed} event(s) failed; the batch will be replayed")
         await self._retry_undecrypted()
@@ -275,7 +284,9 @@ class Intake:
                 self.commands_handled += 1
                 if self.metrics is not None:
                     self.metrics.commands.labels(outcome="answered").inc()
-        elif isinstance(event, RoomMemberEvent) and event.state_key != self.client.user_id:
+        elif isinstance(event, RoomMemberEvent) and event.state_key == self.client.user_id:
+            await self._on_own_membership(room_id, event)
+        elif isinstance(event, RoomMemberEvent):
             change = membership_change(event.sender, event.state_key, event.membership, event.prev_membership)
             for handler in self.membership_handlers:
                 try:
@@ -288,6 +299,15 @@ class Intake:
                 await self.client.api.request_room_key(event)
             except Exception:
                 log.debug("room key request failed for an event in %s", room_id)
+
+    async def _on_own_membership(self, room_id: str, event: RoomMemberEvent) -> None:
+        """The bot's own membership changed: someone else removing it (kicked, banned — an
+        administrator deleting the room does so too) is handed to the removal handlers, whose
+        failure is retried with the event (one desk lost must not be forgotten)."""
+        change = membership_change(event.sender, event.state_key, event.membership, event.prev_membership)
+        if change in ("kicked", "banned"):
+            for handler in self.removal_handlers:
+                await handler(room_id, event.event_id, change)
 
     async def _retry_undecrypted(self) -> None:
         for event_id, (room_id, event, since) in list(self._undecrypted.items()):

@@ -37,6 +37,7 @@ from hub.domain.effects import TRIAGE_DESK
 from hub.errors import MatrixError, RoomGone, RoomNotSynced
 from hub.i18n.catalog import Catalog
 from hub.metrics import Metrics
+from hub.services.desks import DeskGuard
 from hub.services.outbox import dead_letter
 from hub.storage.database import Database
 from hub.storage.repositories import OutboxEntry
@@ -49,6 +50,15 @@ _COUNTED = frozenset({"create_room", "create_desk", "create_triage"})
 
 class RoomNotReady(RoomNotSynced):
     pass
+
+
+class DeskMoving(RoomNotSynced):
+    """The desk an entry is for is being opened anew (the bot lost the old one): the entry waits
+    for it, tried again soon like one waiting on our sync, then goes to the new room."""
+
+
+#: Answers by which the homeserver says the bot is not in a room (any more), or there is none.
+_NOT_IN_ROOM = frozenset({"M_FORBIDDEN", "M_NOT_FOUND"})
 
 
 #: Seconds between tries of an entry waiting on our own sync (RoomNotSynced): not backed off.
@@ -110,6 +120,8 @@ class OutboxWorker:
         self._lanes: dict[str, asyncio.Task[None]] = {}
         # case_ref → room id: a person's room, once made, never changes
         self._rooms: dict[str, str] = {}
+        #: Opens a desk anew when a send finds the bot out of it (app.py sets it); None: never.
+        self.desk_guard: DeskGuard | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -288,8 +300,11 @@ class OutboxWorker:
             async with self.db.read() as uow:
                 desk_room = await uow.desks.room_of(entry.payload["desk"])
                 open_desk = desk_room is not None or await uow.desks.exists(entry.payload["desk"])
+                renewing = desk_room is None and open_desk and await uow.outbox.renewing_desk(entry.payload["desk"])
             if not open_desk:  # closed: its owner is no longer configured (never waits forever)
                 raise MatrixError("the desk was closed", "M_DESK_CLOSED")
+            if renewing:
+                raise DeskMoving("the desk is being opened anew")
             if desk_room is None:
                 # The desk's creation comes first in this lane: done, it would have set the room.
                 raise RoomGone("no desk room (its creation failed)")
@@ -307,7 +322,6 @@ class OutboxWorker:
         return person.room_id
 
     async def _perform(self, entry: OutboxEntry) -> str | None:
-        payload = entry.payload
         if entry.action == "create_room":
             return await self._create_case_room(entry)
         if entry.action == "create_desk":
@@ -315,6 +329,25 @@ class OutboxWorker:
         if entry.action == "create_triage":
             return await self._create_triage(entry)
         room_id = await self._room_of(entry)
+        try:
+            return await self._perform_in(entry, room_id)
+        except MatrixError as exc:
+            if await self._desk_lost(entry, room_id, exc):
+                raise DeskMoving(f"the bot is no longer in the desk {room_id}; a new one is opened") from exc
+            raise
+
+    async def _desk_lost(self, entry: OutboxEntry, room_id: str, exc: MatrixError) -> bool:
+        """The bot is out of the desk this entry is for (the owner removed it, the room is gone;
+        a sync may not have shown it yet): True when the desk is opened anew and the entry waits
+        for it, False when it is set aside as before (not a desk, opened anew too recently)."""
+        if self.desk_guard is None or is_transient(exc) or exc.errcode not in _NOT_IN_ROOM:
+            return False
+        if not (entry.payload.get("desk") or entry.payload.get("room_id")):
+            return False  # a person's room
+        return await self.desk_guard.unreachable(room_id, entry.id)
+
+    async def _perform_in(self, entry: OutboxEntry, room_id: str) -> str | None:
+        payload = entry.payload
         if entry.action in ("invite", "invite_desk"):
             await self.client.invite(room_id, payload["user_id"])
             return None

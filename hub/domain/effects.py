@@ -53,6 +53,16 @@ class CreateDesk:
 
 
 @dataclass(frozen=True)
+class RenewDesk:
+    """Open a new desk for `user_id` in place of `lost_room`, a desk the bot lost (removed from
+    it, the room gone) or left (someone else entered it). Done as `create_desk`, but in a lane of
+    its own: the notices still pending in the desk's lane wait for it, then go to the new room."""
+
+    user_id: str
+    lost_room: str
+
+
+@dataclass(frozen=True)
 class CreateTriage:
     """Open the triage room of the integrated access point (SPEC §9), inviting `members`.
     Its room is kept as the desk named `TRIAGE_DESK`, so notices reach it with `desk=`."""
@@ -116,8 +126,8 @@ class SendFile:
     data: str  # the file's text, sent as UTF-8
 
 
-Effect = (Notify | CreateRoom | CreateDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk | LeaveRoom
-          | MovePower | Redact | SendFile)
+Effect = (Notify | CreateRoom | CreateDesk | RenewDesk | CreateTriage | Invite | InviteToDesk | Kick | KickFromDesk
+          | LeaveRoom | MovePower | Redact | SendFile)
 
 #: The desk row holding the triage room: not a Matrix id, so it never names a person's desk.
 TRIAGE_DESK = "triage"

@@ -6,12 +6,13 @@ configured is closed (its owner is told, the bot leaves), and a changed role is 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Container, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hub.clock import Clock
-from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, LeaveRoom, Notify
+from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, LeaveRoom, Notify, RenewDesk
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
 from hub.storage.database import Database, UnitOfWork
@@ -69,6 +70,47 @@ async def adopt_desk(db: Database, user_id: str, role: str, room_id: str) -> Non
         await uow.desks.set_room(user_id, room_id)
 
 
+#: A lost desk is made anew at most once in this time per owner: an owner who keeps removing the
+#: bot starts no loop; what is then posted to their desk fails and is reported to the pilots.
+RENEW_AT_MOST_EVERY = timedelta(days=1)
+
+
+def _digest(key: str, limit: int) -> str:
+    """`key` as it fits a column of `limit` characters (ids are up to 255 characters each)."""
+    return key if len(key) <= limit else key[:limit - 41] + "#" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+async def renew_desk(uow: UnitOfWork, owner: str, room_id: str, now: datetime,
+                     configured: Container[str] | None) -> bool:
+    """The bot lost `room_id`, the desk of `owner` (removed from it, the room gone): open a new
+    desk for them (invited, welcomed) and carry the notices still waiting for the old one there.
+    Refused — False — for a desk that is no longer `room_id`, an owner no longer `configured`
+    (None: everyone is), the triage room, the same loss seen twice (from a sync and from a
+    failed send), and a second loss within RENEW_AT_MOST_EVERY: the desk then stays as it is,
+    and what is posted there is set aside and reported to the pilots."""
+    desk = await uow.desks.owner(room_id)
+    if desk is None or desk[0] != owner or owner == TRIAGE_DESK:
+        return False
+    if configured is not None and owner not in configured:
+        log.info("a desk of someone no longer configured was lost; not made anew")
+        return False
+    last_key = _digest(f"desk-renewed:{owner}", 64)  # kv.key is 64 characters
+    last = await uow.kv.get(last_key)
+    if last is not None and now - datetime.fromisoformat(last) < RENEW_AT_MOST_EVERY:
+        log.warning("a desk was lost again within %s of its renewal; not made anew", RENEW_AT_MOST_EVERY)
+        return False
+    cause = _digest(f"desk-lost:{room_id}:{now.date().isoformat()}", 255)
+    if not await uow.events.claim(cause, now):  # the same loss, handled meanwhile
+        return False
+    await uow.kv.set(last_key, now.isoformat())
+    await uow.desks.set_room(owner, None)
+    await uow.outbox.follow_desk(room_id, owner)
+    await enqueue(uow, cause, [RenewDesk(owner, room_id),
+                               Notify("command.reply", "", "desk.welcome", {}, desk=owner)], now)
+    log.warning("the bot lost a desk; a new one is opened for its owner")
+    return True
+
+
 #: Memberships by which someone other than its owner could read what the bot says in a desk.
 _INTRUSIONS = ("join", "invite", "knock")
 #: Its owner's own departures, after which nobody reads what the bot posts there.
@@ -81,10 +123,46 @@ class DeskGuard:
     content), leaves it, and opens a new desk for its owner. What the bot would answer there
     next (a caseload, names) must never reach a third person."""
 
-    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, db: Database, clock: Clock, on_enqueued: Callable[[], None] = lambda: None,
+                 configured: Container[str] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.on_enqueued = on_enqueued
+        self.configured = configured  # the desks' owners by the configuration; None: anyone
+
+    async def bot_removed(self, room_id: str, event_id: str, change: str) -> bool:
+        """Intake's handler of the bot's own removal (kicked, banned — by someone else, an
+        administrator deleting the room included): when `room_id` was a desk, a new one is
+        opened for its owner (renew_desk). Handled once per event."""
+        if change not in ("kicked", "banned"):
+            return False
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            desk = await uow.desks.owner(room_id)
+            if desk is None or not await uow.events.claim(event_id, now):
+                return False
+            renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+        if renewed:
+            self.on_enqueued()
+        return renewed
+
+    async def unreachable(self, room_id: str, entry_id: int) -> bool:
+        """The outbox could not act in `room_id` because the bot is not in it any more (403, 404):
+        True when the entry is to wait and be tried again, its desk being (or having been)
+        opened anew; False when it is to be set aside as before."""
+        now = self.clock.now()
+        async with self.db.unit() as uow:
+            desk = await uow.desks.owner(room_id)
+            if desk is not None:
+                renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+            else:  # lost before: the entry now names the desk, which is elsewhere
+                entry = await uow.outbox.get(entry_id)
+                owner = entry.payload.get("desk") if entry is not None else None
+                renewed = bool(owner) and owner != TRIAGE_DESK and await uow.desks.room_of(str(owner)) != room_id \
+                    and await uow.desks.exists(str(owner))
+        if renewed:
+            self.on_enqueued()
+        return renewed
 
     async def on_membership(self, room_id: str, event_id: str, user_id: str, change: str) -> None:
         """Intake's membership handler: (room, event, the member whose membership changed, change)."""
@@ -131,10 +209,11 @@ class DeskGuard:
                 return False
             owner = desk[0]
             await uow.desks.set_room(owner, None)
+            await uow.outbox.follow_desk(room_id, owner)  # replies still waiting go to the new desk
             effects: list[Effect] = [
                 Notify("command.reply", "", "desk.not_private", {}, room_id=room_id),
                 LeaveRoom(room_id),
-                CreateDesk(owner),
+                RenewDesk(owner, room_id),
                 Notify("command.reply", "", "desk.welcome", {}, desk=owner),
             ]
             await enqueue(uow, f"desk-not-private:{event_id}", effects, now)

@@ -23,6 +23,7 @@ from hub.domain.effects import (
     MovePower,
     Notify,
     Redact,
+    RenewDesk,
     SendFile,
 )
 from hub.domain.transitions import PARIS
@@ -32,7 +33,7 @@ from hub.storage.repositories import OutboxEntry
 ACTIONS: dict[type, str] = {
     Notify: "notify", CreateRoom: "create_room", CreateDesk: "create_desk", Invite: "invite", Kick: "kick",
     MovePower: "move_power", SendFile: "send_file", CreateTriage: "create_triage", InviteToDesk: "invite_desk",
-    KickFromDesk: "kick_desk", Redact: "redact", LeaveRoom: "leave",
+    KickFromDesk: "kick_desk", Redact: "redact", LeaveRoom: "leave", RenewDesk: "create_desk",
 }
 
 

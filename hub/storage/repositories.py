@@ -371,9 +371,11 @@ def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lan
     `case:<ref>` (a person's room: its creation, invites, notices), `desk:<user>` (a desk: its
     creation and its notices), `room:<id>` (any other room). `room_lane` is the lane of an
     explicit room id when that room is a known case room or desk, so a command reply keeps its
-    place among the other notices of the same room."""
+    place among the other notices of the same room. A desk made anew in place of a lost one
+    (`lost_room`) is made in `desk-new:<user>`, ahead of the notices already waiting in its desk's
+    lane (the outbox holds them until it is made)."""
     if action == "create_desk":
-        return "desk:" + str(payload.get("user_id"))
+        return ("desk-new:" if payload.get("lost_room") else "desk:") + str(payload.get("user_id"))
     if action == "create_triage":  # its welcome, invites and notices name the desk TRIAGE_DESK
         return "desk:" + TRIAGE_DESK
     if payload.get("room_id"):
@@ -519,6 +521,33 @@ class OutboxRepo:
     async def count(self, state: str) -> int:
         result = await self.s.execute(select(func.count()).select_from(OutboxRow).where(OutboxRow.state == state))
         return int(result.scalar_one())
+
+    async def get(self, entry_id: int) -> OutboxEntry | None:
+        """The entry as stored now, if it is still pending."""
+        row = await self.s.get(OutboxRow, entry_id, populate_existing=True)
+        return OutboxEntry(row) if row is not None and row.state == "pending" else None
+
+    async def renewing_desk(self, user_id: str) -> bool:
+        """True while a new desk for `user_id`, in place of a lost one, is still to be made."""
+        found = await self.s.execute(select(OutboxRow.id).where(OutboxRow.state == "pending",
+                                                                OutboxRow.lane == "desk-new:" + user_id).limit(1))
+        return found.first() is not None
+
+    async def follow_desk(self, room_id: str, user_id: str) -> int:
+        """Pending entries naming `room_id`, a desk of `user_id` given up, now name the desk
+        itself (`desk=`), wherever it is next: a reply to a command typed there is not lost.
+        Their lane (`desk:<user>`) and order stay. Returns how many."""
+        rows = await self.s.execute(select(OutboxRow).where(OutboxRow.state == "pending",
+                                                            OutboxRow.lane == "desk:" + user_id))
+        moved = 0
+        for row in rows.scalars():
+            payload = dict(row.payload)
+            if payload.get("room_id") != room_id or row.action != "notify":
+                continue
+            payload["room_id"], payload["desk"] = None, user_id
+            await self.s.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(payload=payload))
+            moved += 1
+        return moved
 
 
 #: Payload fields emptied once an entry is sent (see OutboxRepo.done).
