@@ -368,3 +368,79 @@ async def test_a_desk_its_owner_left_is_not_posted_into_unread(hub: Hub) -> None
     await accept_invite(cm, desk)
     reply = await hub.command("cm", desk, "!file-active")
     assert kind_of(reply) == "command.reply"
+
+
+ENCRYPTED = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+
+
+def member_is(user: str, membership: str) -> Any:
+    return lambda e: isinstance(e, nio.RoomMemberEvent) and e.state_key == user and e.membership == membership
+
+
+async def _own_desk(hub: Hub, relais: Any) -> str:
+    """The case manager opens a desk of their own (they administer it: they can remove the bot)."""
+    cm = await hub.client("cm")
+    made = await cm.room_create(is_direct=True, invite=[hub.bot], initial_state=[ENCRYPTED],
+                                preset=nio.RoomPreset.private_chat)
+    assert isinstance(made, nio.RoomCreateResponse), made
+    await wait_for_event(cm, made.room_id, member_is(hub.bot, "join"), timeout=60)
+
+    async def adopted() -> bool:
+        async with relais.db.read() as uow:
+            return bool(await uow.desks.room_of(hub.user("cm")) == made.room_id)
+
+    await until(adopted, "the room adopted as the desk", 60)
+    return str(made.room_id)
+
+
+async def _notice_for_the_desk(hub: Hub, relais: Any, key: str) -> None:
+    from hub.domain.effects import Notify
+    from hub.services.outbox import enqueue
+
+    async with relais.db.unit() as uow:
+        await enqueue(uow, key, [Notify("test.after_kick", "", "desk.closed", {}, desk=hub.user("cm"))],
+                      relais.clock.now())
+    relais.outbox.wake()
+
+
+async def test_a_desk_its_owner_removed_the_bot_from_is_opened_anew_once(hub: Hub) -> None:
+    """The owner of a desk they opened themself kicks the bot out of it: every later post there
+    would fail. A new desk is opened, the owner invited, and what was meant for the desk arrives
+    there, readable. Kicked again the same day, the bot reports to the pilots, not a new desk."""
+    await hub.setup(case_managers=("cm",), pilots=("pilot",))
+    relais = await hub.start()
+    pilot_desk = await hub.desk("pilot")
+    first = await hub.desk("cm")
+    own = await _own_desk(hub, relais)
+    cm = await hub.client("cm")
+
+    kicked = await cm.room_kick(own, hub.bot, "no bot here")
+    assert isinstance(kicked, nio.RoomKickResponse), kicked
+    await _notice_for_the_desk(hub, relais, "test-after-kick:1")  # sent or seen first: either way
+
+    new_desk = await hub.invited_room(cm)
+    assert new_desk not in (first, own)
+    await accept_invite(cm, new_desk)
+    notice = await wait_for_event(cm, new_desk, is_notice("test.after_kick", hub.bot), timeout=60)
+    assert isinstance(notice, nio.RoomMessage), notice  # decrypted (not a MegolmEvent): its key reached the owner
+    assert await outbox_states(hub, "test-after-kick:") == ["done"]
+    async with relais.db.read() as uow:
+        assert await uow.desks.room_of(hub.user("cm")) == new_desk
+    reply = await hub.command("cm", new_desk, "!file-active")
+    assert kind_of(reply) == "command.reply"
+
+    # The owner opens another desk of their own and kicks the bot again, the same day.
+    again = await _own_desk(hub, relais)
+    kicked = await cm.room_kick(again, hub.bot, "still no bot")
+    assert isinstance(kicked, nio.RoomKickResponse), kicked
+    await wait_for_event(cm, again, member_is(hub.bot, "leave"), timeout=60)
+    await _notice_for_the_desk(hub, relais, "test-after-kick:2")
+    report = await wait_for_event(await hub.client("pilot"), pilot_desk, is_notice("delivery.failed", hub.bot),
+                                  timeout=90)
+    assert "test.after_kick" in report.body, report.body  # what failed, no content
+    assert await outbox_states(hub, "test-after-kick:") == ["done", "failed"]
+    async with relais.db.read() as uow:
+        assert await uow.desks.room_of(hub.user("cm")) == again  # not made anew in a loop
+        assert not await uow.outbox.renewing_desk(hub.user("cm"))
+    await sync(cm)
+    assert not [r for r, room in cm.invited_rooms.items() if room.inviter == hub.bot]
