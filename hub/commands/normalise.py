@@ -199,7 +199,19 @@ def normalise(text: str) -> str:
             out.append("!")
         else:
             out.append(char)
-    return _COMMAND_MARK.sub("!", "".join(out).translate(_QUOTE_MAP).strip())
+    return _COMMAND_MARK.sub(_command_mark, "".join(out).translate(_QUOTE_MAP).strip()).rstrip()
+
+
+#: The marks one types for `!` itself (`!`, full-width `！`, small `﹗`, the letter `ǃ`); the others
+#: (`❗`, `❕`, `‼`, a doubled mark) are also how people open an exclamation in chat.
+_PLAIN_MARKS = frozenset("!\uff01\ufe57\u01c3")
+
+
+def _command_mark(found: re.Match[str]) -> str:
+    """`!` for one plain mark; `! ` (the spaced mark, see hub/commands/parser.py `is_loose`) for an
+    emphatic one (`❗`, `‼`, `!!`): `❗Vu le médecin ce matin` is chat, `❗vu` the command."""
+    mark = found.group(0)
+    return "!" if len(mark) == 1 and mark in _PLAIN_MARKS else "! "
 
 
 def _in_emoji(text: str, index: int, out: list[str]) -> bool:

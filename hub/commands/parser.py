@@ -230,6 +230,8 @@ class Invocation:
     spec: CommandSpec
     args: dict[str, Any]
     opts: dict[str, Any]
+    #: A positional free text was typed without quotes (`!rupture l'aide ne passe plus`).
+    bare_text: bool = False
 
 
 class UsageError(DomainError):
@@ -272,10 +274,13 @@ def courtesy_start(tokens: Sequence[Token]) -> int:
 
 
 def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
-    """`!` then a letter (`!equipe`, and `!equipx`, answered as an unknown command); or `!`, a space
-    some keyboards put after the mark, then one of `specs`' command words (`! equipe`). A mark
-    followed by anything else (`!!! urgent`, `!?`, `! attention`, `!1`) is a person's exclamation,
-    never answered."""
+    """`!` then a letter (`!equipe`, and `!equipx`, answered as an unknown command); or a loose
+    mark (`! `, a space some keyboards put after the mark; `❗`, `‼`, `!!`, normalised to `! `)
+    then one of `specs`' command words (`! equipe`). A mark followed by anything else (`!!! urgent`,
+    `!?`, `! attention`, `!1`) is a person's exclamation, never answered; so is a loose mark
+    before a command word and unquoted free text (`❗ Rupture de traitement chez Mme X`,
+    `! Nouveau : sa fille a appelé`, `‼️ Décision du juge`): chat, never a break, a file or a
+    decision recorded. Quoted, the text is the command's (`! rupture "l'aide ne passe plus"`)."""
     if not body.startswith("!") or len(body) < 2:
         return False
     if body[1].isalpha():
@@ -284,8 +289,13 @@ def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
     if not body[1].isspace() or not words:
         return False
     first = fold(words[0]).rstrip(TRAILING)
-    return any(first in (spec.name.split()[0], spec.alias.split()[0], spec.alias.replace("-", " ").split()[0])
-               for spec in specs)
+    if not any(first in (spec.name.split()[0], spec.alias.split()[0], spec.alias.replace("-", " ").split()[0])
+               for spec in specs):
+        return False
+    try:
+        return not parse(body, specs).bare_text
+    except UsageError:
+        return True  # a command word and a mistake: answered with the usage line
 
 
 def _words(body: str) -> list[Token]:
@@ -371,7 +381,7 @@ def _one_command(body: str, specs: Sequence[CommandSpec]) -> None:
     command's text (a second plan item folded into the first one's action) or argument."""
     for line in body.split("\n")[1:]:
         line = line.strip()
-        if is_command(line, specs):
+        if is_command(normalise(line), specs):  # its own mark too: `!vu` then `❗equipe`, `‼plan`
             excerpt = line if len(line) <= SECOND_COMMAND_EXCERPT else line[:SECOND_COMMAND_EXCERPT - 1] + "…"
             raise UsageError("error.one_command", command=excerpt)
 
@@ -384,13 +394,14 @@ class _Slot:
     start: int
     end: int
     joined: bool = False
+    quoted: bool = False
 
     def text(self, body: str) -> str:
         return body[self.start:self.end] if self.joined else self.value
 
 
 def _slot(token: Token) -> _Slot:
-    return _Slot(token.value, token.start, token.end)
+    return _Slot(token.value, token.start, token.end, quoted=token.quoted)
 
 
 #: A dash standing alone before an option's name: `— date 12/03/2026` (a keyboard's space after the
@@ -468,6 +479,8 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token], today: date | None) -
         else:
             raise UsageError("error.too_many_arguments", spec, extra=token.value)
         i += 1
+    bare_text = any(arg.kind == "text" and (slot.joined or not slot.quoted)
+                    for arg, slot in zip(spec.args, positionals, strict=False))
     args: dict[str, Any] = {}
     for index, arg in enumerate(spec.args):
         if index < len(positionals):
@@ -485,7 +498,7 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token], today: date | None) -
             opts[opt.name] = [opt.convert(s.text(body), today) for s in slots or ()]
         else:
             opts[opt.name] = opt.convert(slots[0].text(body), today) if slots else None
-    return Invocation(spec, args, opts)
+    return Invocation(spec, args, opts, bare_text)
 
 
 def _span(rest: list[Token], i: int, width: int) -> _Slot:

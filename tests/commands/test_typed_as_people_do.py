@@ -288,3 +288,35 @@ def test_a_plan_value_is_cleared_with_a_dash_or_a_none_word(typed: str) -> None:
     for name in ("provider", "frequency", "review"):
         assert inv.opts[name].lower() in NONE_WORDS, name
     assert _review(inv, inv.opts["review"], TODAY) is None
+
+
+# --- an emphatic mark before chat is not a command (final review) ----------------------------------
+
+@pytest.mark.parametrize("typed", [
+    "! Nouveau : la fille de Mme X a appelé",  # opened a file named « : la fille de Mme X a appelé »
+    "❗ Rupture de traitement chez Mme X",  # recorded a break « de traitement chez Mme X »
+    "❗Vu le médecin ce matin",  # acknowledged the room's alerts
+    "!!! Décision du juge : tutelle",  # recorded a decision « du juge : tutelle »
+    "‼️ Nouveau dossier",
+])
+def test_an_emphatic_mark_before_a_command_word_and_chat_is_not_a_command(typed: str) -> None:
+    assert not is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+
+
+@pytest.mark.parametrize(("typed", "name", "args"), [
+    ('! rupture "l\'aide ne passe plus"', "break", {"text": "l'aide ne passe plus"}),
+    ("❗ vu", "ack", {"comment": None}),
+    ("❗vu", "ack", {"comment": None}),
+    ("!! plan clore 2", "plan close", {"n": 2}),
+])
+def test_an_emphatic_mark_before_a_command_without_bare_text_is_the_command(
+        typed: str, name: str, args: dict[str, Any]) -> None:
+    assert is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+    inv = run(typed)
+    assert (inv.spec.name, inv.args) == (name, args)
+
+
+@pytest.mark.parametrize(("typed", "second"), [("!vu\n‼equipe", "‼equipe"), ("!rupture x\n❗ vu", "❗ vu")])
+def test_a_second_command_with_a_look_alike_mark_is_refused(typed: str, second: str) -> None:
+    err = refused(typed)
+    assert err.key == "error.one_command" and err.params["command"] == second
