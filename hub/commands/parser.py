@@ -468,7 +468,8 @@ def _bind(spec: CommandSpec, body: str, rest: list[Token], today: date | None) -
             continue
         if len(positionals) < len(spec.args):
             arg = spec.args[len(positionals)]
-            width = _width(arg, rest, i, by_name, today)
+            following = spec.args[len(positionals) + 1:]
+            width = _width(arg, rest, i, by_name, today, before_text=bool(following) and following[0].kind == "text")
             slot = _span(rest, i, width)
             positionals.append(slot)
             free = slot if arg.kind == "text" else None
@@ -508,11 +509,15 @@ def _span(rest: list[Token], i: int, width: int) -> _Slot:
     return _Slot("", rest[i].start, rest[i + width - 1].end, joined=True)
 
 
-def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: date | None) -> int:
+def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: date | None, *,
+           before_text: bool = False) -> int:
     """How many words, from `rest[i]` on, make this argument's value: a choice may be written in
     several unquoted words (`accueil de jour`, `--statut en place`, `refus de la personne`), and
     a time (`14 h 30`), a date (`ven. 27/11/2026`, `1er avril 2026`) and a number after its sign
-    (`n° 2`) too: the longest that names a value wins; any other value is one word."""
+    (`n° 2`) too: the longest that names a value wins; any other value is one word. Before a free
+    text, a choice followed by more words takes the fewest words naming the same choice: in
+    `!lieu autre Lieu de vie Les Tilleuls` the establishment keeps its « Lieu » (`autre lieu` is
+    `autre` too); `!lieu autre lieu` alone is still the choice."""
     limits = {"choice": CHOICE_WORDS_MAX, "time": TIME_WORDS_MAX, "date": DATE_WORDS_MAX, "int": 2}
     if arg.kind not in limits:
         return 1
@@ -522,7 +527,13 @@ def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: 
            and not _is_option(rest[i + most], by_name)):
         most += 1
     for width in range(most, 1, -1):
-        if _names_value(arg, " ".join(t.value for t in rest[i:i + width]), today):
+        words = " ".join(t.value for t in rest[i:i + width])
+        if _names_value(arg, words, today):
+            more = i + width < len(rest) and not _is_option(rest[i + width], by_name)
+            if arg.kind == "choice" and before_text and more:
+                choice = arg.choice_of(words)
+                return next(w for w in range(1, width + 1)
+                            if arg.choice_of(" ".join(t.value for t in rest[i:i + w])) == choice)
             return width
     return 1
 

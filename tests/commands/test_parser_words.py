@@ -126,3 +126,15 @@ def test_a_time_that_is_none_is_refused_with_the_usage(typed: str) -> None:
     with pytest.raises(UsageError) as err:
         parse(f"!concertation 12/12/2026 {typed}", SPECS)
     assert err.value.key in ("error.bad_time", "error.too_many_arguments") and err.value.spec is not None
+
+
+@pytest.mark.parametrize(("typed", "setting", "establishment"), [
+    ("!lieu autre Lieu de vie Les Tilleuls", "other", "Lieu de vie Les Tilleuls"),  # was « de vie Les Tilleuls »
+    ("!lieu autre lieu", "other", None),
+    ("!lieu autre lieu --date 12/03/2026", "other", None),
+    ("!lieu accueil de jour Les Lilas", "day_care", "Les Lilas"),
+])
+def test_a_choice_before_an_establishment_never_takes_a_word_of_it(
+        typed: str, setting: str, establishment: str | None) -> None:
+    inv = parse(typed, SPECS)
+    assert (inv.args["setting"], inv.args["establishment"]) == (setting, establishment)
