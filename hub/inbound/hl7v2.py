@@ -490,7 +490,15 @@ def _event_times(trigger: str, evn: _Segment, pv1: _Segment, zbe: _Segment, msh:
     message was made.
     """
     stay = {"A01": 44, "A04": 44, "A03": 45}.get(trigger)
-    return [zbe.get(2), evn.get(6), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
+    return [_to_the_minute(zbe.get(2)), evn.get(6), *([pv1.get(stay)] if stay else []), evn.get(2), msh.get(7)]
+
+
+def _to_the_minute(value: str) -> str:
+    """A ZBE-2 that says the minute, or "": the movement's DTM ahead of a full EVN-6 only when it is
+    one. A ZBE-2 cut to its date (`20240306`) or year put the admission at midnight or on 1
+    January ahead of EVN-6's 11:11:54; an unreadable one was already passed over."""
+    found = _TS.fullmatch(value.strip())
+    return value if found is not None and found.group(5) is not None else ""
 
 
 #: A death date further than this before the discharge is not this stay's end: test and demo

@@ -244,3 +244,14 @@ def _death(pid_29: bytes, pid_30: bytes) -> Setting | None:
 def test_a_discharge_at_the_person_s_death_is_never_a_return_home(pid_29: bytes, pid_30: bytes,
                                                                  setting: Setting) -> None:
     assert _death(pid_29, pid_30) is setting
+
+
+@pytest.mark.parametrize("zbe_2", [b"2024", b"20240306", b"2024030611", b"garbage", b""])
+def test_a_zbe_2_short_of_the_minute_gives_way_to_evn_6(zbe_2: bytes) -> None:
+    # A ZBE-2 cut to its date put the ANS example's admission at midnight (year alone: 1 January)
+    # ahead of EVN-6's full time.
+    sample = (SAMPLES / "hl7v2" / "pam-fr-admission.er7").read_bytes()
+    assert parse(sample.replace(b"|20240306110000|", b"|" + zbe_2 + b"|")).event_time.isoformat() == (
+        "2024-03-06T11:11:54+01:00")
+    assert parse(sample.replace(b"|20240306110000|", b"|202403061100|")).event_time.isoformat() == (
+        "2024-03-06T11:00:00+01:00")
