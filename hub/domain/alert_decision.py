@@ -135,18 +135,30 @@ def _cancellation(history: AlertHistory, alert: Alert) -> Decision:
                     revert=revert, restored=restored)
 
 
+#: How a FHIR encounter's key starts (hub/inbound/fhir_notify.py `_encounter_key`): an encounter names
+#: several events (admit, transfer, discharge), a PAM movement (ZBE-1) one.
+FHIR_MOVEMENT = "fhir:"
+
+
 def _original(alerts: tuple[AlertRecord, ...], event: AlertEvent | None, movement_id: str) -> AlertRecord | None:
-    """The alert a cancellation refers to: same movement id if given, else the latest of its kind."""
+    """The alert a cancellation refers to: same movement id if given, else the latest of its kind.
+
+    A cancellation naming a movement never cancels another movement's event: an Encounter
+    entered-in-error that Relais never heard of, or an A11 for a movement not yet received, finds
+    nothing (and waits for it) rather than retracting the latest admission of another stay. Only
+    an event stored without a movement id (sent without ZBE, or before movements were kept) may
+    still be the one it means."""
     standing = [a for a in alerts if not a.cancelled and a.event in _CANCELLABLE]
     if movement_id:
         # A PAM movement (ZBE-1) names one event; a FHIR encounter several (admit, transfer,
-        # discharge): the one of the kind cancelled, else the latest.
+        # discharge): the one of the kind cancelled; a PAM movement's own event whatever its kind.
         same = [a for a in standing if a.movement_id == movement_id]
-        if same:
-            return next((a for a in reversed(same) if a.event is event), same[-1])
+        of_kind = next((a for a in reversed(same) if a.event is event), None)
+        if of_kind is not None or (same and not movement_id.startswith(FHIR_MOVEMENT)):
+            return of_kind or same[-1]
     if event is None:
         return None
-    kind = [a for a in standing if a.event is event]
+    kind = [a for a in standing if a.event is event and not (movement_id and a.movement_id)]
     return kind[-1] if kind else None
 
 

@@ -91,3 +91,22 @@ def test_a_merge_renames_the_identifiers_of_the_old_record() -> None:
     decision = decide(AlertHistory(PERSON, ()), merge, ins_test_oids=False)
     assert decision.rekeys == ((Identifier("CHU-Y", "1"), Identifier("CHU-Y", "2")),) and decision.effects == []
 
+
+
+def test_a_cancellation_naming_a_movement_never_cancels_another_movements_event() -> None:
+    # Final review: an Encounter entered-in-error Relais never heard of, or a retracted transfer of
+    # an encounter whose admission stands, retracted the latest admission of another stay.
+    admitted = record(1, AlertEvent.admission, movement_id="fhir:aaa")
+    history = AlertHistory(IN_HOSPITAL, (), (admitted,))
+    other_stay = alert(AlertEvent.cancel_admission, "A11", movement_id="fhir:bbb")
+    assert decide(history, other_stay, ins_test_oids=False).cancels == ()
+    wrong_kind = alert(AlertEvent.cancel_transfer, "A12", movement_id="fhir:aaa")
+    assert decide(history, wrong_kind, ins_test_oids=False).cancels == ()
+    assert decide(history, replace(other_stay, movement_id="fhir:aaa"), ins_test_oids=False).cancels == (1,)
+    # A PAM movement names one event; one stored without a movement id may still be the one meant.
+    pam = AlertHistory(IN_HOSPITAL, (), (record(2, AlertEvent.admission, movement_id="MVT-1"),))
+    a11 = alert(AlertEvent.cancel_admission, "A11", movement_id="MVT-2")
+    assert decide(pam, a11, ins_test_oids=False).cancels == ()
+    plain = AlertHistory(IN_HOSPITAL, (), (record(3, AlertEvent.admission),))
+    assert decide(plain, alert(AlertEvent.cancel_admission, "A11", movement_id="MVT-2"),
+                  ins_test_oids=False).cancels == (3,)
