@@ -62,6 +62,8 @@ _WORDS_DATE = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?\s+(\d{4})")
 _DATE_ARTICLE = re.compile(r"^(?:le|on)\s+(?=\S)")
 #: The most words a date is written with (`le vendredi 27 novembre 2026`).
 DATE_WORDS_MAX = 5
+#: The years a date of this field can fall in: birth dates from 1900, plans and meetings to 2100.
+YEARS = (1900, 2100)
 
 
 def _date(text: str, today: date | None = None) -> date:
@@ -90,6 +92,8 @@ def _date(text: str, today: date | None = None) -> date:
         day, month, year = found.group(1), str(_MONTHS[found.group(2)]), found.group(3)
     else:
         raise ValueError
+    if not YEARS[0] <= int(year) <= YEARS[1]:
+        raise ValueError(text)  # `12/03/0026`: a year typed short with zeros, not the year 26
     value = date(int(year), int(month), int(day))
     if weekday is not None and value.weekday() != weekday:
         raise WeekdayMismatch(value)  # `lun. 27/11/2026` was a Friday: which one did they mean?
@@ -140,9 +144,14 @@ def _case_ref(text: str) -> str:
 _NUMBER_SIGN = re.compile(r"^(?:n\s?[°o]\.?|#)\s?", re.IGNORECASE)
 
 
+#: The largest number a command takes (an item number, minutes): a database INTEGER's bound, so
+#: `!plan 99999999999999999999` is a bad number, not a storage error.
+INT_MAX = 2_147_483_647
+
+
 def _int(text: str) -> int:
     text = _NUMBER_SIGN.sub("", unicodedata.normalize("NFKC", text))
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > INT_MAX:
         raise ValueError
     return int(text)
 

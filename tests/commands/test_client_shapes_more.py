@@ -118,7 +118,8 @@ def test_dates_as_french_people_type_them(typed: str, expected: date) -> None:
     assert run(f"!nouveau « Paulette Exemple » --naissance {typed}").opts["born"] == expected
 
 
-@pytest.mark.parametrize("typed", ["31/02/2026", "27/11/26", "11/27/2026x", "2026/11/27", "27/11-2026", "0/1/2026"])
+@pytest.mark.parametrize("typed", ["31/02/2026", "27/11/26", "11/27/2026x", "2026/11/27", "27/11-2026", "0/1/2026",
+                                   "12/03/0026", "0026-03-12", "12/03/1026", "12/03/9026"])
 def test_impossible_or_ambiguous_dates_are_refused(typed: str) -> None:
     with pytest.raises(UsageError) as err:
         run(f"!nouveau « Paulette Exemple » --naissance {typed}")
@@ -298,3 +299,12 @@ def test_a_look_alike_exclamation_mark_inside_free_text_is_text() -> None:
 def test_an_item_number_as_french_people_write_it(typed: str) -> None:
     assert run(f"!plan clore {typed}").args["n"] == 2
     assert run(f"!plan modifier {typed} --statut réalisée").opts["status"] == "done"
+
+
+@pytest.mark.parametrize("typed", ["99999999999999999999999", "2147483648", "00000000000000000001"])
+def test_a_number_past_what_can_be_stored_is_a_bad_number(typed: str) -> None:
+    """`!plan 99999999999999999999999` was accepted, to fail in storage: a bad number at once."""
+    with pytest.raises(UsageError) as err:
+        run(f"!plan clore {typed}")
+    assert err.value.key == "error.bad_int"
+    assert list(run("!plan clore 2147483647").args.values()) == [2147483647]
