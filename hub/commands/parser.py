@@ -62,8 +62,9 @@ _WORDS_DATE = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?\s+(\d{4})")
 _DATE_ARTICLE = re.compile(r"^(?:le|on)\s+(?=\S)")
 #: The most words a date is written with (`le vendredi 27 novembre 2026`).
 DATE_WORDS_MAX = 5
-#: The years a date of this field can fall in: birth dates from 1900, plans and meetings to 2100.
-YEARS = (1900, 2100)
+#: No date of this field falls before (a birth date included): `0026` is a year typed short. A
+#: date too far ahead is the rule's to refuse ("in the future"), with its own message.
+FIRST_YEAR = 1900
 
 
 def _date(text: str, today: date | None = None) -> date:
@@ -92,7 +93,7 @@ def _date(text: str, today: date | None = None) -> date:
         day, month, year = found.group(1), str(_MONTHS[found.group(2)]), found.group(3)
     else:
         raise ValueError
-    if not YEARS[0] <= int(year) <= YEARS[1]:
+    if int(year) < FIRST_YEAR:
         raise ValueError(text)  # `12/03/0026`: a year typed short with zeros, not the year 26
     value = date(int(year), int(month), int(day))
     if weekday is not None and value.weekday() != weekday:

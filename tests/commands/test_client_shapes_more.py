@@ -119,7 +119,7 @@ def test_dates_as_french_people_type_them(typed: str, expected: date) -> None:
 
 
 @pytest.mark.parametrize("typed", ["31/02/2026", "27/11/26", "11/27/2026x", "2026/11/27", "27/11-2026", "0/1/2026",
-                                   "12/03/0026", "0026-03-12", "12/03/1026", "12/03/9026"])
+                                   "12/03/0026", "0026-03-12", "12/03/1026"])
 def test_impossible_or_ambiguous_dates_are_refused(typed: str) -> None:
     with pytest.raises(UsageError) as err:
         run(f"!nouveau « Paulette Exemple » --naissance {typed}")
