@@ -97,8 +97,8 @@ async def test_slow_peer_cut_frames_flood_and_graceful_stop(world: World) -> Non
     during = rss_kib(pid)
     growth_mib = (during - before) / 1024
     assert opened == 500
-    # Past max_connections (32) the stalled ones were closed to make room, the hospital served.
-    assert "closed to make room" in world.relais.log.read_text(encoding="utf-8", errors="replace")
+    # Past max_connections (32) the stalled ones are closed to make room and the hospital is
+    # served (asserted below); which ones were closed: tests/security/test_mllp_door.py.
     assert growth_mib < 200, f"RSS grew by {growth_mib:.0f} MiB under 500 half-open connections"
 
     figures = await check(world, hospital, "mllp faults", flood_connections=opened, rss_growth_mib=growth_mib)
