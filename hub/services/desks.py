@@ -6,7 +6,6 @@ configured is closed (its owner is told, the bot leaves), and a changed role is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Container, Iterable
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, Le
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
 from hub.storage.database import Database, UnitOfWork
+from hub.storage.repositories import fit_key
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,6 @@ async def adopt_desk(db: Database, user_id: str, role: str, room_id: str) -> Non
 RENEW_AT_MOST_EVERY = timedelta(days=1)
 
 
-def _digest(key: str, limit: int) -> str:
-    """`key` as it fits a column of `limit` characters (ids are up to 255 characters each)."""
-    return key if len(key) <= limit else key[:limit - 41] + "#" + hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
 async def renew_desk(uow: UnitOfWork, owner: str, room_id: str, now: datetime,
                      configured: Container[str] | None) -> bool:
     """The bot lost `room_id`, the desk of `owner` (removed from it, the room gone): open a new
@@ -94,12 +89,12 @@ async def renew_desk(uow: UnitOfWork, owner: str, room_id: str, now: datetime,
     if configured is not None and owner not in configured:
         log.info("a desk of someone no longer configured was lost; not made anew")
         return False
-    last_key = _digest(f"desk-renewed:{owner}", 64)  # kv.key is 64 characters
+    last_key = fit_key(f"desk-renewed:{owner}", 64)  # kv.key is 64 characters
     last = await uow.kv.get(last_key)
     if last is not None and now - datetime.fromisoformat(last) < RENEW_AT_MOST_EVERY:
         log.warning("a desk was lost again within %s of its renewal; not made anew", RENEW_AT_MOST_EVERY)
         return False
-    cause = _digest(f"desk-lost:{room_id}:{now.date().isoformat()}", 255)
+    cause = fit_key(f"desk-lost:{room_id}:{now.date().isoformat()}", 255)
     if not await uow.events.claim(cause, now):  # the same loss, handled meanwhile
         return False
     await uow.kv.set(last_key, now.isoformat())

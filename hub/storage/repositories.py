@@ -296,12 +296,14 @@ class DeskRepo:
 OUTBOX_KEY_MAX = 128  # outbox.key String(128)
 
 
-def fit_key(key: str) -> str:
-    """An outbox key as stored: unchanged when it fits its column, else a readable head and the
-    digest of the whole (keys embed event and room ids, up to 255 characters each)."""
-    if len(key) <= OUTBOX_KEY_MAX:
+def fit_key(key: str, limit: int = OUTBOX_KEY_MAX) -> str:
+    """A key as stored in a column of `limit` characters (an outbox key by default): unchanged
+    when it fits, else a readable head and the digest of the whole (keys embed event and room
+    ids, up to 255 characters each). The digest takes half the column, at most 64 hex digits."""
+    if len(key) <= limit:
         return key
-    return key[:OUTBOX_KEY_MAX - 65] + "#" + hashlib.sha256(key.encode()).hexdigest()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:min(64, limit // 2)]
+    return key[:limit - len(digest) - 1] + "#" + digest
 
 
 class OutboxEntry:
