@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -58,6 +59,8 @@ _RELATIVE = {"aujourd'hui": 0, "aujourdhui": 0, "today": 0, "hier": -1, "yesterd
 #: `ven. 27/11/2026` (how Relais writes dates), `vendredi 27 novembre 2026`, `1er avril 2026`.
 _WEEKDAY = re.compile(r"^([a-z]+)\.?,?\s+(?=\d)")
 _WORDS_DATE = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?\s+(\d{4})")
+_WORDS_NO_YEAR = re.compile(r"(\d{1,2})(?:er|re)?\s+([a-z]+)\.?")
+_NUMBERS_NO_YEAR = re.compile(r"\d{1,2}([/.])\d{1,2}")
 #: `le 12/03/2026`, `le vendredi 27 novembre 2026`, `on 12/03/2026`: the article is not the date.
 _DATE_ARTICLE = re.compile(r"^(?:le|on)\s+(?=\S)")
 #: The most words a date is written with (`le vendredi 27 novembre 2026`).
@@ -91,17 +94,51 @@ def _date(text: str, today: date | None = None) -> date:
         day, month, year = found.group(1, 3, 4)
     elif (found := _WORDS_DATE.fullmatch(text)) and found.group(2) in _MONTHS:
         day, month, year = found.group(1), str(_MONTHS[found.group(2)]), found.group(3)
+    elif ((found := _WORDS_NO_YEAR.fullmatch(text)) and found.group(2) in _MONTHS) or _NUMBERS_NO_YEAR.fullmatch(text):
+        raise NoYear(text)  # `12 mars`, `12/03`: next March, or last?
     else:
         raise ValueError
     if int(year) < FIRST_YEAR:
-        raise ValueError(text)  # `12/03/0026`: a year typed short with zeros, not the year 26
-    value = date(int(year), int(month), int(day))
+        raise DateShaped(text)  # `12/03/0026`: a year typed short with zeros, not the year 26
+    if 1 <= int(month) <= 12 and int(day) > (days := calendar.monthrange(int(year), int(month))[1]):
+        raise NoSuchDay(days)  # `31 avril 2026`, `29/02/2027`, `32 mars 2026`
+    try:
+        value = date(int(year), int(month), int(day))
+    except ValueError:
+        raise DateShaped(text) from None  # `0 avril 2026`, `12/13/2026`
     if weekday is not None and value.weekday() != weekday:
         raise WeekdayMismatch(value)  # `lun. 27/11/2026` was a Friday: which one did they mean?
     return value
 
 
-class WeekdayMismatch(ValueError):
+class DateShaped(ValueError):
+    """Words written as a date that is wrong: the whole of them is the value refused, with what is
+    wrong, never "too many arguments" (`!eval faite 31 avril 2026` named « avril » as extra)."""
+
+    def why(self) -> dict[str, Any] | None:
+        """What is wrong, as a catalog message to show in `error.bad_date`; None: nothing to add."""
+        return None
+
+
+class NoSuchDay(DateShaped):
+    """A day past the end of its month (`31 avril 2026`, `29 février 2027`, `32 mars 2026`)."""
+
+    def __init__(self, days: int) -> None:
+        super().__init__(days)
+        self.days = days
+
+    def why(self) -> dict[str, Any]:
+        return {"key": "error.date_no_such_day", "params": {"days": self.days}}
+
+
+class NoYear(DateShaped):
+    """A day and month without the year (`12 mars`, `12/03`): next March, or last?"""
+
+    def why(self) -> dict[str, Any]:
+        return {"key": "error.date_no_year"}
+
+
+class WeekdayMismatch(DateShaped):
     """A date after a weekday it does not fall on (`lun. 27/11/2026`): its own error, which names
     the day the date really is, never "too many arguments"."""
 
@@ -208,6 +245,11 @@ class Arg:
             return _date(raw, today) if self.kind == "date" else CONVERTERS[self.kind](raw)
         except WeekdayMismatch as exc:
             raise UsageError("error.date_weekday", arg=self.name, value=raw, date=exc.value.isoformat()) from None
+        except DateShaped as exc:
+            params: dict[str, object] = {"arg": self.name, "value": raw}
+            if (why := exc.why()) is not None:
+                params["why"] = why
+            raise UsageError("error.bad_date", None, **params) from None
         except ValueError:
             raise UsageError(f"error.bad_{self.kind}", arg=self.name, value=raw) from None
 
@@ -551,10 +593,18 @@ def _width(arg: Arg, rest: list[Token], i: int, by_name: dict[str, Opt], today: 
 def _names_value(arg: Arg, words: str, today: date | None) -> bool:
     if arg.kind == "choice":
         return arg.choice_of(words) is not None
+    if arg.kind == "date":
+        try:
+            _date(words.rstrip(TRAILING) or words, today)
+        except DateShaped:
+            return True  # a date, wrong (no such day, no year, another weekday): refused as such
+        except ValueError:
+            return False
+        return True
     try:
         arg.convert(words, today)
-    except UsageError as exc:
-        return exc.key == "error.date_weekday"  # a date, written with the wrong day: refused as such
+    except UsageError:
+        return False
     return True
 
 

@@ -1,0 +1,109 @@
+"""Commands as busy professionals type them on Element, Element X and phone keyboards (review r25):
+an impossible date written in words, an emphatic `‼️` opening chat. Pure reading and parsing; the
+dispatcher's answer on a real database is in test_busy_people_dispatch.py."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from hub.commands.handlers_plan import _review
+from hub.commands.normalise import read_message
+from hub.commands.parser import Arg, Invocation, UsageError, parse
+from hub.commands.registry import build_registry
+from hub.commands.usage import explain
+from hub.i18n.catalog import Catalog
+
+SPECS = build_registry().specs
+TODAY = date(2026, 3, 1)
+
+
+def run(content: dict[str, Any] | str) -> Invocation:
+    message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+    return parse(message.text, SPECS, today=TODAY)
+
+
+def refused(text: str) -> UsageError:
+    with pytest.raises(UsageError) as err:
+        run(text)
+    return err.value
+
+
+def shown(err: UsageError, language: str = "fr") -> str:
+    catalog = Catalog(language)
+    params = explain(dict(err.params), err.spec, catalog)
+    return catalog.text(err.key, **params) + "\n" + catalog.text("usage", usage=params.get("usage", ""))
+
+
+# --- an impossible date in words is a bad date, named whole, with the usage -------------------------
+
+IMPOSSIBLE = ["31 avril 2026", "30 février 2026", "31/04/2026", "29 février 2027", "32 mars 2026", "31 avr. 2026",
+              "ven. 31 avril 2026", "le 31 avril 2026", "31 Avril 2026", "29/02/2027", "31.06.2026", "2026-04-31"]
+#: Every command taking a date, with where the date goes.
+WITH_A_DATE = [
+    ("!eval faite {d}", "date"), ("!eval faite {d} --outil AGGIR", "date"), ("!lieu domicile --date {d}", "date"),
+    ('!plan ajouter "Toilette" "Passage" --revision {d}', "review"),
+    ('!plan ajouter "Toilette" "Passage" --debut {d} --revision 1er mai 2026', "start"),
+    ("!nouveau « Paulette Exemple » --naissance {d}", "born"), ("!new 'Paulette Exemple' --born {d}", "born"),
+    ("!rapport --du {d}", "from"), ("!report --from 1er mars 2026 --to {d}", "to"),
+    ("!concertation {d} 14 h 30 --lieu « Salle 2 »", "date"), ("!consentement donne {d}", "date"),
+    ("!plan au {d}", "date"), ("!eval faite {d} merci", "date"),
+]
+
+
+@pytest.mark.parametrize("typed", IMPOSSIBLE)
+@pytest.mark.parametrize(("command", "arg"), WITH_A_DATE)
+def test_an_impossible_date_is_named_as_a_bad_date_not_too_many_arguments(typed: str, command: str, arg: str) -> None:
+    """`!eval faite 31 avril 2026` answered "argument en trop : « avril »"."""
+    err = refused(command.format(d=typed))
+    assert err.key == "error.bad_date" and err.params["value"] == typed and err.params["arg"] == arg
+    assert err.spec is not None
+    text = shown(err)
+    assert f"« {typed} »" in text and "ce jour n'existe pas" in text and "Usage : !" in text
+
+
+@pytest.mark.parametrize(("typed", "days"), [("31 avril 2026", 30), ("29 février 2027", 28), ("30/02/2028", 29),
+                                             ("32 mars 2026", 31)])
+def test_the_error_says_how_many_days_the_month_has(typed: str, days: int) -> None:
+    err = refused(f"!eval faite {typed}")
+    assert f"le mois a {days} jours" in shown(err)
+    assert f"that month has {days} days" in shown(err, "en")
+
+
+def test_a_leap_day_that_exists_is_a_date() -> None:
+    assert run("!eval faite 29 février 2028").args["date"] == date(2028, 2, 29)
+
+
+@pytest.mark.parametrize("typed", ["12 mars", "31 avril", "1er mai", "12/03", "ven. 12 mars"])
+def test_a_date_without_its_year_is_a_bad_date_that_says_so(typed: str) -> None:
+    err = refused(f"!eval faite {typed}")
+    assert err.key == "error.bad_date" and err.params["value"] == typed
+    assert "l'année manque" in shown(err) and "the year is missing" in shown(err, "en")
+
+
+@pytest.mark.parametrize("typed", ["0 avril 2026", "12 mars 0026"])
+def test_other_wrong_dates_in_words_are_named_whole(typed: str) -> None:
+    err = refused(f"!lieu domicile --date {typed}")
+    assert (err.key, err.params["value"]) == ("error.bad_date", typed)
+    assert "n'existe pas" not in shown(err) and f"« {typed} » n'est pas une date valide." in shown(err)
+
+
+@pytest.mark.parametrize("typed", IMPOSSIBLE[:6])
+def test_dates_read_by_their_handler_say_the_same(typed: str) -> None:
+    """`!plan modifier --revision` (a text: `aucune` clears it) and `!orienter --naissance` read
+    their date in the handler: the same error, with the command's usage."""
+    with pytest.raises(UsageError) as err:
+        _review(run(f"!plan modifier 2 --revision {typed}"), typed, TODAY)
+    assert err.value.key == "error.bad_date" and err.value.spec is not None
+    assert "ce jour n'existe pas" in shown(err.value)
+    with pytest.raises(UsageError) as err:
+        Arg("born", "date").convert(typed, TODAY)
+    assert err.value.params["why"]["key"] == "error.date_no_such_day"
+
+
+def test_a_plain_bad_date_reads_as_before() -> None:
+    err = refused("!eval faite 27/11/26")
+    assert "why" not in err.params
+    assert shown(err).startswith("« 27/11/26 » n'est pas une date valide. Écrivez JJ/MM/AAAA")

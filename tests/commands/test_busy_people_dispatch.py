@@ -1,0 +1,55 @@
+"""The dispatcher's answer to commands as busy professionals type them (review r25), on a real
+database: a wrong date is refused with nothing done; chat opened by an emphatic mark gets no answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hub.clock import FakeClock
+from hub.commands.context import Settings
+from hub.commands.dispatcher import Dispatcher
+from hub.commands.registry import build_registry
+from hub.domain.caseload import Limits
+from hub.i18n.catalog import Catalog
+from hub.services.desks import adopt_desk
+from hub.storage.database import Database
+
+pytestmark = pytest.mark.db
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CM, DESK = "@cm:x", "!desk:x"
+
+
+class Directory:
+    async def user_exists(self, user_id: str) -> bool:
+        return True
+
+
+async def _notices(database: Database) -> list[dict[str, Any]]:
+    async with database.unit() as uow:
+        entries = await uow.outbox.pending(T0 + timedelta(days=1))
+    return [e.payload for e in entries if e.action == "notify"]
+
+
+@pytest.fixture
+async def dispatcher(database: Database) -> Dispatcher:
+    await adopt_desk(database, CM, "case_manager", DESK)
+    settings = Settings(language="fr", bot_user="@bot:x", allowed_servers=("x",), limits=Limits(40, 60, 5),
+                        case_managers=(CM,), pilots=())
+    return Dispatcher(database, build_registry(), settings, FakeClock(T0), Directory())
+
+
+@pytest.mark.parametrize("typed", ["31 avril 1938", "30 février 1938", "31/04/1938", "29 février 1937"])
+async def test_a_file_with_an_impossible_birth_date_is_not_opened(
+        database: Database, dispatcher: Dispatcher, typed: str) -> None:
+    assert await dispatcher.handle("$e", CM, DESK, {
+        "msgtype": "m.text", "body": f"!nouveau « Paulette Exemple » --naissance {typed}"})
+    [notice] = await _notices(database)
+    assert (notice["kind"], notice["message"]) == ("command.error", "error.bad_date")
+    text = Catalog("fr").text(notice["message"], **notice["params"])
+    assert f"« {typed} » n'est pas une date valide : ce jour n'existe pas" in text
+    assert notice["params"]["usage"].startswith("!nouveau ")
+    async with database.unit() as uow:
+        assert await uow.persons.next_sequence(2026) == 1  # no file opened
