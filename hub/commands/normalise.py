@@ -60,7 +60,11 @@ _FALLBACK_LINE = re.compile(r"^>.*$")
 #: `！` (Chinese/Japanese input), small `﹗`, the look-alike letter `ǃ` (U+01C3, offered by some
 #: keyboards' long press), the emoji `❗`/`❕` (with or without their variation selector); a doubled
 #: mark (`!!equipe`, `‼equipe`, the one-character `‼` some keyboards offer) is one.
-_COMMAND_MARK = re.compile("^(?:[!\uff01\ufe57\u01c3\u2757\u2755\u203c][\ufe0e\ufe0f]?)+")
+_COMMAND_MARK = re.compile("^((?:[!\uff01\ufe57\u01c3\u2757\u2755\u203c][\ufe0e\ufe0f]?)+)( *)")
+#: How an emphatic mark (`❗`, `‼️`, `!!`) opening a message is written once normalised: a command
+#: word after it runs only when the whole command reads without a mistake (hub/commands/parser.py
+#: `is_command`); `‼️ Plan B pour samedi` is chat, never answered.
+EMPHATIC = "!! "
 #: Past this many pills, they are read from the HTML alone (placing each in `body` costs a scan
 #: of the message: a 60 kB message of pills must not hold the sync loop for seconds).
 MAX_PILLS = 64
@@ -208,10 +212,13 @@ _PLAIN_MARKS = frozenset("!\uff01\ufe57\u01c3")
 
 
 def _command_mark(found: re.Match[str]) -> str:
-    """`!` for one plain mark; `! ` (the spaced mark, see hub/commands/parser.py `is_loose`) for an
-    emphatic one (`❗`, `‼`, `!!`): `❗Vu le médecin ce matin` is chat, `❗vu` the command."""
-    mark = found.group(0)
-    return "!" if len(mark) == 1 and mark in _PLAIN_MARKS else "! "
+    """`!` for one plain mark (`! ` when a space follows it); EMPHATIC for an emphatic one (`❗`,
+    `‼️`, `!!`, with or without a space): `❗Vu le médecin ce matin` is chat, `❗vu` the command.
+    Normalising twice gives the same text."""
+    mark, space = found.group(1, 2)
+    if len(mark) == 1 and mark in _PLAIN_MARKS:
+        return "! " if space else "!"
+    return EMPHATIC
 
 
 def _in_emoji(text: str, index: int, out: list[str]) -> bool:

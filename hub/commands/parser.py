@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from hub.commands.normalise import DASHES, QuoteError, Token, normalise, option_name, tokenise, typed_option
+from hub.commands.normalise import DASHES, EMPHATIC, QuoteError, Token, normalise, option_name, tokenise, typed_option
 from hub.domain import concertation, limits
 from hub.domain.errors import DomainError
 
@@ -327,18 +327,21 @@ def courtesy_start(tokens: Sequence[Token]) -> int:
 
 def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
     """`!` then a letter (`!equipe`, and `!equipx`, answered as an unknown command); or a loose
-    mark (`! `, a space some keyboards put after the mark; `❗`, `‼`, `!!`, normalised to `! `)
+    mark (`! `, a space some keyboards put after the mark; `❗`, `‼️`, `!!`, normalised to EMPHATIC)
     then one of `specs`' command words (`! equipe`). A mark followed by anything else (`!!! urgent`,
     `!?`, `! attention`, `!1`) is a person's exclamation, never answered; so is a loose mark
     before a command word and unquoted free text (`❗ Rupture de traitement chez Mme X`,
     `! Nouveau : sa fille a appelé`, `‼️ Décision du juge`): chat, never a break, a file or a
-    decision recorded. Quoted, the text is the command's (`! rupture "l'aide ne passe plus"`)."""
+    decision recorded. Quoted, the text is the command's (`! rupture "l'aide ne passe plus"`). An
+    emphatic mark before a command word and words that do not make that command (`‼️ Plan B pour
+    samedi`, `❗ Equipe au complet`) is chat too, never answered with a usage line."""
     if not body.startswith("!") or len(body) < 2:
         return False
     if body[1].isalpha():
         return True
-    words = body[1:].split(None, 1)
-    if not body[1].isspace() or not words:
+    emphatic = body.startswith(EMPHATIC)
+    words = body[_mark_length(body):].split(None, 1)
+    if not (emphatic or body[1].isspace()) or not words:
         return False
     first = fold(words[0]).rstrip(TRAILING)
     if not any(first in (spec.name.split()[0], spec.alias.split()[0], spec.alias.replace("-", " ").split()[0])
@@ -347,13 +350,21 @@ def is_command(body: str, specs: Sequence[CommandSpec] = ()) -> bool:
     try:
         return not parse(body, specs).bare_text
     except UsageError:
-        return True  # a command word and a mistake: answered with the usage line
+        # `! equipe ajoute …`: a command word and a mistake, answered with the usage line; after an
+        # emphatic mark, the words are a person's exclamation (`‼️ Plan B pour samedi`).
+        return not emphatic
+
+
+def _mark_length(body: str) -> int:
+    """How many characters the command's mark takes at the start of normalised text."""
+    return len(EMPHATIC) if body.startswith(EMPHATIC) else 1
 
 
 def _words(body: str) -> list[Token]:
     """Words after the `!`, with spans in `body` (already normalised: hub/commands/normalise.py)."""
+    mark = _mark_length(body)
     try:
-        return [Token(t.value, t.quoted, t.start + 1, t.end + 1) for t in tokenise(body[1:])]
+        return [Token(t.value, t.quoted, t.start + mark, t.end + mark) for t in tokenise(body[mark:])]
     except QuoteError:
         raise UsageError("error.quotes") from None
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hub.commands.handlers_plan import _review
-from hub.commands.normalise import read_message
-from hub.commands.parser import Arg, Invocation, UsageError, parse
+from hub.commands.normalise import normalise, read_message
+from hub.commands.parser import Arg, Invocation, UsageError, is_command, parse
 from hub.commands.registry import build_registry
 from hub.commands.usage import explain
 from hub.i18n.catalog import Catalog
@@ -107,3 +107,43 @@ def test_a_plain_bad_date_reads_as_before() -> None:
     err = refused("!eval faite 27/11/26")
     assert "why" not in err.params
     assert shown(err).startswith("« 27/11/26 » n'est pas une date valide. Écrivez JJ/MM/AAAA")
+
+
+# --- an emphatic mark opening chat is chat, whatever word follows ----------------------------------
+
+EMPHATIC_CHAT = [
+    "‼️ Plan B pour samedi",  # answered "argument en trop : « pour »" with the usage of !plan
+    "‼ Plan B", "!! Plan B pour samedi", "!!Plan B pour samedi", "❗️Plan de soins revu", "❗ Equipe au complet",
+    "‼️ Équipe au complet ce week-end", "❗️ Lieu de RDV changé", "‼️ Rapport demain", "!!! Plan B", "❕ Plan B",
+    "❗️❗️ Plan B pour samedi", "‼️\u00a0Plan B", "❗️Attention", "!! on y va", "‼️ Eval à refaire",
+]
+
+
+@pytest.mark.parametrize("typed", EMPHATIC_CHAT)
+def test_an_emphatic_mark_before_a_command_word_and_chat_is_never_answered(typed: str) -> None:
+    assert not is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+    html = {"msgtype": "m.text", "body": typed, "format": "org.matrix.custom.html", "formatted_body": f"<p>{typed}</p>"}
+    assert not is_command(read_message(html).text, SPECS)
+
+
+@pytest.mark.parametrize(("typed", "name"), [
+    ("‼️equipe", "team"), ("‼️ equipe", "team"), ("!! plan clore 2", "plan close"), ("❗️ vu", "ack"),
+    ("!!plan clore n°2", "plan close"), ('‼️ rupture "l\'aide ne passe plus"', "break"),
+])
+def test_an_emphatic_mark_before_a_whole_command_still_runs_it(typed: str, name: str) -> None:
+    assert is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+    assert run(typed).spec.name == name
+
+
+@pytest.mark.parametrize("typed", ["! equipe ajoute @u:x medecin", "!plan B pour samedi"])
+def test_the_plain_mark_before_a_command_word_and_a_mistake_is_still_answered(typed: str) -> None:
+    """`! ` is a keyboard's space after the mark the person typed: they meant a command, and the
+    usage line tells them what was wrong."""
+    assert is_command(read_message({"msgtype": "m.text", "body": typed}).text, SPECS)
+    assert refused(typed).spec is not None
+
+
+@pytest.mark.parametrize("typed", ["‼️  equipe", "!!equipe", "! equipe", "!equipe", "!!!", "❗️❗️ plan"])
+def test_the_mark_reads_the_same_when_read_again(typed: str) -> None:
+    once = normalise(typed)
+    assert normalise(once) == once

@@ -53,3 +53,10 @@ async def test_a_file_with_an_impossible_birth_date_is_not_opened(
     assert notice["params"]["usage"].startswith("!nouveau ")
     async with database.unit() as uow:
         assert await uow.persons.next_sequence(2026) == 1  # no file opened
+
+
+@pytest.mark.parametrize("typed", ["‼️ Plan B pour samedi", "❗️Attention", "!! Equipe au complet samedi"])
+async def test_chat_opened_by_an_emphatic_mark_gets_no_answer(
+        database: Database, dispatcher: Dispatcher, typed: str) -> None:
+    assert not await dispatcher.handle("$e", CM, DESK, {"msgtype": "m.text", "body": typed})
+    assert await _notices(database) == []
