@@ -25,7 +25,9 @@ from nio import (
     InviteMemberEvent,
     MegolmEvent,
     MessageDirection,
+    RoomEncryptedMedia,
     RoomMemberEvent,
+    RoomMessageMedia,
     RoomMessagesResponse,
     RoomMessageText,
     SyncResponse,
@@ -93,12 +95,19 @@ def membership_change(sender: str, user: str, membership: str, prev: str | None)
     return membership
 
 
-def message_content(event: RoomMessageText) -> dict[str, Any]:
-    """The event's whole content (formatted_body, m.mentions, m.relates_to, m.new_content):
-    nio's RoomMessageText keeps only some fields; its `source` keeps them all."""
+#: Messages a person may type a command in: text, and a file's caption (Matrix spec v1.10, "Media
+#: captions": hub/commands/normalise.py tells a caption from a file's name).
+TYPED = (RoomMessageText, RoomMessageMedia, RoomEncryptedMedia)
+
+
+def message_content(event: RoomMessageText | RoomMessageMedia | RoomEncryptedMedia) -> dict[str, Any]:
+    """The event's whole content (formatted_body, m.mentions, m.relates_to, m.new_content,
+    filename): nio's event classes keep only some fields; its `source` keeps them all."""
     content = (event.source or {}).get("content")
     if isinstance(content, dict) and isinstance(content.get("body"), str):
         return content
+    if not isinstance(event, RoomMessageText):
+        return {"msgtype": "m.file", "body": event.body}  # no filename: a file's name, never a command
     return {"msgtype": "m.text", "body": event.body, "format": event.format,
             "formatted_body": event.formatted_body}
 
@@ -235,7 +244,7 @@ class Intake:
                             exc_info=exc)
                 return False
             await self._dead_letter(room_id, event_id, exc, tries)
-            if isinstance(event, RoomMessageText):
+            if isinstance(event, TYPED):
                 try:  # a command set aside is told to its sender, never dropped silently
                     await self.dispatcher.not_processed(event.event_id, event.sender, room_id, message_content(event))
                 except Exception as told:
@@ -279,7 +288,7 @@ class Intake:
         return list(reversed(chunks))
 
     async def _on_event(self, room_id: str, event: object) -> None:
-        if isinstance(event, RoomMessageText):
+        if isinstance(event, TYPED):
             if await self.dispatcher.handle(event.event_id, event.sender, room_id, message_content(event)):
                 self.commands_handled += 1
                 if self.metrics is not None:

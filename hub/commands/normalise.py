@@ -24,8 +24,8 @@ The one place where client and keyboard habits are undone before a command is pa
   (`- !plan ajouter …`, `1. !equipe`) is the command;
 - an option written with an equals sign (`--date=12/03/2026`, `--statut="en place"`) is the
   option followed by its value;
-- `m.notice` (what bots send) and `m.emote` (`/me`) are never commands; a command quoted in a
-  reply fallback never runs.
+- `m.notice` (what bots send) and `m.emote` (`/me`) are never commands, nor a file's name (an
+  image's caption is what the person typed); a command quoted in a reply fallback never runs.
 Who may edit what is not read here: the dispatcher runs an edit only for its command's own
 sender and room (Matrix lets anyone send an `m.replace`).
 """
@@ -111,10 +111,10 @@ def read_message(content: Mapping[str, Any]) -> Message:
     reply_to = reply_to if isinstance(reply_to, str) else None
     if rel_type == "m.replace" and target:
         new = content.get("m.new_content")
-        if not isinstance(new, Mapping) or _not_typed(new.get("msgtype", content.get("msgtype"))):
+        if not isinstance(new, Mapping) or _not_typed({"msgtype": content.get("msgtype")} | dict(new)):
             return Message("", replaces=target)
         return Message(command_text(new), replaces=target)
-    if _not_typed(content.get("msgtype")):
+    if _not_typed(content):
         return Message("", reply_to=reply_to)
     thread_root = target if rel_type == "m.thread" else None
     if thread_root and relation.get("is_falling_back") is True:
@@ -122,10 +122,21 @@ def read_message(content: Mapping[str, Any]) -> Message:
     return Message(command_text(content), thread_root=thread_root, reply_to=reply_to)
 
 
-def _not_typed(msgtype: object) -> bool:
+#: Message types whose `body` is a file's name unless a `filename` says otherwise.
+MEDIA = frozenset({"m.image", "m.file", "m.audio", "m.video"})
+
+
+def _not_typed(content: Mapping[str, Any]) -> bool:
     """`m.notice` is what bots send and must never be answered (Matrix spec, "m.notice": it
-    prevents loops between bots); `m.emote` is `/me …`, an action, not a command."""
-    return msgtype in ("m.notice", "m.emote")
+    prevents loops between bots); `m.emote` is `/me …`, an action, not a command. A file's `body`
+    is its name (`!plan.jpg` answered « commande inconnue plan.jpg »), unless `filename` is given
+    and differs: then `body` is the caption the person typed (Matrix spec v1.10, "Media captions");
+    an `m.location`'s is what the client wrote of the place."""
+    msgtype = content.get("msgtype")
+    if msgtype in MEDIA:
+        filename = content.get("filename")
+        return not isinstance(filename, str) or filename == content.get("body")
+    return msgtype in ("m.notice", "m.emote", "m.location")
 
 
 def command_text(content: Mapping[str, Any]) -> str:

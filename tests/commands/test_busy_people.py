@@ -147,3 +147,38 @@ def test_the_plain_mark_before_a_command_word_and_a_mistake_is_still_answered(ty
 def test_the_mark_reads_the_same_when_read_again(typed: str) -> None:
     once = normalise(typed)
     assert normalise(once) == once
+
+
+# --- a file's name is never a command; a caption is what the person typed -------------------------
+
+@pytest.mark.parametrize("content", [
+    {"msgtype": "m.image", "body": "!plan.jpg", "url": "mxc://x/y"},  # « commande inconnue plan.jpg »
+    {"msgtype": "m.image", "body": "!plan.jpg", "filename": "!plan.jpg", "url": "mxc://x/y"},
+    {"msgtype": "m.file", "body": "!equipe ajouter.pdf", "url": "mxc://x/y"},
+    {"msgtype": "m.video", "body": "!vu.mp4", "url": "mxc://x/y"},
+    {"msgtype": "m.audio", "body": "!vu.ogg", "url": "mxc://x/y"},
+    {"msgtype": "m.location", "body": "!equipe", "geo_uri": "geo:48.85,2.35"},
+])
+def test_a_files_name_is_never_a_command(content: dict[str, Any]) -> None:
+    assert not is_command(read_message(content).text, SPECS)
+
+
+@pytest.mark.parametrize("msgtype", ["m.image", "m.file", "m.video", "m.audio"])
+def test_a_caption_on_a_file_is_read_as_typed(msgtype: str) -> None:
+    """Matrix spec v1.10, "Media captions": `filename` present and different, `body` is the caption."""
+    content = {"msgtype": msgtype, "body": "!rupture l’aide ne passe plus", "filename": "IMG_2041.jpg",
+               "url": "mxc://x/y"}
+    assert run(content).args["text"] == "l'aide ne passe plus"
+    pill = '<a href="https://matrix.to/#/@gp:example.org">Dr P</a>'
+    html = content | {"body": "!equipe ajouter Dr P medecin", "format": "org.matrix.custom.html",
+                      "formatted_body": f"!equipe ajouter {pill} medecin"}
+    assert run(html).args == {"user": "@gp:example.org", "role": "gp"}
+
+
+def test_an_edited_caption_is_read_from_its_new_content() -> None:
+    edit = {"msgtype": "m.image", "body": "* !equipe", "filename": "IMG_2041.jpg",
+            "m.new_content": {"msgtype": "m.image", "body": "!equipe", "filename": "IMG_2041.jpg"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$o"}}
+    assert read_message(edit).text == "!equipe"
+    renamed = edit | {"m.new_content": {"msgtype": "m.image", "body": "!equipe.jpg"}}
+    assert read_message(renamed).text == ""
