@@ -145,6 +145,7 @@ def command_text(content: Mapping[str, Any]) -> str:
     body = strip_reply_fallback(body) if isinstance(body, str) else ""
     formatted = content.get("formatted_body")
     if content.get("format") == "org.matrix.custom.html" and isinstance(formatted, str):
+        body = unescape_markdown(body)
         html_reader = _HtmlReader()
         try:
             html_reader.feed(formatted)
@@ -160,6 +161,19 @@ def command_text(content: Mapping[str, Any]) -> str:
 
 #: A markdown list item's mark (`- `, `* `, `+ `, `• `, `1. `, `1) `; a phone's `– ` for `- `).
 _LIST_MARK = re.compile(f"^(?:[{re.escape(DASHES)}*+•]|\\d{{1,2}}[.)])[ \t]+(?=\\S)")
+
+
+#: A code span (kept as typed) or a markdown backslash escape of ASCII punctuation (CommonMark 2.4).
+_ESCAPE = re.compile(r"(`+)(?:.*?)\1|\\([!-/:-@\[-`{-~])", re.DOTALL)
+
+
+def unescape_markdown(body: str) -> str:
+    """The markdown `body` of an HTML message without its backslash escapes, as the person typed and
+    sees it: the rich text editor of Element X and Element Web (matrix-rich-text-editor, 2023)
+    escaped ASCII punctuation in `body` (`\\!equipe`, `\\-\\-statut en\\_place`, `!aide\\?`) while
+    `formatted_body` kept `!equipe`; Element Web's markdown drops the escapes a person types. Inside a
+    code span a backslash is text."""
+    return _ESCAPE.sub(lambda found: found.group(0) if found.group(1) else found.group(2), body)
 
 
 def unwrap_list(text: str) -> str:

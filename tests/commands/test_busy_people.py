@@ -182,3 +182,38 @@ def test_an_edited_caption_is_read_from_its_new_content() -> None:
     assert read_message(edit).text == "!equipe"
     renamed = edit | {"m.new_content": {"msgtype": "m.image", "body": "!equipe.jpg"}}
     assert read_message(renamed).text == ""
+
+
+# --- markdown backslash escapes the rich text editor put in `body` ----------------------------------
+
+HTML = "org.matrix.custom.html"
+
+
+@pytest.mark.parametrize(("body", "html", "name", "args"), [
+    # element-x-ios#1629, matrix-rust-sdk#2506: "body": "Oh yeah\\?", "formatted_body": "Oh yeah?"
+    ("\\!equipe", "!equipe", "team", {}),
+    ("!aide\\?", "!aide?", "help", {}),
+    ("\\!plan modifier 2 \\-\\-statut en\\_place", "!plan modifier 2 --statut en_place", "plan set", {"n": 2}),
+    ("\\!equipe ajouter \\@gp\\:example\\.org medecin", "!equipe ajouter @gp:example.org medecin", "team add",
+     {"user": "@gp:example.org", "role": "gp"}),
+    ("\\!equipe ajouter [Dr\\. P](https://matrix.to/#/@gp:example.org) medecin",
+     '!equipe ajouter <a href="https://matrix.to/#/@gp:example.org">Dr. P</a> medecin', "team add",
+     {"user": "@gp:example.org", "role": "gp"}),
+    ("\\!lieu hopital \\-\\-date 12/03/2026\\.", "!lieu hopital --date 12/03/2026.", "move", {"setting": "hospital"}),
+])
+def test_markdown_escapes_in_the_body_of_an_html_message_are_not_typed(
+        body: str, html: str, name: str, args: dict[str, Any]) -> None:
+    inv = run({"msgtype": "m.text", "body": body, "format": HTML, "formatted_body": html})
+    assert inv.spec.name == name
+    assert {k: v for k, v in inv.args.items() if k in args} == args
+
+
+def test_an_escaped_mark_in_free_text_is_the_mark_and_a_backslash_before_a_letter_stays() -> None:
+    content = {"msgtype": "m.text", "body": "!rupture l'aide \\*ne passe plus\\* voir C:\\dossier `a\\_b`",
+               "format": HTML, "formatted_body": "!rupture l'aide *ne passe plus* voir C:\\dossier <code>a\\_b</code>"}
+    assert run(content).args["text"] == "l'aide *ne passe plus* voir C:\\dossier `a\\_b`"
+
+
+def test_a_plain_body_keeps_its_backslashes() -> None:
+    """Without HTML, the body is shown as typed: a backslash there is the person's."""
+    assert not is_command(read_message({"msgtype": "m.text", "body": "\\!equipe"}).text, SPECS)
