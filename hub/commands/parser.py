@@ -187,8 +187,13 @@ _NUMBER_SIGN = re.compile(r"^(?:n\s?[°o]\.?|#)\s?", re.IGNORECASE)
 INT_MAX = 2_147_483_647
 
 
+#: An ordinal's ending (`3e`, `3ème`, `3ᵉ` — NFKC `3e` —, `1er`, `1re`, `1ère`, `2nd`, `2nde`, `3rd`):
+#: "la 3e action" is item 3.
+_ORDINAL = re.compile(r"(?<=\d)(?:e|eme|ème|è|er|re|ere|ère|nd|nde|st|rd|th)$", re.IGNORECASE)
+
+
 def _int(text: str) -> int:
-    text = _NUMBER_SIGN.sub("", unicodedata.normalize("NFKC", text))
+    text = _ORDINAL.sub("", _NUMBER_SIGN.sub("", unicodedata.normalize("NFKC", text)))
     if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > INT_MAX:
         raise ValueError
     return int(text)

@@ -217,3 +217,24 @@ def test_an_escaped_mark_in_free_text_is_the_mark_and_a_backslash_before_a_lette
 def test_a_plain_body_keeps_its_backslashes() -> None:
     """Without HTML, the body is shown as typed: a backslash there is the person's."""
     assert not is_command(read_message({"msgtype": "m.text", "body": "\\!equipe"}).text, SPECS)
+
+
+# --- an item number written as an ordinal ----------------------------------------------------------
+
+@pytest.mark.parametrize("typed", ["3e", "3ème", "3eme", "3ᵉ", "3è", "3E", "3EME", "n°3e", "3e.", "3ème,"])
+def test_an_item_number_written_as_an_ordinal(typed: str) -> None:
+    """`!plan clore 3e` (« la 3e action ») answered « 3e n'est pas un nombre »."""
+    assert run(f"!plan clore {typed}").args["n"] == 3
+    assert run(f"!plan modifier {typed} --statut fait").args["n"] == 3
+    assert run(f"!decision accord du médecin --action {typed}").opts["item"] == 3
+    assert run(f"!droits fait {typed}").args["n"] == 3
+
+
+@pytest.mark.parametrize("typed", ["1er", "1re", "1ère", "1ʳᵉ", "1st"])
+def test_the_first_item_as_an_ordinal(typed: str) -> None:
+    assert run(f"!plan {typed}").args["n"] == 1
+
+
+@pytest.mark.parametrize("typed", ["e", "3x", "trois", "3ee", "ème"])
+def test_a_word_that_is_no_ordinal_is_still_a_bad_number(typed: str) -> None:
+    assert refused(f"!plan clore {typed}").key == "error.bad_int"
