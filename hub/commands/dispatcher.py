@@ -94,7 +94,8 @@ class Dispatcher:
         or a plain body); None otherwise."""
         if sender == self.settings.bot_user:
             return None
-        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content)
+        message = read_message({"msgtype": "m.text", "body": content} if isinstance(content, str) else content,
+                               bot=self.settings.bot_user)
         return message if is_command(message.text, self.registry.specs) else None
 
     async def handle(self, event_id: str, sender: str, room_id: str,

@@ -100,8 +100,9 @@ class QuoteError(ValueError):
     """An opening double quote without its closing one."""
 
 
-def read_message(content: Mapping[str, Any]) -> Message:
-    """Event content (`m.room.message`) → Message. Never raises on odd content."""
+def read_message(content: Mapping[str, Any], *, bot: str | None = None) -> Message:
+    """Event content (`m.room.message`) → Message. Never raises on odd content. A command addressed
+    to `bot` (the bot's user id) by a mention before it is that command (see `addressed`)."""
     relation = content.get("m.relates_to")
     relation = relation if isinstance(relation, Mapping) else {}
     rel_type = relation.get("rel_type")
@@ -113,13 +114,13 @@ def read_message(content: Mapping[str, Any]) -> Message:
         new = content.get("m.new_content")
         if not isinstance(new, Mapping) or _not_typed({"msgtype": content.get("msgtype")} | dict(new)):
             return Message("", replaces=target)
-        return Message(command_text(new), replaces=target)
+        return Message(addressed(command_text(new), bot), replaces=target)
     if _not_typed(content):
         return Message("", reply_to=reply_to)
     thread_root = target if rel_type == "m.thread" else None
     if thread_root and relation.get("is_falling_back") is True:
         reply_to = None  # the "reply" only helps clients without threads: not a real reply
-    return Message(command_text(content), thread_root=thread_root, reply_to=reply_to)
+    return Message(addressed(command_text(content), bot), thread_root=thread_root, reply_to=reply_to)
 
 
 #: Message types whose `body` is a file's name unless a `filename` says otherwise.
@@ -157,6 +158,23 @@ def command_text(content: Mapping[str, Any]) -> str:
             body = placed or html_reader.text()
     body = _BARE_LINK.sub(_bare_pill, _markdown_pills(body))
     return unwrap_list(unwrap_code(normalise(body)))
+
+
+#: What may follow a mention that addresses someone: `Relais: !equipe`, `Relais, !equipe`, `Relais — !equipe`.
+_ADDRESS_END = re.compile(f"^[:,{re.escape(DASHES)}]?\\s*")
+
+
+def addressed(text: str, bot: str | None) -> str:
+    """A command after a mention of the bot (`@relais:server !equipe`: Element's mention of the bot
+    picked in the list, a pill, then the command, as one addresses a colleague) is the command.
+    A mention of anyone else, or of the bot before chat, leaves the text as it is."""
+    if not bot or text[:len(bot)].lower() != bot.lower():
+        return text
+    after = text[len(bot):]
+    if after[:1] not in ("", " ", "\n", ":", ",", *DASHES):
+        return text  # `@relais:server.org`: another id that starts like the bot's
+    command = unwrap_list(unwrap_code(normalise(_ADDRESS_END.sub("", after, count=1))))
+    return command if command.startswith("!") else text
 
 
 #: A markdown list item's mark (`- `, `* `, `+ `, `• `, `1. `, `1) `; a phone's `– ` for `- `).

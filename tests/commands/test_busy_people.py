@@ -238,3 +238,36 @@ def test_the_first_item_as_an_ordinal(typed: str) -> None:
 @pytest.mark.parametrize("typed", ["e", "3x", "trois", "3ee", "ème"])
 def test_a_word_that_is_no_ordinal_is_still_a_bad_number(typed: str) -> None:
     assert refused(f"!plan clore {typed}").key == "error.bad_int"
+
+
+# --- a command addressed to the bot by its mention --------------------------------------------------
+
+BOT = "@relais:example.org"
+
+
+@pytest.mark.parametrize("content", [
+    # Element Web: the bot picked in the mention list, then the command
+    {"msgtype": "m.text", "body": "Relais !equipe", "format": HTML,
+     "formatted_body": f'<a href="https://matrix.to/#/{BOT}">Relais</a> !equipe', "m.mentions": {"user_ids": [BOT]}},
+    # older Element Web: "Name: " for a mention at the start
+    {"msgtype": "m.text", "body": "Relais: !equipe", "format": HTML,
+     "formatted_body": f'<a href="https://matrix.to/#/{BOT}">Relais</a>: !equipe'},
+    # Element X: a markdown link in body
+    {"msgtype": "m.text", "body": f"[Relais](https://matrix.to/#/{BOT}) !equipe"},
+    {"msgtype": "m.text", "body": f"{BOT}, !equipe"}, {"msgtype": "m.text", "body": "@Relais:example.org\u00a0!équipe"},
+    {"msgtype": "m.text", "body": f"[Relais](https://matrix.to/#/{BOT})\n!equipe"},
+])
+def test_a_command_after_a_mention_of_the_bot_is_the_command(content: dict[str, Any]) -> None:
+    message = read_message(content, bot=BOT)
+    assert message.text == "!equipe" or message.text == "!équipe"
+    assert parse(message.text, SPECS).spec.name == "team"
+
+
+@pytest.mark.parametrize("body", [
+    f"[Relais](https://matrix.to/#/{BOT}) merci !",  # chat with the bot: not a command
+    f"[Relais](https://matrix.to/#/{BOT}) ‼️ Plan B pour samedi",
+    "[Dr P](https://matrix.to/#/@gp:example.org) !equipe",  # addressed to someone else
+    "@relais:example.org.fr !equipe",  # another id that starts like the bot's
+])
+def test_a_mention_of_someone_else_or_of_the_bot_before_chat_is_not_a_command(body: str) -> None:
+    assert not is_command(read_message({"msgtype": "m.text", "body": body}, bot=BOT).text, SPECS)

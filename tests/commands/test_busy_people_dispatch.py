@@ -60,3 +60,12 @@ async def test_chat_opened_by_an_emphatic_mark_gets_no_answer(
         database: Database, dispatcher: Dispatcher, typed: str) -> None:
     assert not await dispatcher.handle("$e", CM, DESK, {"msgtype": "m.text", "body": typed})
     assert await _notices(database) == []
+
+
+async def test_a_command_addressed_to_the_bot_by_its_mention_is_answered(
+        database: Database, dispatcher: Dispatcher) -> None:
+    content = {"msgtype": "m.text", "body": "Relais: !file-active", "format": "org.matrix.custom.html",
+               "formatted_body": '<a href="https://matrix.to/#/@bot:x">Relais</a>: !file-active',
+               "m.mentions": {"user_ids": ["@bot:x"]}}
+    assert await dispatcher.handle("$e", CM, DESK, content)
+    assert [n["message"] for n in await _notices(database)] == ["reply.caseload"]
