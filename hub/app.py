@@ -35,6 +35,7 @@ from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
 from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.fhir_referral import referral_routes
+from hub.inbound.hl7v2 import PRODUCTION
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
@@ -115,7 +116,10 @@ class Relais:
         self._http_tls = (server_context("http", http.tls_cert, http.tls_key)
                           if http.tls_cert is not None and http.tls_key is not None else None)
         # Times sent without an offset are the territory's local time (`[care] timezone`).
-        parsers = {"hl7": partial(parse_hl7, tz=self.clock.tz), "fhir": partial(parse_bundle, tz=self.clock.tz)}
+        # Only the processing IDs configured (`[alerts] processing_ids`): test data never alerts a team.
+        taken = frozenset(config.alerts.processing_ids)
+        parsers = {"hl7": partial(parse_hl7, tz=self.clock.tz, processing_ids=taken),
+                   "fhir": partial(parse_bundle, tz=self.clock.tz, test_data=bool(taken - PRODUCTION))}
         self.alerts = AlertService(self.db, self.clock, parsers,
                                    ins_test_oids=config.alerts.ins_test_oids, metrics=self.metrics,
                                    on_enqueued=self.outbox.wake)

@@ -235,6 +235,9 @@ class MllpConfig(TlsFiles):
 
 class AlertsConfig(_Section):
     ins_test_oids: bool = False
+    # MSH-11 processing IDs taken (HL7 table 0103: P production, T training, D debugging); any
+    # other is answered AR 202. FHIR: a bundle labelled HTEST (test data) needs T or D here.
+    processing_ids: tuple[Literal["P", "T", "D"], ...] = Field(default=("P",), min_length=1)
     mllp: MllpConfig = MllpConfig()
 
 

@@ -61,6 +61,7 @@ pilots = ["@pilote:{s}"]
 
 [alerts]
 ins_test_oids = true
+processing_ids = ["P", "T", "D"]
 
 [alerts.mllp]
 port = {mllp_port}

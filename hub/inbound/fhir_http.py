@@ -37,6 +37,11 @@ def _error(err: FhirError) -> web.Response:
     return web.json_response(operation_outcome(err), status=err.status, content_type=FHIR_JSON)
 
 
+def _shown(value: str) -> str:
+    """A header value fit for a log line: printable ASCII, short."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in value)[:80] or "-"
+
+
 def _authorised(request: web.Request, token: str | None) -> bool:
     if not token:
         return False  # no token configured: the endpoint stays shut
@@ -70,7 +75,12 @@ def fhir_routes(service: AlertService, token: str | None, metrics: Metrics | Non
         try:
             alert = service.parse("fhir", body)
         except FhirError as err:
-            count("rejected")
+            if err.key:
+                count(err.key)
+                log.warning("FHIR %s from %s, bundle id %s: answered %d %s", err.key, _shown(err.sender),
+                            _shown(err.control_id), err.status, err.diagnostics)
+            else:
+                count("rejected")
             return _error(err)
         except Exception as exc:  # a parser bug: the sender gets a clear answer, never a 500 to retry for ever
             # Only the exception's type is logged: its text may quote the notification.

@@ -39,6 +39,12 @@ _RETRACTS: dict[AlertEvent, AlertEvent] = {
     AlertEvent.transfer: AlertEvent.cancel_transfer,
 }
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+#: HL7 v3 ActReason, whose code HTEST ("test health data": simulated or synthetic data used to test
+#: a system outside production) is the label FHIR R4 gives test data (security labels,
+#: Resource.meta.security; some senders put it in meta.tag), under any of its names.
+_ACT_REASON = frozenset({"http://terminology.hl7.org/CodeSystem/v3-ActReason", "http://hl7.org/fhir/v3/ActReason",
+                         "urn:oid:2.16.840.1.113883.5.8"})
+TEST_DATA = "HTEST"
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -48,11 +54,17 @@ class FhirError(Exception):
     Diagnostics never quote the submitted content (it may hold personal data).
     """
 
-    def __init__(self, status: int, code: str, diagnostics: str) -> None:
+    def __init__(self, status: int, code: str, diagnostics: str, *, key: str = "", sender: str = "",
+                 control_id: str = "") -> None:
         super().__init__(f"{status} {code}: {diagnostics}")
         self.status = status
         self.code = code
         self.diagnostics = diagnostics
+        # Set for a refusal the operator must hear of: one log line naming the sender
+        # (MessageHeader.source) and the bundle id, and `key` as its metric label.
+        self.key = key
+        self.sender = sender
+        self.control_id = control_id
 
 
 def operation_outcome(err: FhirError) -> dict[str, Any]:
@@ -219,9 +231,26 @@ def _encounter_key(encounter: Any) -> str:
     return "fhir:" + hashlib.sha256(key.encode()).hexdigest()[:40] if key else ""
 
 
-def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
+def _labelled_test(bundle: Bundle) -> bool:
+    """True when the Bundle or any resource in it (contained ones included) carries the HTEST
+    label in meta.security or meta.tag: a test patient or a test message."""
+    resources: list[Any] = [bundle]
+    for entry in bundle.entry or []:
+        if entry.resource is not None:
+            resources += [entry.resource, *(getattr(entry.resource, "contained", None) or [])]
+    for resource in resources:
+        meta = getattr(resource, "meta", None)
+        for coding in [*(meta.security or []), *(meta.tag or [])] if meta is not None else []:
+            if (coding.code or "").strip().upper() == TEST_DATA and (coding.system or "").strip() in _ACT_REASON:
+                return True
+    return False
+
+
+def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_data: bool = False) -> Alert:
     """A FHIR R4 admit/discharge/transfer notification Bundle → Alert; FhirError otherwise. `tz`:
-    the territory's zone (`[care] timezone`), for times without an offset."""
+    the territory's zone (`[care] timezone`), for times without an offset. `test_data`: whether
+    this hub takes test data (`[alerts] processing_ids` lists T or D, the HL7 v2 MSH-11 rule);
+    otherwise a bundle labelled HTEST is refused 422 and nothing is kept (SPEC §7)."""
     _, MessageHeader, Encounter, Patient = _models()
     bundle = _load(body)
     if bundle.type != "message":
@@ -230,6 +259,12 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
     header = entries[0].resource if entries else None
     if not isinstance(header, MessageHeader):
         raise FhirError(422, "processing", "first entry must be a MessageHeader")
+    source = header.source
+    sender = str(source.endpoint or source.name or "") if source else ""
+    if not test_data and _labelled_test(bundle):
+        raise FhirError(422, "business-rule", "test data (meta.security HTEST) is not taken by this receiver "
+                        "([alerts] processing_ids)", key="test_data", sender=sender,
+                        control_id=bundle.id or header.id or "")
     trigger = (header.eventCoding.code or "") if header.eventCoding else ""
     event = EVENTS.get(trigger)
     if event is None:
@@ -271,12 +306,11 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS) -> Alert:
             disposition = next((c.code for c in codings if c.code), "") or ""
         if hospitalization.destination is not None:
             destination = hospitalization.destination.display or ""
-    source = header.source
     klass = encounter.class_fhir if encounter is not None else None
     patient_class = (klass.code or "") if klass is not None else ""
     return Alert(
         source="fhir",
-        sender=str(source.endpoint or source.name or "") if source else "",
+        sender=sender,
         control_id=bundle.id or header.id or "",
         event=event,
         trigger=trigger,

@@ -19,6 +19,7 @@ from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[c
 
 __all__ = [
     "EVENTS",
+    "PRODUCTION",
     "Hl7Error",
     "IsAck",
     "MshHeader",
@@ -27,6 +28,7 @@ __all__ = [
     "digest",
     "normalise",
     "parse",
+    "processing_id",
     "read_header",
 ]
 
@@ -56,6 +58,11 @@ EVENTS: dict[str, AlertEvent] = {
     "Z99": AlertEvent.update,
 }
 _TRIGGER = re.compile(r"[AZ][0-9A-Z]{2}")
+#: MSH-11.1 processing ID (HL7 table 0103): P production, T training, D debugging.
+PROCESSING_IDS = frozenset({"P", "T", "D"})
+#: What a production receiver takes (`[alerts] processing_ids`, SPEC §7): a training or debugging
+#: message from a test engine pointed at production describes a stay that never happened.
+PRODUCTION = frozenset({"P"})
 _TRANSFERS = frozenset({AlertEvent.transfer, AlertEvent.cancel_transfer})
 
 # MSH-18 (HL7 table 0211) → Python codec; anything else falls back to UTF-8 then Latin-1.
@@ -576,10 +583,21 @@ def _merges(segments: list[_Segment]) -> tuple[tuple[PatientId, ...], tuple[Pati
 # ---------------------------------------------------------------- parse
 
 
-def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
+def processing_id(header: MshHeader) -> str:
+    """MSH-11.1, the processing ID (v2.5 §2.14.9.11, PT data type): `P^T` is production in current
+    processing mode (MSH-11.2, table 0207). Absent (or `""`) reads as production, as HL7 v2.1
+    senders that never filled it meant; case is ignored."""
+    component = header.separators[1:2] or "^"
+    value = header.processing_id.split(component, 1)[0].strip().upper()
+    return "" if value == _NULL else value
+
+
+def parse(raw: bytes, tz: tzinfo = _PARIS, *, processing_ids: frozenset[str] = PRODUCTION) -> Alert:
     """One ADT message → Alert; Hl7Error (AE/AR) or IsAck otherwise. `tz`: the territory's zone
     (`[care] timezone`), for times sent without an offset — a hospital in La Réunion sends its
-    own local time, not Paris's."""
+    own local time, not Paris's. `processing_ids`: the MSH-11 processing IDs taken
+    (`[alerts] processing_ids`); any other is refused AR 202, "unsupported processing id", as
+    v2.5 §2.9.2.1 (original-mode validation of MSH-11) and table 0357 say, and nothing is kept."""
     codec = _codec_for(raw)
     text = normalise(raw.decode(codec))
     header, d, segments = _header(text, codec)
@@ -596,6 +614,11 @@ def parse(raw: bytes, tz: tzinfo = _PARIS) -> Alert:
         raise fail("AE", "no message type (MSH-9)", "101", "no_message_type")
     if header.message_type.upper() != "ADT":
         raise fail("AR", "unsupported message type", "200", "unsupported_type")
+    processing = processing_id(header) or "P"
+    if processing not in processing_ids:
+        named = f" {processing}" if processing in PROCESSING_IDS else ""  # never echo free text
+        raise fail("AR", f"unsupported processing id{named} (MSH-11): this receiver takes "
+                   + ", ".join(sorted(processing_ids)), "202", "unsupported_processing_id")
     version = _VERSION.fullmatch(segments[0].get(12))
     if version is None or not 3 <= int(version.group(1)) <= 8:
         raise fail("AR", "unsupported version", "203", "unsupported_version")

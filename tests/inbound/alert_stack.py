@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
@@ -11,12 +11,14 @@ from sqlalchemy import select
 
 from hub.clock import FakeClock
 from hub.config import MllpConfig
+from hub.domain.alerts import Alert
 from hub.domain.caseload import Limits
 from hub.domain.persons import parse_identifier
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
+from hub.domain.transitions import PARIS
 from hub.inbound.fhir_notify import parse_bundle
-from hub.inbound.hl7v2 import parse
+from hub.inbound.hl7v2 import PRODUCTION, parse
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
 from hub.metrics import Metrics
 from hub.services import cases
@@ -25,7 +27,17 @@ from hub.storage.database import Database
 from hub.storage.models import OutboxRow
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-PARSERS = {"hl7": parse, "fhir": parse_bundle}
+#: The stack is a test hub, as the demo is (`ins_test_oids`, `processing_ids`): the national PAM
+#: example is a debugging message (MSH-11 = D). Tests of the production rule pass their own.
+TEST_PROCESSING_IDS = frozenset({"P", "T", "D"})
+
+
+def parse_on_test_hub(raw: bytes, tz: tzinfo = PARIS) -> Alert:
+    """hl7v2.parse as a test hub reads: every processing ID taken."""
+    return parse(raw, tz, processing_ids=TEST_PROCESSING_IDS)
+
+
+PARSERS = {"hl7": parse_on_test_hub, "fhir": partial(parse_bundle, test_data=True)}
 MAX_FRAME = 16384
 
 
@@ -70,12 +82,14 @@ class Stack:
         return person.setting, person.hospital_return
 
 
-async def make_stack(db: Database, timezone: str | None = None, **mllp: Any) -> Stack:
-    """`timezone`: the territory's `[care] timezone`, wired as hub/app.py does (default: Paris)."""
+async def make_stack(db: Database, timezone: str | None = None,
+                     processing_ids: frozenset[str] = TEST_PROCESSING_IDS, **mllp: Any) -> Stack:
+    """`timezone`: the territory's `[care] timezone`, `processing_ids` its `[alerts] processing_ids`,
+    wired as hub/app.py does (default: Paris, a test hub)."""
     clock = FakeClock(NOW) if timezone is None else FakeClock(NOW, timezone)
     metrics = Metrics()
-    parsers = PARSERS if timezone is None else {"hl7": partial(parse, tz=clock.tz),
-                                                "fhir": partial(parse_bundle, tz=clock.tz)}
+    parsers = {"hl7": partial(parse, tz=clock.tz, processing_ids=processing_ids),
+               "fhir": partial(parse_bundle, tz=clock.tz, test_data=bool(processing_ids - PRODUCTION))}
     service = AlertService(db, clock, parsers, ins_test_oids=True, metrics=metrics)
     config = MllpConfig(port=0, **{"max_frame_bytes": MAX_FRAME, **mllp})
     server = MllpServer(config, Hl7Listener(service, clock, metrics).on_frame)

@@ -16,8 +16,8 @@ import pytest
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.inbound.fhir_notify import parse_bundle
-from hub.inbound.hl7v2 import parse
 from tests.inbound.alert_stack import Stack
+from tests.inbound.alert_stack import parse_on_test_hub as parse
 from tests.inbound.mllp_client import MllpClient
 from tests.inbound.test_engine_kinds import fhir
 from tests.inbound.test_hospital_feeds import answers, client, message, problems

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from hub.domain.alerts import Alert, AlertEvent, PatientId
 from hub.domain.identity import matches
-from hub.inbound.hl7v2 import Hl7Error, IsAck, NotActed, decode, digest, parse, read_header
+from hub.inbound.hl7v2 import Hl7Error, IsAck, NotActed, decode, digest, read_header
+from tests.inbound.alert_stack import parse_on_test_hub as parse
 from tests.samples_path import SAMPLES
 
 PARIS = ZoneInfo("Europe/Paris")

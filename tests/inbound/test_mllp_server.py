@@ -16,12 +16,12 @@ from sqlalchemy import select
 from hub.domain import alert_decision
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
-from hub.inbound.hl7v2 import parse
 from hub.inbound.mllp import frame
 from hub.services.alerts import RECOVER_INTERVAL_S, RECOVER_SETTLE_S, UNMATCHED_COUNTER, AlertService
 from hub.storage.database import Database
 from hub.storage.models_alerts import AlertRow, InboundMessageRow
 from tests.inbound.alert_stack import MAX_FRAME, PARSERS, Stack, make_stack
+from tests.inbound.alert_stack import parse_on_test_hub as parse
 from tests.inbound.mllp_client import GHH, MllpClient, err_code, msa, sample
 
 pytestmark = [pytest.mark.db]

@@ -57,7 +57,8 @@ async def alert_entries(hub: Hub, state: str | None = None) -> int:
 
 
 async def test_hl7_samples_over_mllp_post_the_right_notices_to_the_persons_room(hub: Hub) -> None:
-    await hub.setup(alerts={"ins_test_oids": True})
+    # A test hub, as the demo: the national PAM example is a debugging message (MSH-11 = D).
+    await hub.setup(alerts={"ins_test_oids": True, "processing_ids": ["P", "D"]})
     relais = await hub.start()
     desk = await hub.desk()
     ghh_case, ghh_room = await hub.open_case(desk=desk, text='!new "Jeanne Dupont" --id test1:PATID1234')

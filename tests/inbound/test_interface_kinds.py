@@ -1,0 +1,194 @@
+"""Kinds an interface engineer found after the feed kinds (test_feed_kinds.py): test and training
+messages on a production hub, resends of messages for nobody followed… Over real MLLP on TCP or
+real HTTP where it is about what gets posted (invented patients; messages under
+tests/inbound/messages/)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from hub.config import AlertsConfig
+from hub.inbound.fhir_http import PATH, fhir_routes
+from hub.inbound.hl7v2 import PRODUCTION
+from hub.storage.database import Database
+from tests.inbound.alert_stack import Stack, make_stack
+from tests.inbound.mllp_client import MllpClient, err_code
+from tests.inbound.test_hospital_feeds import PATIENT_DATA, answers, client, message, outcome, problems, segments
+from tests.samples_path import SAMPLES
+
+pytestmark = [pytest.mark.db]
+__all__ = ["client"]  # the fixture, shared with test_hospital_feeds
+Post = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
+TOKEN = "t" * 40
+_GERIA = message("a01-geria.hl7")  # MSH-11 = P, control id L-1, PID-3 CHU-X:910031
+
+
+@pytest.fixture
+async def production(database: Database) -> AsyncIterator[Stack]:
+    """A hub with the default `[alerts] processing_ids = ["P"]`."""
+    s = await make_stack(database, processing_ids=PRODUCTION)
+    try:
+        yield s
+    finally:
+        await s.server.stop()
+
+
+async def _post_to(stack: Stack) -> AsyncIterator[Post]:
+    app = web.Application()
+    app.add_routes(fhir_routes(stack.service, TOKEN, stack.metrics))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
+    async with aiohttp.ClientSession() as http:
+        async def post(bundle: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+            headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
+            async with http.post(url, data=json.dumps(bundle).encode(), headers=headers) as resp:
+                return resp.status, dict(await resp.json(content_type=None))
+        yield post
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def fhir_production(production: Stack) -> AsyncIterator[Post]:
+    async for post in _post_to(production):
+        yield post
+
+
+@pytest.fixture
+async def fhir_test_hub(stack: Stack) -> AsyncIterator[Post]:
+    async for post in _post_to(stack):
+        yield post
+
+
+def _processing(value: bytes, raw: bytes = _GERIA) -> bytes:
+    return raw.replace(b"|L-1|P|", b"|L-1|" + value + b"|", 1)
+
+
+# ------------------------------------------------------------ MSH-11 processing ID
+
+
+@pytest.mark.parametrize("processing", [b"T", b"D", b"T^T", b"D^I", b"t"])
+async def test_a_training_or_debugging_message_is_refused_ar_202_on_a_production_hub(
+        production: Stack, processing: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    # A test engine pointed at production by mistake: an A01 with MSH-11 = T was kept, matched and
+    # posted as a real admission to a real team — a stay that never happened.
+    ref = await production.person("CHU-X:910031")
+    client = await MllpClient.connect(production.port)
+    try:
+        with caplog.at_level(logging.WARNING):
+            ack = await client.send(_processing(processing))
+    finally:
+        await client.close()
+    assert answers(ack) == [("AR", "L-1")]
+    assert err_code(ack) == "202"  # HL7 table 0357: unsupported processing id
+    assert segments(ack, "MSH")[0][10] == processing.decode()  # MSH-11 echoed
+    assert await production.messages() == 0 and await production.notices(ref) == []
+    assert (await production.setting(ref))[0].value == "home"
+    assert problems(production, "unsupported_processing_id") == 1 and outcome(production, "rejected") == 1
+    lines = [r.getMessage() for r in caplog.records if "unsupported_processing_id" in r.getMessage()]
+    assert len(lines) == 1 and "SIH/CHU-X" in lines[0] and "control id L-1" in lines[0]
+    assert not any(data in lines[0] for data in PATIENT_DATA)
+
+
+@pytest.mark.parametrize("processing", [b"P", b"P^T", b"P^", b"p", b"", b'""'])
+async def test_a_production_message_is_taken_in_every_spelling(production: Stack, processing: bytes) -> None:
+    # `P^T` (processing mode: current processing) and an absent MSH-11 (HL7 v2.1 senders) are production.
+    ref = await production.person("CHU-X:910031")
+    client = await MllpClient.connect(production.port)
+    try:
+        assert answers(await client.send(_processing(processing))) == [("AA", "L-1")]
+    finally:
+        await client.close()
+    assert [n["message"] for n in await production.notices(ref)] == ["alert.admission"]
+
+
+async def test_a_test_hub_takes_what_its_processing_ids_list(stack: Stack, client: MllpClient) -> None:
+    # The test stack is configured as the demo: processing_ids = ["P", "T", "D"].
+    ref = await stack.person("CHU-X:910031")
+    assert answers(await client.send(_processing(b"T"))) == [("AA", "L-1")]
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+
+
+async def test_in_one_block_only_the_training_message_is_refused(production: Stack) -> None:
+    ref = await production.person("CHU-X:910028")
+    block = message("a01-a03-one-block.hl7").replace(b"|C28-2|P|", b"|C28-2|T|")
+    client = await MllpClient.connect(production.port)
+    try:
+        assert answers(await client.send(block)) == [("AA", "C28-1"), ("AR", "C28-2")]
+    finally:
+        await client.close()
+    assert [n["message"] for n in await production.notices(ref)] == ["alert.admission"]
+
+
+async def test_an_event_relais_does_not_act_on_is_refused_too_when_it_is_training(production: Stack) -> None:
+    # An A28 answered AA from a training engine would hide the misconfiguration from its operator.
+    raw = message("a28-add-person.hl7")
+    control = raw.split(b"|")[9]
+    client = await MllpClient.connect(production.port)
+    try:
+        ack = await client.send(raw.replace(b"|" + control + b"|P|", b"|" + control + b"|T|", 1))
+    finally:
+        await client.close()
+    assert answers(ack) == [("AR", control.decode())] and err_code(ack) == "202"
+
+
+def test_the_setting_takes_only_table_0103_values_and_defaults_to_production() -> None:
+    assert AlertsConfig().processing_ids == ("P",)
+    assert AlertsConfig.model_validate({"processing_ids": ["P", "T"]}).processing_ids == ("P", "T")
+    for bad in (["X"], [], ["p"]):
+        with pytest.raises(ValueError, match="processing_ids"):
+            AlertsConfig.model_validate({"processing_ids": bad})
+
+
+# ------------------------------------------------------------ FHIR: test data (HTEST)
+
+_HTEST = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HTEST"}
+
+
+def _admit() -> dict[str, Any]:
+    bundle: dict[str, Any] = json.loads(
+        (SAMPLES / "fhir" / "admit-notification-message-bundle-01.json").read_text(encoding="utf-8"))
+    return bundle
+
+
+def _labelled(where: str) -> dict[str, Any]:
+    bundle = _admit()
+    if where == "bundle":
+        bundle.setdefault("meta", {})["security"] = [_HTEST]
+    else:
+        entry = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == where)
+        entry["resource"].setdefault("meta", {})["tag" if where == "Patient" else "security"] = [copy.copy(_HTEST)]
+    return bundle
+
+
+@pytest.mark.parametrize("where", ["bundle", "MessageHeader", "Patient", "Encounter"])
+async def test_a_fhir_bundle_labelled_test_data_is_refused_on_a_production_hub(
+        production: Stack, fhir_production: Post, where: str, caplog: pytest.LogCaptureFixture) -> None:
+    ref = await production.person("http://example.org/fhir/pid:06e1f0dd-5fbe-4480-9bb4-6b54ec02d31b")
+    with caplog.at_level(logging.WARNING):
+        status, body = await fhir_production(_labelled(where))
+    assert status == 422 and body["issue"][0]["code"] == "business-rule"
+    assert "HTEST" in body["issue"][0]["diagnostics"]
+    assert await production.messages() == 0 and await production.notices(ref) == []
+    lines = [r.getMessage() for r in caplog.records if "test_data" in r.getMessage()]
+    assert len(lines) == 1 and "admit-notification-message-bundle-01" in lines[0]
+    assert production.metrics.registry.get_sample_value(
+        "relais_alerts_total", {"source": "fhir", "outcome": "test_data"}) == 1
+    # The same notification without the label is news.
+    assert (await fhir_production(_admit()))[0] == 200
+    assert [n["message"] for n in await production.notices(ref)] == ["alert.admission_emergency"]
+
+
+async def test_a_fhir_bundle_labelled_test_data_is_taken_by_a_test_hub(stack: Stack, fhir_test_hub: Post) -> None:
+    ref = await stack.person("http://example.org/fhir/pid:06e1f0dd-5fbe-4480-9bb4-6b54ec02d31b")
+    assert (await fhir_test_hub(_labelled("bundle")))[0] == 200
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission_emergency"]
