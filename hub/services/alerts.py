@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 UNMATCHED_COUNTER = "alerts_unmatched"
 #: The recovery job leaves alone messages younger than this: their own processing is under way.
 RECOVER_SETTLE_S = 15.0
+#: How long the key of a message for nobody followed is kept to recognise a resend (an engine
+#: replaying its queue after an incident may resend days later); then only the count remains.
+UNMATCHED_KEY_DAYS = 30
 #: How often the recovery job runs (SPEC §7: nothing acknowledged is left unprocessed for long).
 RECOVER_INTERVAL_S = 30.0
 #: source ("hl7", "fhir") → the pure parser that made the Alert from the raw message
@@ -138,9 +141,9 @@ class AlertService:
         candidates = await uow.persons.open_with_identifier_values([pid.value for pid in ids], lock=True)
         persons = [person for person in candidates if self._matches(person.identifiers, ids)]
         if not persons:
+            # Its key stays (no content): a resend is a duplicate, not a second message for nobody.
             await uow.alerts.forget_message(message_id)
-            count = int(await uow.kv.get(UNMATCHED_COUNTER) or 0) + 1
-            await uow.kv.set(UNMATCHED_COUNTER, str(count))
+            await uow.kv.increment(UNMATCHED_COUNTER)
             return "unmatched"
         posted = False
         for person in persons:
@@ -174,7 +177,10 @@ class AlertService:
         return done
 
     async def recover_settled(self, now: datetime) -> int:
-        """The periodic job: messages received more than RECOVER_SETTLE_S before `now`."""
+        """The periodic job: messages received more than RECOVER_SETTLE_S before `now`; and the
+        keys of messages for nobody followed, once older than UNMATCHED_KEY_DAYS, are let go."""
+        async with self.db.unit() as uow:
+            await uow.alerts.purge_unmatched(now - timedelta(days=UNMATCHED_KEY_DAYS))
         return await self.recover(now - timedelta(seconds=RECOVER_SETTLE_S))
 
     def _matches(self, identifiers: tuple[Identifier, ...], ids: tuple[PatientId, ...]) -> bool:

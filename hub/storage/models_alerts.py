@@ -29,7 +29,8 @@ class InboundMessageRow(Base):
     """A hospital message, committed before it is acknowledged.
 
     The key (sender, control id, content hash) makes a resend a no-op. A message for nobody
-    followed is deleted once matched against the files: nothing of it is kept.
+    followed loses its content once matched against the files; its key stays, state
+    `unmatched`, for UNMATCHED_KEY_DAYS (services/alerts.py), so that a resend is known as one.
     """
 
     __tablename__ = "inbound_messages"
@@ -44,7 +45,7 @@ class InboundMessageRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(_TS)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
-    state: Mapped[str] = mapped_column(String(10), default="received")  # received | processed
+    state: Mapped[str] = mapped_column(String(10), default="received")  # received | processed | unmatched
 
 
 class AlertRow(Base):

@@ -22,6 +22,8 @@ from hub.storage.repositories import _aware
 
 __all__ = ["AlertRepo", "StoredMessage", "utc"]
 
+#: The state of a message for nobody followed: its key only (SPEC §7: nothing of it is kept).
+UNMATCHED = "unmatched"
 _STAY_EVENTS = (AlertEvent.admission, AlertEvent.transfer, AlertEvent.update, AlertEvent.leave_return,
                 AlertEvent.discharge)
 
@@ -146,11 +148,22 @@ class AlertRepo:
                              .values(state="processed", raw=None))
 
     async def forget_message(self, message_id: int) -> None:
-        """For nobody followed: the row goes, raw content, key and all."""
-        await self.s.execute(delete(InboundMessageRow).where(InboundMessageRow.id == message_id))
+        """For nobody followed: the content goes; the key (sender, control id, digest: no personal
+        data) stays, state `unmatched`, so that a resend is known as one — acknowledged again,
+        neither matched nor counted twice — until `purge_unmatched` removes it."""
+        await self.s.execute(update(InboundMessageRow).where(InboundMessageRow.id == message_id)
+                             .values(state=UNMATCHED, raw=None))
+
+    async def purge_unmatched(self, received_before: datetime) -> int:
+        """Remove the keys of messages for nobody followed received before `received_before`."""
+        result = await self.s.execute(delete(InboundMessageRow).where(
+            InboundMessageRow.state == UNMATCHED, InboundMessageRow.received_at < received_before))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def count_messages(self) -> int:
-        result = await self.s.execute(select(func.count()).select_from(InboundMessageRow))
+        """Messages kept: not the bare keys of messages for nobody followed."""
+        result = await self.s.execute(select(func.count()).select_from(InboundMessageRow)
+                                      .where(InboundMessageRow.state != UNMATCHED))
         return int(result.scalar_one())
 
     # ------------------------------------------------------------ persons by identifier

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, insert, literal, select, union_all, update
+from sqlalchemy import Integer, Table, Text, bindparam, delete, exists, func, insert, literal, select, union_all, update
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -608,6 +609,15 @@ class KeyValueRepo:
 
     async def set(self, key: str, value: str) -> None:
         await insert_or_update(self.s, KeyValueRow, {"key": key, "value": value}, conflict=("key",))
+
+    async def increment(self, key: str) -> int:
+        """Add one to a counter, in one statement: a read then a write lost counts on PostgreSQL,
+        where two units counting at once both read the same value (READ COMMITTED)."""
+        statement = (_dialect_insert(self.s, KeyValueRow).values(key=key, value="1")
+                     .on_conflict_do_update(index_elements=["key"], set_={
+                         "value": sa_cast(sa_cast(KeyValueRow.value, Integer) + 1, Text)})
+                     .returning(KeyValueRow.value))
+        return int((await self.s.execute(statement)).scalar_one())
 
 
 class IntakeDeadLetterRepo:

@@ -5,20 +5,25 @@ tests/inbound/messages/)."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from hub.config import AlertsConfig
 from hub.inbound.fhir_http import PATH, fhir_routes
 from hub.inbound.hl7v2 import PRODUCTION
+from hub.services.alerts import UNMATCHED_COUNTER, UNMATCHED_KEY_DAYS
 from hub.storage.database import Database
+from hub.storage.models_alerts import InboundMessageRow
 from tests.inbound.alert_stack import Stack, make_stack
 from tests.inbound.mllp_client import MllpClient, err_code
 from tests.inbound.test_hospital_feeds import PATIENT_DATA, answers, client, message, outcome, problems, segments
@@ -192,3 +197,73 @@ async def test_a_fhir_bundle_labelled_test_data_is_taken_by_a_test_hub(stack: St
     ref = await stack.person("http://example.org/fhir/pid:06e1f0dd-5fbe-4480-9bb4-6b54ec02d31b")
     assert (await fhir_test_hub(_labelled("bundle")))[0] == 200
     assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission_emergency"]
+
+
+# ------------------------------------------------------------ resends of messages for nobody followed
+
+
+async def _unmatched(stack: Stack) -> tuple[str | None, float]:
+    async with stack.db.unit() as uow:
+        kept = await uow.kv.get(UNMATCHED_COUNTER)
+    return kept, stack.metrics.registry.get_sample_value("relais_alerts_unknown_person_total") or 0.0
+
+
+async def test_a_resend_of_a_message_for_nobody_followed_is_counted_once(stack: Stack) -> None:
+    # The row was deleted once matched against no file, so each resend was a new message: on
+    # both backends the unmatched count grew with every resend.
+    client = await MllpClient.connect(stack.port)
+    try:
+        for _ in range(3):
+            assert answers(await client.send(_GERIA)) == [("AA", "L-1")]
+        # Re-encoded by the engine (LF ends, regenerated MSH-7): still the same message.
+        again = _GERIA.replace(b"20261127214228||", b"20261128080000||", 1).replace(b"\r", b"\n")
+        assert answers(await client.send(again)) == [("AA", "L-1")]
+    finally:
+        await client.close()
+    assert await _unmatched(stack) == ("1", 1.0)
+    assert outcome(stack, "unmatched") == 1 and outcome(stack, "duplicate") == 3
+    async with stack.db.unit() as uow:  # its key only: no content kept
+        rows = (await uow.session.execute(select(InboundMessageRow.state, InboundMessageRow.raw))).all()
+    assert rows == [("unmatched", None)]
+
+
+async def test_resends_of_a_message_for_nobody_on_several_connections_at_once_count_once(stack: Stack) -> None:
+    # PostgreSQL: the first unit deleted its row before committing, so the resend waiting on the
+    # unique key found no conflict and was kept and counted again.
+    clients = [await MllpClient.connect(stack.port) for _ in range(4)]
+    try:
+        acks = await asyncio.gather(*(c.send(_GERIA) for c in clients))
+    finally:
+        for c in clients:
+            await c.close()
+    assert [answers(a) for a in acks] == [[("AA", "L-1")]] * 4
+    assert await _unmatched(stack) == ("1", 1.0)
+
+
+async def test_messages_for_nobody_arriving_at_once_are_each_counted(stack: Stack) -> None:
+    # PostgreSQL: the count was read then written, so units counting at once lost counts (6 → 1).
+    raws = [_GERIA.replace(b"|L-1|", f"|U-{n}|".encode()) for n in range(6)]
+    clients = [await MllpClient.connect(stack.port) for _ in raws]
+    try:
+        await asyncio.gather(*(c.send(raw) for c, raw in zip(clients, raws, strict=True)))
+    finally:
+        for c in clients:
+            await c.close()
+    assert await _unmatched(stack) == ("6", 6.0)
+
+
+async def test_the_key_of_a_message_for_nobody_is_let_go_after_its_resend_window(stack: Stack) -> None:
+    async def keys() -> int:
+        async with stack.db.unit() as uow:
+            return len((await uow.session.execute(select(InboundMessageRow.id))).all())
+
+    client = await MllpClient.connect(stack.port)
+    try:
+        assert answers(await client.send(_GERIA)) == [("AA", "L-1")]
+        await stack.service.recover_settled(stack.clock.now() + timedelta(days=UNMATCHED_KEY_DAYS - 1))
+        assert await keys() == 1
+        await stack.service.recover_settled(stack.clock.now() + timedelta(days=UNMATCHED_KEY_DAYS + 1))
+        assert await keys() == 0
+    finally:
+        await client.close()
+    assert await _unmatched(stack) == ("1", 1.0)
