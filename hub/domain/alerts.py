@@ -58,6 +58,9 @@ class Alert:
     prior_unit: str = ""  # PV1-6.1, transfers only
     prior_facility: str = ""  # PV1-6.4, transfers only
     unreadable: bool = False  # a value held an HL7 escape that could not be decoded (shown as "?")
+    #: the sender gave only the day (or a coarser span) of the event: the notice shows its date
+    #: (`event_time` is then a point of that span that keeps the stay's order: hl7v2._event_time)
+    day_only: bool = False
 
     def __post_init__(self) -> None:
         if self.event_time.tzinfo is None or self.event_time.utcoffset() is None:

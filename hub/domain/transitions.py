@@ -260,7 +260,7 @@ def hospital_event(
         message = "alert.admission_emergency"
     params: dict[str, Any] = {
         "person": person.display_name, "case": person.case_ref,
-        "when": _when(alert.event_time),
+        "when": local_day(alert.event_time, tz).isoformat() if alert.day_only else _when(alert.event_time),
         "place": _place(location[0] or alert.sender_facility, location[1]),
         "late": {"key": "alert.late"} if late else None,
         "ago": {"ago": _when(alert.event_time)} if now is not None and now - alert.event_time > LATE_AFTER else None,

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -173,6 +173,33 @@ def _aware(value: object, local: tzinfo) -> datetime | None:
     return None
 
 
+def _event_time(moment: object, timestamp: object, local: tzinfo, *,
+                end_of_stay: bool) -> tuple[datetime, bool] | None:
+    """(when the event happened, whether only its day — or month, year — is known): the period's
+    start or end, else Bundle.timestamp. FHIR R4 `dateTime` may be a date (`2026-11-29`): it
+    names the day, not its midnight. A discharge on that day is ordered at the notification's
+    Bundle.timestamp when it falls within the day (the discharge happened no later), else at the
+    day's last second, so that it never sorts before the same day's admission or transfer (the
+    HL7 v2 rule, hl7v2._event_time); an admission at the day's start. The notice shows the day."""
+    start = _aware(moment, local)
+    if start is None:
+        stamp = _aware(timestamp, local)
+        return None if stamp is None else (stamp, False)
+    if isinstance(moment, datetime):
+        return start, False
+    if isinstance(moment, date):
+        end = datetime.combine(moment + timedelta(days=1), time(), tzinfo=local)
+    else:  # a year or year-month (`_PARTIAL`)
+        month = isinstance(moment, str) and len(moment) > 4
+        end = (start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1) if month
+               else start.replace(year=start.year + 1))
+    if not end_of_stay:
+        return start, True
+    stamp = _aware(timestamp, local)
+    bound = stamp if isinstance(timestamp, datetime) and stamp is not None and start <= stamp < end else None
+    return (bound if bound is not None else end - timedelta(seconds=1)), True
+
+
 def _identifiers(identifiers: list[Any]) -> tuple[PatientId, ...]:
     """FHIR Identifiers (a Patient's, or a reference's logical identifier) → PatientIds."""
     ids = []
@@ -283,9 +310,10 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
     moment: object = None
     if period is not None:
         moment = {AlertEvent.admission: period.start, AlertEvent.discharge: period.end}.get(event)
-    event_time = _aware(moment, tz) or _aware(bundle.timestamp, tz)
-    if event_time is None:
+    when = _event_time(moment, bundle.timestamp, tz, end_of_stay=event is AlertEvent.discharge)
+    if when is None:
         raise FhirError(422, "required", "no event time (Encounter.period, Bundle.timestamp)")
+    event_time, day_only = when
 
     facility = ""
     if encounter is not None and encounter.serviceProvider is not None:
@@ -315,6 +343,7 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
         event=event,
         trigger=trigger,
         event_time=event_time,
+        day_only=day_only,
         identifiers=identifiers,
         facility=facility,
         sender_facility=sender_facility,

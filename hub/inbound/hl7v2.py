@@ -420,6 +420,49 @@ def _header(text: str, codec: str) -> tuple[MshHeader, _Delims, list[_Segment]]:
 # ---------------------------------------------------------------- values
 
 
+def _period(value: str, local: tzinfo) -> tuple[datetime, datetime] | None:
+    """The span a DTM names: (instant, instant) when it says the minute; else the year, month,
+    day or hour it gives, as [start, end). None when unreadable."""
+    start = _parse_ts(value, local)
+    found = _TS.fullmatch(value.strip())
+    if start is None or found is None:
+        return None
+    month, day, hour, minute = found.groups()[1:5]
+    if minute is not None:
+        return start, start
+    if hour is not None:
+        return start, start + timedelta(hours=1)
+    if day is not None:
+        return start, datetime.combine(start.date() + timedelta(days=1), start.timetz())
+    if month is not None:
+        return start, start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start, start.replace(year=start.year + 1)
+
+
+def _event_time(candidates: list[str], local: tzinfo, *, end_of_stay: bool) -> tuple[datetime, bool] | None:
+    """(when the event happened, whether only its day — or a coarser span — is known), from the
+    candidates best first (`_event_times`); None when none is readable.
+
+    HL7 v2.5 §2.A.22 (DTM) lets a sender stop at the day (`20261129`) or the year. Such a time
+    names a span, not its midnight: a discharge sent as PV1-45 = `20261129` after an admission at
+    08:00 that day sorted before it, so the discharge read as late and the person stayed "in
+    hospital". The span's start stands for an admission, transfer or update (it happened that
+    day, before what followed it); for the end of a stay (a discharge) its upper bound does —
+    the first exact time among the later candidates that falls within the span (the event was
+    recorded, or the message made, no earlier than it happened), else the span's last second.
+    Either way the notice shows only the day."""
+    periods = [p for p in (_period(c, local) for c in candidates) if p is not None]
+    if not periods:
+        return None
+    (start, end), later = periods[0], periods[1:]
+    if start == end:
+        return start, False
+    if not end_of_stay:
+        return start, True
+    bound = next((s for s, e in later if s == e and start <= s < end), None)
+    return (bound if bound is not None else end - timedelta(seconds=1)), True
+
+
 def _parse_ts(value: str, local: tzinfo = _PARIS) -> datetime | None:
     """HL7 TS/DTM: YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]; no offset → Europe/Paris."""
     m = _TS.fullmatch(value.strip())
@@ -649,10 +692,11 @@ def parse(raw: bytes, tz: tzinfo = _PARIS, *, processing_ids: frozenset[str] = P
     empty = _Segment("", (), d)
     pv1 = _first(segments, "PV1") or empty
     zbe = _first(segments, "ZBE") or empty
-    event_time = next((t for t in (_parse_ts(c, tz) for c in _event_times(trigger, evn or empty, pv1, zbe, msh))
-                       if t is not None), None)
-    if event_time is None:
+    when = _event_time(_event_times(trigger, evn or empty, pv1, zbe, msh), tz,
+                       end_of_stay=event is AlertEvent.discharge)
+    if when is None:
         raise fail("AE", "no valid event time (ZBE-2, EVN-6, PV1-44/45, EVN-2, MSH-7)", "102", "no_event_time")
+    event_time, day_only = when
     # Only what PV1-3 says is a location: MSH-4 names the sender, shown when PV1-3.4 is absent.
     facility = pv1.get(3, 4, 1) or pv1.get(3, 4, 2)
     # PAM France sends the medical unit (UF) in ZBE-7 and often leaves PV1-3.1 empty.
@@ -665,6 +709,7 @@ def parse(raw: bytes, tz: tzinfo = _PARIS, *, processing_ids: frozenset[str] = P
         event=event,
         trigger=trigger,
         event_time=event_time,
+        day_only=day_only,
         identifiers=identifiers,
         facility=facility,
         sender_facility=msh.get(4, 1) or msh.get(4, 2),

@@ -267,3 +267,77 @@ async def test_the_key_of_a_message_for_nobody_is_let_go_after_its_resend_window
     finally:
         await client.close()
     assert await _unmatched(stack) == ("1", 1.0)
+
+
+# ------------------------------------------------------------ times given only to the day
+
+
+def _admitted_at_8(raw: bytes = _GERIA) -> bytes:
+    return raw.replace(b"20261127214228", b"20261129080000")
+
+
+async def test_a_discharge_given_only_its_day_ends_the_stay_admitted_earlier_that_day(
+        stack: Stack, client: MllpClient) -> None:
+    # PV1-45 = 20261129 (DTM to the day) after an admission at 08:00 that day: the discharge was
+    # read as midnight, older than the admission, so it was "late", moved nobody and the person
+    # stayed in hospital — with "sortie à 00 h 00" shown.
+    ref = await stack.person("CHU-X:910031")
+    assert answers(await client.send(_admitted_at_8())) == [("AA", "L-1")]
+    assert answers(await client.send(message("a03-discharge-date-only.hl7"))) == [("AA", "L-2")]
+    setting, back = await stack.setting(ref)
+    assert setting.value == "home" and str(back) == "2026-11-29"
+    discharge = (await stack.notices(ref))[1]
+    assert discharge["message"] == "alert.discharge" and discharge["params"]["late"] is None
+    assert discharge["params"]["when"] == "2026-11-29"  # the day, not a made-up time
+    assert discharge["params"]["todo"] is not None  # the return-home checklist
+
+
+async def test_a_discharge_day_keyed_the_next_morning_still_ends_that_days_stay(
+        stack: Stack, client: MllpClient) -> None:
+    ref = await stack.person("CHU-X:910031")
+    assert answers(await client.send(_admitted_at_8())) == [("AA", "L-1")]
+    keyed_next_day = message("a03-discharge-date-only.hl7").replace(b"20261129180000", b"20261130081500")
+    assert answers(await client.send(keyed_next_day)) == [("AA", "L-2")]
+    assert (await stack.setting(ref))[0].value == "home"
+    assert (await stack.notices(ref))[1]["params"]["when"] == "2026-11-29"
+
+
+@pytest.mark.parametrize(("evn_6", "shown"), [
+    (b"20261129", "2026-11-29"),  # the day only: shown as the day
+    (b"2026112908", "2026-11-29"),  # the hour only
+    (b"202611290815", "2026-11-29T08:15:00+01:00"),  # to the minute: the time is known
+    (b"20261129081500.1234+0100", "2026-11-29T08:15:00.123400+01:00"),
+    (b"20261129071500-0000", "2026-11-29T07:15:00+00:00"),
+])
+async def test_an_admission_time_is_shown_as_precisely_as_it_was_given(
+        stack: Stack, client: MllpClient, evn_6: bytes, shown: str) -> None:
+    ref = await stack.person("CHU-X:910031")
+    raw = _GERIA.replace(b"EVN|A01|20261127214228", b"EVN|A01|20261129090000||||" + evn_6)
+    assert answers(await client.send(raw)) == [("AA", "L-1")]
+    assert (await stack.notices(ref))[0]["params"]["when"] == shown
+
+
+def _bundle(name: str) -> dict[str, Any]:
+    bundle: dict[str, Any] = json.loads((SAMPLES / "fhir" / name).read_text(encoding="utf-8"))
+    return bundle
+
+
+def _encounter(bundle: dict[str, Any]) -> dict[str, Any]:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter")
+
+
+async def test_a_fhir_discharge_whose_period_end_is_a_date_ends_that_days_stay(
+        stack: Stack, fhir_test_hub: Post) -> None:
+    ref = await stack.person("http://example.org/fhir/pid:06e1f0dd-5fbe-4480-9bb4-6b54ec02d31b")
+    admit = _bundle("admit-notification-message-bundle-01.json")
+    _encounter(admit)["period"] = {"start": "2026-11-29T08:00:00+01:00"}
+    discharge = _bundle("discharge-notification-message-bundle-01.json")
+    _encounter(discharge)["period"] = {"start": "2026-11-29T08:00:00+01:00", "end": "2026-11-29"}
+    discharge["timestamp"] = "2026-11-29T17:00:00+01:00"
+    assert (await fhir_test_hub(admit))[0] == 200
+    assert (await fhir_test_hub(discharge))[0] == 200
+    setting, back = await stack.setting(ref)
+    assert setting.value == "home" and str(back) == "2026-11-29"
+    notice = (await stack.notices(ref))[1]
+    assert notice["message"] == "alert.discharge" and notice["params"]["late"] is None
+    assert notice["params"]["when"] == "2026-11-29"
