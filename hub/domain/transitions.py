@@ -255,6 +255,12 @@ def hospital_event(
     if (alert.event in (AlertEvent.transfer, AlertEvent.leave_return) and not alert.patient_class.strip()
             and person.setting in HOSPITAL_LIKE):
         target = None  # no patient class given: still where they were (absent is never a change)
+    if (alert.event is AlertEvent.discharge and alert.patient_class.strip().upper() in _OUTPATIENT
+            and person.setting not in HOSPITAL_LIKE):
+        # The end of an outpatient visit (A03 "discharge/end visit", HL7 v2.5 §3.3.3; PV1-2 = O,
+        # R…) of someone not in hospital: no stay ends, so no return from hospital, no discharge
+        # letter, no re-evaluation due (the A04 that opened the visit moved nobody either).
+        target = None
     kind, message = _NOTICES[alert.event]
     if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
         message = "alert.admission_emergency"

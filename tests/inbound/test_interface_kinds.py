@@ -341,3 +341,32 @@ async def test_a_fhir_discharge_whose_period_end_is_a_date_ends_that_days_stay(
     notice = (await stack.notices(ref))[1]
     assert notice["message"] == "alert.discharge" and notice["params"]["late"] is None
     assert notice["params"]["when"] == "2026-11-29"
+
+
+# ------------------------------------------------------------ outpatient visits
+
+
+def _visit(trigger: bytes, control: bytes, evn_2: bytes, klass: bytes = b"O") -> bytes:
+    return (_GERIA.replace(b"ADT^A01^ADT_A01|L-1", b"ADT^" + trigger + b"^ADT_" + trigger + b"|" + control)
+            .replace(b"EVN|A01|20261127214228", b"EVN|" + trigger + b"|" + evn_2)
+            .replace(b"PV1|1|I", b"PV1|1|" + klass))
+
+
+async def test_the_end_of_an_outpatient_visit_is_no_return_from_hospital(stack: Stack, client: MllpClient) -> None:
+    # A04 (PV1-2 = O) then A03 "end visit" (PV1-2 = O): the A03 recorded a return from hospital,
+    # with the discharge letter to chase and a re-evaluation due within 7 days, for a consultation.
+    ref = await stack.person("CHU-X:910031")
+    assert answers(await client.send(_visit(b"A04", b"V-1", b"20261127140000"))) == [("AA", "V-1")]
+    assert answers(await client.send(_visit(b"A03", b"V-2", b"20261127160000"))) == [("AA", "V-2")]
+    setting, back = await stack.setting(ref)
+    assert setting.value == "home" and back is None
+    assert [n["params"]["todo"] for n in await stack.notices(ref)] == [None, None]
+
+
+async def test_an_outpatient_class_on_the_discharge_of_an_inpatient_still_ends_the_stay(
+        stack: Stack, client: MllpClient) -> None:
+    ref = await stack.person("CHU-X:910031")
+    assert answers(await client.send(_visit(b"A01", b"V-1", b"20261127140000", b"I"))) == [("AA", "V-1")]
+    assert answers(await client.send(_visit(b"A03", b"V-2", b"20261129160000"))) == [("AA", "V-2")]
+    setting, back = await stack.setting(ref)
+    assert setting.value == "home" and str(back) == "2026-11-29"
