@@ -262,8 +262,13 @@ def hospital_event(
         # letter, no re-evaluation due (the A04 that opened the visit moved nobody either).
         target = None
     kind, message = _NOTICES[alert.event]
+    visit = alert.patient_class.strip().upper() in _OUTPATIENT
     if alert.event is AlertEvent.admission and target is Setting.EMERGENCY:
         message = "alert.admission_emergency"
+    elif alert.event is AlertEvent.admission and visit:
+        message = "alert.visit"  # a consultation, a day visit: never told as a hospitalisation
+    elif alert.event is AlertEvent.discharge and visit and target is None:
+        message = "alert.visit_end"  # the end of that visit: no "discharge from hospital … to home"
     params: dict[str, Any] = {
         "person": person.display_name, "case": person.case_ref,
         "when": local_day(alert.event_time, tz).isoformat() if alert.day_only else _when(alert.event_time),

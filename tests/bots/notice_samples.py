@@ -105,6 +105,10 @@ def samples(language: str) -> list[Sample]:
         PERSON, MENTIONS, _alert(AlertEvent.admission, NOW - timedelta(days=3), facility="CHU-X", unit="Urgences",
                                  patient_class="E"), last_movement=None, last_location=None, now=NOW)
     add("Arrival at the emergency department, reaching Relais three days late", emergency.effects)
+    visit = transitions.hospital_event(
+        PERSON, MENTIONS, _alert(AlertEvent.admission, NOW, facility="CHU-X", unit="Consultations mémoire",
+                                 patient_class="O"), last_movement=None, last_location=None, now=NOW)
+    add("Hospital visit without admission (A04, PV1-2 = O)", visit.effects)
     in_hospital = replace(PERSON, setting=Setting.HOSPITAL, setting_since=NOW - timedelta(days=6))
     transfer = transitions.hospital_event(
         in_hospital, MENTIONS, _alert(AlertEvent.transfer, NOW, facility="CHU-X", unit="SMR",

@@ -286,6 +286,7 @@ async def test_a_discharge_given_only_its_day_ends_the_stay_admitted_earlier_tha
     assert answers(await client.send(message("a03-discharge-date-only.hl7"))) == [("AA", "L-2")]
     setting, back = await stack.setting(ref)
     assert setting.value == "home" and str(back) == "2026-11-29"
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "alert.discharge"]
     discharge = (await stack.notices(ref))[1]
     assert discharge["message"] == "alert.discharge" and discharge["params"]["late"] is None
     assert discharge["params"]["when"] == "2026-11-29"  # the day, not a made-up time
@@ -338,6 +339,7 @@ async def test_a_fhir_discharge_whose_period_end_is_a_date_ends_that_days_stay(
     assert (await fhir_test_hub(discharge))[0] == 200
     setting, back = await stack.setting(ref)
     assert setting.value == "home" and str(back) == "2026-11-29"
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "alert.discharge"]
     notice = (await stack.notices(ref))[1]
     assert notice["message"] == "alert.discharge" and notice["params"]["late"] is None
     assert notice["params"]["when"] == "2026-11-29"
@@ -360,7 +362,11 @@ async def test_the_end_of_an_outpatient_visit_is_no_return_from_hospital(stack: 
     assert answers(await client.send(_visit(b"A03", b"V-2", b"20261127160000"))) == [("AA", "V-2")]
     setting, back = await stack.setting(ref)
     assert setting.value == "home" and back is None
-    assert [n["params"]["todo"] for n in await stack.notices(ref)] == [None, None]
+    notices = await stack.notices(ref)
+    assert [n["params"]["todo"] for n in notices] == [None, None]
+    # Told as what it was: "hospitalisation" and "sortie d'hospitalisation" were false.
+    assert [n["message"] for n in notices] == ["alert.visit", "alert.visit_end"]
+    assert [n["kind"] for n in notices] == ["alert.admission", "alert.discharge"]
 
 
 async def test_an_outpatient_class_on_the_discharge_of_an_inpatient_still_ends_the_stay(
@@ -370,3 +376,4 @@ async def test_an_outpatient_class_on_the_discharge_of_an_inpatient_still_ends_t
     assert answers(await client.send(_visit(b"A03", b"V-2", b"20261129160000"))) == [("AA", "V-2")]
     setting, back = await stack.setting(ref)
     assert setting.value == "home" and str(back) == "2026-11-29"
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission", "alert.discharge"]
