@@ -127,10 +127,28 @@ class AlertService:
             message = await uow.alerts.claim_message(message_id)
             if message is None or message.raw is None:
                 return "done"
-            alert = self.parsers[message.source](message.raw)
-            outcome = await self._match(uow, message_id, alert, now)
-            if outcome != "unmatched":
-                await uow.alerts.mark_processed(message_id)
+            try:
+                alert = self.parsers[message.source](message.raw)
+            except Exception as exc:  # the parse is pure: what it refuses now, it refuses at every try
+                dropped = await uow.alerts.drop_message(message_id)
+                refusal: BaseException | None = exc
+            else:
+                refusal = None
+            if refusal is None:
+                outcome = await self._match(uow, message_id, alert, now)
+                if outcome != "unmatched":
+                    await uow.alerts.mark_processed(message_id)
+        if refusal is not None:
+            # Acknowledged under another configuration or version (`[alerts] processing_ids`
+            # narrowed while it waited, say), refused by this one: retried at every recovery it
+            # would fail for ever. Dropped whole, key included, so that the sender can resend it
+            # once the configuration takes it; the operator is told what to ask for.
+            sender, control_id = dropped or ("?", "?")
+            log.error("hospital message %s from %s, control id %s, acknowledged but refused when processed (%s %s): "
+                      "dropped; ask the sender to resend it if it should be taken", message_id, sender, control_id,
+                      type(refusal).__name__, getattr(refusal, "key", "") or "")
+            self._count(message.source, "refused_on_replay")
+            return "refused"
         self._processed(alert.source, outcome)
         return outcome
 
@@ -168,8 +186,7 @@ class AlertService:
         done = 0
         for message_id in pending:
             try:
-                await self.process(message_id)
-                done += 1
+                done += await self.process(message_id) != "refused"
             except Exception:
                 log.exception("hospital message %s could not be processed; kept for the next try", message_id)
         if pending:

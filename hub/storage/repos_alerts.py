@@ -154,6 +154,14 @@ class AlertRepo:
         await self.s.execute(update(InboundMessageRow).where(InboundMessageRow.id == message_id)
                              .values(state=UNMATCHED, raw=None))
 
+    async def drop_message(self, message_id: int) -> tuple[str, str] | None:
+        """Remove a message entirely (its key too, so that the sender may resend it); returns its
+        (sender, control id), None when it was not there."""
+        result = await self.s.execute(delete(InboundMessageRow).where(InboundMessageRow.id == message_id)
+                                      .returning(InboundMessageRow.sender, InboundMessageRow.control_id))
+        row = result.first()
+        return (row.sender, row.control_id) if row is not None else None
+
     async def purge_unmatched(self, received_before: datetime) -> int:
         """Remove the keys of messages for nobody followed received before `received_before`."""
         result = await self.s.execute(delete(InboundMessageRow).where(
