@@ -54,8 +54,8 @@ class FhirError(Exception):
     Diagnostics never quote the submitted content (it may hold personal data).
     """
 
-    def __init__(self, status: int, code: str, diagnostics: str, *, key: str = "", sender: str = "",
-                 control_id: str = "") -> None:
+    def __init__(self, status: int, code: str, diagnostics: str, expression: str | None = None, *, key: str = "",
+                 sender: str = "", control_id: str = "") -> None:
         super().__init__(f"{status} {code}: {diagnostics}")
         self.status = status
         self.code = code
@@ -65,13 +65,14 @@ class FhirError(Exception):
         self.key = key
         self.sender = sender
         self.control_id = control_id
+        self.expression = expression  # the element at fault (OperationOutcome.issue.expression)
 
 
 def operation_outcome(err: FhirError) -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": err.code, "diagnostics": err.diagnostics}],
-    }
+    issue: dict[str, Any] = {"severity": "error", "code": err.code, "diagnostics": err.diagnostics}
+    if err.expression:
+        issue["expression"] = [err.expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def _models() -> tuple[type[Any], type[Any], type[Any], type[Any]]:

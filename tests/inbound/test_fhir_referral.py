@@ -86,3 +86,60 @@ def test_bad_input_is_a_specific_error_that_quotes_no_content(body: bytes, statu
         parse_service_request(body)
     assert (err.value.status, err.value.code) == (status, code), err.value.diagnostics
     assert "Exemple" not in err.value.diagnostics and NIR[:10] not in err.value.diagnostics
+
+
+def _with_gp(*gp_resources: dict[str, Any], refs: tuple[str, ...] = ("#gp",)) -> dict[str, Any]:
+    request = _request(patient={"generalPractitioner": [{"reference": r} for r in refs]})
+    request["contained"] = [*request["contained"], *gp_resources]
+    return request
+
+
+@pytest.mark.parametrize("address", [
+    {"telecom": [{"system": "phone", "value": "+33 1 23 45 67 89"},
+                 {"system": "email", "value": "dr.martin@medecin.mssante.fr"},
+                 {"system": "url", "value": "matrix:u/dr.martin:example.org?action=chat"}]},
+    {"telecom": [{"system": "url", "value": "https://matrix.to/#/@dr.martin:example.org"}]},
+    {"telecom": [{"system": "other", "value": "https://matrix.to/#/%40dr.martin%3Aexample.org?via=example.org"}]},
+    {"identifier": [{"system": "https://rpps.esante.gouv.fr", "value": "10003456789"},
+                    {"system": "urn:ietf:rfc:3986", "value": "matrix:u/dr.martin:example.org"}]},
+])
+def test_the_gp_is_read_from_a_contained_practitioner_s_matrix_address(address: dict[str, Any]) -> None:
+    draft, _ = _parse(_with_gp({"resourceType": "Practitioner", "id": "gp", **address}))
+    assert draft.gp == "@dr.martin:example.org"
+
+
+def test_the_gp_is_read_through_a_practitioner_role_and_absent_without_a_matrix_address() -> None:
+    role = {"resourceType": "PractitionerRole", "id": "gp", "practitioner": {"reference": "#doc"}}
+    doc = {"resourceType": "Practitioner", "id": "doc",
+           "telecom": [{"system": "url", "value": "matrix:u/gp:example.org"}]}
+    assert _parse(_with_gp(role, doc))[0].gp == "@gp:example.org"
+    # An MSSanté address (e-mail), an RPPS number, an outside reference: no Matrix user, nobody invited.
+    mail_only = {"resourceType": "Practitioner", "id": "gp",
+                 "telecom": [{"system": "email", "value": "gp@medecin.mssante.fr"}],
+                 "identifier": [{"system": "https://rpps.esante.gouv.fr", "value": "10003456789"}]}
+    assert _parse(_with_gp(mail_only))[0].gp is None
+    assert _parse(_with_gp(refs=("Practitioner/12",)))[0].gp is None
+    # The same user written twice is one GP.
+    twice = {"resourceType": "Practitioner", "id": "gp",
+             "telecom": [{"system": "url", "value": "matrix:u/gp:example.org"},
+                         {"system": "url", "value": "https://matrix.to/#/@gp:example.org"}]}
+    assert _parse(_with_gp(twice))[0].gp == "@gp:example.org"
+
+
+@pytest.mark.parametrize(("gp", "element"), [
+    ({"telecom": [{"system": "url", "value": "matrix:u/dr martin"}]}, "ServiceRequest.contained[1].telecom[0]"),
+    ({"telecom": [{"system": "url", "value": "matrix:r/somewhere:example.org"}]},
+     "ServiceRequest.contained[1].telecom[0]"),
+    ({"telecom": [{"system": "url", "value": "https://matrix.to/#/!room:example.org"}]},
+     "ServiceRequest.contained[1].telecom[0]"),
+    ({"identifier": [{"system": "urn:ietf:rfc:3986", "value": "matrix:u/:example.org"}]},
+     "ServiceRequest.contained[1].identifier[0]"),
+    ({"telecom": [{"system": "url", "value": "matrix:u/a:example.org"},
+                  {"system": "url", "value": "matrix:u/b:example.org"}]},
+     "ServiceRequest.contained[0].generalPractitioner"),
+])
+def test_a_malformed_or_ambiguous_gp_address_is_a_422_naming_the_element(gp: dict[str, Any], element: str) -> None:
+    with pytest.raises(FhirError) as err:
+        _parse(_with_gp({"resourceType": "Practitioner", "id": "gp", **gp}))
+    assert err.value.status == 422 and err.value.expression == element, err.value.diagnostics
+    assert "example.org" not in err.value.diagnostics and "Exemple" not in err.value.diagnostics

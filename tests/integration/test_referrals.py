@@ -273,3 +273,73 @@ async def test_a_decision_taken_while_the_referrer_had_no_room_reaches_their_nex
     assert content["msgtype"] == "m.text" and content["m.mentions"] == {"user_ids": [hub.user("doc")]}
     async with relais.db.unit() as uow:
         assert await uow.referrals.decided_without_room(hub.user("doc")) == []
+
+
+async def _triage_room(hub: Hub, coord: nio.AsyncClient) -> str:
+    triage = None
+    for _ in range(60):
+        if triage := _triage_invite(coord, hub.bot):
+            break
+        await sync(coord)
+    assert triage is not None, "the coordinator was never invited to the triage room"
+    await accept_invite(coord, triage)
+    return triage
+
+
+def _service_request(identifier: str, gp: dict[str, Any] | None) -> dict[str, Any]:
+    patient: dict[str, Any] = {"resourceType": "Patient", "id": "p", "name": [{"text": "Louise Martin"}],
+                               "birthDate": "1935-01-02",
+                               "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.7", "value": identifier}]}
+    contained: list[dict[str, Any]] = [patient]
+    if gp is not None:
+        patient["generalPractitioner"] = [{"reference": "#gp"}]
+        contained.append({"resourceType": "Practitioner", "id": "gp", **gp})
+    return {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+            "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": f"SR-{identifier}"}],
+            "contained": contained, "subject": {"reference": "#p"}, "requester": {"display": "CH Est"},
+            "note": [{"text": "sortie d'hospitalisation, isolement"}]}
+
+
+async def test_a_fhir_referral_names_the_gp_who_is_invited_on_acceptance(hub: Hub) -> None:
+    """A hospital names the GP as FHIR does: the contained Patient's generalPractitioner refers to
+    a contained Practitioner whose telecom holds a Matrix URI. On acceptance the GP is invited to
+    the file's room. A GP on a server that is not allowed, or a malformed address, is a 422 naming
+    the element, and nothing is kept."""
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]}, http={"fhir_token": TOKEN})
+    relais = await hub.start(clock=FakeClock(T0))
+    coord, gp = await hub.client("coord"), await hub.client("gp")
+    triage = await _triage_room(hub, coord)
+    url = f"http://127.0.0.1:{relais.http_port}/fhir/ServiceRequest"
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
+    local, server = hub.user("gp")[1:].split(":", 1)
+    async with aiohttp.ClientSession() as http:
+        for bad, element in (
+            ({"telecom": [{"system": "url", "value": f"matrix:u/{local}:elsewhere.example"}]},
+             "ServiceRequest.contained[1].telecom[0]"),
+            ({"telecom": [{"system": "email", "value": "gp@medecin.mssante.fr"},
+                          {"system": "url", "value": f"https://matrix.to/#/{local}"}]},
+             "ServiceRequest.contained[1].telecom[1]"),
+        ):
+            async with http.post(url, json=_service_request("IPP1", bad), headers=headers) as resp:
+                outcome = await resp.json(content_type=None)
+            assert resp.status == 422 and outcome["issue"][0]["expression"] == [element], outcome
+            assert "Martin" not in json.dumps(outcome)
+        async with relais.db.unit() as uow:
+            assert await uow.referrals.pending() == []  # nothing stored
+        good = {"telecom": [{"system": "email", "value": "gp@medecin.mssante.fr"},
+                            {"system": "url", "value": f"matrix:u/{local}:{server}?action=chat"}]}
+        async with http.post(url, json=_service_request("IPP1", good), headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+            ref = resp.headers["Location"].rsplit("/", 1)[1]
+    new = await wait_for_event(coord, triage, is_notice("referral.new", hub.bot))
+    assert ref in new.body and shows(new, hub.user("gp"))
+    await hub.command("coord", triage, f"!orientation critères {ref} autonomie=oui aides=oui coordination=oui")
+    accepted = await hub.command("coord", triage, f"!orientation accepter {ref}")
+    assert kind_of(accepted) == "command.reply", accepted.body
+    case_room = await hub.invited_room(gp)
+    async with relais.db.unit() as uow:
+        (person,) = [p for p in [await uow.persons.get("R-2026-0001")] if p is not None]
+        members = await uow.team.members(person.case_ref)
+    assert person.room_id == case_room
+    assert [(m.user_id, m.role.value) for m in members if m.user_id == hub.user("gp")] == [(hub.user("gp"), "gp")]
