@@ -420,6 +420,8 @@ class OutboxWorker:
             return existing
         marker = {"triage": "referrals"}
         room_id = await self.client.find_room(content.ROOM_STATE_TYPE, marker) if entry.attempts else None
+        if room_id is not None and room_id == entry.payload.get("lost_room"):
+            room_id = None  # the room lost (a sync had not shown it yet): never taken back
         if room_id is None:
             spec = content.triage_room(self.catalog.text("triage.name"), self.client.user_id,
                                        await self.client.default_room_version(), list(entry.payload["members"]))

@@ -65,9 +65,11 @@ class RenewDesk:
 @dataclass(frozen=True)
 class CreateTriage:
     """Open the triage room of the integrated access point (SPEC §9), inviting `members`.
-    Its room is kept as the desk named `TRIAGE_DESK`, so notices reach it with `desk=`."""
+    Its room is kept as the desk named `TRIAGE_DESK`, so notices reach it with `desk=`.
+    `lost_room`: made anew in place of that room, which the bot lost (as `RenewDesk`)."""
 
     members: tuple[str, ...]
+    lost_room: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, LeaveRoom, Notify, RenewDesk
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
+from hub.services.referrals import renew_triage
 from hub.storage.database import Database, UnitOfWork
 from hub.storage.repositories import fit_key
 
@@ -128,7 +129,8 @@ class DeskGuard:
     async def bot_removed(self, room_id: str, event_id: str, change: str) -> bool:
         """Intake's handler of the bot's own removal (kicked, banned — by someone else, an
         administrator deleting the room included): when `room_id` was a desk, a new one is
-        opened for its owner (renew_desk). Handled once per event."""
+        opened for its owner (renew_desk); when it was the triage room, a new triage room
+        (services/referrals.renew_triage). Handled once per event."""
         if change not in ("kicked", "banned"):
             return False
         now = self.clock.now()
@@ -136,7 +138,10 @@ class DeskGuard:
             desk = await uow.desks.owner(room_id)
             if desk is None or not await uow.events.claim(event_id, now):
                 return False
-            renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+            if desk[0] == TRIAGE_DESK:
+                renewed = await renew_triage(uow, room_id, now)
+            else:
+                renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
         if renewed:
             self.on_enqueued()
         return renewed
@@ -148,12 +153,14 @@ class DeskGuard:
         now = self.clock.now()
         async with self.db.unit() as uow:
             desk = await uow.desks.owner(room_id)
-            if desk is not None:
+            if desk is not None and desk[0] == TRIAGE_DESK:
+                renewed = await renew_triage(uow, room_id, now)
+            elif desk is not None:
                 renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
-            else:  # lost before: the entry now names the desk, which is elsewhere
+            else:  # lost before: the entry now names the desk (the triage room's too), which is elsewhere
                 entry = await uow.outbox.get(entry_id)
                 owner = entry.payload.get("desk") if entry is not None else None
-                renewed = bool(owner) and owner != TRIAGE_DESK and await uow.desks.room_of(str(owner)) != room_id \
+                renewed = bool(owner) and await uow.desks.room_of(str(owner)) != room_id \
                     and await uow.desks.exists(str(owner))
         if renewed:
             self.on_enqueued()

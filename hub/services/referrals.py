@@ -25,10 +25,19 @@ from hub.domain.team import Role
 from hub.services import cases, consent
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
+from hub.storage.repositories import fit_key
 
 log = logging.getLogger(__name__)
 
 TRIAGE_MEMBERS_KEY = "triage_members"
+#: How many times the triage room was made anew (kv): names the notices re-posted in each.
+TRIAGE_GENERATION_KEY = "triage_generation"
+#: When the triage room was last made anew (kv).
+TRIAGE_RENEWED_KEY = "triage_renewed"
+#: The triage room is made anew at most once in this time (as a desk is): a member who keeps
+#: removing the bot starts no loop; what is then posted there is set aside and reported to the
+#: pilots (services/outbox.dead_letter).
+TRIAGE_RENEW_AT_MOST_EVERY = timedelta(days=1)
 
 
 def _born(r: Referral) -> str:
@@ -250,9 +259,73 @@ async def ensure_triage(db: Database, members: Sequence[str], now: datetime) -> 
         return await enqueue(uow, key, effects, now)
 
 
-def erasure_effects(r: Referral) -> list[Effect]:
-    """Redact what the bot posted with the person's name: the triage notice and the decision."""
-    effects: list[Effect] = [Redact(f"{new_key(r.ref)}:0", desk=TRIAGE_DESK)]
+def reposted_key(ref: str, generation: int) -> str:
+    """Outbox key prefix of a referral's `referral.new` posted again in the triage room made anew
+    for the `generation`-th time (`renew_triage`)."""
+    return f"{new_key(ref)}@{generation}"
+
+
+async def renew_triage(uow: UnitOfWork, room_id: str, now: datetime) -> bool:
+    """The bot lost `room_id`, the triage room (removed from it, the room deleted): open a new one
+    with the members the configuration names, carry there what was waiting for the old one, and
+    post every pending referral again whose notice went to the lost room (or was set aside), so
+    that none is forgotten. Once per loss (the loss is claimed: a sync and a failed send, two
+    workers, a restart see it once) and at most once per TRIAGE_RENEW_AT_MOST_EVERY; refused —
+    False — otherwise, and what is then posted there is reported to the pilots."""
+    desk = await uow.desks.owner(room_id)
+    if desk is None or desk[0] != TRIAGE_DESK:
+        return False
+    last = await uow.kv.get(TRIAGE_RENEWED_KEY)
+    if last is not None and now - datetime.fromisoformat(last) < TRIAGE_RENEW_AT_MOST_EVERY:
+        log.warning("the triage room was lost again within %s of its renewal; not made anew",
+                    TRIAGE_RENEW_AT_MOST_EVERY)
+        return False
+    cause = fit_key(f"triage-lost:{room_id}", 255)
+    if not await uow.events.claim(cause, now):
+        return False
+    members: list[str] = json.loads(await uow.kv.get(TRIAGE_MEMBERS_KEY) or "[]")
+    generation = int(await uow.kv.get(TRIAGE_GENERATION_KEY) or "0") + 1
+    await uow.kv.set(TRIAGE_GENERATION_KEY, str(generation))
+    await uow.kv.set(TRIAGE_RENEWED_KEY, now.isoformat())
+    await uow.desks.set_room(TRIAGE_DESK, None)
+    await uow.outbox.follow_desk(room_id, TRIAGE_DESK)  # replies still waiting go to the new room
+    pending = await uow.referrals.pending()
+    again = [r for r in pending if await _posted_or_set_aside(uow, r.ref, generation)]
+    await enqueue(uow, fit_key(cause), [
+        CreateTriage(tuple(members), lost_room=room_id),
+        Notify("command.reply", "", "triage.welcome", {}, desk=TRIAGE_DESK),
+        Notify("command.reply", "", "triage.renewed", {"count": len(again)}, desk=TRIAGE_DESK),
+    ], now)
+    for r in again:
+        await enqueue(uow, reposted_key(r.ref, generation), [new_notice(r)], now)
+    log.warning("the bot lost the triage room; a new one is opened, %d pending referral(s) posted again",
+                len(again))
+    return True
+
+
+async def _posted_or_set_aside(uow: UnitOfWork, ref: str, generation: int) -> bool:
+    """True when the latest `referral.new` of `ref` is no longer waiting (sent to the room now
+    lost, or set aside): it must be posted again. One still waiting goes to the new room."""
+    for g in range(generation - 1, 0, -1):
+        state = await uow.outbox.state_of(f"{reposted_key(ref, g)}:0")
+        if state is not None:
+            return state != "pending"
+    return await uow.outbox.state_of(f"{new_key(ref)}:0") != "pending"
+
+
+async def _latest_new_key(uow: UnitOfWork, ref: str) -> str:
+    """The key of the `referral.new` of `ref` that is in the current triage room: its latest post."""
+    generation = int(await uow.kv.get(TRIAGE_GENERATION_KEY) or "0")
+    for g in range(generation, 0, -1):
+        if await uow.outbox.state_of(f"{reposted_key(ref, g)}:0") is not None:
+            return f"{reposted_key(ref, g)}:0"
+    return f"{new_key(ref)}:0"
+
+
+def erasure_effects(r: Referral, new_notice_key: str | None = None) -> list[Effect]:
+    """Redact what the bot posted with the person's name: the triage notice (`new_notice_key`,
+    its latest post, in the current triage room: the bot is in no lost one) and the decision."""
+    effects: list[Effect] = [Redact(new_notice_key or f"{new_key(r.ref)}:0", desk=TRIAGE_DESK)]
     if r.referrer_room is not None:
         effects.append(Redact(f"{decision_key(r.ref)}:0", room_id=r.referrer_room))
     return effects
@@ -287,7 +360,8 @@ class ReferralSweeper:
                     done += 1
             for r in await uow.referrals.refused_unerased(now - timedelta(days=self.erase_days)):
                 if referral.erase_due(r, now, self.erase_days):
-                    await enqueue(uow, f"referral-erase:{r.ref}", erasure_effects(r), now)
+                    await enqueue(uow, f"referral-erase:{r.ref}",
+                                  erasure_effects(r, await _latest_new_key(uow, r.ref)), now)
                     await uow.referrals.save(referral.erase(r, now))
                     done += 1
         if done:

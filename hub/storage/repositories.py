@@ -380,7 +380,7 @@ def lane_of(action: str, case_ref: str | None, payload: dict[str, Any], room_lan
     if action == "create_desk":
         return ("desk-new:" if payload.get("lost_room") else "desk:") + str(payload.get("user_id"))
     if action == "create_triage":  # its welcome, invites and notices name the desk TRIAGE_DESK
-        return "desk:" + TRIAGE_DESK
+        return ("desk-new:" if payload.get("lost_room") else "desk:") + TRIAGE_DESK
     if payload.get("room_id"):
         return room_lane or "room:" + str(payload["room_id"])
     if payload.get("desk"):
@@ -516,6 +516,11 @@ class OutboxRepo:
                                                               OutboxRow.not_before.is_not(None))
                                       .values(not_before=None))
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def state_of(self, key: str) -> str | None:
+        """pending, done or failed; None when no entry has this key."""
+        result = await self.s.execute(select(OutboxRow.state).where(OutboxRow.key == fit_key(key)))
+        return result.scalar_one_or_none()
 
     async def event_id_of(self, key: str) -> str | None:
         result = await self.s.execute(select(OutboxRow.event_id).where(OutboxRow.key == fit_key(key)))

@@ -343,3 +343,72 @@ async def test_a_fhir_referral_names_the_gp_who_is_invited_on_acceptance(hub: Hu
         members = await uow.team.members(person.case_ref)
     assert person.room_id == case_room
     assert [(m.user_id, m.role.value) for m in members if m.user_id == hub.user("gp")] == [(hub.user("gp"), "gp")]
+
+
+async def _messages(client: nio.AsyncClient, room_id: str) -> list[Any]:
+    seen = await client.room_messages(room_id, start="", limit=100)
+    assert isinstance(seen, nio.RoomMessagesResponse), seen
+    return list(seen.chunk)
+
+
+async def test_a_lost_triage_room_is_opened_anew_once_with_its_pending_referrals(hub: Hub) -> None:
+    """An administrator deletes the triage room (every member, the bot included, removed): the
+    bot opens a new one once, invites the team, posts there every pending referral it had posted
+    in the lost room, and what was on its way to the old room arrives in the new one."""
+    from tests.matrix_helpers import admin_token, delete_room
+
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]}, http={"fhir_token": TOKEN})
+    clock = FakeClock(T0)
+    relais = await hub.start(clock=clock)
+    coord = await hub.client("coord")
+    lost = await _triage_room(hub, coord)
+    url = f"http://127.0.0.1:{relais.http_port}/fhir/ServiceRequest"
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        for ipp in ("A1", "B2"):
+            async with http.post(url, json=_service_request(ipp, None), headers=headers) as resp:
+                assert resp.status == 201
+        await hub.command("coord", lost, "!orientation refuser O-2026-0002 \"aides suffisantes\"")
+
+        async def both_posted() -> bool:
+            return [e for e in await _messages(coord, lost) if kind_of(e) == "referral.new"].__len__() == 2
+
+        await until(both_posted, "both referrals posted in the first triage room", 60)
+        await delete_room(hub.synapse, await admin_token(hub.synapse), lost)
+        async with http.post(url, json=_service_request("C3", None), headers=headers) as resp:
+            assert resp.status == 201  # on its way while the room is lost
+
+    new = await hub.invited_room(coord)
+    assert new != lost
+    await accept_invite(coord, new)
+    renewed = await wait_for_event(coord, new, is_notice("command.reply", hub.bot), timeout=60)
+
+    async def posted_refs() -> list[str]:
+        return sorted(ref for e in await _messages(coord, new) if kind_of(e) == "referral.new"
+                      for ref in ("O-2026-0001", "O-2026-0002", "O-2026-0003") if ref in e.body)
+
+    async def all_there() -> bool:
+        return await posted_refs() == ["O-2026-0001", "O-2026-0003"]
+
+    await until(all_there, "the pending referrals posted once each in the new triage room", 60)
+    await hub.command("coord", new, "!orientations")  # a round trip: nothing else was on its way
+    assert await posted_refs() == ["O-2026-0001", "O-2026-0003"]  # once each; the refused one not again
+    bodies = [e.body for e in await _messages(coord, new) if kind_of(e) == "command.reply"]
+    assert any("perdu" in b and "1 orientation en attente" in b for b in bodies), (renewed.body, bodies)
+    async with relais.db.unit() as uow:
+        assert await uow.desks.room_of("triage") == new
+        assert await uow.kv.get("triage_generation") == "1"
+    listed = await hub.command("coord", new, "!orientations")
+    assert "O-2026-0001" in listed.body and "O-2026-0003" in listed.body
+
+    # Erasure of a re-posted referral redacts its notice in the room the bot is in.
+    await hub.command("coord", new, '!orientation refuser O-2026-0001 "aides suffisantes"')
+    clock.advance(timedelta(days=90))
+    assert await relais.referrals.sweep(clock.now()) >= 1
+    async with relais.db.unit() as uow:
+        reposted = await uow.outbox.event_id_of("referral-new:O-2026-0001@1:0")
+    assert reposted is not None
+    await wait_for_event(coord, new, lambda e: isinstance(e, nio.RedactionEvent) and e.redacts == reposted)
+    await sync(coord)
+    assert not [r for r, room in coord.invited_rooms.items() if room.inviter == hub.bot]  # one new room only

@@ -306,3 +306,40 @@ async def test_a_decision_already_posted_is_not_posted_again_in_a_new_room(datab
         await uow.referrals.forget_referrer_room("!dm:x")  # given up after the decision was posted
     assert await referrals.adopt_referrer_room(database, "!dm2:x", "@doc:x", NOW) == 0
     assert (await _payload(database, f"referral-decision:{ref}:0"))["room_id"] == "!dm:x"
+
+
+async def test_a_lost_triage_room_is_made_anew_once_per_loss(database: Database) -> None:
+    """The loss of the triage room is seen twice (the bot's removal in a sync, a send refused) and
+    by two workers at once: one new room, its pending referrals posted again once; lost again the
+    same day, not made anew (what is posted there is then reported to the pilots)."""
+    from hub.clock import FakeClock
+    from hub.services.desks import DeskGuard
+
+    assert await referrals.ensure_triage(database, ["@coord:x", "@cm1:x"], NOW) > 0
+    async with database.unit() as uow:
+        await uow.desks.set_room("triage", "!t1:x")
+    ref, _ = await _receive(database, "m:1")
+    async with database.unit() as uow:
+        posted = next(e for e in await uow.outbox.pending(NOW) if e.key == f"referral-new:{ref}:0")
+        await uow.outbox.done(posted.id, "$posted")
+        entry = next(e for e in await uow.outbox.pending(NOW) if e.payload.get("desk") == "triage")
+    guard = DeskGuard(database, FakeClock(NOW))
+    assert await guard.bot_removed("!t1:x", "$kick", "kicked") is True
+    assert await guard.bot_removed("!t1:x", "$kick", "kicked") is False  # the same event again
+    assert await guard.unreachable("!t1:x", entry.id) is True  # an entry waits for the new room
+    async with database.unit() as uow:
+        assert await referrals.renew_triage(uow, "!t1:x", NOW) is False  # a second worker: claimed
+        pending = [e for e in await uow.outbox.pending(NOW + timedelta(days=1))]
+        assert await uow.desks.room_of("triage") is None
+    created = [e for e in pending if e.action == "create_triage" and e.payload.get("lost_room")]
+    assert len(created) == 1 and created[0].payload["lost_room"] == "!t1:x" and created[0].lane == "desk-new:triage"
+    assert sorted(created[0].payload["members"]) == ["@cm1:x", "@coord:x"]
+    assert [e.key for e in pending if e.key.startswith("referral-new:")] == [f"referral-new:{ref}@1:0"]
+    # The new room is made, then lost again within the day: not made anew.
+    async with database.unit() as uow:
+        await uow.desks.set_room("triage", "!t2:x")
+    assert await guard.bot_removed("!t2:x", "$kick2", "kicked") is False
+    assert await guard.unreachable("!t2:x", entry.id) is False
+    # A day later, a new loss is made anew again.
+    later = DeskGuard(database, FakeClock(NOW + timedelta(days=1, minutes=1)))
+    assert await later.bot_removed("!t2:x", "$kick3", "kicked") is True
