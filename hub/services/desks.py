@@ -14,7 +14,7 @@ from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK, CreateDesk, Effect, InviteToDesk, LeaveRoom, Notify, RenewDesk
 from hub.services.outbox import enqueue
 from hub.services.readability import defer_welcome
-from hub.services.referrals import renew_triage
+from hub.services.referrals import give_up_referrer_room, renew_triage
 from hub.storage.database import Database, UnitOfWork
 from hub.storage.repositories import fit_key
 
@@ -136,7 +136,13 @@ class DeskGuard:
         now = self.clock.now()
         async with self.db.unit() as uow:
             desk = await uow.desks.owner(room_id)
-            if desk is None or not await uow.events.claim(event_id, now):
+            if desk is None:
+                if await uow.referrals.referrer_of(room_id) is None or not await uow.events.claim(event_id, now):
+                    return False
+                await give_up_referrer_room(uow, room_id)  # its decisions wait for their next room
+                log.info("the bot was removed from a referrer's room; their decisions wait for their next room")
+                return False
+            if not await uow.events.claim(event_id, now):
                 return False
             if desk[0] == TRIAGE_DESK:
                 renewed = await renew_triage(uow, room_id, now)
@@ -152,11 +158,19 @@ class DeskGuard:
         opened anew; False when it is to be set aside as before."""
         now = self.clock.now()
         async with self.db.unit() as uow:
+            if await uow.outbox.get(entry_id) is None:
+                return True  # set aside meanwhile (a decision for a referrer's room given up): done with
             desk = await uow.desks.owner(room_id)
             if desk is not None and desk[0] == TRIAGE_DESK:
                 renewed = await renew_triage(uow, room_id, now)
             elif desk is not None:
                 renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+            elif await uow.referrals.referrer_of(room_id) is not None:
+                # A referrer's room the bot was removed from (a sync may not have shown it yet):
+                # the decision is told in their next room; this entry is set aside with it.
+                await give_up_referrer_room(uow, room_id)
+                entry = await uow.outbox.get(entry_id)
+                return entry is None
             else:  # lost before: the entry now names the desk (the triage room's too), which is elsewhere
                 entry = await uow.outbox.get(entry_id)
                 owner = entry.payload.get("desk") if entry is not None else None
@@ -187,7 +201,7 @@ class DeskGuard:
             if desk is None:
                 if await uow.referrals.referrer_of(room_id) != user_id or not await uow.events.claim(event_id, now):
                     return False
-                await uow.referrals.forget_referrer_room(room_id)
+                await give_up_referrer_room(uow, room_id)
                 await enqueue(uow, f"referrer-gone:{event_id}", [LeaveRoom(room_id)], now)
                 log.info("left a referrer's room its referrer left")
                 return True
@@ -230,7 +244,7 @@ class DeskGuard:
         referrer = await uow.referrals.referrer_of(room_id)
         if referrer is None or referrer == user_id or not await uow.events.claim(event_id, now):
             return False
-        await uow.referrals.forget_referrer_room(room_id)
+        await give_up_referrer_room(uow, room_id)
         await enqueue(uow, f"referrer-not-private:{event_id}",
                       [Notify("command.reply", "", "referrer.not_private", {}, room_id=room_id), LeaveRoom(room_id)],
                       now)

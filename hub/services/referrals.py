@@ -134,7 +134,23 @@ async def record_criteria(uow: UnitOfWork, ref: str, pairs: Sequence[str]) -> Re
     return r
 
 
-async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime) -> int:
+def _decision_key_in(ref: str, room_id: str) -> str:
+    """Outbox key prefix of a decision posted again in a referrer's later room (`adopt_referrer_room`)."""
+    return f"{decision_key(ref)}@{room_id}"
+
+
+async def give_up_referrer_room(uow: UnitOfWork, room_id: str) -> None:
+    """A referrer's room the bot no longer posts in (they left it or removed the bot, someone
+    else entered it): their referrals wait for the next direct room they open, and a decision
+    still on its way to this one is set aside — it is told there instead (`adopt_referrer_room`),
+    never dropped, never reported as a failure."""
+    await uow.referrals.forget_referrer_room(room_id)
+    if await uow.outbox.set_aside_in_room(room_id, "referral.decision", "referrer room given up; told in their next"):
+        log.info("a referral decision on its way to a room given up waits for the referrer's next room")
+
+
+async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str, Any], now: datetime,
+                    key: str | None = None) -> int:
     """`referral.decision` to the referrer's direct room, m.text mentioning them (SPEC §5),
     enqueued under `decision_key` so that erasure can redact it (and never posted twice).
 
@@ -143,20 +159,20 @@ async def _decision(uow: UnitOfWork, r: Referral, message: str, params: dict[str
     with the bot (`adopt_referrer_room`)."""
     if r.referrer_room is None:
         return 0
-    return await enqueue(uow, decision_key(r.ref), [Notify(
+    return await enqueue(uow, key or decision_key(r.ref), [Notify(
         "referral.decision", "", message, {"ref": r.ref, "name": r.name, **params}, mentions=(r.referrer,),
         room_id=r.referrer_room)], now)
 
 
-async def _tell_decision(uow: UnitOfWork, r: Referral, now: datetime) -> int:
+async def _tell_decision(uow: UnitOfWork, r: Referral, now: datetime, key: str | None = None) -> int:
     """The decision already taken on `r`, to its referrer's room (0 when posted before)."""
     if r.status is referral.Status.ACCEPTED:
         person = await uow.persons.get(r.case_ref) if r.case_ref else None
         # Who follows the person now (the referent may have changed since the decision).
         cm = person.referent if person is not None else r.decided_by or "—"
-        return await _decision(uow, r, "referral.accepted", {"cm": cm}, now)
+        return await _decision(uow, r, "referral.accepted", {"cm": cm}, now, key)
     where: Any = {"key": "referral.refer_to", "params": {"service": r.refer_to}} if r.refer_to else ""
-    return await _decision(uow, r, "referral.refused", {"why": r.refusal, "where": where}, now)
+    return await _decision(uow, r, "referral.refused", {"why": r.refusal, "where": where}, now, key)
 
 
 async def adopt_referrer_room(db: Database, room_id: str, user_id: str, now: datetime) -> int:
@@ -167,8 +183,13 @@ async def adopt_referrer_room(db: Database, room_id: str, user_id: str, now: dat
     async with db.unit() as uow:
         await uow.referrals.add_referrer_room(room_id, user_id)
         for r in await uow.referrals.decided_without_room(user_id):
+            first = await uow.outbox.state_of(f"{decision_key(r.ref)}:0")
+            if first in ("done", "pending"):
+                continue  # told in the room given up, before it was (or still on its way there)
+            # Never enqueued (decided while they had no room), or set aside (give_up_referrer_room).
+            key = None if first is None else _decision_key_in(r.ref, room_id)
             with_room = replace(r, referrer_room=room_id)
-            if await _tell_decision(uow, with_room, now):
+            if await _tell_decision(uow, with_room, now, key):
                 await uow.referrals.save(with_room)  # erasure redacts it in this room
                 told += 1
     if told:
@@ -322,12 +343,23 @@ async def _latest_new_key(uow: UnitOfWork, ref: str) -> str:
     return f"{new_key(ref)}:0"
 
 
-def erasure_effects(r: Referral, new_notice_key: str | None = None) -> list[Effect]:
+async def _decision_notice_key(uow: UnitOfWork, r: Referral) -> str | None:
+    """The key of the decision posted in `r.referrer_room` (its first post, or one posted again
+    there when the referrer opened it after losing another)."""
+    if r.referrer_room is None:
+        return None
+    again = f"{_decision_key_in(r.ref, r.referrer_room)}:0"
+    return again if await uow.outbox.state_of(again) is not None else f"{decision_key(r.ref)}:0"
+
+
+def erasure_effects(r: Referral, new_notice_key: str | None = None, decision_notice_key: str | None = None,
+                    ) -> list[Effect]:
     """Redact what the bot posted with the person's name: the triage notice (`new_notice_key`,
-    its latest post, in the current triage room: the bot is in no lost one) and the decision."""
+    its latest post, in the current triage room: the bot is in no lost one) and the decision
+    (`decision_notice_key`, in the referrer's room)."""
     effects: list[Effect] = [Redact(new_notice_key or f"{new_key(r.ref)}:0", desk=TRIAGE_DESK)]
     if r.referrer_room is not None:
-        effects.append(Redact(f"{decision_key(r.ref)}:0", room_id=r.referrer_room))
+        effects.append(Redact(decision_notice_key or f"{decision_key(r.ref)}:0", room_id=r.referrer_room))
     return effects
 
 
@@ -360,8 +392,8 @@ class ReferralSweeper:
                     done += 1
             for r in await uow.referrals.refused_unerased(now - timedelta(days=self.erase_days)):
                 if referral.erase_due(r, now, self.erase_days):
-                    await enqueue(uow, f"referral-erase:{r.ref}",
-                                  erasure_effects(r, await _latest_new_key(uow, r.ref)), now)
+                    await enqueue(uow, f"referral-erase:{r.ref}", erasure_effects(
+                        r, await _latest_new_key(uow, r.ref), await _decision_notice_key(uow, r)), now)
                     await uow.referrals.save(referral.erase(r, now))
                     done += 1
         if done:

@@ -541,6 +541,17 @@ class OutboxRepo:
                                                                 OutboxRow.lane == "desk-new:" + user_id).limit(1))
         return found.first() is not None
 
+    async def set_aside_in_room(self, room_id: str, kind: str, why: str) -> int:
+        """Pending notices of `kind` naming `room_id` are set aside without a report: what they
+        said is told elsewhere (a referral's decision, in the referrer's next room). Returns how many."""
+        rows = await self.s.execute(select(OutboxRow).where(OutboxRow.state == "pending", OutboxRow.action == "notify"))
+        moved = 0
+        for row in rows.scalars():
+            if row.payload.get("room_id") == room_id and row.payload.get("kind") == kind:
+                await self.failed(row.id, why)
+                moved += 1
+        return moved
+
     async def follow_desk(self, room_id: str, user_id: str) -> int:
         """Pending entries naming `room_id`, a desk of `user_id` given up, now name the desk
         itself (`desk=`), wherever it is next: a reply to a command typed there is not lost.

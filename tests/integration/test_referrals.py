@@ -412,3 +412,42 @@ async def test_a_lost_triage_room_is_opened_anew_once_with_its_pending_referrals
     await wait_for_event(coord, new, lambda e: isinstance(e, nio.RedactionEvent) and e.redacts == reposted)
     await sync(coord)
     assert not [r for r, room in coord.invited_rooms.items() if room.inviter == hub.bot]  # one new room only
+
+
+async def test_a_referrer_who_removed_the_bot_is_told_the_decision_in_their_next_room(hub: Hub) -> None:
+    """The referrer removes the bot from their direct room (Element: "Remove from room"): the
+    decision taken afterwards is posted in the next direct room they open with the bot, once —
+    never in the room the bot was removed from, never reported to the pilots as a failure."""
+    await hub.client("coord")
+    await hub.setup(care={"coordinators": [hub.user("coord")]}, pilots=("pilot",))
+    relais = await hub.start()
+    coord, doc = await hub.client("coord"), await hub.client("doc")
+    triage = await _triage_room(hub, coord)
+    made = await doc.room_create(is_direct=True, invite=[hub.bot], preset=nio.RoomPreset.private_chat,
+                                 initial_state=[ENCRYPTED])
+    assert isinstance(made, nio.RoomCreateResponse), made
+    dm = str(made.room_id)
+    await _membership(doc, dm, hub.bot, "join")
+    reply = await hub.command("doc", dm, '!orienter "Paulette Exemple" --naissance 1938-07-14 --motif "chutes"')
+    assert "O-2026-" in reply.body
+    ref = next(w for w in reply.body.split() if w.startswith("O-2026-")).strip(".,")
+    kicked = await doc.room_kick(dm, hub.bot, "plus besoin")
+    assert isinstance(kicked, nio.RoomKickResponse), kicked
+
+    async def given_up() -> bool:
+        async with relais.db.unit() as uow:
+            return await uow.referrals.referrer_of(dm) is None
+
+    await until(given_up, "the room the bot was removed from given up", 60)
+    refused = await hub.command("coord", triage, f'!orientation refuser {ref} "aides suffisantes"')
+    assert kind_of(refused) == "command.reply", refused.body
+
+    again = await _direct_room(doc, hub.bot)
+    await _membership(doc, again, hub.bot, "join")
+    decision = await wait_for_event(doc, again, is_notice("referral.decision", hub.bot), timeout=60)
+    assert ref in decision.body and "aides suffisantes" in decision.body
+    await hub.command("doc", again, "!aide")  # a round trip: nothing else on its way
+    seen = [e for e in await _messages(doc, again) if kind_of(e) == "referral.decision"]
+    assert len(seen) == 1
+    async with relais.db.unit() as uow:
+        assert await uow.outbox.count("failed") == 0  # nothing set aside, nobody alarmed

@@ -343,3 +343,43 @@ async def test_a_lost_triage_room_is_made_anew_once_per_loss(database: Database)
     # A day later, a new loss is made anew again.
     later = DeskGuard(database, FakeClock(NOW + timedelta(days=1, minutes=1)))
     assert await later.bot_removed("!t2:x", "$kick3", "kicked") is True
+
+
+async def test_a_decision_on_its_way_to_a_referrer_room_the_bot_was_removed_from_is_told_in_their_next(
+        database: Database) -> None:
+    """The referrer removes the bot from their room (or leaves it) while a decision is on its way
+    there: it is held, never reported as failed, and posted once in the next room they open; a
+    decision already posted before is not posted again."""
+    from hub.clock import FakeClock
+    from hub.services.desks import DeskGuard
+
+    await referrals.adopt_referrer_room(database, "!dm:x", "@doc:x", NOW)
+    told_ref, _ = await _receive(database, "m:told")
+    held_ref, _ = await _receive(database, "m:held", identifiers=())
+    for ref in (told_ref, held_ref):
+        async with database.unit() as uow:
+            await referrals.refuse(uow, ref, why="aides suffisantes", refer_to=None, by="@coord:x", now=NOW)
+    async with database.unit() as uow:
+        told = next(e for e in await uow.outbox.pending(NOW) if e.key == f"referral-decision:{told_ref}:0")
+        await uow.outbox.done(told.id, "$told")
+        held = next(e for e in await uow.outbox.pending(NOW) if e.key == f"referral-decision:{held_ref}:0")
+    guard = DeskGuard(database, FakeClock(NOW))
+    await guard.bot_removed("!dm:x", "$kick", "kicked")
+    assert await guard.unreachable("!dm:x", held.id) is True  # the send refused: it waits no more
+    async with database.unit() as uow:
+        assert await uow.outbox.state_of(f"referral-decision:{held_ref}:0") == "failed"
+        assert await uow.referrals.referrer_of("!dm:x") is None
+        assert not [e for e in await uow.outbox.pending(NOW) if e.key.startswith("dead:")]  # nobody falsely alarmed
+    assert await referrals.adopt_referrer_room(database, "!dm2:x", "@doc:x", NOW) == 1
+    assert await referrals.adopt_referrer_room(database, "!dm3:x", "@doc:x", NOW) == 0
+    async with database.unit() as uow:
+        again = [e for e in await uow.outbox.pending(NOW) if e.key.startswith("referral-decision:")]
+        assert [(e.key, e.payload["room_id"]) for e in again] == [(f"referral-decision:{held_ref}@!dm2:x:0", "!dm2:x")]
+        await uow.outbox.done(again[0].id, "$again")
+    # Erased 90 days on: the decision is redacted where it was posted again.
+    swept = await referrals.ReferralSweeper(database).sweep(NOW + timedelta(days=91))
+    assert swept == 2
+    async with database.unit() as uow:
+        redactions = [e.payload for e in await uow.outbox.pending(NOW + timedelta(days=92)) if e.action == "redact"]
+    assert {"notice_key": f"referral-decision:{held_ref}@!dm2:x:0", "room_id": "!dm2:x"}.items() <= next(
+        p for p in redactions if p.get("room_id")).items()
