@@ -284,6 +284,9 @@ def referral_routes(intake: ReferralIntake, token: str | None, ins_test_oids: bo
             return _error(err)
         except DomainError as err:
             count("rejected")
+            if err.key == "error.referral_conflict":
+                return _outcome(409, "error", "conflict", f"this identifier was already received with another "
+                                f"content (referral {err.params.get('ref')}); send a new identifier")
             return _outcome(422, "error", "business-rule", f"refused: {err.key}")
         except Exception:
             log.exception("could not store a FHIR referral: answering 503 so that the sender retries")

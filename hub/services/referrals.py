@@ -81,6 +81,17 @@ class Received:
     new: bool  # False: this source key was already received (a replay, a resend)
 
 
+def _differs(known: Referral, draft: Draft) -> bool:
+    """True when `draft` says something else than the referral kept under its source key."""
+    try:
+        name, reason = persons.check_display_name(draft.name), referral.check_reason(draft.reason)
+    except DomainError:
+        return True
+    ids = {persons.identifier_key(i) for i in draft.identifiers}
+    return (name, draft.born, reason, ids, draft.gp) != (
+        known.name, known.born, known.reason, {persons.identifier_key(i) for i in known.identifiers}, known.gp)
+
+
 async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: datetime, today: date,
                   allowed_servers: tuple[str, ...], bot_user: str) -> Received:
     """Check, number and store a referral, and enqueue its `referral.new` notice to the triage
@@ -88,6 +99,10 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
     the territory's date (a birth date "in the future" is judged on it, SPEC §5)."""
     known = await uow.referrals.by_source_key(source_key)
     if known is not None:
+        if known.erased_at is None and _differs(known, draft):
+            # The same request identifier for another content (a corrected birth date, another
+            # person): answering "already received" would drop it silently.
+            raise DomainError("error.referral_conflict", ref=known.ref)
         return Received(known, False)
     name = persons.check_display_name(draft.name)
     if draft.born is None:

@@ -332,6 +332,16 @@ async def test_a_fhir_referral_names_the_gp_who_is_invited_on_acceptance(hub: Hu
         async with http.post(url, json=_service_request("IPP1", good), headers=headers) as resp:
             assert resp.status == 201, await resp.text()
             ref = resp.headers["Location"].rsplit("/", 1)[1]
+        async with http.post(url, json=_service_request("IPP1", good), headers=headers) as resp:
+            assert resp.status == 200 and resp.headers["Location"].endswith(ref)  # the same, resent
+        # The same request identifier with another content (another birth date) is not "already
+        # received": that would drop the change silently.
+        changed = _service_request("IPP1", good)
+        changed["contained"][0]["birthDate"] = "1935-01-03"
+        async with http.post(url, json=changed, headers=headers) as resp:
+            outcome = await resp.json(content_type=None)
+        assert resp.status == 409 and outcome["issue"][0]["code"] == "conflict", outcome
+        assert "Martin" not in json.dumps(outcome) and "1935" not in json.dumps(outcome)
     new = await wait_for_event(coord, triage, is_notice("referral.new", hub.bot))
     assert ref in new.body and shows(new, hub.user("gp"))
     await hub.command("coord", triage, f"!orientation critères {ref} autonomie=oui aides=oui coordination=oui")
