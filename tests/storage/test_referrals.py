@@ -383,3 +383,36 @@ async def test_a_decision_on_its_way_to_a_referrer_room_the_bot_was_removed_from
         redactions = [e.payload for e in await uow.outbox.pending(NOW + timedelta(days=92)) if e.action == "redact"]
     assert {"notice_key": f"referral-decision:{held_ref}@!dm2:x:0", "room_id": "!dm2:x"}.items() <= next(
         p for p in redactions if p.get("room_id")).items()
+
+
+async def test_accept_racing_refuse_from_two_coordinators_decides_once(database: Database) -> None:
+    """Two coordinators decide the same referral at the same moment: one decision holds, the other
+    is told it is already decided; one decision notice, at most one file."""
+    import asyncio
+
+    ref, _ = await _receive(database, "m:race")
+    await referrals.adopt_referrer_room(database, "!dm:x", "@doc:x", NOW)
+    async with database.unit() as uow:
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+
+    async def accept() -> str:
+        async with database.unit() as uow:
+            await referrals.accept(uow, ref, by="@coord1:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                   allowed_servers=SERVERS, bot_user="@relais:x", now=NOW, tz=PARIS)
+        return "accepted"
+
+    async def refuse() -> str:
+        async with database.unit() as uow:
+            await referrals.refuse(uow, ref, why="aides suffisantes", refer_to=None, by="@coord2:x", now=NOW)
+        return "refused"
+
+    results = await asyncio.gather(accept(), refuse(), return_exceptions=True)
+    won = [r for r in results if isinstance(r, str)]
+    lost = [r for r in results if isinstance(r, DomainError)]
+    assert len(won) == 1 and len(lost) == 1 and lost[0].key == "error.referral_decided", results
+    async with database.unit() as uow:
+        stored = await uow.referrals.lock(ref)
+        decisions = [e for e in await uow.outbox.pending(NOW) if e.key.startswith("referral-decision:")]
+        files = await uow.persons.active_refs("@cm1:x") + await uow.persons.active_refs("@cm2:x")
+    assert stored is not None and stored.status.value == won[0] and len(decisions) == 1
+    assert len(files) == (1 if won == ["accepted"] else 0)
