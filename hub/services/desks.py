@@ -161,10 +161,16 @@ class DeskGuard:
             if await uow.outbox.get(entry_id) is None:
                 return True  # set aside meanwhile (a decision for a referrer's room given up): done with
             desk = await uow.desks.owner(room_id)
-            if desk is not None and desk[0] == TRIAGE_DESK:
-                renewed = await renew_triage(uow, room_id, now)
-            elif desk is not None:
-                renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+            if desk is not None:
+                if desk[0] == TRIAGE_DESK:
+                    renewed = await renew_triage(uow, room_id, now)
+                else:
+                    renewed = await renew_desk(uow, desk[0], room_id, now, self.configured)
+                # Refused because another unit of work (the bot's removal seen in a sync) claimed
+                # this very loss meanwhile — on PostgreSQL both read the desk before either
+                # committed: the desk is being opened anew, the entry waits for it.
+                renewed = renewed or (await uow.desks.room_of(desk[0]) != room_id
+                                      and await uow.desks.exists(desk[0]))
             elif await uow.referrals.referrer_of(room_id) is not None:
                 # A referrer's room the bot was removed from (a sync may not have shown it yet):
                 # the decision is told in their next room; this entry is set aside with it.

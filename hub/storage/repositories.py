@@ -287,7 +287,8 @@ class DeskRepo:
         return None if row is None else (row.user_id, row.role)
 
     async def room_of(self, user_id: str) -> str | None:
-        row = await self.s.get(DeskRow, user_id)
+        """As committed now (not as this unit of work first read it: another may have moved it)."""
+        row = await self.s.get(DeskRow, user_id, populate_existing=True)
         return None if row is None else row.room_id
 
     async def exists(self, user_id: str) -> bool:
