@@ -100,12 +100,15 @@ async def test_a_desk_lost_again_within_a_day_is_not_made_anew(database: Databas
     assert [p.get("lost_room") for a, _l, p in await _pending(database) if a == "create_desk"] == [DESK, OTHER]
 
 
-async def test_a_desk_is_not_made_anew_for_someone_no_longer_configured_nor_for_triage(database: Database) -> None:
+async def test_a_desk_is_not_made_anew_for_someone_no_longer_configured(database: Database) -> None:
     await adopt_desk(database, CM, "case_manager", DESK)
     await adopt_desk(database, TRIAGE_DESK, "triage", "!triage:x")
     guard = DeskGuard(database, FakeClock(T0), configured={"@someone-else:x"})
     assert not await guard.bot_removed(DESK, "$kick", "kicked")
-    assert not await guard.bot_removed("!triage:x", "$kick-t", "kicked")
     async with database.unit() as uow:
         assert await uow.desks.room_of(CM) == DESK
     assert await _pending(database) == []
+    # The triage room is no one's desk: it is made anew (services/referrals.renew_triage).
+    assert await guard.bot_removed("!triage:x", "$kick-t", "kicked")
+    async with database.unit() as uow:
+        assert await uow.desks.room_of(TRIAGE_DESK) is None and await uow.outbox.renewing_desk(TRIAGE_DESK)
