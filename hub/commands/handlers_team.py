@@ -80,6 +80,7 @@ async def id_add(ctx: Ctx, inv: Invocation) -> list[Effect]:
         raise DomainError("error.missing_argument", arg="authority:id")
     persons.check_new_identifiers(_person(ctx).identifiers, tuple(new))
     await cases.check_identifiers_free(ctx.uow, new)
+    await cases.take_from_closed(ctx.uow, new, to=ctx.case_ref, by=ctx.sender, now=ctx.now)
     await ctx.uow.persons.add_identifiers(ctx.case_ref, new)
     return [ctx.reply("reply.id_added", case=ctx.case_ref, id=", ".join(i.label() for i in new))]
 

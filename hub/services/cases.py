@@ -37,9 +37,27 @@ async def load_caseload(uow: UnitOfWork, referent: str, now: datetime, tz: ZoneI
 
 
 async def check_identifiers_free(uow: UnitOfWork, identifiers: Sequence[Identifier]) -> None:
-    for ident in identifiers:  # however its authority is spelled (PersonRepo.owner_of)
+    """Refuse an identifier an open file holds (however its authority is spelled:
+    PersonRepo.owner_of). One a closed file holds is free: the person may be followed again."""
+    for ident in identifiers:
         if await uow.persons.owner_of(ident) is not None:
             raise DomainError("error.identifier_taken", value=ident.label())
+
+
+async def take_from_closed(uow: UnitOfWork, identifiers: Sequence[Identifier], *, to: str, by: str,
+                           now: datetime) -> list[str]:
+    """Move identifiers still held by closed files to the file `to` (opened again for a person
+    followed before, or given by `!id add`): hospital messages then find the open file. Each
+    closed file's audit log says where they went (no identifier in it). Returns those files'
+    case references, in order, once each."""
+    previous: list[str] = []
+    for ident in identifiers:
+        closed = await uow.persons.release_closed(ident)
+        if closed is not None and closed not in previous:
+            previous.append(closed)
+    for closed in previous:
+        await uow.audit.record(now, by, "identifiers moved", closed, {"to": to})
+    return previous
 
 
 async def open_case(
@@ -57,6 +75,7 @@ async def open_case(
     ref = persons.case_ref(year, await uow.persons.next_sequence(year))
     person = Person(case_ref=ref, display_name=display, referent=referent, opened_at=now,
                     birth_date=born, identifiers=tuple(identifiers))
+    previous = await take_from_closed(uow, identifiers, to=ref, by=referent, now=now)
     await uow.persons.add(person)
     await uow.team.add(ref, Member(user_id=referent, role=Role.CASE_MANAGER, since=now))
     effects: list[Effect] = [
@@ -67,4 +86,6 @@ async def open_case(
                 "born": {"key": "team.born", "params": {"born": born.isoformat()}} if born else "",
                 "referent": referent}, mentions=(referent,)),
     ]
+    if previous:  # followed before: said in the new room, where the team will look for the history
+        effects.append(Notify("team.update", ref, "team.previous", {"cases": ", ".join(previous)}))
     return person, warnings, effects

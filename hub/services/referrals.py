@@ -50,14 +50,17 @@ def source_key(source: str, made_by: str) -> str:
     return key if len(key) <= 255 else f"{source}:#" + hashlib.sha256(made_by.encode()).hexdigest()
 
 
-def new_notice(r: Referral, also_pending: Sequence[str] = ()) -> Notify:
+def new_notice(r: Referral, also_pending: Sequence[str] = (), followed_before: str | None = None) -> Notify:
     """`referral.new` in the triage room: the name only inside this encrypted message. Flags a
-    person already followed, or already referred and still pending (`also_pending`)."""
+    person already followed, or already referred and still pending (`also_pending`), or followed
+    before in a file now closed (`followed_before`: a new file may be opened)."""
     duplicate: Any = ""
     if r.duplicate_of:
         duplicate = {"key": "referral.duplicate", "params": {"case": r.duplicate_of}}
     elif also_pending:
         duplicate = {"key": "referral.also_pending", "params": {"refs": ", ".join(also_pending)}}
+    elif followed_before:
+        duplicate = {"key": "referral.previously", "params": {"case": followed_before}}
     return Notify("referral.new", "", "referral.new", {
         "ref": r.ref, "name": r.name, "born": _born(r), "source": {"key": f"referral.source.{r.source.value}"},
         "referrer": r.referrer, "why": r.reason, "gp": r.gp or "—",
@@ -120,10 +123,13 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
     also_pending = [p.ref for p in await uow.referrals.pending()
                     if wanted & {persons.identifier_key(i) for i in p.identifiers}]
     followed = {}
+    followed_before: str | None = None
     for ident in draft.identifiers:
         owner = await uow.persons.owner_of(ident)
         if owner is not None:
             followed[ident] = owner
+        elif followed_before is None:
+            followed_before = await uow.persons.closed_holder_of(ident)  # closed: no obstacle, said
     # Numbered in the territory's year, as case references are (SPEC §5): not the UTC one.
     ref = referral.referral_ref(today.year, await uow.referrals.next_sequence(today.year))
     r = referral.new_referral(ref=ref, source=draft.source, now=now, referrer=draft.referrer, name=name,
@@ -132,7 +138,7 @@ async def receive(uow: UnitOfWork, draft: Draft, *, source_key: str, now: dateti
     await uow.referrals.add(r, source_key)
     log.info("referral %s received from %s%s", ref, draft.source.value,
              " (already followed)" if r.duplicate_of else "")
-    await enqueue(uow, new_key(ref), [new_notice(r, also_pending)], now)
+    await enqueue(uow, new_key(ref), [new_notice(r, also_pending, followed_before)], now)
     return Received(r, True)
 
 

@@ -146,17 +146,38 @@ class PersonRepo:
             self.s.add(IdentifierRow(person_id=row.id, authority=ident.authority, value=ident.value))
         await self.s.flush()
 
-    async def owner_of(self, identifier: Identifier) -> str | None:
-        """The file holding this identifier however its authority was spelled when recorded
-        (`identifier_key`: namespace case, OID bare or `urn:oid:`, URL trailing slash)."""
+    async def _holders(self, identifier: Identifier, *, closed: bool) -> list[tuple[str, int]]:
+        """(case_ref, identifier row id) of the open (or closed) files holding this identifier
+        however its authority was spelled when recorded (`identifier_key`: namespace case, OID
+        bare or `urn:oid:`, URL trailing slash)."""
+        state = PersonRow.closed_at.is_not(None) if closed else PersonRow.closed_at.is_(None)
         result = await self.s.execute(
-            select(PersonRow.case_ref, IdentifierRow.authority)
+            select(PersonRow.case_ref, IdentifierRow.id, IdentifierRow.authority)
             .join(IdentifierRow, IdentifierRow.person_id == PersonRow.id)
-            .where(IdentifierRow.value == identifier.value).order_by(PersonRow.id)
+            .where(IdentifierRow.value == identifier.value, state).order_by(PersonRow.id)
         )
         wanted = identifier_key(identifier)
-        return next((ref for ref, authority in result.all()
-                     if identifier_key(Identifier(authority, identifier.value)) == wanted), None)
+        return [(ref, row_id) for ref, row_id, authority in result.all()
+                if identifier_key(Identifier(authority, identifier.value)) == wanted]
+
+    async def owner_of(self, identifier: Identifier) -> str | None:
+        """The open file holding this identifier (see `_holders`); a closed file holds none."""
+        holders = await self._holders(identifier, closed=False)
+        return holders[0][0] if holders else None
+
+    async def closed_holder_of(self, identifier: Identifier) -> str | None:
+        """The closed file that still holds this identifier, if any (the person was followed before)."""
+        holders = await self._holders(identifier, closed=True)
+        return holders[0][0] if holders else None
+
+    async def release_closed(self, identifier: Identifier) -> str | None:
+        """Take this identifier off the closed file holding it, so that a new file can hold it
+        (a person followed again after their file was closed); returns that file's case_ref."""
+        holders = await self._holders(identifier, closed=True)
+        if not holders:
+            return None
+        await self.s.execute(delete(IdentifierRow).where(IdentifierRow.id.in_([row for _ref, row in holders])))
+        return holders[0][0]
 
     async def set_room(self, case_ref: str, room_id: str) -> None:
         await self.s.execute(update(PersonRow).where(PersonRow.case_ref == case_ref).values(room_id=room_id))

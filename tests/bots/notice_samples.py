@@ -155,6 +155,8 @@ def samples(language: str) -> list[Sample]:
     out.append(Sample("File opened", Notify("team.update", REF, "team.opened", {
         "case": REF, "name": PERSON.display_name, "born": {"key": "team.born", "params": {"born": "1938-07-14"}},
         "referent": CM}, (CM,))))
+    out.append(Sample("File opened for a person followed before", Notify("team.update", REF, "team.previous", {
+        "cases": "R-2025-0007"})))
     _, plan_added = plan.add_item(items, REF, "Chutes", "Bilan de kinésithérapie", provider_user=NURSE,
                                   review=date(2027, 1, 15), by=CM, now=NOW)
     add("Plan item added", plan_added)

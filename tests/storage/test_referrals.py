@@ -416,3 +416,42 @@ async def test_accept_racing_refuse_from_two_coordinators_decides_once(database:
         files = await uow.persons.active_refs("@cm1:x") + await uow.persons.active_refs("@cm2:x")
     assert stored is not None and stored.status.value == won[0] and len(decisions) == 1
     assert len(files) == (1 if won == ["accepted"] else 0)
+
+
+async def test_a_person_whose_file_was_closed_can_be_referred_and_followed_again(database: Database) -> None:
+    # A file closed (stabilised, refusal…) kept its identifiers for good: the person could never be
+    # referred again (flagged "already followed", accept refused) nor opened with `!new`.
+    async with database.unit() as uow:
+        first, _w, _e = await cases.open_case(uow, referent="@cm1:x", name="Paulette Exemple", born=None,
+                                              identifiers=[NIR], limits=LIMITS, now=NOW, tz=PARIS)
+        await uow.persons.close_file(first.case_ref, NOW + timedelta(days=30), "stabilised")
+    later = NOW + timedelta(days=200)
+    ref, _ = await _receive(database, "matrix:$back")
+    notice = await _payload(database, f"referral-new:{ref}:0")
+    assert notice["params"]["duplicate"] == {"key": "referral.previously", "params": {"case": first.case_ref}}
+    async with database.unit() as uow:
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+    async with database.unit() as uow:
+        done = await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                      allowed_servers=SERVERS, bot_user="@relais:x", now=later, tz=PARIS)
+    async with database.unit() as uow:
+        new = await uow.persons.get(done.case_ref)
+        old = await uow.persons.get(first.case_ref)
+        owner = await uow.persons.owner_of(NIR)
+        audit = await uow.audit.entries(first.case_ref)
+    assert done.case_ref != first.case_ref and new is not None and new.identifiers == (NIR,)
+    assert old is not None and old.identifiers == () and owner == done.case_ref  # hospital messages find the new file
+    assert [(action, detail) for _at, _who, action, detail in audit if action == "identifiers moved"] == \
+        [("identifiers moved", {"to": done.case_ref})]
+    told = [e.params for e in done.effects if getattr(e, "message", None) == "team.previous"]
+    assert told == [{"cases": first.case_ref}]
+    # Open again, the identifier is taken: neither a third file nor `!id add` elsewhere.
+    async with database.unit() as uow:
+        with pytest.raises(DomainError) as err:
+            await cases.open_case(uow, referent="@cm2:x", name="Paulette Exemple", born=None, identifiers=[NIR],
+                                  limits=LIMITS, now=later, tz=PARIS)
+    assert err.value.key == "error.identifier_taken"
+    again, _ = await _receive(database, "matrix:$again")
+    async with database.unit() as uow:
+        flagged = await uow.referrals.lock(again)
+    assert flagged is not None and flagged.duplicate_of == done.case_ref
