@@ -36,7 +36,9 @@ PLACE_MAX = 200
 NOT_PROFESSIONAL = frozenset({Role.CARER, Role.OTHER})
 #: A time as French people write it: `14:30`, `14h30`, `14 h 30` (how Relais itself writes times),
 #: `14h`, `9 h`, `14.30`; the minutes may be left out only after `h`.
-_HHMM = re.compile(r"^([01]?\d|2[0-3])(?:\s*[:.]\s*([0-5]\d)|\s*[hH]\s*([0-5]\d)?)$")
+_HHMM = re.compile(r"^([01]?\d|2[0-3])(?:\s*[:.]\s*([0-5]\d)|\s*(?:h|heures?)\s*([0-5]\d)?)$", re.IGNORECASE)
+#: The English clock (`9am`, `2:30 pm`, `2 p.m.`), for the English catalog's users.
+_AM_PM = re.compile(r"^(1[0-2]|0?[1-9])(?:\s*[:.]\s*([0-5]\d))?\s*([ap])\.?\s*m\.?$", re.IGNORECASE)
 _NOON = ("midi", "noon")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
@@ -96,10 +98,14 @@ class Decision:
 
 
 def parse_time(text: str) -> time:
-    """`14:30`, `14h30`, `14 h 30`, `14h`, `14.30`, `midi` (full-width digits too) → 14:30."""
+    """`14:30`, `14h30`, `14 h 30`, `14h`, `14 heures`, `14 heures 30`, `14.30`, `2:30 pm`, `midi`
+    (full-width digits too) → 14:30."""
     typed = unicodedata.normalize("NFKC", text).strip().rstrip(".,;!?…").strip()
     if typed.lower() in _NOON:
         return time(12, 0)
+    if typed.isascii() and (clock := _AM_PM.match(typed)):
+        hour = int(clock.group(1)) % 12 + (12 if clock.group(3).lower() == "p" else 0)
+        return time(hour, int(clock.group(2) or 0))
     match = _HHMM.match(typed)
     if match is None or not typed.isascii():
         raise DomainError("error.bad_time", value=text)

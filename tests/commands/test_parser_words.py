@@ -113,6 +113,9 @@ def test_several_words_that_name_no_choice_are_still_refused() -> None:
     ("14:30", "14:30"), ("14h30", "14:30"), ("14H30", "14:30"), ("14 h 30", "14:30"), ("14\u202fh\u202f30", "14:30"),
     ("14h", "14:00"), ("9h", "09:00"), ("9 h", "09:00"), ("9h05", "09:05"), ("14.30", "14:30"), ("14h30.", "14:30"),
     ("midi", "12:00"), ("１４ｈ３０", "14:30"), ("9:00", "09:00"),
+    # `9 heures` answered "too many arguments", `9am` "bad time" (review r27)
+    ("9 heures", "09:00"), ("9 heures 30", "09:30"), ("14 Heures", "14:00"), ("à 9 heures", "09:00"),
+    ("9am", "09:00"), ("2:30 pm", "14:30"), ("2 p.m.", "14:00"), ("12 pm", "12:00"),
 ])
 def test_a_concertation_time_as_french_people_write_it(typed: str, expected: str) -> None:
     """Relais itself writes `à 14 h 30`; people type `14h`, `14h30`, `14 h 30`."""
@@ -121,7 +124,8 @@ def test_a_concertation_time_as_french_people_write_it(typed: str, expected: str
     assert parse(f"!concertation deplacer 12/12/2026 {typed}", SPECS).args["time"] == expected
 
 
-@pytest.mark.parametrize("typed", ["25h", "14", "14h60", "14 h 30 salle", "14:3", "h30"])
+@pytest.mark.parametrize("typed", ["25h", "14", "14h60", "14 h 30 salle", "14:3", "h30", "13pm", "25 heures",
+                                   "9 heures 75"])
 def test_a_time_that_is_none_is_refused_with_the_usage(typed: str) -> None:
     with pytest.raises(UsageError) as err:
         parse(f"!concertation 12/12/2026 {typed}", SPECS)
