@@ -635,6 +635,17 @@ def processing_id(header: MshHeader) -> str:
     return "" if value == _NULL else value
 
 
+#: MSH-11.2 processing modes (HL7 table 0207) whose messages are past events replayed: A archive,
+#: R restore from archive. I (initial load: a census of current stays) and T (current) are acted on.
+_REPLAYED_MODES = frozenset({"A", "R"})
+
+
+def processing_mode(header: MshHeader) -> str:
+    """MSH-11.2, the processing mode (table 0207), upper case; "" when absent (current processing)."""
+    parts = header.processing_id.split(header.separators[1:2] or "^")
+    return parts[1].strip().upper() if len(parts) > 1 else ""
+
+
 def parse(raw: bytes, tz: tzinfo = _PARIS, *, processing_ids: frozenset[str] = PRODUCTION) -> Alert:
     """One ADT message → Alert; Hl7Error (AE/AR) or IsAck otherwise. `tz`: the territory's zone
     (`[care] timezone`), for times sent without an offset — a hospital in La Réunion sends its
@@ -674,6 +685,10 @@ def parse(raw: bytes, tz: tzinfo = _PARIS, *, processing_ids: frozenset[str] = P
         if _TRIGGER.fullmatch(trigger):
             raise NotActed(header, trigger)
         raise fail("AE", "invalid trigger event", "103", "bad_trigger")
+    if processing_mode(header) in _REPLAYED_MODES:
+        # A past event replayed from an archive: telling the team now would announce an admission
+        # or a discharge of years ago as news. Acknowledged, counted, not kept, like A28.
+        raise NotActed(header, trigger)
 
     pid = _first(segments, "PID")
     if pid is None:

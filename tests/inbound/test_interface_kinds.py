@@ -116,6 +116,24 @@ async def test_a_production_message_is_taken_in_every_spelling(production: Stack
     assert [n["message"] for n in await production.notices(ref)] == ["alert.admission"]
 
 
+@pytest.mark.parametrize(("processing", "posted"), [
+    (b"P^A", False), (b"P^R", False), (b"P^a", False),  # archive, restore from archive: past events replayed
+    (b"P^I", True), (b"P^T", True), (b"P^", True),  # initial load (today's census), current processing
+])
+async def test_a_message_replayed_from_an_archive_is_acknowledged_and_never_told_as_news(
+        production: Stack, processing: bytes, posted: bool) -> None:
+    # MSH-11.2 (table 0207) was not read: an archive replayed announced admissions of years ago.
+    ref = await production.person("CHU-X:910031")
+    client = await MllpClient.connect(production.port)
+    try:
+        assert answers(await client.send(_processing(processing))) == [("AA", "L-1")]
+    finally:
+        await client.close()
+    assert len(await production.notices(ref)) == (1 if posted else 0)
+    assert await production.messages() == (1 if posted else 0)  # not kept, like A28
+    assert outcome(production, "not_acted") == (0 if posted else 1)
+
+
 async def test_a_test_hub_takes_what_its_processing_ids_list(stack: Stack, client: MllpClient) -> None:
     # The test stack is configured as the demo: processing_ids = ["P", "T", "D"].
     ref = await stack.person("CHU-X:910031")
