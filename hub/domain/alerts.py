@@ -13,9 +13,15 @@ from typing import Literal
 
 from hub.domain.identity import PatientId, matches
 
-__all__ = ["Alert", "AlertEvent", "AlertRecord", "AlertSource", "PatientId", "matches"]
+__all__ = ["Alert", "AlertEvent", "AlertRecord", "AlertSource", "MessageRefused", "PatientId", "matches"]
 
 AlertSource = Literal["hl7", "fhir"]
+
+
+class MessageRefused(Exception):
+    """A hospital message its parser answers with a refusal (HL7 AE/AR, an ACK, an event not acted
+    on, a FHIR error): what the message says or what this hub takes, so the same bytes are refused
+    at every try. Any other failure of a parser (a fault, memory short) is not a refusal."""
 
 
 class AlertEvent(StrEnum):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from hub.domain.alerts import Alert, AlertEvent, PatientId
+from hub.domain.alerts import Alert, AlertEvent, MessageRefused, PatientId
 from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[care] timezone` (SPEC §5)
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ TEST_DATA = "HTEST"
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
-class FhirError(Exception):
+class FhirError(MessageRefused):
     """A notification we refuse: HTTP status, OperationOutcome issue code, diagnostics.
 
     Diagnostics never quote the submitted content (it may hold personal data).

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
-from hub.domain.alerts import Alert, AlertEvent, PatientId
+from hub.domain.alerts import Alert, AlertEvent, MessageRefused, PatientId
 from hub.domain.transitions import PARIS as _PARIS  # the default territory: `[care] timezone` (SPEC §5)
 
 __all__ = [
@@ -95,7 +95,7 @@ class MshHeader:
     encoding: str  # the Python codec the message was decoded with
 
 
-class Hl7Error(Exception):
+class Hl7Error(MessageRefused):
     """A message we answer with AE (content error) or AR (not supported).
 
     `error_code` is from HL7 table 0357; `header` is None when MSH itself was unreadable.
@@ -121,7 +121,7 @@ class Hl7Error(Exception):
         self.key = key
 
 
-class NotActed(Exception):
+class NotActed(MessageRefused):
     """An ADT event Relais does not act on (A28, A31, A47…): acknowledged AA, counted, not kept."""
 
     def __init__(self, header: MshHeader, trigger: str) -> None:
@@ -130,7 +130,7 @@ class NotActed(Exception):
         self.trigger = trigger
 
 
-class IsAck(Exception):
+class IsAck(MessageRefused):
     """The frame is itself an acknowledgement: it must never be acknowledged."""
 
     def __init__(self, header: MshHeader) -> None:

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from hub.clock import Clock
 from hub.domain import alert_decision, team, transitions
-from hub.domain.alerts import Alert
+from hub.domain.alerts import Alert, MessageRefused
 from hub.domain.effects import Effect
 from hub.domain.identity import PatientId, matches
 from hub.domain.persons import Identifier, Person
@@ -129,7 +129,9 @@ class AlertService:
                 return "done"
             try:
                 alert = self.parsers[message.source](message.raw)
-            except Exception as exc:  # the parse is pure: what it refuses now, it refuses at every try
+            except MessageRefused as exc:  # the parse is pure: what it refuses now, it refuses at every try
+                # Only a refusal: any other failure (a fault of this version, memory short) may
+                # pass at the next try, so the message is kept (an acknowledged message is never lost).
                 dropped = await uow.alerts.drop_message(message_id)
                 refusal: BaseException | None = exc
             else:

@@ -195,6 +195,30 @@ async def test_a_message_kept_then_refused_by_a_narrower_configuration_is_droppe
         await test_hub.server.stop()
 
 
+async def test_a_message_kept_then_failing_for_another_reason_than_a_refusal_is_kept_for_the_next_try(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    # Acknowledged, left unprocessed by a crash, then the parser failed on it for a reason other
+    # than a refusal (a fault of the version restarted, memory short on an 8 MB frame): it was
+    # dropped whole as "refused", so a message acknowledged AA was lost for good.
+    ref = await stack.person("CHU-X:910031")
+    kept = await stack.service.keep(stack.service.parse("hl7", _GERIA), _GERIA)
+    assert kept.pending
+    working = stack.service.parsers["hl7"]
+
+    def faulty(raw: bytes) -> Any:
+        raise RuntimeError("a fault in the parser")
+
+    stack.service.parsers["hl7"] = faulty
+    with caplog.at_level(logging.ERROR, logger="hub.services.alerts"):
+        assert await stack.service.recover() == 0
+    assert not any("refused when processed" in r.getMessage() for r in caplog.records)
+    assert outcome(stack, "refused_on_replay") == 0
+    assert await stack.messages() == 1  # still kept, still pending
+    stack.service.parsers["hl7"] = working  # the fault fixed: the next run processes it
+    assert await stack.service.recover() == 1
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+
+
 def test_the_setting_takes_only_table_0103_values_and_defaults_to_production() -> None:
     assert AlertsConfig().processing_ids == ("P",)
     assert AlertsConfig.model_validate({"processing_ids": ["P", "T"]}).processing_ids == ("P", "T")
