@@ -28,7 +28,7 @@ from hub.domain.transitions import Move, SettingChange
 from hub.metrics import Metrics
 from hub.services.outbox import enqueue
 from hub.storage.database import Database, UnitOfWork
-from hub.storage.repos_alerts import StoredMessage, utc
+from hub.storage.repos_alerts import UNMATCHED, StoredMessage, utc
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,18 @@ class AlertService:
                                                         self.clock.now(), processed=True)
                 if stored.created:
                     outcome = await self._match(uow, stored.id, alert, self.clock.now())
+                elif stored.state == UNMATCHED and await uow.alerts.claim_unmatched(stored.id):
+                    # A resend of a message that came for nobody: matched again, since its file may
+                    # have been opened (or the identifier added) in between; counted only once.
+                    outcome = await self._match(uow, stored.id, alert, self.clock.now(), recount=False)
         except Exception as exc:
             # A database that is away fails in `keep` again, and the sender is told to retry.
             log.warning("hospital message could not be processed as it was stored (%s); kept to process apart",
                         type(exc).__name__)
             stored = await self._keep(alert, raw, digest)
             outcome = None
+        if outcome == "unmatched" and not stored.created:
+            outcome = None  # still for nobody: a duplicate, counted as such only
         received = self._received(alert, stored, outcome)
         if outcome is not None:
             self._processed(alert.source, outcome)
@@ -154,7 +160,8 @@ class AlertService:
         self._processed(alert.source, outcome)
         return outcome
 
-    async def _match(self, uow: UnitOfWork, message_id: int, alert: Alert, now: datetime) -> str:
+    async def _match(self, uow: UnitOfWork, message_id: int, alert: Alert, now: datetime, *,
+                     recount: bool = True) -> str:
         """Find the followed persons the alert designates (their files locked), apply it to each;
         a message for nobody followed is forgotten. Returns unmatched | posted | silent."""
         ids = (*alert.identifiers, *alert.merged_identifiers)
@@ -163,7 +170,8 @@ class AlertService:
         if not persons:
             # Its key stays (no content): a resend is a duplicate, not a second message for nobody.
             await uow.alerts.forget_message(message_id)
-            await uow.kv.increment(UNMATCHED_COUNTER)
+            if recount:  # not for a resend matched again (`receive`): it was counted when it came
+                await uow.kv.increment(UNMATCHED_COUNTER)
             return "unmatched"
         posted = False
         for person in persons:

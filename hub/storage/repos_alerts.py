@@ -150,9 +150,19 @@ class AlertRepo:
     async def forget_message(self, message_id: int) -> None:
         """For nobody followed: the content goes; the key (sender, control id, digest: no personal
         data) stays, state `unmatched`, so that a resend is known as one — acknowledged again,
-        neither matched nor counted twice — until `purge_unmatched` removes it."""
+        never counted twice (its resend is matched again: `claim_unmatched`) — until
+        `purge_unmatched` removes it."""
         await self.s.execute(update(InboundMessageRow).where(InboundMessageRow.id == message_id)
                              .values(state=UNMATCHED, raw=None))
+
+    async def claim_unmatched(self, message_id: int) -> bool:
+        """Take the key of a message for nobody followed, to match its resend once more (a file may
+        have been opened since): True for the one unit that took it; it is `processed` from then on,
+        unless `forget_message` finds it for nobody again."""
+        taken = await self.s.execute(update(InboundMessageRow)
+                                     .where(InboundMessageRow.id == message_id, InboundMessageRow.state == UNMATCHED)
+                                     .values(state="processed"))
+        return int(getattr(taken, "rowcount", 0) or 0) == 1
 
     async def drop_message(self, message_id: int) -> tuple[str, str] | None:
         """Remove a message entirely (its key too, so that the sender may resend it); returns its

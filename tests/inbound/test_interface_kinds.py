@@ -325,6 +325,26 @@ async def test_messages_for_nobody_arriving_at_once_are_each_counted(stack: Stac
     assert await _unmatched(stack) == ("6", 6.0)
 
 
+async def test_a_resend_reaches_the_file_opened_since_the_message_came_for_nobody(stack: Stack) -> None:
+    # The key of a message for nobody followed was kept so that its resend counts once; but a
+    # resend after the person's file was opened (or the identifier added to it) was then a bare
+    # duplicate: the admission never reached the team, where before the resend was matched.
+    client = await MllpClient.connect(stack.port)
+    try:
+        assert answers(await client.send(_GERIA)) == [("AA", "L-1")]
+        ref = await stack.person("CHU-X:910031")
+        assert answers(await client.send(_GERIA)) == [("AA", "L-1")]
+        assert answers(await client.send(_GERIA)) == [("AA", "L-1")]  # once matched, a resend posts nothing
+    finally:
+        await client.close()
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+    assert await _unmatched(stack) == ("1", 1.0)  # counted once, when it was for nobody
+    assert outcome(stack, "posted") == 1 and outcome(stack, "duplicate") == 2
+    async with stack.db.unit() as uow:
+        rows = (await uow.session.execute(select(InboundMessageRow.state, InboundMessageRow.raw))).all()
+    assert rows == [("processed", None)]
+
+
 async def test_the_key_of_a_message_for_nobody_is_let_go_after_its_resend_window(stack: Stack) -> None:
     async def keys() -> int:
         async with stack.db.unit() as uow:
