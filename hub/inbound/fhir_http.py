@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.inbound.fhir_notify import FhirError, operation_outcome
+from hub.inbound.fhir_notify import FhirError, NotActed, operation_outcome
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
 
@@ -74,6 +74,11 @@ def fhir_routes(service: AlertService, token: str | None, metrics: Metrics | Non
             return _outcome(413, "error", "too-long", "bundle too large")
         try:
             alert = service.parse("fhir", body)
+        except NotActed as exc:
+            count("not_acted")  # SPEC §7: answered, counted, not kept (as an HL7 A28)
+            log.info("FHIR not_acted from %s, bundle id %s: %s", _shown(exc.sender), _shown(exc.control_id),
+                     exc.diagnostics)
+            return _outcome(200, "information", "informational", exc.diagnostics)
         except FhirError as err:
             if err.key:
                 count(err.key)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     # resident memory and ~0.1 s at every start, for a channel many sites never use.
     from fhir.resources.R4B.bundle import Bundle
 
-__all__ = ["EVENTS", "FhirError", "operation_outcome", "parse_bundle", "read_json"]
+__all__ = ["EVENTS", "FhirError", "NotActed", "operation_outcome", "parse_bundle", "read_json"]
 
 EVENTS: dict[str, AlertEvent] = {
     "notification-admit": AlertEvent.admission,
@@ -38,6 +38,10 @@ _RETRACTS: dict[AlertEvent, AlertEvent] = {
     AlertEvent.discharge: AlertEvent.cancel_discharge,
     AlertEvent.transfer: AlertEvent.cancel_transfer,
 }
+#: An Encounter that has not begun (FHIR R4 Encounter.status `planned`: "The Encounter has not yet
+#: started"): a scheduled admission, an expected discharge or transfer. Telling it as done would
+#: move the person to hospital (or home) before it happens: not acted on, as an A28 is.
+NOT_BEGUN = frozenset({"planned"})
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 #: HL7 v3 ActReason, whose code HTEST ("test health data": simulated or synthetic data used to test
 #: a system outside production) is the label FHIR R4 gives test data (security labels,
@@ -66,6 +70,16 @@ class FhirError(MessageRefused):
         self.sender = sender
         self.control_id = control_id
         self.expression = expression  # the element at fault (OperationOutcome.issue.expression)
+
+
+class NotActed(Exception):
+    """A notification Relais does not act on (an encounter not begun): 200, counted, not kept."""
+
+    def __init__(self, diagnostics: str, *, sender: str = "", control_id: str = "") -> None:
+        super().__init__(diagnostics)
+        self.diagnostics = diagnostics
+        self.sender = sender
+        self.control_id = control_id
 
 
 def operation_outcome(err: FhirError) -> dict[str, Any]:
@@ -305,7 +319,11 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
     if not identifiers:
         raise FhirError(422, "required", "no Patient.identifier in the notification")
 
-    if encounter is not None and (encounter.status or "") in RETRACTED:
+    status = (encounter.status or "") if encounter is not None else ""
+    if status in NOT_BEGUN:
+        raise NotActed(f"not acted on: Encounter.status {status} (the encounter has not begun)",
+                       sender=sender, control_id=bundle.id or header.id or "")
+    if status in RETRACTED:
         event = _RETRACTS[event]
     period = encounter.period if encounter else None
     moment: object = None

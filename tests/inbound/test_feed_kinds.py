@@ -15,7 +15,7 @@ import pytest
 
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
-from hub.inbound.fhir_notify import parse_bundle
+from hub.inbound.fhir_notify import NotActed, parse_bundle
 from tests.inbound.alert_stack import Stack
 from tests.inbound.alert_stack import parse_on_test_hub as parse
 from tests.inbound.mllp_client import MllpClient
@@ -120,7 +120,6 @@ def _bundle(name: str, *, status: str | None = None, bundle_id: str | None = Non
     ("admit", "cancelled", AlertEvent.cancel_admission),
     ("discharge", "entered-in-error", AlertEvent.cancel_discharge),
     ("admit", "in-progress", AlertEvent.admission),
-    ("admit", "planned", AlertEvent.admission),  # a pre-admission, as HL7 A05
     ("discharge", "finished", AlertEvent.discharge),
 ])
 def test_a_fhir_encounter_entered_in_error_or_cancelled_retracts_its_event(
@@ -128,6 +127,16 @@ def test_a_fhir_encounter_entered_in_error_or_cancelled_retracts_its_event(
     alert = parse_bundle(_bundle(name, status=status))
     assert alert.event is event
     assert alert.movement_id.startswith("fhir:")  # the encounter, to find what it retracts
+
+
+@pytest.mark.parametrize("name", ["admit", "discharge", "transfer"])
+def test_a_fhir_encounter_not_begun_is_not_acted_on(name: str) -> None:
+    # `planned` was read as the event done (an admission posted for a scheduled stay):
+    # tests/inbound/test_fhir_door_kinds.py holds what the sender and the team see.
+    bundle = _bundle("admit", status="planned")
+    bundle["entry"][0]["resource"]["eventCoding"]["code"] = f"notification-{name}"
+    with pytest.raises(NotActed):
+        parse_bundle(bundle)
 
 
 async def test_a_fhir_admission_entered_in_error_cancels_what_was_posted(stack: Stack, fhir: Post) -> None:
