@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.inbound.fhir_notify import FhirError, NotActed, operation_outcome
+from hub.inbound.fhir_notify import FhirError, NotActed, digest, operation_outcome
 from hub.metrics import Metrics
 from hub.services.alerts import AlertService
 
@@ -93,12 +93,18 @@ def fhir_routes(service: AlertService, token: str | None, metrics: Metrics | Non
             count("rejected")
             return _outcome(422, "error", "processing", f"the notification could not be read ({type(exc).__name__})")
         try:
-            received = await service.receive(alert, body)
+            received = await service.receive(alert, body, digest=digest(body))
         except Exception:
             log.exception("could not store a FHIR notification: answering 503 so that the sender retries")
             count("store_failed")
             return _outcome(503, "error", "transient", "temporary storage failure, please resend",
                             headers={"Retry-After": "30"})
+        if received.reused_control_id:
+            # Not a resend (the content differs): kept and processed, never dropped; the operator
+            # learns that the sender reuses bundle ids, which can hide a real resend.
+            count("control_id_reused")
+            log.warning("FHIR control_id_reused from %s, bundle id %s: another content already came under this "
+                        "id: processed as a new notification", _shown(alert.sender), _shown(alert.control_id))
         if received.pending:
             try:
                 await service.process(received.message_id)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     # resident memory and ~0.1 s at every start, for a channel many sites never use.
     from fhir.resources.R4B.bundle import Bundle
 
-__all__ = ["EVENTS", "FhirError", "NotActed", "operation_outcome", "parse_bundle", "read_json"]
+__all__ = ["EVENTS", "FhirError", "NotActed", "digest", "operation_outcome", "parse_bundle", "read_json"]
 
 EVENTS: dict[str, AlertEvent] = {
     "notification-admit": AlertEvent.admission,
@@ -130,6 +130,36 @@ def read_json(body: bytes | bytearray) -> Any:
     if _too_deep(data):
         raise FhirError(400, "structure", f"JSON nested deeper than {MAX_DEPTH} levels")
     return data
+
+
+#: What an engine regenerates when it resends a notification: the Bundle's timestamp, and the
+#: version stamps a FHIR server puts on every resource it serves (`meta.lastUpdated`, `versionId`).
+_REGENERATED_META = ("lastUpdated", "versionId")
+
+
+def digest(body: bytes | bytearray) -> str:
+    """SHA-256 of a notification as a resend repeats it: the JSON read and written canonically
+    (key order, spacing, escapes, a BOM do not count), without `Bundle.timestamp` and the
+    resources' `meta.lastUpdated` / `meta.versionId`. The bundle must already have been read."""
+    data = read_json(body)
+
+    def strip(value: Any, top: bool = False) -> Any:
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        out = {key: strip(item) for key, item in value.items() if not (top and key == "timestamp")}
+        meta = out.get("meta")
+        if "resourceType" in out and isinstance(meta, dict):
+            kept = {key: item for key, item in meta.items() if key not in _REGENERATED_META}
+            if kept:
+                out["meta"] = kept
+            else:
+                del out["meta"]  # a server that stamps resources adds a meta the first sending had not
+        return out
+
+    canonical = json.dumps(strip(data, top=True), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _load(body: bytes | Mapping[str, Any]) -> Bundle:

@@ -80,3 +80,29 @@ async def test_a_planned_encounter_is_not_told_as_done(stack: Stack, send: Send,
     # The admission itself, when it happens, is told.
     status, _ = await send(bundle())
     assert status == 200 and [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+
+
+# ------------------------------------------------------------ resends
+
+async def test_a_resend_with_its_timestamp_and_serialisation_regenerated_posts_nothing_twice(
+        stack: Stack, send: Send, caplog: pytest.LogCaptureFixture) -> None:
+    # The same notification (same Bundle.id, same content) resent by an engine that regenerates
+    # Bundle.timestamp and the resources' meta.lastUpdated/versionId, and writes its JSON with
+    # other key order and spacing, was a new message: the admission was posted twice.
+    ref = await stack.person(IPP)
+    assert (await send(bundle()))[0] == 200
+    status, outcome = await send((BUNDLES / "admit-geria-resent.json").read_bytes())
+    assert status == 200 and accepted(outcome) == "duplicate, already received"
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+    assert await stack.messages() == 1
+    # Another content under the same Bundle.id is no resend: kept, processed, and the operator told.
+    moved = bundle()
+    encounter(moved)["location"] = [{"location": {"display": "CARDIO 3"}, "status": "active"}]
+    with caplog.at_level("WARNING"):
+        assert (await send(moved))[0] == 200
+    assert await stack.messages() == 2
+    assert [r.getMessage() for r in caplog.records if "control_id_reused" in r.getMessage()] == [
+        "FHIR control_id_reused from https://eai.chu-x.example.fr/fhir, bundle id "
+        "b7d1c2e0-5a41-4d6e-9a2f-chux-adm-0001: another content already came under this id: processed as a new "
+        "notification"]
+    assert counted(stack, "control_id_reused") == 1
