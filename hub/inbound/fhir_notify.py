@@ -186,22 +186,42 @@ def _load(body: bytes | Mapping[str, Any]) -> Bundle:
         raise FhirError(400, "structure", f"invalid Bundle ({type(exc).__name__})") from exc
 
 
+_HISTORY = re.compile(r"/_history/[^/]*$")
+
+
 def _resolve(bundle: Bundle, reference: str | None) -> Any:
-    """The entry a reference points to: by fullUrl, Type/id, or the tail of an absolute URL."""
+    """The entry a reference points to: by fullUrl, Type/id, or the tail of an absolute URL
+    (a version, `/_history/2`, ignored)."""
+    reference = _HISTORY.sub("", (reference or "").strip())
     if not reference:
         return None
     for entry in bundle.entry or []:
         res = entry.resource
         if res is None:
             continue
-        local = f"{res.get_resource_type()}/{res.id}"
-        if reference in (entry.fullUrl, local) or reference.endswith("/" + local):
+        if reference == entry.fullUrl:
+            return res
+        local = f"{res.get_resource_type()}/{res.id}" if res.id else None
+        if local is not None and (reference == local or reference.endswith("/" + local)):
             return res
     return None
 
 
-def _first_of(bundle: Bundle, kind: type[Any]) -> Any:
-    return next((e.resource for e in bundle.entry or [] if isinstance(e.resource, kind)), None)
+def _focus_encounter(bundle: Bundle, header: Any, encounter_type: type[Any]) -> Any:
+    """The Encounter the notification is about: the one MessageHeader.focus designates. When the
+    focus designates none of the bundle's Encounters (missing, or pointing outside the bundle),
+    the bundle's Encounter is used only when it holds exactly one: another stay (an earlier one,
+    a newborn's) is not the subject, and taking it would tell the wrong time, place or status."""
+    focused = [res for ref in header.focus or [] if isinstance(res := _resolve(bundle, ref.reference), encounter_type)]
+    if len({id(res) for res in focused}) > 1:
+        raise FhirError(422, "processing", "MessageHeader.focus designates several Encounters", "MessageHeader.focus")
+    if focused:
+        return focused[0]
+    encounters = [e.resource for e in bundle.entry or [] if isinstance(e.resource, encounter_type)]
+    if len(encounters) > 1:
+        raise FhirError(422, "processing", "MessageHeader.focus does not designate one of the bundle's Encounters",
+                        "MessageHeader.focus")
+    return encounters[0] if encounters else None
 
 
 def _aware(value: object, local: tzinfo) -> datetime | None:
@@ -342,9 +362,7 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
     if event is None:
         raise FhirError(422, "not-supported", "unsupported MessageHeader.event")
 
-    encounters = [_resolve(bundle, ref.reference) for ref in header.focus or []]
-    encounter = next((e for e in encounters if isinstance(e, Encounter)), None)
-    encounter = encounter or _first_of(bundle, Encounter)
+    encounter = _focus_encounter(bundle, header, Encounter)
     identifiers = _subject_ids(bundle, encounter, Patient)
     if not identifiers:
         raise FhirError(422, "required", "no Patient.identifier in the notification")

@@ -106,3 +106,42 @@ async def test_a_resend_with_its_timestamp_and_serialisation_regenerated_posts_n
         "b7d1c2e0-5a41-4d6e-9a2f-chux-adm-0001: another content already came under this id: processed as a new "
         "notification"]
     assert counted(stack, "control_id_reused") == 1
+
+
+# ------------------------------------------------------------ which encounter
+
+@pytest.mark.parametrize("focus", [None, "https://dpi.chu-x.example.fr/fhir/Encounter/4411"])
+async def test_several_encounters_and_a_focus_designating_none_is_refused_not_guessed(
+        stack: Stack, send: Send, focus: str | None) -> None:
+    # A bundle carrying the stay and the emergency visit before it, its MessageHeader.focus
+    # missing or pointing outside the bundle: the first Encounter was taken — the finished
+    # emergency visit — and the admission was posted at its time, in its place (URGENCES).
+    ref = await stack.person(IPP)
+    data = bundle("admit-two-encounters-no-focus.json")
+    if focus is not None:
+        data["entry"][0]["resource"]["focus"] = [{"reference": focus}]
+    status, outcome = await send(data)
+    assert status == 422
+    assert outcome["issue"][0]["expression"] == ["MessageHeader.focus"]
+    assert await stack.notices(ref) == [] and await stack.messages() == 0
+    # The focus given: that encounter, whatever comes first.
+    data["entry"][0]["resource"]["focus"] = [{"reference": "urn:uuid:6f0c8e55-3e1b-4b7a-9d0e-000000000002"}]
+    assert (await send(data))[0] == 200
+    [notice] = await stack.notices(ref)
+    assert notice["params"]["when"] == "2026-11-20T09:45:00+01:00"
+    assert "GERIA 12" in notice["params"]["place"] and "URGENCES" not in notice["params"]["place"]
+
+
+async def test_a_focus_by_relative_versioned_reference_is_the_encounter(stack: Stack, send: Send) -> None:
+    # `Encounter/<id>/_history/3` (HAPI and Smile CDR write versioned references) against
+    # absolute fullUrls: resolved to that Encounter.
+    ref = await stack.person(IPP)
+    data = bundle("admit-relative-versioned-focus.json")
+    other = copy.deepcopy(data["entry"][1])
+    other["fullUrl"] = other["fullUrl"].replace("0002", "0009")
+    other["resource"].update(id="6f0c8e55-3e1b-4b7a-9d0e-000000000009", status="finished",
+                             location=[{"location": {"display": "URGENCES"}}])
+    data["entry"].insert(1, other)
+    assert (await send(data))[0] == 200
+    [notice] = await stack.notices(ref)
+    assert "GERIA 12" in notice["params"]["place"]
