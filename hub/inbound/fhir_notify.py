@@ -311,6 +311,38 @@ def _subject_ids(bundle: Bundle, encounter: Any, patient_type: type[Any]) -> tup
     return _identifiers(patients[0].identifier or []) if patients else ()
 
 
+#: Encounter.location.status (FHIR R4): `planned` and `reserved` are where the patient is to go,
+#: not where they are.
+_NOT_THERE = frozenset({"planned", "reserved"})
+
+
+def _current_location(encounter: Any) -> Any:
+    """The reference to where the patient is (or, the stay ended, was last): among the
+    Encounter.location entries, the last `active` one, else the last without a status, else the
+    last `completed` one — never a `planned` or `reserved` one (an engine lists the ward a
+    transfer is booked to after the one the patient is in)."""
+    entries = [e for e in encounter.location or [] if e.location is not None and (e.status or "") not in _NOT_THERE]
+    for wanted in ("active", "", "completed"):
+        chosen = [e for e in entries if (e.status or "") == wanted]
+        if chosen:
+            return chosen[-1].location
+    return None
+
+
+def _named(bundle: Bundle, holder: Any, reference: Any) -> str:
+    """What a reference to a Location or an Organization names: its `display`, else the `name` of
+    the resource it points to, in the bundle or contained in `holder`."""
+    if reference is None:
+        return ""
+    if reference.display and reference.display.strip():
+        return str(reference.display).strip()
+    target = (reference.reference or "").strip()
+    found = (next((r for r in getattr(holder, "contained", None) or [] if r.id == target[1:]), None)
+             if target.startswith("#") else _resolve(bundle, target))
+    name = getattr(found, "name", None) if found is not None else None
+    return name.strip() if isinstance(name, str) else ""
+
+
 def _encounter_key(encounter: Any) -> str:
     """What names the encounter across its notifications (admit, transfer, discharge, a
     retraction): its first business identifier, else its id; kept as the alert's movement id,
@@ -382,17 +414,11 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
         raise FhirError(422, "required", "no event time (Encounter.period, Bundle.timestamp)")
     event_time, day_only = when
 
-    facility = ""
-    if encounter is not None and encounter.serviceProvider is not None:
-        facility = encounter.serviceProvider.display or ""
+    facility = _named(bundle, encounter, encounter.serviceProvider) if encounter is not None else ""
     # The sender names the hospital when the encounter does not: shown, never compared.
-    sender_facility = (header.sender.display or "") if header.sender is not None else ""
-    unit = ""
-    if encounter is not None and encounter.location:
-        # Encounter.location.location is 1..1 in FHIR R4, but the models do not enforce it.
-        where = encounter.location[-1].location
-        shown = (where.display or "") if where is not None else ""
-        unit = shown if shown not in (facility, sender_facility) else ""
+    sender_facility = _named(bundle, header, header.sender)
+    shown = _named(bundle, encounter, _current_location(encounter)) if encounter is not None else ""
+    unit = shown if shown not in (facility, sender_facility) else ""
     hospitalization = encounter.hospitalization if encounter else None
     disposition = destination = ""
     if hospitalization is not None:

@@ -145,3 +145,28 @@ async def test_a_focus_by_relative_versioned_reference_is_the_encounter(stack: S
     assert (await send(data))[0] == 200
     [notice] = await stack.notices(ref)
     assert "GERIA 12" in notice["params"]["place"]
+
+
+# ------------------------------------------------------------ where
+
+async def test_the_place_is_where_the_patient_is_never_where_they_are_to_go(stack: Stack, send: Send) -> None:
+    # Encounter.location listed the ward left (completed), the ward the patient is in (active)
+    # and the rehabilitation unit booked next (planned): the last entry was taken, and the team
+    # read that the person had been moved to the SMR.
+    ref = await stack.person(IPP)
+    assert (await send(bundle()))[0] == 200
+    assert (await send(bundle("transfer-active-then-planned.json")))[0] == 200
+    notices = await stack.notices(ref)
+    assert [n["message"] for n in notices] == ["alert.admission", "alert.transfer"]
+    assert "CARDIO 3" in notices[1]["params"]["place"]
+    assert "SMR" not in notices[1]["params"]["place"]
+
+
+async def test_a_place_given_by_reference_is_named(stack: Stack, send: Send) -> None:
+    # Encounter.location and serviceProvider as references to a bundled Location and
+    # Organization, without display (as HAPI and Firely serialise them): the unit and the
+    # hospital were dropped and the notice named no place at all.
+    ref = await stack.person(IPP)
+    assert (await send(bundle("admit-location-by-reference.json")))[0] == 200
+    [notice] = await stack.notices(ref)
+    assert notice["params"]["place"] == "CHU X — Médecine gériatrique — unité 12"
