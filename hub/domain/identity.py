@@ -86,6 +86,16 @@ def spellings(authority: str) -> tuple[str, ...]:
     return (authority.strip(),)
 
 
+def _oid_of(pid: PatientId) -> str:
+    """The OID of an identifier's authority: its universal id (CX.4.2, a FHIR `urn:oid:` system),
+    else its namespace or FHIR system when that is an OID, bare or as `urn:oid:` (engines put
+    the INS OID in CX.4.1, or write a FHIR system `1.2.250.1.213.1.4.8` without its `urn:oid:`)."""
+    if pid.authority_oid.strip():
+        return _bare_oid(pid.authority_oid)
+    key = authority_key(pid.authority)
+    return key[4:] if key is not None and key.startswith("oid:") else ""
+
+
 def matches(
     person_ids: Iterable[tuple[str, str]],
     alert_ids: Iterable[PatientId],
@@ -106,7 +116,7 @@ def matches(
     candidates = [
         pid
         for pid in alert_ids
-        if pid.value.strip() and (ins_test_oids or _bare_oid(pid.authority_oid) not in _INS_TEST_OIDS)
+        if pid.value.strip() and (ins_test_oids or _oid_of(pid) not in _INS_TEST_OIDS)
         and pid.type_code.strip().upper() not in _NOT_PERSON
     ]
     for authority, value in person_ids:
@@ -117,7 +127,7 @@ def matches(
             if pid.value.strip() != value:
                 continue
             if authority.upper() == INS:
-                if _bare_oid(pid.authority_oid) in accepted_ins:
+                if _oid_of(pid) in accepted_ins:
                     return True
                 continue
             wanted = authority_key(authority)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from hub.domain.identity import PatientId, matches
 from hub.domain.settings import Setting
 from hub.inbound.fhir_http import PATH, fhir_routes
 from tests.inbound.alert_stack import Stack
@@ -170,3 +171,26 @@ async def test_a_place_given_by_reference_is_named(stack: Stack, send: Send) -> 
     assert (await send(bundle("admit-location-by-reference.json")))[0] == 200
     [notice] = await stack.notices(ref)
     assert notice["params"]["place"] == "CHU X — Médecine gériatrique — unité 12"
+
+
+# ------------------------------------------------------------ who
+
+@pytest.mark.parametrize("system", ["1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.8", "URN:OID:1.2.250.1.213.1.4.8"])
+async def test_an_ins_under_its_oid_written_bare_reaches_the_person(stack: Stack, send: Send, system: str) -> None:
+    # Patient.identifier INS-NIR with `system` the bare OID (engines drop the `urn:oid:`): the
+    # person recorded with `--ins` was not found, and the admission was dropped as "for nobody
+    # followed" though acknowledged 200.
+    ref = await stack.person("INS:279035121518989")
+    data = bundle("admit-ins-bare-oid.json")
+    data["entry"][2]["resource"]["identifier"][0]["system"] = system
+    assert (await send(data))[0] == 200
+    assert [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
+
+
+def test_an_ins_oid_in_the_namespace_id_is_the_ins() -> None:
+    # HL7 PID-3.4.1 holding the INS OID, PID-3.4.2 empty: the same kind on the MLLP door.
+    ins = PatientId("279035121518989", "1.2.250.1.213.1.4.8", "", "NH")
+    assert matches([("INS", "279035121518989")], [ins], ins_test_oids=False)
+    test_oid = PatientId("279035121518989", "1.2.250.1.213.1.4.10", "", "NH")
+    assert not matches([("INS", "279035121518989")], [test_oid], ins_test_oids=False)
+    assert matches([("INS", "279035121518989")], [test_oid], ins_test_oids=True)
