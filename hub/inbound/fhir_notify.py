@@ -118,11 +118,36 @@ def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose property names are unique (FHIR JSON: "properties are never repeated").
+    A repeated one is read as its last value by some parsers and its first by others: which
+    status, which identifier the sender meant is unknowable, so the body is refused."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+_PROPERTY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def read_json(body: bytes | bytearray) -> Any:
     """A FHIR body as JSON, checked before any FHIR model sees it (both FHIR doors use this):
-    invalid or too deeply nested JSON is a FhirError 400, never a crash."""
+    invalid or too deeply nested JSON, or an object repeating a property, is a FhirError 400,
+    never a crash."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        named = f" '{exc.key}'" if _PROPERTY.fullmatch(exc.key) else ""  # a FHIR element name, never content
+        raise FhirError(400, "structure", f"JSON object repeats the property{named}") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise FhirError(400, "structure", "body is not valid JSON") from exc
     except RecursionError:  # 100 kB of "[": the decoder's own recursion gives up

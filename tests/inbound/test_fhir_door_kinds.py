@@ -194,3 +194,17 @@ def test_an_ins_oid_in_the_namespace_id_is_the_ins() -> None:
     test_oid = PatientId("279035121518989", "1.2.250.1.213.1.4.10", "", "NH")
     assert not matches([("INS", "279035121518989")], [test_oid], ins_test_oids=False)
     assert matches([("INS", "279035121518989")], [test_oid], ins_test_oids=True)
+
+
+# ------------------------------------------------------------ JSON
+
+async def test_a_property_repeated_in_an_object_is_refused(stack: Stack, send: Send) -> None:
+    # `"status": "cancelled", "status": "in-progress"` in one Encounter (an engine template
+    # adding a field it already had): the last one won silently and an admission another parser
+    # reads as cancelled was posted.
+    ref = await stack.person(IPP)
+    status, outcome = await send((BUNDLES / "admit-duplicate-status.json").read_bytes())
+    assert status == 400
+    assert outcome["issue"][0]["code"] == "structure"
+    assert outcome["issue"][0]["diagnostics"] == "JSON object repeats the property 'status'"
+    assert await stack.notices(ref) == [] and await stack.messages() == 0
