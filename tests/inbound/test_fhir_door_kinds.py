@@ -175,7 +175,8 @@ async def test_a_place_given_by_reference_is_named(stack: Stack, send: Send) -> 
 
 # ------------------------------------------------------------ who
 
-@pytest.mark.parametrize("system", ["1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.8", "URN:OID:1.2.250.1.213.1.4.8"])
+@pytest.mark.parametrize("system", [
+    "1.2.250.1.213.1.4.8", "urn:oid:1.2.250.1.213.1.4.8", "URN:OID:1.2.250.1.213.1.4.8"])
 async def test_an_ins_under_its_oid_written_bare_reaches_the_person(stack: Stack, send: Send, system: str) -> None:
     # Patient.identifier INS-NIR with `system` the bare OID (engines drop the `urn:oid:`): the
     # person recorded with `--ins` was not found, and the admission was dropped as "for nobody
