@@ -72,7 +72,7 @@ class FhirError(MessageRefused):
         self.expression = expression  # the element at fault (OperationOutcome.issue.expression)
 
 
-class NotActed(Exception):
+class NotActed(MessageRefused):
     """A notification Relais does not act on (an encounter not begun): 200, counted, not kept."""
 
     def __init__(self, diagnostics: str, *, sender: str = "", control_id: str = "") -> None:

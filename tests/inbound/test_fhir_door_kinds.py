@@ -83,6 +83,18 @@ async def test_a_planned_encounter_is_not_told_as_done(stack: Stack, send: Send,
     assert status == 200 and [n["message"] for n in await stack.notices(ref)] == ["alert.admission"]
 
 
+async def test_a_planned_notification_kept_before_an_upgrade_is_dropped_once_at_replay(stack: Stack) -> None:
+    # Kept (acknowledged, left unprocessed) by a version that acted on it, then replayed by this
+    # one: "not acted on" must end it once, not fail at every recovery run.
+    ref = await stack.person(IPP)
+    raw = json.dumps(bundle("admit-planned.json")).encode()
+    kept = await stack.service.keep(stack.service.parse("fhir", json.dumps(bundle()).encode()), raw)
+    assert kept.pending
+    assert await stack.service.recover() == 0
+    assert await stack.messages() == 0 and await stack.notices(ref) == []
+    assert await stack.service.recover() == 0  # nothing left to try
+
+
 # ------------------------------------------------------------ resends
 
 async def test_a_resend_with_its_timestamp_and_serialisation_regenerated_posts_nothing_twice(
