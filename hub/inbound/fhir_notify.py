@@ -82,6 +82,36 @@ class NotActed(MessageRefused):
         self.control_id = control_id
 
 
+#: Code systems whose dischargeDisposition codes say where the person goes, and the codes
+#: transitions.discharge_setting reads: FHIR discharge-disposition words, HL7 v2 table 0112,
+#: NUBC / UB-92 patient discharge status.
+_DESTINATION_SYSTEMS = (
+    "http://terminology.hl7.org/codesystem/discharge-disposition",
+    "http://terminology.hl7.org/codesystem/v2-0112", "urn:oid:2.16.840.1.113883.12.112",
+    "http://terminology.hl7.org/codesystem/nubc-ub92", "http://www.nubc.org/patient-discharge",
+    "https://www.nubc.org/codesystem/patdischargestatus",
+)
+_DISPOSITION_WORD = re.compile(r"^[a-z][a-z-]*$")
+
+
+def _destination_code(codings: list[Any]) -> str:
+    """The code of the first coding that says where the person goes ("" when none does).
+
+    FR Core binds dischargeDisposition to the *circumstances* of the discharge as well
+    (fr-core-cs-circonstances-sortie: 3 = medical decision, 4 = against advice…), the codes IHE PAM
+    France puts in PV1-36, numbers that table 0112 and NUBC use for destinations: read as such, a
+    medical discharge home ("3") was told "to a nursing home". So a code is read only under a
+    destination system, or, without a system, when it is one of FHIR's words (`home`, `exp`)."""
+    for coding in codings:
+        code = (coding.code or "").strip()
+        system = (coding.system or "").strip().lower().rstrip("/")
+        if not code:
+            continue
+        if system in _DESTINATION_SYSTEMS or (not system and _DISPOSITION_WORD.fullmatch(code)):
+            return code
+    return ""
+
+
 def operation_outcome(err: FhirError) -> dict[str, Any]:
     issue: dict[str, Any] = {"severity": "error", "code": err.code, "diagnostics": err.diagnostics}
     if err.expression:
@@ -448,8 +478,7 @@ def parse_bundle(body: bytes | Mapping[str, Any], tz: tzinfo = _PARIS, *, test_d
     disposition = destination = ""
     if hospitalization is not None:
         if hospitalization.dischargeDisposition is not None:
-            codings = hospitalization.dischargeDisposition.coding or []
-            disposition = next((c.code for c in codings if c.code), "") or ""
+            disposition = _destination_code(hospitalization.dischargeDisposition.coding or [])
         if hospitalization.destination is not None:
             destination = hospitalization.destination.display or ""
     klass = encounter.class_fhir if encounter is not None else None

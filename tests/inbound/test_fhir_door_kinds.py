@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,38 @@ async def test_a_planned_notification_kept_before_an_upgrade_is_dropped_once_at_
     assert await stack.service.recover() == 0
     assert await stack.messages() == 0 and await stack.notices(ref) == []
     assert await stack.service.recover() == 0  # nothing left to try
+
+
+_FR_CIRCUMSTANCES = "https://hl7.fr/ig/fhir/core/CodeSystem/fr-core-cs-circonstances-sortie"
+
+
+def _discharge(*codings: dict[str, str]) -> dict[str, Any]:
+    data = bundle("discharge-planned.json")
+    enc = encounter(data)
+    enc["status"] = "finished"
+    enc["hospitalization"] = {"dischargeDisposition": {"coding": list(codings)}}
+    return data
+
+
+@pytest.mark.parametrize(("codings", "setting"), [
+    # FR Core: the circumstances of the discharge (3 = medical decision), not where the person goes:
+    # read as table 0112 / NUBC, a medical discharge home was told "to a nursing home".
+    (({"system": _FR_CIRCUMSTANCES, "code": "3"},), Setting.HOME),
+    (({"system": _FR_CIRCUMSTANCES, "code": "4"}, {"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                                                   "code": "snf"}), Setting.NURSING_HOME),
+    (({"system": "http://terminology.hl7.org/CodeSystem/v2-0112", "code": "03"},), Setting.NURSING_HOME),
+    (({"system": "http://terminology.hl7.org/CodeSystem/nubc-UB92", "code": "62"},), Setting.REHAB),
+    (({"code": "exp"},), Setting.OTHER),  # FHIR's words need no system: death is never a return home
+    (({"system": "urn:oid:1.2.250.1.999.9", "code": "3"},), Setting.HOME),  # a local code: not guessed
+])
+async def test_a_discharge_disposition_is_read_by_its_code_system(
+        stack: Stack, send: Send, codings: tuple[dict[str, str], ...], setting: Setting) -> None:
+    ref = await stack.person(IPP)
+    async with stack.db.unit() as uow:  # in hospital, so that the discharge moves the person
+        await uow.persons.set_setting(ref, Setting.HOSPITAL, stack.clock.now() - timedelta(days=10), None)
+    status, _ = await send(_discharge(*codings))
+    assert status == 200
+    assert (await stack.setting(ref))[0] is setting
 
 
 # ------------------------------------------------------------ resends
