@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +60,35 @@ def _check_file(key: str, path: str | None) -> None:
         raise ValueError(f"{key}: {path} is not a readable file")
 
 
+#: @localpart:server, the server a name or a [IPv6] literal, with an optional port (C-S spec, "Identifiers").
+_USER_ID = re.compile(r"^@[a-z0-9._=\-/+]+:([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
+
+
+def user_id_problem(value: str) -> str | None:
+    """What keeps `value` from being a Matrix user ID, in words an operator can act on (None when
+    it is one). People copy their ID from Element (`@cm:example.org`) or type the name they log
+    in with (`cm`, `CM`): say which part is missing."""
+    if _USER_ID.match(value):
+        return None
+    example = "@cm:example.org"
+    if not value.startswith("@"):
+        return f"{value!r} is not a Matrix user ID: it starts with @ (e.g. {example})"
+    if ":" not in value:
+        return f"{value!r} names no server: write @localpart:server (e.g. {example})"
+    local = value[1:].split(":", 1)[0]
+    if local != local.lower() and _USER_ID.match("@" + local.lower() + value[1 + len(local):]):
+        return f"{value!r}: Matrix user IDs are lower case (write {'@' + local.lower() + value[1 + len(local):]!r})"
+    return f"{value!r} is not a Matrix user ID (e.g. {example})"
+
+
+def _user_ids(key: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        problem = user_id_problem(value)
+        if problem:
+            raise ValueError(f"{key}: {problem}")
+    return values
+
+
 def is_loopback(host: str) -> bool:
     """True for `localhost` and loopback addresses; a name or a wildcard reaches beyond."""
     if host == "localhost":
@@ -75,7 +105,7 @@ class _Section(BaseModel):
 
 class MatrixConfig(_Section):
     homeserver: str = "http://127.0.0.1:8008"
-    user_id: str = Field(pattern=r"^@[a-z0-9._=\-/+]+:[A-Za-z0-9.\-:\[\]]+$")
+    user_id: str
     password: SecretStr | None = None
     password_file: str | None = None
     access_token: SecretStr | None = None
@@ -98,12 +128,28 @@ class MatrixConfig(_Section):
             object.__setattr__(self, "allowed_servers", (self.server_name,))
         return self
 
+    @field_validator("user_id")
+    @classmethod
+    def _user_id(cls, value: str) -> str:
+        problem = user_id_problem(value)
+        if problem:
+            raise ValueError(problem.replace("@cm:", "@relais:"))
+        return value
+
     @field_validator("homeserver")
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+            # Element takes a server name and follows its .well-known delegation; the bot is
+            # given the URL itself, so that a change there never moves it in silence.
+            raise ValueError(f"{value!r} is not a URL: write the homeserver's client-server URL, "
+                             "e.g. https://matrix.example.org (for a server name, "
+                             "https://<name>/.well-known/matrix/client gives it as m.homeserver.base_url)")
+        value = value.rstrip("/")
+        if "/_matrix" in value:
+            raise ValueError(f"{value!r}: give the homeserver's base URL, without /_matrix/… "
+                             f"(e.g. {value.split('/_matrix', 1)[0]})")
+        return value
 
     @property
     def server_name(self) -> str:
@@ -178,6 +224,8 @@ class CareConfig(_Section):
 
     @model_validator(mode="after")
     def _target_below_max(self) -> CareConfig:
+        for key in ("case_managers", "pilots", "coordinators"):
+            _user_ids(key, getattr(self, key))
         if self.caseload_target > self.caseload_max:
             raise ValueError("caseload_target: must not exceed caseload_max")
         both = sorted(set(self.case_managers) & set(self.pilots))

@@ -308,3 +308,40 @@ def test_verbose_logging_shows_statements_never_result_rows() -> None:
         for name, level in kept.items():
             logging.getLogger(name).setLevel(level)
         logging.getLogger().setLevel(root)
+
+
+@pytest.mark.parametrize(("section", "line", "key", "problem"), [
+    ("matrix", 'user_id = "relais:example.org"', "matrix.user_id", "starts with @ (e.g. @relais:example.org)"),
+    ("matrix", 'user_id = "@relais"', "matrix.user_id", "names no server"),
+    ("matrix", 'user_id = "@Relais:example.org"', "matrix.user_id", "lower case (write '@relais:example.org')"),
+    ("care", 'case_managers = ["cm"]', "care.case_managers", "'cm' is not a Matrix user ID"),
+    ("care", 'pilots = ["@pilote"]', "care.pilots", "names no server"),
+    ("care", 'coordinators = ["@Coord:example.org"]', "care.coordinators", "lower case"),
+    ("matrix", 'homeserver = "example.org"', "matrix.homeserver", ".well-known/matrix/client"),
+    ("matrix", 'homeserver = "https://matrix.example.org/_matrix/client/"', "matrix.homeserver",
+     "without /_matrix/… (e.g. https://matrix.example.org)"),
+])
+def test_a_person_or_homeserver_written_as_people_know_it_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, line: str, key: str, problem: str) -> None:
+    # `case_managers = ["cm"]` was a traceback (IndexError) in check-config; a bot ID without @
+    # quoted a regular expression; a homeserver URL ending in /_matrix/client was taken.
+    text = GOOD.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1)
+    if line.startswith("user_id"):
+        text = text.replace('user_id = "@relais:example.org"\n', "")
+    if line.startswith("case_managers"):
+        text = text.replace('case_managers = ["@cm:example.org"]\n', "")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, problem in caught.value.problem) == (key, True), caught.value
+    assert main(["check-config", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and key in err
+
+
+def test_server_names_with_a_port_and_trailing_slashes_are_taken(tmp_path: Path) -> None:
+    text = GOOD.replace('user_id = "@relais:example.org"', 'user_id = "@relais:example.org:8448"\n'
+                        'homeserver = "https://matrix.example.org/"')
+    config = load_config(write(tmp_path, text))
+    assert config.matrix.homeserver == "https://matrix.example.org"
+    assert config.matrix.server_name == "example.org:8448"
