@@ -29,7 +29,7 @@ from hub.commands.dispatcher import Dispatcher
 from hub.commands.registry import build_registry
 from hub.config import Config, reveal
 from hub.domain.caseload import Limits
-from hub.errors import RelaisError
+from hub.errors import LoginRefused, RelaisError
 from hub.http import build_admin_app, build_http_app
 from hub.i18n.catalog import Catalog
 from hub.inbound.fhir_http import fhir_routes
@@ -204,11 +204,15 @@ class Relais:
             await self._start_http()
         synced = asyncio.ensure_future(self.client.synced_once.wait())
         asked = asyncio.ensure_future(stop.wait())
+        lost = asyncio.ensure_future(self.client.lost.wait())
         try:
-            await asyncio.wait({synced, asked}, timeout=wait_ready, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({synced, asked, lost}, timeout=wait_ready, return_when=asyncio.FIRST_COMPLETED)
         finally:
             synced.cancel()
             asked.cancel()
+            lost.cancel()
+        if self.client.lost.is_set():
+            raise LoginRefused(self.client.lost_reason, "M_UNKNOWN_TOKEN")
         if stop.is_set() and not self.client.synced_once.is_set():
             raise Stopped
         if not self.client.synced_once.is_set():
@@ -344,12 +348,19 @@ class Relais:
                 await self.stop()
             log.info("Relais stopped before it was ready")
             return
+        lost = asyncio.create_task(self.client.lost.wait(), name="session-lost")
         try:
             starting.result()  # a refused start: its error, for the CLI's one line
             heap.settle()  # what start-up built lives as long as the process: out of the GC's walks
-            await stopping
+            await asyncio.wait({stopping, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+            lost.cancel()
+        if self.client.lost.is_set():
+            # The device is gone: no send can succeed, so none is waited for; all are kept.
+            await self.stop(drain_timeout=0)
+            log.info("Relais stopped: the bot's device was logged out")
+            raise LoginRefused(self.client.lost_reason, "M_UNKNOWN_TOKEN")
         await self.stop()
         log.info("Relais stopped")
 

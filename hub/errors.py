@@ -38,6 +38,12 @@ class TransientError(MatrixError):
     """Try again later: homeserver away, rate limited, room not yet synced."""
 
 
+class SessionLost(TransientError):
+    """The homeserver refuses the bot's access token (M_UNKNOWN_TOKEN, M_MISSING_TOKEN): its device
+    was logged out while Relais ran. Nothing about the request is wrong, so what failed waits
+    (a notice is never set aside for it) until the hub stops and the operator logs it in again."""
+
+
 class RoomNotSynced(TransientError):
     """The bot's own sync has not shown a room yet (just made, or before the first sync): it
     waits on our sync, not on the homeserver's health, so it is tried again soon, not backed off."""

@@ -47,7 +47,7 @@ from nio.crypto.attachments import encrypt_attachment
 
 from hub.bots.render import shown_name
 from hub.config import MatrixConfig, reveal, secret_source
-from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomNotSynced, TransientError
+from hub.errors import KeyShareFailed, LoginRefused, MatrixError, RoomNotSynced, SessionLost, TransientError
 
 if TYPE_CHECKING:
     from hub.bots.trust import DeviceTrust
@@ -100,9 +100,15 @@ def http_status_of(response: Any) -> int | None:
     return status if isinstance(status, int) else None
 
 
+#: The bot's access token is refused: its device was logged out (Matrix C-S spec, "Soft logout").
+SESSION_LOST = frozenset({"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"})
+
+
 def _check(response: Any, what: str) -> Any:
     if isinstance(response, ErrorResponse):
         code, status = response.status_code, http_status_of(response)
+        if code in SESSION_LOST:
+            raise SessionLost(what, code, None, status)
         cls = TransientError if transient_answer(status, code) else MatrixError
         raise cls(what, code, response.retry_after_ms, status)
     return response
@@ -227,6 +233,9 @@ class BotClient:
         self.trust: DeviceTrust | None = None  # set by app.py; None shares with every device
         self._share_lock = asyncio.Lock()
         self.new_device = False  # this process created the bot's device (see forget_new_device)
+        #: set, with `lost_reason`, when the homeserver refuses the bot's token while it runs
+        self.lost = asyncio.Event()
+        self.lost_reason = ""
 
     @property
     def user_id(self) -> str:
@@ -357,6 +366,9 @@ class BotClient:
                 resp = await self.api.sync(timeout=0 if first else SYNC_LONG_POLL_MS, sync_filter=SYNC_FILTER,
                                            since=token)
                 if isinstance(resp, ErrorResponse):
+                    if resp.status_code in SESSION_LOST:
+                        self._session_lost(resp.status_code)
+                        return
                     if resp.retry_after_ms:
                         await asyncio.sleep(resp.retry_after_ms / 1000)
                         continue
@@ -391,6 +403,19 @@ class BotClient:
                 except TimeoutError:
                     pass
                 backoff = min(backoff * 2, 30.0)
+
+    def _session_lost(self, errcode: str) -> None:
+        """No retry brings a logged-out device back: say what happened and what to do, once, and
+        end the sync (the hub stops; the outbox keeps what it had not sent)."""
+        self.connected = False
+        device = self.nio.device_id if self.nio is not None else "?"
+        session = self._session_file()
+        self.lost_reason = (
+            f"the bot's device {device} was logged out on {self.config.homeserver} while Relais ran ({errcode}: "
+            "its access token was revoked, or the account's password changed): the notices not yet sent are "
+            f"kept; remove {session} and start Relais again to log in with a new device")
+        log.error("%s", self.lost_reason)
+        self.lost.set()
 
     async def _crypto_housekeeping(self) -> None:
         api = self.api

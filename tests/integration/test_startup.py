@@ -305,3 +305,40 @@ async def test_a_stop_during_the_first_catch_up_keeps_the_device_it_used(hub: Hu
         if not starting.done():
             starting.cancel()
     assert device in await _devices(hub.synapse, token, hub.bot)
+
+
+async def test_a_device_logged_out_while_running_stops_the_hub_in_one_line_and_keeps_every_notice(
+        hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    """The bot's token revoked on a real Synapse while Relais runs (an admin logging the device out,
+    a password change that logs out every device): every send answers M_UNKNOWN_TOKEN. It used to
+    be taken as a refusal of the notice itself, so the outbox set each one aside for good, while the
+    sync retried forever with 'sync failed (TransientError)'."""
+    await hub.setup()
+    assert hub.config is not None
+    relais = Relais(hub.config)
+    running = asyncio.create_task(relais.run_forever())
+    await _until(relais.first_pass.is_set, 60, "the first sync")
+    desk = await hub.desk("cm")
+    async with aiohttp.ClientSession() as http:
+        out = await http.post(f"{hub.synapse.url}/_matrix/client/v3/logout",
+                              headers={"Authorization": f"Bearer {relais.client.api.access_token}"})
+        assert out.status == 200, await out.text()
+    async with relais.db.unit() as uow:
+        assert await uow.outbox.add("test:after-logout", "invite", None,
+                                    {"room_id": desk, "user_id": hub.user("pilote")}, relais.clock.now())
+    relais.outbox.wake()
+    with pytest.raises(LoginRefused) as refused:
+        await asyncio.wait_for(running, 90)
+    session = Path(hub.config.matrix.store_path) / "session.json"
+    assert str(refused.value).startswith(f"the bot's device {relais.client.api.device_id} was logged out on "
+                                         f"{hub.synapse.url} while Relais ran (M_UNKNOWN_TOKEN")
+    assert str(refused.value).endswith(f"remove {session} and start Relais again to log in with a new device")
+    engine = make_engine(hub.db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(
+                "SELECT state FROM outbox WHERE key = 'test:after-logout' OR state = 'failed'")).all()
+    finally:
+        await engine.dispose()
+    assert rows == [("pending",)]  # kept for the device logged in next, nothing set aside
+    assert not [r for r in caplog.records if r.getMessage().startswith("sync failed")]
