@@ -82,10 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _upgrade(config: Config) -> str:
+    from hub.instance import locks_for
     from hub.storage import migrate, reachability
     from hub.storage.database import make_engine
 
     url = config.database.url
+    locks = locks_for(config.matrix.store_path, url)
+    for lock in locks:
+        lock.acquire("`relais db upgrade`")
     engine = make_engine(url)
     try:
         try:
@@ -99,6 +103,8 @@ async def _upgrade(config: Config) -> str:
         before, after = await migrate.upgrade(engine)
     finally:
         await engine.dispose()
+        for lock in locks:
+            lock.release()
     return f"database schema: {before or 'empty'} → {after}"
 
 

@@ -38,6 +38,7 @@ from hub.inbound.fhir_referral import referral_routes
 from hub.inbound.hl7v2 import PRODUCTION
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
+from hub.instance import locks_for
 from hub.metrics import Metrics
 from hub.retry import Stopped, wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
@@ -153,6 +154,7 @@ class Relais:
         self.mllp_port: int | None = None
         #: set when the first sync has been through intake (`_on_sync`): what "ready" waits for
         self.first_pass = asyncio.Event()
+        self._locks = locks_for(config.matrix.store_path, config.database.url)
 
     async def start(self, wait_ready: float | None = 60.0) -> None:
         """Wait for the database and the homeserver (one log line per attempt), log in, start
@@ -166,6 +168,8 @@ class Relais:
             raise
 
     async def _start(self, wait_ready: float | None) -> None:
+        for lock in self._locks:  # before anything is touched: a second Relais changes nothing
+            lock.acquire("starting this one")
         db_url = self.config.database.url
         stop = self._stop_asked
         await wait_until(f"database {reachability.public_url(db_url)}",
@@ -303,6 +307,11 @@ class Relais:
         await self.client.forget_new_device()
         await self.client.close()
         await self.db.close()
+        self._release()
+
+    def _release(self) -> None:
+        for lock in self._locks:
+            lock.release()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Graceful: stop taking events, let the outbox finish what it can, keep the device."""
@@ -325,6 +334,7 @@ class Relais:
                 await runner.cleanup()
         await self.client.close()
         await self.db.close()
+        self._release()
 
     async def run_forever(self) -> None:
         """Until SIGINT or SIGTERM, which also end a start still waiting for its dependencies."""

@@ -342,3 +342,62 @@ async def test_a_device_logged_out_while_running_stops_the_hub_in_one_line_and_k
         await engine.dispose()
     assert rows == [("pending",)]  # kept for the device logged in next, nothing set aside
     assert not [r for r in caplog.records if r.getMessage().startswith("sync failed")]
+
+
+async def test_a_second_relais_on_the_same_store_or_database_is_refused_before_touching_anything(
+        hub: Hub, tmp_path: Path) -> None:
+    """A second `relais run` (a shell while the service runs) used to start in full on the same
+    device and database: two syncs, two outboxes, one olm account used by two processes."""
+    await hub.setup(case_managers=())
+    assert hub.config is not None
+    token = await _admin_token(hub.synapse)
+    first = await hub.start()
+    devices = await _devices(hub.synapse, token, hub.bot)
+    second = Relais(hub.config)
+    with pytest.raises(RelaisError) as refused:
+        await second.start()
+    store = hub.config.matrix.store_path
+    assert str(refused.value) == (f"another Relais (pid {os.getpid()}) is running with the store {store}: stop it "
+                                  "before starting this one (two at once would post every notice twice)")
+    assert second.client.nio is None  # never logged in
+    assert await _devices(hub.synapse, token, hub.bot) == devices
+    # Another store, the same database: refused too when it is a SQLite file.
+    if hub.db_url.startswith("sqlite"):
+        other = Relais(hub.config.model_copy(update={"matrix": hub.config.matrix.model_copy(
+            update={"store_path": str(tmp_path / "other-store")})}))
+        with pytest.raises(RelaisError, match="is running with the database "):
+            await other.start()
+    # `relais db upgrade` while it runs: one line, nothing migrated.
+    config = tmp_path / "relais.toml"
+    config.write_text(f'[matrix]\nuser_id = "{hub.bot}"\npassword = "a-long-real-secret"\n'
+                      f'store_path = "{store}"\n[database]\nurl = "{hub.db_url}"\n', encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def upgrade() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hub", "db", "upgrade", "-c", str(config)],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    proc = await asyncio.to_thread(upgrade)
+    assert (proc.returncode, proc.stderr) == (1, (
+        f"relais: another Relais (pid {os.getpid()}) is running with the store {store}: stop it before "
+        "`relais db upgrade` (two at once would post every notice twice)\n"))
+    assert first.client.connected
+    await hub.stop()  # the lock goes with the process that held it
+    assert (await asyncio.to_thread(upgrade)).returncode == 0
+    again = await hub.start()
+    assert again.client.api.device_id == first.client.api.device_id
+
+
+def test_a_store_path_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hub.__main__ import main
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    config = tmp_path / "relais.toml"
+    config.write_text('[matrix]\nuser_id = "@relais:localhost"\npassword = "a-long-real-secret"\n'
+                      f'store_path = "{blocker}/store"\n[database]\nurl = "sqlite+aiosqlite:///relais.db"\n'
+                      '[http]\nenabled = false\n[alerts.mllp]\nenabled = false\n', encoding="utf-8")
+    assert main(["run", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"relais: cannot use the store {blocker}/store: Not a directory ({blocker}/store/relais.lock); "
+                   "the user Relais runs as must be able to write there\n")

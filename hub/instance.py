@@ -1,0 +1,63 @@
+"""One Relais per store and per SQLite database: a second `relais run` (or a `relais db upgrade`
+while one runs) is refused before it touches anything.
+
+Two processes on one store would use one device's olm account at once (one-time keys uploaded
+twice, room keys diverging) and both would send what the outbox holds. An exclusive `flock` on a
+file beside what is guarded is released by the kernel when the process ends, even killed: a
+crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from hub.errors import RelaisError
+
+
+class InstanceLock:
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what  # e.g. "the store /var/lib/relais/store"
+        self._fd: int | None = None
+
+    def acquire(self, doing: str = "running") -> None:
+        """Hold the lock until release() or the end of the process; RelaisError naming the
+        process that holds it otherwise. `doing`: what this process is about, for the message."""
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise RelaisError(f"cannot use {self.what}: {exc.strerror} ({self.path}); the user Relais "
+                              "runs as must be able to write there") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise RelaisError(f"another Relais (pid {holder}) is running with {self.what}: stop it before "
+                              f"{doing} (two at once would post every notice twice)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the last descriptor releases the flock
+            self._fd = None
+
+
+def locks_for(store_path: str, database_url: str) -> list[InstanceLock]:
+    """The store's lock, and the SQLite database's (a PostgreSQL server is shared by design)."""
+    from sqlalchemy.engine import make_url
+
+    store = Path(store_path)
+    locks = [InstanceLock(store / "relais.lock", f"the store {store}")]
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        db = Path(parsed.database)
+        locks.append(InstanceLock(db.with_name(db.name + ".lock"), f"the database {db}"))
+    return locks
