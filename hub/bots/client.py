@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import (
@@ -195,6 +196,8 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
 
     async def _send(self, response_class: type, method: str, path: str, data: Any = None,
                     response_data: tuple[Any, ...] | None = None, *args: Any, **kwargs: Any) -> Any:
+        if response_class is RoomCreateResponse:
+            return await self._send_once(response_class, method, path, data)
         if response_class is not ShareGroupSessionResponse or not response_data:
             return await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
         room_id = str(response_data[0])
@@ -205,6 +208,19 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
             raise
         if isinstance(resp, ErrorResponse):
             self._share_failed(room_id)
+        return resp
+
+    async def _send_once(self, response_class: type, method: str, path: str, data: Any) -> Any:
+        """One request, never resent by nio after a timeout or a dropped connection: createRoom is
+        not idempotent, and Synapse may have made the room whose answer was lost — nio's resend made
+        a second room, its members invited twice. The error goes to the outbox, whose next try looks
+        for the room by its marker (hub/bots/outbox.py)."""
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.access_token}"}
+        url = urlparse(path)  # the token travels in the header, never in the query (as nio does)
+        query = urlencode([(k, v) for k, v in parse_qsl(url.query) if k != "access_token"])
+        transport = await self.send(method, urlunparse(url._replace(query=query)), data, headers)
+        resp = await self.create_matrix_response(response_class, transport)
+        await self.receive_response(resp)
         return resp
 
     def _share_failed(self, room_id: str) -> None:
