@@ -13,8 +13,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from aiohttp import (
     ClientConnectionError,
@@ -31,6 +31,7 @@ from nio import (
     ErrorResponse,
     Event,
     JoinedMembersError,
+    KeysClaimResponse,
     LoginResponse,
     MatrixRoom,
     RoomCreateResponse,
@@ -67,6 +68,9 @@ SYNC_FILTER: dict[str, Any] = {
         "account_data": {"not_types": ["*"]},
     },
 }
+
+#: The longest a rate-limited /sync waits before asking again, whatever retry_after_ms says.
+SYNC_429_MAX_S = 30.0
 
 #: How long one /sync waits for news: a quiet hub handles a sync at least this often.
 SYNC_LONG_POLL_MS = 30_000
@@ -153,34 +157,42 @@ def quiet_nio_noise() -> None:
             logger.addFilter(_NioNoise())
 
 
-_MAX_429 = 20
+#: A 429 is waited out at the transport only while that is short: a longer wait (Synapse's rate
+#: limiter can ask for minutes, a proxy for anything) goes back to the caller as a TransientError
+#: carrying retry_after_ms, and the outbox holds that one entry (its lane) without holding a
+#: request, a lane slot or the room-key lock meanwhile.
+_SHORT_429_MS = 5_000.0
+#: At most this long waited at the transport for one request, over all its 429s.
+_429_BUDGET_MS = 30_000.0
 
 
 class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
-    """nio with 429s waited out at the transport, before nio parses the answer.
+    """nio with short 429s waited out at the transport, before nio parses the answer.
 
     nio retries a 429 itself only when it can parse the error: for keys/claim and to-device
     (room key sharing) it cannot, so a rate-limited room key share was silently dropped and the
     notice it protected stayed undecryptable for the team. Waiting `retry_after_ms` here covers
-    every request, the raw ones (cross-signing, capabilities) included."""
+    every request, the raw ones (cross-signing, capabilities) included. nio's own 429 loop is off
+    (`max_limit_exceeded=0`): it slept whatever `retry_after_ms` said, uncapped and for ever."""
 
     async def send(self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None,
                    trace_context: Any | None = None, timeout: float | None = None) -> ClientResponse:  # noqa: ASYNC109
-        for _ in range(_MAX_429):
+        waited = 0.0
+        while True:
             resp: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
             if resp.status != 429 or not isinstance(data, str | bytes | None):
-                return resp  # (a streamed body cannot be sent twice: nio handles that 429 itself)
+                return resp  # (a streamed body cannot be sent twice: the caller retries)
             try:
                 wait_ms = (await resp.json(content_type=None)).get("retry_after_ms")
             except (ValueError, AttributeError, ClientError):
                 wait_ms = None
-            finally:
-                resp.release()
-            wait = float(wait_ms) if isinstance(wait_ms, int | float) else 1000.0
+            wait = float(wait_ms) if isinstance(wait_ms, int | float) and wait_ms >= 0 else 1000.0
+            if wait > _SHORT_429_MS or waited + wait > _429_BUDGET_MS:
+                return resp  # nio reads it as an M_LIMIT_EXCEEDED error with its retry_after_ms
+            resp.release()
             log.warning("rate limited by the homeserver; retrying in %.0f ms", wait)
-            await asyncio.sleep(min(wait, 30_000.0) / 1000)
-        last: ClientResponse = await super().send(method, path, data, headers, trace_context, timeout)
-        return last
+            await asyncio.sleep(wait / 1000)
+            waited += wait
 
     # --- room keys delivered, not only sent ---------------------------------------------------
     # nio's share_group_session sends the room key in to-device requests gathered with
@@ -193,11 +205,18 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._failed_shares: set[str] = set()  # rooms whose current share lost a request
+        self._sharing: str | None = None  # the room whose key is being shared (one at a time)
 
     async def _send(self, response_class: type, method: str, path: str, data: Any = None,
                     response_data: tuple[Any, ...] | None = None, *args: Any, **kwargs: Any) -> Any:
         if response_class is RoomCreateResponse:
             return await self._send_once(response_class, method, path, data)
+        if response_class is KeysClaimResponse and self._sharing is not None:
+            # A claim refused during a share (a long 429): the devices it was for would get no key.
+            resp = await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
+            if isinstance(resp, ErrorResponse):
+                self._share_failed(self._sharing)
+            return resp
         if response_class is not ShareGroupSessionResponse or not response_data:
             return await super()._send(response_class, method, path, data, response_data, *args, **kwargs)
         room_id = str(response_data[0])
@@ -228,7 +247,11 @@ class _RateLimitedClient(AsyncClient):  # type: ignore[misc]
 
     async def share_group_session(self, room_id: str, ignore_unverified_devices: bool = False) -> Any:
         self._failed_shares.discard(room_id)
-        resp = await super().share_group_session(room_id, ignore_unverified_devices=ignore_unverified_devices)
+        self._sharing = room_id
+        try:
+            resp = await super().share_group_session(room_id, ignore_unverified_devices=ignore_unverified_devices)
+        finally:
+            self._sharing = None
         if room_id in self._failed_shares:
             self._failed_shares.discard(room_id)
             self.invalidate_outbound_session(room_id)
@@ -270,6 +293,7 @@ class BotClient:
             encryption_enabled=True,
             store_sync_tokens=False,  # our own token is stored after the events are handled
             max_timeouts=2,
+            max_limit_exceeded=0,  # 429s: see _RateLimitedClient
             max_timeout_retry_wait_time=5,
             request_timeout=40,
         )
@@ -385,8 +409,10 @@ class BotClient:
                     if resp.status_code in SESSION_LOST:
                         self._session_lost(resp.status_code)
                         return
-                    if resp.retry_after_ms:
-                        await asyncio.sleep(resp.retry_after_ms / 1000)
+                    if resp.retry_after_ms:  # waited at most SYNC_429_MAX_S, a stop heard at once
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(),
+                                                   min(resp.retry_after_ms / 1000, SYNC_429_MAX_S))
                         continue
                     raise TransientError("sync", resp.status_code)
                 assert isinstance(resp, SyncResponse)
@@ -674,7 +700,8 @@ class BotClient:
                 except (ClientConnectionError, TimeoutError):
                     continue  # a notice never waits for a name
                 name = "" if isinstance(resp, ErrorResponse) else (getattr(resp, "displayname", None) or "")
-                self._profile_names[user_id] = name
+                if not (isinstance(resp, ErrorResponse) and transient_answer(http_status_of(resp), resp.status_code)):
+                    self._profile_names[user_id] = name  # (a 429 or 5xx says nothing of the name)
             shown = shown_name(user_id, name)
             if shown is not None:
                 names[user_id] = shown

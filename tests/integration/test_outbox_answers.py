@@ -12,7 +12,7 @@ from hub.bots import content
 from tests.faults.harness import until
 from tests.faults.proxy import FaultProxy
 from tests.hub_harness import Hub, is_notice, kind_of
-from tests.matrix_helpers import admin, admin_token, skip_seen, send_text, wait_for_event
+from tests.matrix_helpers import admin, admin_token, send_text, skip_seen, wait_for_event
 
 pytestmark = [pytest.mark.matrix, pytest.mark.db]
 
@@ -66,6 +66,53 @@ async def test_a_room_creation_whose_answer_is_lost_makes_one_room(hub: Hub) -> 
         assert await rooms_marked(hub, {"case": ref}) == [room]  # was two: nio sent createRoom again
         cm = await hub.client("cm")
         assert [r for r, v in cm.invited_rooms.items() if v.inviter == hub.bot] == []  # no second invite
+    finally:
+        await hub.stop()
+        await proxy.stop()
+
+
+class RateLimitedRoom(FaultProxy):
+    """While `room` is set, every message sent there gets Synapse's 429 answer with a huge
+    `retry_after_ms` (a rate limiter configured low, a proxy's); other rooms are untouched."""
+
+    room = ""
+    retry_after_ms = 10**9  # eleven days
+
+    def fault(self, request: web.Request) -> web.Response | None:
+        if self.room and f"/rooms/{self.room}/send/" in request.path:
+            return web.json_response({"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests",
+                                      "retry_after_ms": self.retry_after_ms}, status=429)
+        return None
+
+
+async def test_a_huge_rate_limit_holds_only_its_notice_and_not_past_its_end(hub: Hub) -> None:
+    proxy = RateLimitedRoom(hub.synapse.url)
+    await proxy.start()
+    try:
+        # One lane at a time: a lane that holds its slot while it waits stalls every other room.
+        await hub.setup(matrix={"homeserver": proxy.url}, outbox={"retry_cap_s": 2, "concurrency": 1})
+        relais = await hub.start()
+        desk = await hub.desk()
+        _ref, room = await hub.open_case(desk=desk)
+        cm = await hub.client("cm")
+        proxy.room = desk
+        await skip_seen(cm, desk)
+        await send_text(cm, desk, "!help")
+
+        async def refused() -> bool:
+            return proxy.faults["send"] >= 1
+
+        await until(refused, "the desk's reply rate limited", 30)
+        # Another room flows meanwhile (it waited behind the transport's 30 s sleeps).
+        reply = await hub.command("cm", room, "!team", wait_s=15)
+        assert kind_of(reply) == "command.reply"
+        # The limit ends: the held reply goes at the next try (at most retry_cap_s later), not at the
+        # end of a 30 s sleep at the transport — nor, had the limit lasted 20 of them, after the
+        # eleven days nio then slept, uncapped.
+        proxy.room = ""
+        answer = await wait_for_event(cm, desk, is_notice("command.reply", hub.bot), timeout=10)
+        assert kind_of(answer) == "command.reply"
+        assert relais.outbox.dead == 0
     finally:
         await hub.stop()
         await proxy.stop()
