@@ -39,7 +39,7 @@ from hub.i18n.catalog import Catalog
 from hub.metrics import Metrics
 from hub.services.desks import DeskGuard
 from hub.services.outbox import dead_letter
-from hub.storage.database import Database
+from hub.storage.database import Database, UnitOfWork
 from hub.storage.repositories import OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -282,15 +282,32 @@ class OutboxWorker:
             return False
         why = label if not retry else f"{label} (still failing after {age:.0f} s)"
         async with self.db.unit() as uow:
-            told = await dead_letter(uow, entry, why, now, self.clock.tz)
-        self.dead += 1
+            behind = await self._failing_with(uow, entry, exc, retry)
+            told = await dead_letter(uow, entry, why, now, self.clock.tz, behind)
+        self.dead += 1 + len(behind)
         if self.metrics is not None:
-            self.metrics.outbox_dead.inc()
-        log.error("outbox entry %s (%s, %s) set aside for good: %s; %s", entry.id, entry.action,
-                  entry.case_ref or "-", why, "told" if told else "nobody to tell")
+            self.metrics.outbox_dead.inc(1 + len(behind))
+        log.error("outbox entry %s (%s, %s) set aside for good: %s, with %d behind it; %s", entry.id, entry.action,
+                  entry.case_ref or "-", why, len(behind), "told" if told else "nobody to tell")
         if told:
             self._wake.set()
         return True
+
+    async def _failing_with(self, uow: UnitOfWork, entry: OutboxEntry, exc: Exception,
+                            timed_out: bool) -> list[OutboxEntry]:
+        """The entries behind `entry` in its lane that would fail the same way, set aside with it
+        under one report: all of them when the room itself is gone for the bot (a person's room
+        deleted, the bot removed or never in it: every later entry there fails too), or those
+        already older than the maximum age when `entry` ran out of it. Otherwise none: the next
+        entry gets its own try (an invite refused for one person says nothing of the next)."""
+        if timed_out:
+            oldest = self.clock.now() - timedelta(seconds=self.policy.max_age_s)
+            return await uow.outbox.rest_of_lane(entry.lane, entry.id, created_before=oldest)
+        room_gone = isinstance(exc, RoomGone) or (
+            isinstance(exc, MatrixError) and exc.errcode in _NOT_IN_ROOM and entry.action in ("notify", "send_file"))
+        if not room_gone or not entry.lane.startswith("case:"):
+            return []  # desks are opened anew (DeskGuard); other rooms have few entries
+        return await uow.outbox.rest_of_lane(entry.lane, entry.id)
 
     async def _room_of(self, entry: OutboxEntry) -> str:
         room_id = entry.payload.get("room_id")

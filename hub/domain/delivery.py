@@ -10,6 +10,7 @@ is not reported again (the error log and the dead-letter metric keep it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -19,6 +20,9 @@ from hub.domain.transitions import PARIS
 KIND = "delivery.failed"
 #: The message of the report a pilot gets (its kind stays `delivery.failed`).
 TO_PILOT = "delivery.failed_pilot"
+#: The messages of one report for several messages set aside together (a room gone: its backlog).
+MANY = "delivery.failed_many"
+TO_PILOT_MANY = "delivery.failed_pilot_many"
 
 
 def _since(moment: datetime, tz: tzinfo) -> str:
@@ -45,14 +49,27 @@ def reason(error: str) -> str:
     return "refused"
 
 
-def failure_notice(referent: str, case_ref: str, what: str, since: datetime, tz: tzinfo = PARIS,
+def _what(what: str | Sequence[str]) -> dict[str, Any]:
+    """One kind, or each kind once in order: how many messages of which kinds (a whole backlog for
+    a room that is gone is one report, never one per message)."""
+    if isinstance(what, str):
+        return {"what": {"key": f"delivery.what.{what}"}}
+    kinds = list(dict.fromkeys(what))
+    if len(what) == 1:
+        return {"what": {"key": f"delivery.what.{kinds[0]}"}}
+    return {"count": len(what), "kinds": [{"key": f"delivery.what.{k}"} for k in kinds]}
+
+
+def failure_notice(referent: str, case_ref: str, what: str | Sequence[str], since: datetime, tz: tzinfo = PARIS,
                    error: str = "") -> Notify:
     """`what`: the failed notice's kind (`alert.admission`…) or the action (`create_room`,
-    `invite`…); shown through the catalog word `delivery.what.<what>`. `since`: when the entry was
-    queued (aware datetime), shown in the territory's time `tz` (`[care] timezone`). Mentions the
-    referent (m.mentions, SPEC §5)."""
-    return Notify(KIND, case_ref, KIND,
-                  {"what": {"key": f"delivery.what.{what}"}, "case": case_ref or "—",
+    `invite`…) — or one per message set aside together (`delivery.failed_many`: how many, of
+    which kinds); shown through the catalog words `delivery.what.<what>`. `since`: when the
+    (first) entry was queued (aware datetime), shown in the territory's time `tz` (`[care]
+    timezone`). Mentions the referent (m.mentions, SPEC §5)."""
+    told = _what(what)
+    return Notify(KIND, case_ref, KIND if "what" in told else MANY,
+                  {**told, "case": case_ref or "—",
                    "since": _since(since, tz), "user": referent, "why": {"key": f"delivery.why.{reason(error)}"}},
                   mentions=(referent,), desk=referent)
 
@@ -69,10 +86,11 @@ def where(case_ref: str, desk_owner: str | None, triage: bool) -> dict[str, Any]
     return {"key": "delivery.where.other"}
 
 
-def pilot_notice(pilot: str, case_ref: str, what: str, place: dict[str, Any], since: datetime,
+def pilot_notice(pilot: str, case_ref: str, what: str | Sequence[str], place: dict[str, Any], since: datetime,
                  tz: tzinfo = PARIS, error: str = "") -> Notify:
     """The report to one pilot, in their desk, when nobody closer can be told (module docstring)."""
-    return Notify(KIND, case_ref, TO_PILOT,
-                  {"what": {"key": f"delivery.what.{what}"}, "where": place, "since": _since(since, tz),
+    told = _what(what)
+    return Notify(KIND, case_ref, TO_PILOT if "what" in told else TO_PILOT_MANY,
+                  {**told, "where": place, "since": _since(since, tz),
                    "user": pilot, "why": {"key": f"delivery.why.{reason(error)}"}},
                   mentions=(pilot,), desk=pilot)

@@ -56,7 +56,7 @@ async def enqueue(uow: UnitOfWork, key_prefix: str, effects: Sequence[Effect], n
 
 
 async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: datetime,
-                      tz: tzinfo = PARIS) -> str | None:
+                      tz: tzinfo = PARIS, behind: Sequence[OutboxEntry] = ()) -> str | None:
     """Set an entry aside for good and tell a person (SPEC §5 `delivery.failed`: what kind of
     notice, which file, since when — no content): the file's referent in their desk; when that
     desk is the very place that fails, or there is no file (a desk's creation, the triage room,
@@ -64,12 +64,20 @@ async def dead_letter(uow: UnitOfWork, entry: OutboxEntry, error: str, now: date
     joined by ", "), or None when nobody can be: a report to a pilot that failed itself, or no
     pilot with a desk. `tz`: the territory's zone, for "since when".
 
+    `behind`: the entries waiting behind it in its lane that fail with it (the room is gone): set
+    aside too, and told in the same one report — how many, of which kinds — never one each.
+
     In the caller's unit of work, so the entry is never set aside without its report."""
     await uow.outbox.failed(entry.id, error)
+    for other in behind:
+        await uow.outbox.failed(other.id, error)
     kind = str(entry.payload.get("kind") or "")
-    if entry.payload.get("message") == delivery.TO_PILOT:
+    if entry.payload.get("message") in (delivery.TO_PILOT, delivery.TO_PILOT_MANY):
         return None  # the last resort failed: the error log and the metric keep it
-    what = kind or entry.action
+    told = [e for e in (entry, *behind) if e.payload.get("message") not in (delivery.TO_PILOT, delivery.TO_PILOT_MANY)]
+    what: str | list[str] = kind or entry.action
+    if len(told) > 1:
+        what = [str(e.payload.get("kind") or "") or e.action for e in told]
     desk = entry.payload.get("desk")
     room_id = entry.payload.get("room_id")
     owner = str(desk) if desk else None

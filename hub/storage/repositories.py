@@ -539,6 +539,15 @@ class OutboxRepo:
                                       .values(not_before=None))
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def rest_of_lane(self, lane: str, after: int, created_before: datetime | None = None) -> list[OutboxEntry]:
+        """The pending entries of `lane` queued after entry `after`, in order (only those queued
+        before `created_before`, when given): what waits behind a head that failed for good."""
+        query = select(OutboxRow).where(OutboxRow.state == "pending", OutboxRow.lane == lane, OutboxRow.id > after)
+        if created_before is not None:
+            query = query.where(OutboxRow.created_at < created_before)
+        result = await self.s.execute(query.order_by(OutboxRow.id))
+        return [OutboxEntry(r) for r in result.scalars()]
+
     async def state_of(self, key: str) -> str | None:
         """pending, done or failed; None when no entry has this key."""
         result = await self.s.execute(select(OutboxRow.state).where(OutboxRow.key == fit_key(key)))

@@ -232,4 +232,10 @@ def samples(language: str) -> list[Sample]:
     out.append(Sample("A notice that could not be delivered, to a pilot's desk",
                       delivery.pilot_notice(PILOT, "", "command.reply", delivery.where("", CM, False), queued,
                                             PARIS, "MatrixError 403 M_FORBIDDEN")))
+    backlog = ["alert.admission", *["plan.update"] * 40, "handover.setting"]
+    out.append(Sample("A room gone with notices waiting for it: one report for all of them",
+                      delivery.failure_notice(CM, REF, backlog, queued, PARIS, "MatrixError 403 M_FORBIDDEN")))
+    out.append(Sample("The same, when the referent's own desk cannot be reached either",
+                      delivery.pilot_notice(PILOT, REF, backlog, delivery.where(REF, None, False), queued,
+                                            PARIS, "RoomGone M_ROOM_GONE")))
     return out

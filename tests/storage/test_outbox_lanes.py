@@ -9,14 +9,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 import hub
 from hub.bots.content import ACTION_KINDS
+from hub.bots.outbox import OutboxWorker
+from hub.clock import FakeClock
 from hub.domain.effects import CreateDesk, CreateRoom, Invite, Notify
 from hub.domain.persons import Person
 from hub.i18n.catalog import Catalog
 from hub.services.outbox import ACTIONS, dead_letter, enqueue
 from hub.storage.database import Database
+from hub.storage.models import OutboxRow
 
 pytestmark = pytest.mark.db
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -253,3 +257,49 @@ def test_every_kind_and_action_has_a_word_in_the_failure_report() -> None:
         catalog = Catalog(language)
         missing = sorted(w for w in whats if catalog.text(f"delivery.what.{w}") == f"delivery.what.{w}")
         assert missing == [], language
+
+
+async def test_a_backlog_for_a_room_that_is_gone_is_one_report_and_holds_no_other_room(database: Database) -> None:
+    """A thousand notices queued for a file whose room is gone (here: never made, its creation
+    failed for good) are set aside together and told in ONE report — how many, of which kinds,
+    since when — not a thousand mentions in the referent's desk; the other file's notice goes."""
+
+    await _two_files(database)
+    async with database.unit() as uow:
+        head = await uow.outbox.head_of("case:R-2026-0002", NOW)
+        assert head is not None and head.action == "create_room"
+        await uow.outbox.failed(head.id, "MatrixError 400 M_UNKNOWN")  # its creation failed for good
+        for i in range(1000):
+            kind = "alert.admission" if i % 100 == 0 else "plan.update"
+            await enqueue(uow, f"bulk:{i}", [Notify(kind, "R-2026-0002", "plan.update", {"n": i})], NOW)
+    sent: list[str] = []
+    bodies: dict[str, str] = {}
+
+    class Client:
+        connected = True
+
+        async def display_names(self, room_id: str, user_ids: list[str]) -> dict[str, str]:
+            return {}
+
+        async def send(self, room_id: str, body: dict[str, object], txn: str) -> str:
+            sent.append(room_id)
+            bodies[room_id] = str(body["body"])
+            return f"$e{len(sent)}"
+
+        async def invite(self, room_id: str, user_id: str) -> None:
+            raise AssertionError("the invite into a room that was never made is set aside, not tried")
+
+    worker = OutboxWorker(database, Client(), Catalog("fr"), FakeClock(NOW))  # type: ignore[arg-type]
+    await worker.drain()
+    async with database.unit() as uow:
+        reports = await uow.outbox.count("done")
+        rows = await uow.session.execute(select(OutboxRow.payload).where(OutboxRow.key.like("dead:%")))
+        payloads = list(rows.scalars())
+        failed = await uow.outbox.count("failed")
+    assert failed == 1 + 1 + 1000  # the creation, the invite behind it, the backlog
+    assert len(payloads) == 1, len(payloads)  # one report (was one per entry: 1 001 mentions)
+    assert payloads[0]["message"] == "delivery.failed_many" and payloads[0]["kind"] == "delivery.failed"
+    assert "!a:x" in sent and "!desk:x" in sent and reports == len(sent)  # the other rooms went
+    text = bodies["!desk:x"]
+    assert "1001 messages du dossier R-2026-0002" in text
+    assert "admission" in text and "plan" in text.lower() and "invit" in text.lower()
