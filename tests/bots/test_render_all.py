@@ -205,7 +205,7 @@ def test_since_when_a_notice_waited_is_a_french_local_date(queued: str, zone: st
     ("MatrixError 413 M_TOO_LARGE", "taille maximale"),
     ("TransientError 502 M_UNKNOWN (still failing after 3700 s)", "ne répond plus depuis plus d'une heure"),
     ("TransientError 429 M_LIMIT_EXCEEDED (still failing after 3700 s)", "ne répond plus"),
-    ("MatrixError 400 M_BAD_JSON", "Le serveur Matrix l'a refusé"),
+    ("MatrixError 400 M_BAD_JSON", "Refusé par le serveur Matrix"),
 ])
 def test_a_delivery_failure_says_why_and_what_to_do(error: str, says: str) -> None:
     """Not "check that the room exists" for a file too large or a person who cannot be invited."""
