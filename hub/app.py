@@ -175,6 +175,16 @@ class Relais:
         await wait_until(f"database {reachability.public_url(db_url)}",
                          lambda: reachability.connect(self.db.engine, db_url), reachability.transient, stop=stop)
         await migrate.require_head(self.db.engine)
+        for finding in transport_findings(self.config):  # allowed, but said at every start
+            log.warning("%s", finding.text)
+        # The listeners first: a port taken refuses the start before the device logs in, syncs or
+        # sends anything (a refused start changes nothing). A hospital message that comes while
+        # the homeserver is awaited is kept and acknowledged; its notices wait in the outbox.
+        if self.config.alerts.mllp.enabled:
+            mllp = self.config.alerts.mllp
+            self.mllp_port = await _listening("[alerts.mllp]", mllp.host, mllp.port, self.mllp.start())
+        if self.config.http.enabled:
+            await self._start_http()
         homeserver = f"homeserver {self.config.matrix.homeserver}"
         await wait_until(homeserver, self.client.server_versions, homeserver_transient, stop=stop)
         await wait_until(homeserver, self.client.login, homeserver_transient, stop=stop)
@@ -199,13 +209,6 @@ class Relais:
         self.readable.wake()  # devices may have changed while Relais was stopped
         await self.scheduler.start()
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
-        for finding in transport_findings(self.config):  # allowed, but said at every start
-            log.warning("%s", finding.text)
-        if self.config.alerts.mllp.enabled:
-            mllp = self.config.alerts.mllp
-            self.mllp_port = await _listening("[alerts.mllp]", mllp.host, mllp.port, self.mllp.start())
-        if self.config.http.enabled:
-            await self._start_http()
         synced = asyncio.ensure_future(self.client.synced_once.wait())
         asked = asyncio.ensure_future(stop.wait())
         lost = asyncio.ensure_future(self.client.lost.wait())

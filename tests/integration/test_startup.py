@@ -263,7 +263,7 @@ async def test_a_listener_port_in_use_is_one_line_and_leaves_no_device(hub: Hub)
     busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = busy.sockets[0].getsockname()[1]
     try:
-        await hub.setup(case_managers=(), alerts={"mllp": {"port": port}})
+        await hub.setup(alerts={"mllp": {"port": port}})
         assert hub.config is not None
         token = await _admin_token(hub.synapse)
         before = await _devices(hub.synapse, token, hub.bot)
@@ -271,6 +271,14 @@ async def test_a_listener_port_in_use_is_one_line_and_leaves_no_device(hub: Hub)
             await Relais(hub.config).start()
         assert str(refused.value) == f"[alerts.mllp] cannot listen on 127.0.0.1:{port}: Address already in use"
         assert await _devices(hub.synapse, token, hub.bot) == before
+        # Refused before anything was done: the case manager's desk was not even asked for (the
+        # start used to log in, sync and queue work before it tried the port).
+        engine = make_engine(hub.db_url)
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.exec_driver_sql("SELECT count(*) FROM outbox")).scalar_one() == 0
+        finally:
+            await engine.dispose()
     finally:
         busy.close()
 
