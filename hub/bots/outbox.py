@@ -31,7 +31,7 @@ from typing import Any
 
 from hub.bots import attachments, content
 from hub.bots.client import BotClient, is_transient
-from hub.bots.render import people, render
+from hub.bots.render import NotRenderable, checked_render, people
 from hub.clock import Clock
 from hub.domain.effects import TRIAGE_DESK
 from hub.errors import MatrixError, RoomGone, RoomNotSynced
@@ -99,6 +99,8 @@ def error_label(exc: BaseException) -> str:
     if isinstance(exc, MatrixError):
         status = f" {exc.http_status}" if exc.http_status else ""
         return f"{type(exc).__name__}{status} {exc.errcode or ''}".strip()
+    if isinstance(exc, NotRenderable):
+        return f"NotRenderable {exc.what}"
     return type(exc).__name__
 
 
@@ -267,7 +269,7 @@ class OutboxWorker:
         age = (now - entry.created_at).total_seconds()
         # An unexpected exception (not a Matrix answer) is retried like a transient one: it may be
         # the database; its maximum age still ends it.
-        retry = is_transient(exc) or not isinstance(exc, MatrixError)
+        retry = (is_transient(exc) or not isinstance(exc, MatrixError)) and not isinstance(exc, NotRenderable)
         if retry and not (age > self.policy.max_age_s and self.client.connected):
             retry_after = exc.retry_after_ms / 1000 if isinstance(exc, MatrixError) and exc.retry_after_ms else None
             wait = SYNC_WAIT_S if isinstance(exc, RoomNotSynced) else self.policy.delay(entry.attempts + 1, retry_after)
@@ -467,8 +469,9 @@ class OutboxWorker:
                 wrap = partial(_replacing, original)
         elif payload.get("thread_root"):
             wrap = partial(_threaded, payload["thread_root"], payload.get("in_reply_to"))
-        body = render(self.catalog, payload["kind"], payload["case_ref"], payload["message"], params,
-                      tuple(payload.get("mentions") or ()), names, self.clock.now(), room_id=room_id, wrap=wrap)
+        body = checked_render(self.catalog, payload["kind"], payload["case_ref"], payload["message"], params,
+                              tuple(payload.get("mentions") or ()), names, self.clock.now(), room_id=room_id,
+                              wrap=wrap)
         txn = "relais-" + entry.key.replace(":", "-").replace("$", "")
         return await self.client.send(room_id, body, txn)
 

@@ -67,6 +67,31 @@ def people(params: Any) -> Iterator[str]:
             yield from people(value)
 
 
+class NotRenderable(Exception):
+    """A queued notice this version cannot write: its message (or a phrase in its parameters) is
+    not in the catalog — removed by an upgrade — or its parameters do not fit the text. Retrying
+    changes nothing; posting the bare key would show the team `alert.admission` as a message."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what  # the missing key or the error's type: no content
+
+
+def checked_render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
+                   mentions: tuple[str, ...], names: Mapping[str, str] | None = None,
+                   now: datetime | None = None, **kw: Any) -> dict[str, Any]:
+    """`render`, or NotRenderable when the notice's message is a phrase the catalog no longer has
+    or its parameters break the text (TypeError, KeyError, ValueError while rendering). A phrase
+    missing inside the parameters shows as its key (a report of a kind this version does not
+    name still goes out)."""
+    if not catalog.knows(message):
+        raise NotRenderable(f"unknown phrase {message}")
+    try:
+        return render(catalog, kind, case_ref, message, params, mentions, names, now, **kw)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as exc:
+        raise NotRenderable(type(exc).__name__) from exc
+
+
 def render(catalog: Catalog, kind: str, case_ref: str, message: str, params: dict[str, Any],
            mentions: tuple[str, ...], names: Mapping[str, str] | None = None, now: datetime | None = None, *,
            room_id: str = _ROOM_ID,

@@ -36,8 +36,11 @@ def reason(error: str) -> str:
     from the dead letter's label (`MatrixError 403 M_FORBIDDEN`, `RoomGone M_ROOM_GONE`,
     `TransientError 502 M_UNKNOWN (still failing after 3700 s)`…): a room gone, a refusal by
     power levels or of the person invited, a file over the server's upload limit, a server
-    that has not answered for too long, or another refusal."""
+    that has not answered for too long, a notice this version cannot write (a phrase removed by an
+    upgrade), or another refusal."""
     words = error.split()
+    if "NotRenderable" in words:
+        return "not_renderable"
     if "(still failing after" in error:
         return "unreachable"
     if "RoomGone" in words or "M_ROOM_GONE" in words or "404" in words or "M_NOT_FOUND" in words:

@@ -125,6 +125,10 @@ class Catalog:
     def has(self, key: str) -> bool:
         return key in self._messages
 
+    def knows(self, key: str) -> bool:
+        """Whether `key` is written in this language or in the French it falls back to."""
+        return key in self._messages or key in self._fallback
+
     def _show(self, name: str, value: Any, html_out: bool) -> Any:
         """One parameter as this language shows it; ABSENT when there is nothing to show."""
         if isinstance(value, _Markup):

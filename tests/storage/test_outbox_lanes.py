@@ -39,8 +39,8 @@ async def _two_files(database: Database) -> None:
                                               {"name": "Jeanne Dupont"}, mentions=("@cm:x",))], NOW)
         # A command reply names its room: it joins the lane of the file whose room that is.
         await enqueue(uow, "cmd:$e", [Notify("command.reply", "R-2026-0001", "reply.team", room_id="!a:x")], NOW)
-        await enqueue(uow, "cmd:$d", [Notify("command.reply", "", "reply.help", room_id="!desk:x")], NOW)
-        await enqueue(uow, "cmd:$o", [Notify("command.reply", "", "reply.help", room_id="!other:x")], NOW)
+        await enqueue(uow, "cmd:$d", [Notify("command.reply", "", "reply.done", room_id="!desk:x")], NOW)
+        await enqueue(uow, "cmd:$o", [Notify("command.reply", "", "reply.done", room_id="!other:x")], NOW)
 
 
 async def test_one_head_per_room_in_order(database: Database) -> None:
@@ -155,7 +155,7 @@ async def test_one_cause_keeps_its_order_across_rooms(database: Database) -> Non
         await uow.persons.add(Person("R-2026-0003", "Jeanne Dupont", "@cm:x", NOW))
         await enqueue(uow, "cmd:$new", [CreateRoom("R-2026-0003"), Invite("R-2026-0003", "@cm:x"),
                                         Notify("command.reply", "R-2026-0003", "reply.new", desk="@cm:x")], NOW)
-        await enqueue(uow, "cmd:$help", [Notify("command.reply", "", "reply.help", desk="@cm:x")], NOW)
+        await enqueue(uow, "cmd:$help", [Notify("command.reply", "", "reply.done", desk="@cm:x")], NOW)
     async with database.unit() as uow:
         heads = [h.key for h in await uow.outbox.due_heads(NOW)]
         desk = await uow.outbox.head_of("desk:@cm:x", NOW)
@@ -271,7 +271,7 @@ async def test_a_backlog_for_a_room_that_is_gone_is_one_report_and_holds_no_othe
         await uow.outbox.failed(head.id, "MatrixError 400 M_UNKNOWN")  # its creation failed for good
         for i in range(1000):
             kind = "alert.admission" if i % 100 == 0 else "plan.update"
-            await enqueue(uow, f"bulk:{i}", [Notify(kind, "R-2026-0002", "plan.update", {"n": i})], NOW)
+            await enqueue(uow, f"bulk:{i}", [Notify(kind, "R-2026-0002", "reply.done", {"n": i})], NOW)
     sent: list[str] = []
     bodies: dict[str, str] = {}
 
@@ -303,3 +303,41 @@ async def test_a_backlog_for_a_room_that_is_gone_is_one_report_and_holds_no_othe
     text = bodies["!desk:x"]
     assert "1001 messages du dossier R-2026-0002" in text
     assert "admission" in text and "plan" in text.lower() and "invit" in text.lower()
+
+
+async def test_a_notice_this_version_cannot_write_is_set_aside_at_once_and_told_truthfully(
+        database: Database) -> None:
+    """A notice queued by an earlier version whose phrase an upgrade removed was posted as its
+    bare key (`alert.old_wording` shown to the team); one whose parameters broke the text failed
+    for an hour holding its room, then was reported as "server unreachable"."""
+    async with database.unit() as uow:
+        await uow.persons.add(Person("R-2026-0001", "Jeanne Dupont", "@cm:x", NOW))
+        await uow.persons.set_room("R-2026-0001", "!a:x")
+        await uow.desks.ensure("@cm:x", "case_manager")
+        await uow.desks.set_room("@cm:x", "!desk:x")
+        await enqueue(uow, "old:1", [Notify("alert.admission", "R-2026-0001", "alert.old_wording", {})], NOW)
+        await enqueue(uow, "old:2", [Notify("alert.cancelled", "R-2026-0001", "alert.old_cancelled", {})], NOW)
+        await enqueue(uow, "new:1", [Notify("command.reply", "R-2026-0001", "reply.done", room_id="!a:x")], NOW)
+    bodies: list[tuple[str, str]] = []
+
+    class Client:
+        connected = True
+
+        async def display_names(self, room_id: str, user_ids: list[str]) -> dict[str, str]:
+            return {}
+
+        async def send(self, room_id: str, body: dict[str, object], txn: str) -> str:
+            bodies.append((room_id, str(body["body"])))
+            return f"$e{len(bodies)}"
+
+    worker = OutboxWorker(database, Client(), Catalog("fr"), FakeClock(NOW))  # type: ignore[arg-type]
+    await worker.drain()
+    async with database.unit() as uow:
+        failed = await uow.outbox.count("failed")
+        rows = await uow.session.execute(select(OutboxRow.attempts).where(OutboxRow.key.like("old:%")))
+        attempts = list(rows.scalars())
+    assert failed == 2 and attempts == [0, 0]  # set aside at the first try, never retried
+    assert not any("old_wording" in text or "old_phrase" in text for _room, text in bodies)
+    assert ("!a:x", "C'est fait.") in bodies  # the room's next notice went
+    reports = [text for room, text in bodies if room == "!desk:x"]
+    assert reports and all("composer ce message" in text for text in reports)
