@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -82,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _upgrade(config: Config) -> str:
-    from hub.instance import locks_for
+    from hub.instance import DatabaseLock, locks_for
     from hub.storage import migrate, reachability
     from hub.storage.database import make_engine
 
@@ -100,7 +101,12 @@ async def _upgrade(config: Config) -> str:
                 raise
             # Run by hand or before `relais run` (ExecStartPre): say it and stop; no wait here.
             raise RelaisError(f"database {reachability.public_url(url)} unreachable ({reason})") from None
-        before, after = await migrate.upgrade(engine)
+        db_lock = DatabaseLock(engine, f"the database {reachability.public_url(url)}")
+        await db_lock.acquire("`relais db upgrade`")
+        try:
+            before, after = await migrate.upgrade(engine)
+        finally:
+            await db_lock.release()
     finally:
         await engine.dispose()
         for lock in locks:
@@ -138,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             import hub.app  # noqa: F401
     try:
+        if args.command in ("run", "demo"):
+            # Whatever these processes create holds personal data or the keys to it — the crypto
+            # store matrix-nio writes (created 0644), the demo homeserver's database, logs —:
+            # owner-only, whatever the operator's umask (the folders are 0700 already, but a
+            # store copied elsewhere would carry the files' own modes).
+            os.umask(0o077)
         if args.command == "demo":
             if importlib.util.find_spec("synapse") is None:
                 print("relais: `relais demo` runs a private Synapse, which is not installed: install the "

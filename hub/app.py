@@ -38,7 +38,7 @@ from hub.inbound.fhir_referral import referral_routes
 from hub.inbound.hl7v2 import PRODUCTION
 from hub.inbound.hl7v2 import parse as parse_hl7
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
-from hub.instance import locks_for
+from hub.instance import DatabaseLock, locks_for
 from hub.metrics import Metrics
 from hub.retry import Stopped, wait_until
 from hub.scheduler import SWEEP_INTERVAL_S, Job, Scheduler
@@ -155,6 +155,7 @@ class Relais:
         #: set when the first sync has been through intake (`_on_sync`): what "ready" waits for
         self.first_pass = asyncio.Event()
         self._locks = locks_for(config.matrix.store_path, config.database.url)
+        self._db_lock = DatabaseLock(self.db.engine, f"the database {reachability.public_url(config.database.url)}")
 
     async def start(self, wait_ready: float | None = 60.0) -> None:
         """Wait for the database and the homeserver (one log line per attempt), log in, start
@@ -174,6 +175,7 @@ class Relais:
         stop = self._stop_asked
         await wait_until(f"database {reachability.public_url(db_url)}",
                          lambda: reachability.connect(self.db.engine, db_url), reachability.transient, stop=stop)
+        await self._db_lock.acquire("starting this one")  # PostgreSQL: one Relais per database
         await migrate.require_head(self.db.engine)
         for finding in transport_findings(self.config):  # allowed, but said at every start
             log.warning("%s", finding.text)
@@ -309,6 +311,7 @@ class Relais:
             self._http = None
         await self.client.forget_new_device()
         await self.client.close()
+        await self._db_lock.release()
         await self.db.close()
         self._release()
 
@@ -336,6 +339,7 @@ class Relais:
             if runner is not None:
                 await runner.cleanup()
         await self.client.close()
+        await self._db_lock.release()
         await self.db.close()
         self._release()
 

@@ -1,10 +1,12 @@
-"""One Relais per store and per SQLite database: a second `relais run` (or a `relais db upgrade`
-while one runs) is refused before it touches anything.
+"""One Relais per store and per database: a second `relais run` (or a `relais db upgrade` while
+one runs) is refused before it touches anything.
 
 Two processes on one store would use one device's olm account at once (one-time keys uploaded
 twice, room keys diverging) and both would send what the outbox holds. An exclusive `flock` on a
 file beside what is guarded is released by the kernel when the process ends, even killed: a
-crash never leaves a stale lock behind.
+crash never leaves a stale lock behind. On PostgreSQL, whose server is shared by design and may be
+reached from another machine with another store, a session-level advisory lock plays that part
+(released by the server when the holding connection ends, the process killed included).
 """
 
 from __future__ import annotations
@@ -13,8 +15,16 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.errors import RelaisError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+#: The advisory lock key of "one Relais per PostgreSQL database" (any 64-bit number no other
+#: program on that database uses; advisory locks are per database).
+ADVISORY_KEY = 0x52454C414953  # "RELAIS"
 
 
 class InstanceLock:
@@ -61,3 +71,46 @@ def locks_for(store_path: str, database_url: str) -> list[InstanceLock]:
         db = Path(parsed.database)
         locks.append(InstanceLock(db.with_name(db.name + ".lock"), f"the database {db}"))
     return locks
+
+
+class DatabaseLock:
+    """One Relais per PostgreSQL database (a SQLite file has its InstanceLock)."""
+
+    def __init__(self, engine: AsyncEngine, what: str) -> None:
+        self.engine = engine
+        self.what = what
+        self._conn: AsyncConnection | None = None
+
+    async def acquire(self, doing: str = "running") -> None:
+        """Hold the lock on a connection of its own until release(); RelaisError when another
+        session holds it. A no-op on SQLite."""
+        if self.engine.dialect.name != "postgresql" or self._conn is not None:
+            return
+        from sqlalchemy import text
+
+        conn = await self.engine.connect()
+        try:
+            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY})).scalar()
+            holder = None
+            if not got:
+                holder = (await conn.execute(text(
+                    "SELECT a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.objid = :low AND l.database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"),
+                    {"low": ADVISORY_KEY & 0xFFFFFFFF})).first()
+            await conn.commit()  # the lock is the session's: no transaction is kept open
+        except BaseException:
+            await conn.close()
+            raise
+        if not got:
+            await conn.close()
+            where = f" (server process {holder.pid}, from {holder.client_addr or 'a local socket'})" if holder else ""
+            raise RelaisError(f"another Relais is running with {self.what}{where}: stop it before {doing} "
+                              "(two at once would post every notice twice)")
+        self._conn = conn
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()  # ends the session, which releases its advisory locks

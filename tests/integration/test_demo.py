@@ -53,6 +53,11 @@ async def test_demo_runs_end_to_end_and_a_person_can_use_it(tmp_path: Path) -> N
         assert case_ref is not None, text
         assert f"http://127.0.0.1:{port}" in text
         assert "@medecin:localhost / relais-demo" in text
+        # Everything the demo wrote (Relais' database and crypto store, the homeserver's data)
+        # is its owner's only: matrix-nio created its crypto database 0644.
+        readable = [str(f.relative_to(tmp_path)) for f in (tmp_path / "demo").rglob("*")
+                    if f.is_file() and f.stat().st_mode & 0o077]
+        assert readable == [], readable
 
         store = tmp_path / "gp-store"
         store.mkdir()

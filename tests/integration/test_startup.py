@@ -369,12 +369,13 @@ async def test_a_second_relais_on_the_same_store_or_database_is_refused_before_t
                                   "before starting this one (two at once would post every notice twice)")
     assert second.client.nio is None  # never logged in
     assert await _devices(hub.synapse, token, hub.bot) == devices
-    # Another store, the same database: refused too when it is a SQLite file.
-    if hub.db_url.startswith("sqlite"):
-        other = Relais(hub.config.model_copy(update={"matrix": hub.config.matrix.model_copy(
-            update={"store_path": str(tmp_path / "other-store")})}))
-        with pytest.raises(RelaisError, match="is running with the database "):
-            await other.start()
+    # Another store (a copy on another machine, say), the same database: refused too — a SQLite
+    # file by its lock file, a PostgreSQL database by an advisory lock its server holds.
+    other = Relais(hub.config.model_copy(update={"matrix": hub.config.matrix.model_copy(
+        update={"store_path": str(tmp_path / "other-store")})}))
+    with pytest.raises(RelaisError, match=r"another Relais .*is running with the database "):
+        await other.start()
+    assert other.client.nio is None  # never logged in
     # `relais db upgrade` while it runs: one line, nothing migrated.
     config = tmp_path / "relais.toml"
     config.write_text(f'[matrix]\nuser_id = "{hub.bot}"\npassword = "a-long-real-secret"\n'
