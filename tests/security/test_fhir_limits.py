@@ -71,7 +71,7 @@ async def test_a_servicerequest_the_parser_trips_on_is_a_422_not_a_503(
     def trips(_body: bytes, _ins_test_oids: bool = False) -> None:
         raise AttributeError("'bool' object has no attribute 'strip' (Paulette Exemple)")
 
-    monkeypatch.setattr(fhir_referral, "parse_service_request", trips)
+    monkeypatch.setattr(fhir_referral, "parse_referral", trips)
     url = f"http://127.0.0.1:{relais_http.http_port}/fhir/ServiceRequest"
     async with aiohttp.ClientSession() as http:
         async with http.post(url, data=b'{"resourceType":"ServiceRequest"}',
