@@ -306,9 +306,12 @@ class Relais:
         await self.scheduler.stop()
         await self.mllp.stop()
         await self.tasks.cancel_all()
-        if self._http is not None:
-            await self._http.cleanup()
-            self._http = None
+        # Both HTTP listeners: they are bound before the homeserver is awaited, so a start refused
+        # at login (or stopped while waiting) has them open — the metrics port stayed bound.
+        for runner in (self._http, self._admin):
+            if runner is not None:
+                await runner.cleanup()
+        self._http = self._admin = None
         await self.client.forget_new_device()
         await self.client.close()
         await self._db_lock.release()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
 from hub.app import Relais
 from hub.bots.crosssigning import CrossSigningConflict
@@ -410,3 +411,20 @@ def test_a_store_path_that_cannot_be_written_is_one_line(tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert err == (f"relais: cannot use the store {blocker}/store: Not a directory ({blocker}/store/relais.lock); "
                    "the user Relais runs as must be able to write there\n")
+
+
+async def test_a_start_refused_at_login_closes_every_listener_it_opened(hub: Hub) -> None:
+    # The listeners are bound before the homeserver is awaited: a start refused there (a wrong
+    # password) must close them all — the metrics port stayed bound, and a start again in the
+    # same process was refused '[http] admin cannot listen'.
+    ports = {"port": free_port(), "admin_port": free_port()}
+    await hub.setup(case_managers=(), http=ports)
+    assert hub.config is not None
+    matrix = hub.config.matrix.model_copy(update={"password": SecretStr(BOT_PASSWORD + "-not")})
+    config = hub.config.model_copy(update={"matrix": matrix})
+    with pytest.raises(LoginRefused):
+        await Relais(config).start()
+    for port in ports.values():
+        with pytest.raises(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
