@@ -80,6 +80,10 @@ async def _listening(section: str, host: str, port: int, starting: Awaitable[T])
         raise RelaisError(f"{section} cannot listen on {host}:{port}: {reason}") from None
 
 
+#: How often a running Relais checks it still holds its PostgreSQL database's lock (seconds).
+DATABASE_LOCK_CHECK_S = 30.0
+
+
 class Relais:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -156,6 +160,8 @@ class Relais:
         self.first_pass = asyncio.Event()
         self._locks = locks_for(config.matrix.store_path, config.database.url)
         self._db_lock = DatabaseLock(self.db.engine, f"the database {reachability.public_url(config.database.url)}")
+        #: set when another Relais took the database's lock while this one's session was gone
+        self.displaced = asyncio.Event()
 
     async def start(self, wait_ready: float | None = 60.0) -> None:
         """Wait for the database and the homeserver (one log line per attempt), log in, start
@@ -210,6 +216,8 @@ class Relais:
         self.tasks.spawn(self.readable.run(), "readability")
         self.readable.wake()  # devices may have changed while Relais was stopped
         await self.scheduler.start()
+        if self.db.engine.dialect.name == "postgresql":
+            self.tasks.spawn(self._hold_database_lock(), "database-lock")
         await self.alerts.recover()  # acknowledged before a stop or crash, not yet matched
         synced = asyncio.ensure_future(self.client.synced_once.wait())
         asked = asyncio.ensure_future(stop.wait())
@@ -243,6 +251,18 @@ class Relais:
             log.info("stop asked before the first sync was handled")
             return
         log.info("Relais ready as %s", self.config.matrix.user_id)
+
+    async def _hold_database_lock(self) -> None:
+        """PostgreSQL: the lock that keeps a second Relais off this database goes with its session
+        (a server restart): taken again at once; if another Relais took it meanwhile, this one
+        stops (`run_forever`), as it would have been refused at its start."""
+        while True:
+            await asyncio.sleep(DATABASE_LOCK_CHECK_S)
+            if not await self._db_lock.keep():
+                log.error("another Relais took %s while this one's session was gone (PostgreSQL restarted?): "
+                          "stopping this one", self._db_lock.what)
+                self.displaced.set()
+                return
 
     async def _on_sync(self, response: SyncResponse) -> None:
         try:
@@ -369,13 +389,19 @@ class Relais:
             log.info("Relais stopped before it was ready")
             return
         lost = asyncio.create_task(self.client.lost.wait(), name="session-lost")
+        displaced = asyncio.create_task(self.displaced.wait(), name="database-lock-lost")
         try:
             starting.result()  # a refused start: its error, for the CLI's one line
             heap.settle()  # what start-up built lives as long as the process: out of the GC's walks
-            await asyncio.wait({stopping, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stopping, lost, displaced}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
             lost.cancel()
+            displaced.cancel()
+        if self.displaced.is_set():
+            await self.stop(drain_timeout=0)  # the other one sends what the outbox holds
+            raise RelaisError(f"another Relais took {self._db_lock.what} while this one's connection was gone: "
+                              "this one stopped (two at once would post every notice twice)")
         if self.client.lost.is_set():
             # The device is gone: no send can succeed, so none is waited for; all are kept.
             await self.stop(drain_timeout=0)

@@ -80,6 +80,7 @@ class DatabaseLock:
         self.engine = engine
         self.what = what
         self._conn: AsyncConnection | None = None
+        self._held = False  # acquired and not released: what `keep` holds on to
 
     async def acquire(self, doing: str = "running") -> None:
         """Hold the lock on a connection of its own until release(); RelaisError when another
@@ -108,9 +109,42 @@ class DatabaseLock:
             raise RelaisError(f"another Relais is running with {self.what}{where}: stop it before {doing} "
                               "(two at once would post every notice twice)")
         self._conn = conn
+        self._held = True
+
+    async def keep(self) -> bool:
+        """Whether this Relais still holds the lock, taking it again when its session ended: a
+        PostgreSQL restart (or a session ended by an administrator) releases it with no word, and
+        a second Relais would then start beside this one. False when another session holds it
+        now (this one must stop); True too while the database does not answer (tried again at
+        the next call: nobody can start without it either)."""
+        if not self._held:
+            return True
+        from sqlalchemy import text
+
+        if self._conn is not None:
+            try:
+                await self._conn.execute(text("SELECT 1"))
+                await self._conn.commit()
+                return True
+            except Exception:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(Exception):
+                    await conn.invalidate()  # its session is gone: never back to the pool
+        try:
+            await self.acquire("running")
+        except RelaisError:
+            return False
+        except Exception:
+            return True  # unreachable: the next call tries again
+        return True
 
     async def release(self) -> None:
+        self._held = False
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
-                await conn.close()  # ends the session, which releases its advisory locks
+                # Ends the session, which releases its advisory locks: closed, the connection would
+                # go back to the engine's pool still holding the lock until the engine is disposed.
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
