@@ -80,9 +80,12 @@ async def id_add(ctx: Ctx, inv: Invocation) -> list[Effect]:
         raise DomainError("error.missing_argument", arg="authority:id")
     persons.check_new_identifiers(_person(ctx).identifiers, tuple(new))
     await cases.check_identifiers_free(ctx.uow, new)
-    await cases.take_from_closed(ctx.uow, new, to=ctx.case_ref, by=ctx.sender, now=ctx.now)
+    previous = await cases.take_from_closed(ctx.uow, new, to=ctx.case_ref, by=ctx.sender, now=ctx.now)
     await ctx.uow.persons.add_identifiers(ctx.case_ref, new)
-    return [ctx.reply("reply.id_added", case=ctx.case_ref, id=", ".join(i.label() for i in new))]
+    added = ", ".join(i.label() for i in new)
+    if previous:  # said, so that a mistyped identifier that was another person's is caught
+        return [ctx.reply("reply.id_moved", case=ctx.case_ref, id=added, previous=", ".join(previous))]
+    return [ctx.reply("reply.id_added", case=ctx.case_ref, id=added)]
 
 
 # The team and identifier commands, in the order `!help` lists them.

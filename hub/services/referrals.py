@@ -233,6 +233,10 @@ async def accept(uow: UnitOfWork, ref: str, *, by: str, requested: str | None, c
     """Open the file exactly as `!new` does (cases.open_case), the chosen case manager as referent;
     invite the GP named in the referral; tell the referrer who now follows the person."""
     r = await _locked(uow, ref)
+    if r.duplicate_of is not None and await uow.persons.owner_of_any(r.identifiers) is None:
+        # Flagged "already followed" on arrival, and that file has been closed since (or its
+        # identifiers moved): nothing stands in the way now; open_case still refuses an open one.
+        r = replace(r, duplicate_of=None)
     referral.check_acceptable(r)
     # The monthly intake and the new file's year are the territory's (SPEC §5).
     loads = {cm: await cases.load_caseload(uow, cm, now, tz) for cm in dict.fromkeys(case_managers)}

@@ -187,11 +187,15 @@ class AlertRepo:
     # ------------------------------------------------------------ persons by identifier
 
     async def rekey_identifier(self, case_ref: str, old: Identifier, new: Identifier) -> bool:
-        """A merge (A40): the person's identifier takes the surviving value; False if taken."""
-        taken = await self.s.execute(select(IdentifierRow.id).where(
-            IdentifierRow.authority == new.authority, IdentifierRow.value == new.value))
-        if taken.scalar_one_or_none() is not None:
+        """A merge (A40): the person's identifier takes the surviving value; False if an open
+        file holds it. A closed file that holds it gives it up (the person is followed here now)."""
+        holder = (await self.s.execute(
+            select(IdentifierRow.id, PersonRow.closed_at).join(PersonRow, PersonRow.id == IdentifierRow.person_id)
+            .where(IdentifierRow.authority == new.authority, IdentifierRow.value == new.value))).first()
+        if holder is not None and holder.closed_at is None:
             return False
+        if holder is not None:
+            await self.s.execute(delete(IdentifierRow).where(IdentifierRow.id == holder.id))
         person_id = select(PersonRow.id).where(PersonRow.case_ref == case_ref).scalar_subquery()
         await self.s.execute(update(IdentifierRow).where(
             IdentifierRow.person_id == person_id, IdentifierRow.authority == old.authority,

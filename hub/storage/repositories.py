@@ -165,6 +165,13 @@ class PersonRepo:
         holders = await self._holders(identifier, closed=False)
         return holders[0][0] if holders else None
 
+    async def owner_of_any(self, identifiers: Sequence[Identifier]) -> str | None:
+        """The open file holding one of these identifiers, if any."""
+        for identifier in identifiers:
+            if (owner := await self.owner_of(identifier)) is not None:
+                return owner
+        return None
+
     async def closed_holder_of(self, identifier: Identifier) -> str | None:
         """The closed file that still holds this identifier, if any (the person was followed before)."""
         holders = await self._holders(identifier, closed=True)

@@ -69,3 +69,24 @@ async def test_a_command_addressed_to_the_bot_by_its_mention_is_answered(
                "m.mentions": {"user_ids": ["@bot:x"]}}
     assert await dispatcher.handle("$e", CM, DESK, content)
     assert [n["message"] for n in await _notices(database)] == ["reply.caseload"]
+
+
+async def test_an_identifier_taken_from_a_closed_file_by_id_add_is_said(
+        database: Database, dispatcher: Dispatcher) -> None:
+    # `!id ajouter` moved an identifier out of a closed file without a word: a mistyped identifier
+    # that was another person's would have been taken silently (it used to be refused).
+    from hub.domain.persons import Identifier
+    from hub.services import cases
+
+    async with database.unit() as uow:
+        old, _w, _e = await cases.open_case(uow, referent=CM, name="Ancien Dossier", born=None,
+                                            identifiers=[Identifier("CHU-X", "4455")], limits=Limits(40, 60, 5),
+                                            now=T0 - timedelta(days=400), tz=FakeClock(T0).tz)
+        await uow.persons.close_file(old.case_ref, T0 - timedelta(days=300), "stabilised")
+        new, _w, _e = await cases.open_case(uow, referent=CM, name="Nouveau Dossier", born=None, identifiers=[],
+                                            limits=Limits(40, 60, 5), now=T0, tz=FakeClock(T0).tz)
+        await uow.persons.set_room(new.case_ref, "!room:x")
+    assert await dispatcher.handle("$id", CM, "!room:x", {"msgtype": "m.text", "body": "!id ajouter CHU-X:4455"})
+    replies = [n for n in await _notices(database) if n.get("room_id") == "!room:x"]
+    assert [(n["message"], n["params"]["previous"]) for n in replies] == [("reply.id_moved", old.case_ref)]
+    assert "clôturé" in Catalog("fr").text("reply.id_moved", **replies[0]["params"])

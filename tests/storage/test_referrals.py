@@ -455,3 +455,44 @@ async def test_a_person_whose_file_was_closed_can_be_referred_and_followed_again
     async with database.unit() as uow:
         flagged = await uow.referrals.lock(again)
     assert flagged is not None and flagged.duplicate_of == done.case_ref
+
+
+async def test_a_referral_flagged_already_followed_is_acceptable_once_that_file_is_closed(database: Database) -> None:
+    # Flagged on arrival (the file was open); the file closed since: "already followed" stood for good.
+    async with database.unit() as uow:
+        first, _w, _e = await cases.open_case(uow, referent="@cm1:x", name="Paulette Exemple", born=None,
+                                              identifiers=[NIR], limits=LIMITS, now=NOW, tz=PARIS)
+    ref, _ = await _receive(database, "matrix:$while-open")
+    async with database.unit() as uow:
+        flagged = await uow.referrals.lock(ref)
+        assert flagged is not None and flagged.duplicate_of == first.case_ref
+        await uow.persons.close_file(first.case_ref, NOW + timedelta(days=1), "stabilised")
+    async with database.unit() as uow:
+        await referrals.record_criteria(uow, ref, ["autonomie=oui", "aides=oui", "coordination=oui"])
+    async with database.unit() as uow:
+        done = await referrals.accept(uow, ref, by="@coord:x", requested=None, case_managers=CMS, limits=LIMITS,
+                                      allowed_servers=SERVERS, bot_user="@relais:x", now=NOW + timedelta(days=2),
+                                      tz=PARIS)
+    assert done.case_ref != first.case_ref
+    async with database.unit() as uow:
+        assert await uow.persons.owner_of(NIR) == done.case_ref
+
+
+async def test_a_hospital_merge_takes_an_identifier_a_closed_file_still_held(database: Database) -> None:
+    # A40: the open file's identifier takes the surviving value; a closed file holding that value
+    # blocked the rename ("taken") though nobody follows that file any more.
+    old_ipp, new_ipp = Identifier("CHU-X", "1111"), Identifier("CHU-X", "2222")
+    async with database.unit() as uow:
+        closed, _w, _e = await cases.open_case(uow, referent="@cm1:x", name="Ancien", born=None,
+                                               identifiers=[new_ipp], limits=LIMITS, now=NOW, tz=PARIS)
+        await uow.persons.close_file(closed.case_ref, NOW, "stabilised")
+        live, _w, _e = await cases.open_case(uow, referent="@cm1:x", name="Paulette Exemple", born=None,
+                                             identifiers=[old_ipp], limits=LIMITS, now=NOW, tz=PARIS)
+    async with database.unit() as uow:
+        assert await uow.alerts.rekey_identifier(live.case_ref, old_ipp, new_ipp)
+    async with database.unit() as uow:
+        assert await uow.persons.owner_of(new_ipp) == live.case_ref
+        other, _w, _e = await cases.open_case(uow, referent="@cm2:x", name="Autre", born=None,
+                                              identifiers=[Identifier("CHU-X", "3333")], limits=LIMITS, now=NOW,
+                                              tz=PARIS)
+        assert not await uow.alerts.rekey_identifier(other.case_ref, Identifier("CHU-X", "3333"), new_ipp)
