@@ -22,10 +22,12 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 # Libraries whose INFO lines (alembic's plugin list and each migration, APScheduler's job table)
 # would bury the hub's own lines and the demo's banner: WARNING unless -v asks for everything.
-NOISY_LIBRARIES = ("alembic", "apscheduler", "aiohttp", "asyncio", "peewee", "sqlalchemy")
+NOISY_LIBRARIES = ("alembic", "apscheduler", "aiohttp", "asyncio", "sqlalchemy")
 # Libraries that log message contents at debug level (nio: event contents; aiosqlite: every
-# statement with its parameters, names and clinical text included): WARNING whatever -v says.
-PRIVATE_LIBRARIES = ("nio", "aiosqlite")
+# statement with its parameters, names and clinical text included; peewee, nio's crypto store:
+# the Olm account and every Megolm session, pickled under nio's public default key — whoever
+# read them could decrypt every room): WARNING whatever -v says.
+PRIVATE_LIBRARIES = ("nio", "aiosqlite", "peewee")
 
 
 def configure_logging(verbose: bool) -> None:

@@ -310,6 +310,32 @@ def test_verbose_logging_shows_statements_never_result_rows() -> None:
         logging.getLogger().setLevel(root)
 
 
+def test_verbose_logging_never_shows_the_crypto_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`relais -v run`: nio's crypto store (peewee) logged each statement with its values at DEBUG —
+    the bot's Olm account and every Megolm session, pickled under nio's public default key: whoever
+    read the log could decrypt every room. peewee stays at WARNING whatever -v says."""
+    import logging
+
+    from nio.crypto import OlmAccount
+    from nio.store import SqliteStore
+
+    from hub.__main__ import configure_logging
+
+    names = ("sqlalchemy.engine", "sqlalchemy", "nio", "aiosqlite", "peewee")
+    kept = {name: logging.getLogger(name).level for name in names}
+    root = logging.getLogger().level
+    try:
+        configure_logging(verbose=True)
+        with caplog.at_level(logging.DEBUG):
+            SqliteStore("@relais:example.org", "DEVICE", str(tmp_path)).save_account(OlmAccount())
+        assert not [r for r in caplog.records if r.name.startswith("peewee")]
+        assert "accounts" not in caplog.text
+    finally:
+        for name, level in kept.items():
+            logging.getLogger(name).setLevel(level)
+        logging.getLogger().setLevel(root)
+
+
 @pytest.mark.parametrize(("section", "line", "key", "problem"), [
     ("matrix", 'user_id = "relais:example.org"', "matrix.user_id", "starts with @ (e.g. @relais:example.org)"),
     ("matrix", 'user_id = "@relais"', "matrix.user_id", "names no server"),
