@@ -288,6 +288,11 @@ async def test_closing_a_file_empties_the_room_keeps_a_read_only_record_and_expo
     assert {"plan add", "eval done", "break", "close"} <= {a["action"] for a in data["audit"]}
     assert {"identifiers", "settings", "alerts", "handovers"} <= set(data)
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+    # Reading the whole record is audited like a command: a second export shows the first.
+    assert await asyncio.to_thread(main, ["export", case_ref, "-c", str(config), "--out", str(out)]) == 0
+    again = json.loads(out.read_text(encoding="utf-8"))
+    exports = [a for a in again["audit"] if a["action"] == "export"]
+    assert len(exports) == 1 and exports[0]["actor"].startswith("operator:")
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["export", "R-2026-9999", "-c", str(config)]) == 1
     assert "aucun dossier R-2026-9999" in capsys.readouterr().err
