@@ -216,10 +216,14 @@ def move(upcoming: Concertation | None, day: date, hhmm: str, *, by: str,
 
 
 def cancel(upcoming: Concertation | None, *, by: str, now: datetime,
-           tz: tzinfo = PARIS) -> tuple[Concertation, list[Effect]]:
+           tz: tzinfo = PARIS, decided: int = 0) -> tuple[Concertation, list[Effect]]:
+    """Cancel the pending concertation, also once started if nobody came; `decided` decisions
+    already taken down mean it is being held: refused (its minutes would never go out)."""
     c = _require(upcoming)
     if now >= c.ends_at:
         raise DomainError("error.concertation_over")
+    if decided:
+        raise DomainError("error.concertation_cancel_decided", count=decided)
     cancelled = replace(c, state=State.CANCELLED, sequence=c.sequence + 1)
     return cancelled, [Notify("concertation.cancelled", c.case_ref, "concertation.cancelled",
                               when_params(c, tz) | {"by": by}, mentions=c.everyone())]

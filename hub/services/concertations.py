@@ -78,7 +78,9 @@ async def move(uow: UnitOfWork, person: Person, day: date, hhmm: str, *, by: str
 
 async def cancel(uow: UnitOfWork, person: Person, *, by: str, now: datetime, catalog: Catalog,
                  tz: ZoneInfo | None = None) -> list[Effect]:
-    cancelled, effects = concertation.cancel(await _pending(uow, person.case_ref), by=by, now=now, tz=_zone(tz))
+    c = await _pending(uow, person.case_ref)
+    decided = len(await uow.concertations.decisions(c.id)) if c is not None and c.id is not None else 0
+    cancelled, effects = concertation.cancel(c, by=by, now=now, tz=_zone(tz), decided=decided)
     await uow.concertations.save(cancelled, now)
     return [*effects, invitation(cancelled, catalog, now)]
 
