@@ -84,11 +84,13 @@ def record(
     return Evaluation(when, parsed_tool, parsed_reason, gir, evaluator.strip(), letters)
 
 
-def default_reason(last: Evaluation | None, hospital_return: dt.date | None) -> Reason:
-    """The reason to assume when `!eval done` names none."""
+def default_reason(last: Evaluation | None, hospital_return: dt.date | None, on: dt.date | None = None) -> Reason:
+    """The reason to assume when `!eval done` names none, for an evaluation done on `on` (None:
+    after every other); `last` is the latest evaluation on or before that day. One dated before
+    the hospital return is not the evaluation that follows it (back-dated: done on the ward)."""
     if last is None:
         return Reason.INITIAL
-    if hospital_return is not None and last.date < hospital_return:
+    if hospital_return is not None and last.date < hospital_return and (on is None or on >= hospital_return):
         return Reason.HOSPITAL_RETURN
     return Reason.ROUTINE
 

@@ -222,8 +222,11 @@ async def record_evaluation(
     ref = person.case_ref
     await uow.persons.lock(ref)
     last = await uow.plans.last_evaluation(ref)
-    chosen: Reason | str = reason if reason is not None else evaluations.default_reason(last, person.hospital_return)
-    evaluation = evaluations.record(when or today, parse_tool(tool, gir, grid), chosen, gir, by,
+    on = when or today
+    before = last if last is None or last.date <= on else await uow.plans.last_evaluation(ref, on=on)
+    chosen: Reason | str = reason if reason is not None else evaluations.default_reason(
+        before, person.hospital_return, on)
+    evaluation = evaluations.record(on, parse_tool(tool, gir, grid), chosen, gir, by,
                                     today=today, grid=grid)
     await uow.plans.add_evaluation(ref, evaluation, now)
     latest = evaluation if last is None or evaluation.date >= last.date else last

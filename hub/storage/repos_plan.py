@@ -147,13 +147,15 @@ class PlanRepo:
         ))
         await self.s.flush()
 
-    async def last_evaluation(self, case_ref: str) -> Evaluation | None:
-        """The most recent by date (a backdated record does not hide a later one)."""
+    async def last_evaluation(self, case_ref: str, on: date | None = None) -> Evaluation | None:
+        """The most recent by date (a backdated record does not hide a later one); with `on`, the
+        most recent done on or before that day."""
+        query = (select(EvaluationRow).join(PersonRow, PersonRow.id == EvaluationRow.person_id)
+                 .where(PersonRow.case_ref == case_ref))
+        if on is not None:
+            query = query.where(EvaluationRow.done_on <= on)
         result = await self.s.execute(
-            select(EvaluationRow).join(PersonRow, PersonRow.id == EvaluationRow.person_id)
-            .where(PersonRow.case_ref == case_ref)
-            .order_by(EvaluationRow.done_on.desc(), EvaluationRow.id.desc()).limit(1)
-        )
+            query.order_by(EvaluationRow.done_on.desc(), EvaluationRow.id.desc()).limit(1))
         row = result.scalar_one_or_none()
         if row is None:
             return None

@@ -77,3 +77,9 @@ def test_default_reason() -> None:
     assert default_reason(None, None) is Reason.INITIAL
     assert default_reason(ev(date(2026, 1, 1)), date(2026, 2, 1)) is Reason.HOSPITAL_RETURN
     assert default_reason(ev(date(2026, 3, 1)), date(2026, 2, 1)) is Reason.ROUTINE
+
+
+def test_default_reason_of_an_evaluation_dated_before_the_hospital_return() -> None:
+    back = date(2026, 2, 1)
+    assert default_reason(ev(date(2026, 1, 1)), back, date(2026, 1, 31)) is Reason.ROUTINE
+    assert default_reason(ev(date(2026, 1, 1)), back, back) is Reason.HOSPITAL_RETURN

@@ -224,3 +224,29 @@ async def _person_id(db: Database, ref: str) -> int:
     async with db.unit() as uow:
         found = await uow.session.execute(select(PersonRow.id).where(PersonRow.case_ref == ref))
     return int(found.scalar_one())
+
+
+async def test_an_evaluation_back_dated_before_the_hospital_return_is_not_labelled_as_the_one_after_it(
+        database: Database) -> None:
+    """Done on the ward the day before discharge and entered after the return: its default reason
+    is `routine`, not `hospital_return` (the evaluation after the return is still due, and says so);
+    one dated before every other is the file's `initial` one."""
+    await _open(database, evaluated_on=T0.date())
+    back = T0.date() + timedelta(days=30)
+    async with database.unit() as uow:
+        await uow.persons.set_setting(REF, Setting.HOME, at(back), hospital_return=back)
+        stored = await uow.persons.get(REF)
+        assert stored is not None
+        on_ward, status = await plans.record_evaluation(
+            uow, stored, back - timedelta(days=1), tool="SMAF", reason=None, gir=None, by=CM,
+            now=at(back + timedelta(days=1)), interval_days=182, tz=PARIS)
+        assert on_ward.reason.value == "routine"
+        assert status.due == back + timedelta(days=7)  # the evaluation after the return is still due
+        after, status = await plans.record_evaluation(
+            uow, stored, back + timedelta(days=1), tool="SMAF", reason=None, gir=None, by=CM,
+            now=at(back + timedelta(days=1)), interval_days=182, tz=PARIS)
+        assert after.reason.value == "hospital_return" and status.due == back + timedelta(days=183)
+        earliest, _ = await plans.record_evaluation(
+            uow, stored, T0.date() - timedelta(days=40), tool="SMAF", reason=None, gir=None, by=CM,
+            now=at(back + timedelta(days=1)), interval_days=182, tz=PARIS)
+        assert earliest.reason.value == "initial"
