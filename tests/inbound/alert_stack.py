@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from typing import Any
 
+import aiohttp
+from aiohttp import web
 from sqlalchemy import select
 
 from hub.clock import FakeClock
@@ -17,6 +22,7 @@ from hub.domain.persons import parse_identifier
 from hub.domain.settings import Setting
 from hub.domain.team import Member, Role
 from hub.domain.transitions import PARIS
+from hub.inbound.fhir_http import PATH, fhir_routes
 from hub.inbound.fhir_notify import parse_bundle
 from hub.inbound.hl7v2 import PRODUCTION, parse
 from hub.inbound.mllp_server import Hl7Listener, MllpServer
@@ -95,3 +101,31 @@ async def make_stack(db: Database, timezone: str | None = None,
     server = MllpServer(config, Hl7Listener(service, clock, metrics).on_frame)
     await server.start()
     return Stack(db, clock, metrics, service, server)
+
+
+#: The FHIR bearer token the test doors take.
+FHIR_TOKEN = "t" * 40
+Post = Callable[[dict[str, Any] | bytes], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+@asynccontextmanager
+async def fhir_door(stack: Stack, content_type: str = "application/fhir+json") -> AsyncIterator[Post]:
+    """The real `$process-message` route on a loopback socket over the stack's service (metrics
+    wired as hub/app.py does): `post(bundle)` sends a dict as JSON, or bytes as they are, and
+    returns (status, answer)."""
+    app = web.Application()
+    app.add_routes(fhir_routes(stack.service, FHIR_TOKEN, stack.metrics))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def post(body: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                headers = {"Content-Type": content_type, "Authorization": f"Bearer {FHIR_TOKEN}"}
+                async with http.post(url, data=data, headers=headers) as resp:
+                    return resp.status, dict(await resp.json(content_type=None))
+            yield post
+    finally:
+        await runner.cleanup()

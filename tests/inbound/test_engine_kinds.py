@@ -9,16 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from hub.domain.alerts import AlertEvent
 from hub.domain.settings import Setting
 from hub.domain.transitions import setting_after
-from hub.inbound.fhir_http import PATH, fhir_routes
 from hub.inbound.hl7v2 import parse
-from tests.inbound.alert_stack import Stack
+from tests.inbound.alert_stack import Stack, fhir_door
 from tests.inbound.mllp_client import MllpClient
 from tests.inbound.test_hospital_feeds import answers, client, message
 from tests.samples_path import SAMPLES
@@ -123,25 +120,13 @@ async def test_an_event_keyed_in_later_is_told_at_the_time_it_happened(stack: St
     assert await stack.setting(ref) == (Setting.HOME, date(2026, 11, 27))
 
 
-TOKEN = "t" * 40
 
 
 @pytest.fixture
 async def fhir(stack: Stack) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]]:
     """POST a bundle to the real FHIR route on a loopback socket, over the stack's service."""
-    app = web.Application()
-    app.add_routes(fhir_routes(stack.service, TOKEN))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
-    async with aiohttp.ClientSession() as http:
-        async def post(bundle: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            headers = {"Content-Type": "application/fhir+json; charset=utf-8", "Authorization": f"Bearer {TOKEN}"}
-            async with http.post(url, data=json.dumps(bundle).encode(), headers=headers) as resp:
-                return resp.status, dict(await resp.json(content_type=None))
+    async with fhir_door(stack, "application/fhir+json; charset=utf-8") as post:
         yield post
-    await runner.cleanup()
 
 
 def _admit(subject: dict[str, Any], *, contained: list[dict[str, Any]] | None = None,

@@ -11,18 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from hub.domain.identity import PatientId, matches
 from hub.domain.settings import Setting
-from hub.inbound.fhir_http import PATH, fhir_routes
-from tests.inbound.alert_stack import Stack
+from tests.inbound.alert_stack import Stack, fhir_door
 
 pytestmark = [pytest.mark.db]
 
-TOKEN = "t" * 40
 BUNDLES = Path(__file__).parent / "messages" / "fhir"
 IPP = "urn:oid:1.2.250.1.999.4.4:F8301"
 Send = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
@@ -46,20 +42,8 @@ def accepted(outcome: dict[str, Any]) -> str:
 @pytest.fixture
 async def send(stack: Stack) -> AsyncIterator[Send]:
     """POST a bundle (a dict, or the bytes as sent) to the real route, metrics wired as app.py does."""
-    app = web.Application()
-    app.add_routes(fhir_routes(stack.service, TOKEN, stack.metrics))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
-    async with aiohttp.ClientSession() as http:
-        async def post(body: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            headers = {"Content-Type": "application/fhir+json; fhirVersion=4.0", "Authorization": f"Bearer {TOKEN}"}
-            async with http.post(url, data=data, headers=headers) as resp:
-                return resp.status, dict(await resp.json(content_type=None))
+    async with fhir_door(stack, "application/fhir+json; fhirVersion=4.0") as post:
         yield post
-    await runner.cleanup()
 
 
 def counted(stack: Stack, outcome: str) -> float:

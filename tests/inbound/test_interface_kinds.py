@@ -13,18 +13,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from hub.config import AlertsConfig
-from hub.inbound.fhir_http import PATH, fhir_routes
 from hub.inbound.hl7v2 import PRODUCTION
 from hub.services.alerts import UNMATCHED_COUNTER, UNMATCHED_KEY_DAYS
 from hub.storage.database import Database
 from hub.storage.models_alerts import InboundMessageRow
-from tests.inbound.alert_stack import Stack, make_stack
+from tests.inbound.alert_stack import Stack, fhir_door, make_stack
 from tests.inbound.mllp_client import MllpClient, err_code
 from tests.inbound.test_hospital_feeds import PATIENT_DATA, answers, client, message, outcome, problems, segments
 from tests.samples_path import SAMPLES
@@ -32,7 +29,6 @@ from tests.samples_path import SAMPLES
 pytestmark = [pytest.mark.db]
 __all__ = ["client"]  # the fixture, shared with test_hospital_feeds
 Post = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
-TOKEN = "t" * 40
 _GERIA = message("a01-geria.hl7")  # MSH-11 = P, control id L-1, PID-3 CHU-X:910031
 
 
@@ -47,19 +43,8 @@ async def production(database: Database) -> AsyncIterator[Stack]:
 
 
 async def _post_to(stack: Stack) -> AsyncIterator[Post]:
-    app = web.Application()
-    app.add_routes(fhir_routes(stack.service, TOKEN, stack.metrics))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}{PATH}"
-    async with aiohttp.ClientSession() as http:
-        async def post(bundle: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-            headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {TOKEN}"}
-            async with http.post(url, data=json.dumps(bundle).encode(), headers=headers) as resp:
-                return resp.status, dict(await resp.json(content_type=None))
+    async with fhir_door(stack) as post:
         yield post
-    await runner.cleanup()
 
 
 @pytest.fixture
