@@ -423,7 +423,10 @@ async def test_a_desk_its_owner_removed_the_bot_from_is_opened_anew_once(hub: Hu
     await accept_invite(cm, new_desk)
     notice = await wait_for_event(cm, new_desk, is_notice("test.after_kick", hub.bot), timeout=60)
     assert isinstance(notice, nio.RoomMessage), notice  # decrypted (not a MegolmEvent): its key reached the owner
-    assert await outbox_states(hub, "test-after-kick:") == ["done"]
+    async def delivered() -> bool:  # the members' sync may show it before the send's `done` is committed
+        return await outbox_states(hub, "test-after-kick:") == ["done"]
+
+    await until(delivered, "the notice's entry done", 15)
     async with relais.db.read() as uow:
         assert await uow.desks.room_of(hub.user("cm")) == new_desk
     reply = await hub.command("cm", new_desk, "!file-active")
