@@ -133,32 +133,34 @@ class AlertService:
             message = await uow.alerts.claim_message(message_id)
             if message is None or message.raw is None:
                 return "done"
+            refused: tuple[MessageRefused, tuple[str, str] | None] | None = None
             try:
                 alert = self.parsers[message.source](message.raw)
             except MessageRefused as exc:  # the parse is pure: what it refuses now, it refuses at every try
                 # Only a refusal: any other failure (a fault of this version, memory short) may
                 # pass at the next try, so the message is kept (an acknowledged message is never lost).
-                dropped = await uow.alerts.drop_message(message_id)
-                refusal: BaseException | None = exc
+                refused = (exc, await uow.alerts.drop_message(message_id))
             else:
-                refusal = None
-            if refusal is None:
                 outcome = await self._match(uow, message_id, alert, now)
                 if outcome != "unmatched":
                     await uow.alerts.mark_processed(message_id)
-        if refusal is not None:
-            # Acknowledged under another configuration or version (`[alerts] processing_ids`
-            # narrowed while it waited, say), refused by this one: retried at every recovery it
-            # would fail for ever. Dropped whole, key included, so that the sender can resend it
-            # once the configuration takes it; the operator is told what to ask for.
-            sender, control_id = dropped or ("?", "?")
-            log.error("hospital message %s from %s, control id %s, acknowledged but refused when processed (%s %s): "
-                      "dropped; ask the sender to resend it if it should be taken", message_id, sender, control_id,
-                      type(refusal).__name__, getattr(refusal, "key", "") or "")
-            self._count(message.source, "refused_on_replay")
+        if refused is not None:  # told once its drop is committed
+            self._refused_on_replay(message_id, message.source, *refused)
             return "refused"
         self._processed(alert.source, outcome)
         return outcome
+
+    def _refused_on_replay(self, message_id: int, source: str, refusal: MessageRefused,
+                           dropped: tuple[str, str] | None) -> None:
+        """Acknowledged under another configuration or version (`[alerts] processing_ids` narrowed
+        while it waited, say), refused by this one: retried at every recovery it would fail for
+        ever. Dropped whole, key included, so that the sender can resend it once the configuration
+        takes it; the operator is told what to ask for (sender and control id, no content)."""
+        sender, control_id = dropped or ("?", "?")
+        log.error("hospital message %s from %s, control id %s, acknowledged but refused when processed (%s %s): "
+                  "dropped; ask the sender to resend it if it should be taken", message_id, sender, control_id,
+                  type(refusal).__name__, getattr(refusal, "key", "") or "")
+        self._count(source, "refused_on_replay")
 
     async def _match(self, uow: UnitOfWork, message_id: int, alert: Alert, now: datetime, *,
                      recount: bool = True) -> str:

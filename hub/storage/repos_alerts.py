@@ -18,7 +18,7 @@ from hub.domain.transitions import SettingChange
 from hub.storage.models import IdentifierRow, PersonRow
 from hub.storage.models_alerts import AlertRow, InboundMessageRow, SettingChangeRow
 from hub.storage.once import insert_once
-from hub.storage.repositories import _aware
+from hub.storage.repositories import PersonRepo, _aware
 
 __all__ = ["AlertRepo", "StoredMessage", "utc"]
 
@@ -188,14 +188,12 @@ class AlertRepo:
 
     async def rekey_identifier(self, case_ref: str, old: Identifier, new: Identifier) -> bool:
         """A merge (A40): the person's identifier takes the surviving value; False if an open
-        file holds it. A closed file that holds it gives it up (the person is followed here now)."""
-        holder = (await self.s.execute(
-            select(IdentifierRow.id, PersonRow.closed_at).join(PersonRow, PersonRow.id == IdentifierRow.person_id)
-            .where(IdentifierRow.authority == new.authority, IdentifierRow.value == new.value))).first()
-        if holder is not None and holder.closed_at is None:
+        file holds it (however its authority is spelled). A closed file that holds it gives it up
+        (PersonRepo.release_closed, as when a file is opened again: the person is followed here)."""
+        persons = PersonRepo(self.s)
+        if await persons.owner_of(new) is not None:
             return False
-        if holder is not None:
-            await self.s.execute(delete(IdentifierRow).where(IdentifierRow.id == holder.id))
+        await persons.release_closed(new)
         person_id = select(PersonRow.id).where(PersonRow.case_ref == case_ref).scalar_subquery()
         await self.s.execute(update(IdentifierRow).where(
             IdentifierRow.person_id == person_id, IdentifierRow.authority == old.authority,
